@@ -1,0 +1,101 @@
+//! The REST API under `/v1`, one module per resource. Handlers parse input
+//! into domain types, call the store inside a tenant-bound or operator
+//! transaction, and map results to DTOs (`…In` for requests, `…Out` for
+//! responses), kept apart from storage rows.
+
+pub mod domains;
+pub mod events;
+pub mod health;
+pub mod tenants;
+
+use crate::http::problem::ApiError;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use tenantry_core::ValidationError;
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 200;
+
+/// `limit` and `cursor` of a list request.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// How many items to return, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            Some(_) => {
+                Err(
+                    ValidationError::new("limit", "out_of_range", "must be between 1 and 200")
+                        .into(),
+                )
+            }
+        }
+    }
+
+    /// The position the cursor encodes, for a list of `kind`.
+    pub fn after(&self, kind: &str) -> Result<Option<String>, ApiError> {
+        let Some(cursor) = &self.cursor else {
+            return Ok(None);
+        };
+        let invalid = || {
+            ApiError::from(ValidationError::new(
+                "cursor",
+                "invalid_cursor",
+                "is not a cursor from this list",
+            ))
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let (prefix, position) = text.split_once(':').ok_or_else(invalid)?;
+        if prefix != kind || position.is_empty() {
+            return Err(invalid());
+        }
+        Ok(Some(position.to_owned()))
+    }
+}
+
+/// An opaque cursor for the position after `position` in a list of `kind`.
+pub fn cursor(kind: &str, position: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{kind}:{position}"))
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Collects validation errors so one answer names every invalid field.
+#[derive(Default)]
+pub struct Checks(Vec<ValidationError>);
+
+impl Checks {
+    pub fn check<T>(&mut self, result: Result<T, ValidationError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.0.push(err);
+                None
+            }
+        }
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}

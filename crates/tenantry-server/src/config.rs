@@ -1,0 +1,447 @@
+//! Settings: compiled-in defaults, then an optional `tenantry.toml`, then
+//! `TENANTRY_*` environment variables. Unknown settings are refused with a
+//! message naming them. Secret settings may also be given as `*_FILE` (a path
+//! to a file holding the value), in the file or the environment.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tenantry_core::SecretString;
+use tenantry_core::values::{PlanName, Region};
+use tenantry_store::DatabaseOptions;
+
+/// Every setting: name (as in `tenantry.toml`; the environment variable is
+/// `TENANTRY_` + upper case), whether it is secret, default, and meaning.
+pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
+    (
+        "listen",
+        false,
+        "127.0.0.1:3007",
+        "address and port to serve HTTP on",
+    ),
+    (
+        "data_dir",
+        false,
+        "./tenantry-data",
+        "directory for the embedded SQLite database and generated keys",
+    ),
+    (
+        "database_url",
+        true,
+        "",
+        "postgres://… to use PostgreSQL instead of the embedded SQLite database",
+    ),
+    (
+        "database_max_connections",
+        false,
+        "16",
+        "connections in the database pool",
+    ),
+    (
+        "root_key",
+        true,
+        "",
+        "operator root key (at least 32 characters); generated into <data_dir>/root.key when unset",
+    ),
+    ("log", false, "pretty", "log format: pretty or json"),
+    (
+        "log_level",
+        false,
+        "info",
+        "log filter, e.g. info or tenantry=debug,info",
+    ),
+    (
+        "deletion_grace_period",
+        false,
+        "30d",
+        "how long a soft-deleted tenant's data is kept before it is purged",
+    ),
+    (
+        "purge_interval",
+        false,
+        "5m",
+        "how often the purge worker looks for tenants past their grace period",
+    ),
+    (
+        "max_body_bytes",
+        false,
+        "1048576",
+        "largest request body accepted",
+    ),
+    (
+        "default_plan",
+        false,
+        "starter",
+        "plan of a tenant created without one",
+    ),
+    (
+        "default_region",
+        false,
+        "local",
+        "region of a tenant created without one",
+    ),
+    (
+        "shutdown_timeout",
+        false,
+        "30s",
+        "how long in-flight requests may finish after SIGTERM/SIGINT",
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<SecretString>,
+    pub database_max_connections: u32,
+    pub root_key: Option<SecretString>,
+    pub log: LogFormat,
+    pub log_level: String,
+    pub deletion_grace_period: Duration,
+    pub purge_interval: Duration,
+    pub max_body_bytes: usize,
+    pub default_plan: PlanName,
+    pub default_region: Region,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone)]
+enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => f.write_str("the default"),
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Env(name) => write!(f, "environment variable {name}"),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration the server and every command use: defaults,
+    /// then `$TENANTRY_CONFIG` or `./tenantry.toml` if present, then the
+    /// process environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let explicit = env
+            .iter()
+            .find(|(k, _)| k == "TENANTRY_CONFIG")
+            .map(|(_, v)| PathBuf::from(v));
+        let file = match explicit {
+            Some(path) => Some(path),
+            None => Some(PathBuf::from("tenantry.toml")).filter(|p| p.exists()),
+        };
+        Self::from_sources(file.as_deref(), &env)
+    }
+
+    /// Builds a configuration from an optional TOML file and a list of
+    /// environment variables (only `TENANTRY_*` ones are read).
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut values: BTreeMap<&'static str, (String, Source)> = SETTINGS
+            .iter()
+            .map(|(name, _, default, _)| (*name, ((*default).to_owned(), Source::Default)))
+            .collect();
+
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError(format!("{} is not valid TOML: {e}", path.display())))?;
+            for (key, value) in table {
+                let value = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(ConfigError(format!(
+                            "{}: setting '{key}' must be a string or number, not {}",
+                            path.display(),
+                            other.type_str()
+                        )));
+                    }
+                };
+                let source = Source::File(path.to_owned());
+                set(
+                    &mut values,
+                    &key,
+                    value,
+                    source,
+                    &format!("setting '{key}' in {}", path.display()),
+                )?;
+            }
+        }
+
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("TENANTRY_") else {
+                continue;
+            };
+            if key == "CONFIG" {
+                continue;
+            }
+            let key = key.to_ascii_lowercase();
+            set(
+                &mut values,
+                &key,
+                value.clone(),
+                Source::Env(name.clone()),
+                &format!("environment variable {name}"),
+            )?;
+        }
+
+        let get = |name: &str| -> (&str, &Source) {
+            values
+                .get(name)
+                .map(|(v, s)| (v.as_str(), s))
+                .unwrap_or(("", &Source::Default))
+        };
+        let invalid = |name: &str, why: &str| {
+            let (_, source) = get(name);
+            ConfigError(format!("{name} (from {source}): {why}"))
+        };
+        let secret = |name: &str| -> Option<SecretString> {
+            let (v, _) = get(name);
+            (!v.is_empty()).then(|| SecretString::new(v))
+        };
+
+        let listen = get("listen").0.parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "listen",
+                "must be an address and port such as 127.0.0.1:3007",
+            )
+        })?;
+        let root_key = secret("root_key");
+        if let Some(key) = &root_key
+            && key.len() < 32
+        {
+            return Err(invalid("root_key", "must be at least 32 characters long"));
+        }
+        let database_url = secret("database_url");
+        if let Some(url) = &database_url
+            && !(url.expose().starts_with("postgres://")
+                || url.expose().starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must be a postgres:// or postgresql:// URL",
+            ));
+        }
+        let log = match get("log").0 {
+            "pretty" | "text" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            _ => return Err(invalid("log", "must be 'pretty' or 'json'")),
+        };
+        let number = |name: &str| -> Result<u64, ConfigError> {
+            get(name)
+                .0
+                .parse::<u64>()
+                .map_err(|_| invalid(name, "must be a whole number"))
+        };
+        let duration = |name: &str| -> Result<Duration, ConfigError> {
+            parse_duration(get(name).0)
+                .ok_or_else(|| invalid(name, "must be a duration such as 30s, 5m, 12h or 30d"))
+        };
+        Ok(Config {
+            listen,
+            data_dir: PathBuf::from(get("data_dir").0),
+            database_url,
+            database_max_connections: u32::try_from(number("database_max_connections")?)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    invalid(
+                        "database_max_connections",
+                        "must be between 1 and 4294967295",
+                    )
+                })?,
+            root_key,
+            log,
+            log_level: get("log_level").0.to_owned(),
+            deletion_grace_period: duration("deletion_grace_period")?,
+            purge_interval: duration("purge_interval")?.max(Duration::from_millis(100)),
+            max_body_bytes: usize::try_from(number("max_body_bytes")?)
+                .map_err(|_| invalid("max_body_bytes", "is too large"))?,
+            default_plan: PlanName::parse("default_plan", get("default_plan").0)
+                .map_err(|e| invalid("default_plan", &e.message))?,
+            default_region: Region::parse("default_region", get("default_region").0)
+                .map_err(|e| invalid("default_region", &e.message))?,
+            shutdown_timeout: duration("shutdown_timeout")?,
+        })
+    }
+
+    /// Where the data lives: PostgreSQL when a URL is set, else SQLite in the
+    /// data directory.
+    pub fn database(&self) -> DatabaseOptions {
+        match &self.database_url {
+            Some(url) => DatabaseOptions::Postgres {
+                url: url.expose().to_owned(),
+                max_connections: self.database_max_connections,
+            },
+            None => DatabaseOptions::Sqlite {
+                path: self.data_dir.join("tenantry.db"),
+                max_readers: self.database_max_connections,
+            },
+        }
+    }
+}
+
+fn set(
+    values: &mut BTreeMap<&'static str, (String, Source)>,
+    key: &str,
+    value: String,
+    source: Source,
+    what: &str,
+) -> Result<(), ConfigError> {
+    let (name, from_file) = match key.strip_suffix("_file") {
+        Some(base)
+            if SETTINGS
+                .iter()
+                .any(|(n, secret, _, _)| *n == base && *secret) =>
+        {
+            (base, true)
+        }
+        _ => (key, false),
+    };
+    let Some((name, _, _, _)) = SETTINGS.iter().find(|(n, _, _, _)| *n == name) else {
+        let known: Vec<&str> = SETTINGS.iter().map(|(n, _, _, _)| *n).collect();
+        return Err(ConfigError(format!(
+            "unknown {what}; known settings are: {}",
+            known.join(", ")
+        )));
+    };
+    let value = if from_file {
+        let text = std::fs::read_to_string(&value)
+            .map_err(|e| ConfigError(format!("{what}: cannot read {value}: {e}")))?;
+        text.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        value
+    };
+    values.insert(name, (value, source));
+    Ok(())
+}
+
+/// `90`, `90s`, `15m`, `12h`, `30d`, `250ms`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let seconds = |mul: u64| n.checked_mul(mul).map(Duration::from_secs);
+    match unit {
+        "" | "s" => seconds(1),
+        "ms" => Some(Duration::from_millis(n)),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(86_400),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_sources(None, &[]).expect("defaults are valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3007");
+        assert_eq!(c.data_dir, PathBuf::from("./tenantry-data"));
+        assert!(c.database_url.is_none());
+        assert_eq!(c.log, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("tenantry-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("tenantry.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:4000\"\nlog = \"json\"\n").expect("write");
+        let c = Config::from_sources(
+            Some(&file),
+            &env(&[("TENANTRY_LISTEN", "127.0.0.1:5000"), ("PATH", "/bin")]),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.port(), 5000);
+        assert_eq!(c.log, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_settings_are_named() {
+        let err =
+            Config::from_sources(None, &env(&[("TENANTRY_LISTN", "x")])).expect_err("unknown");
+        assert!(err.to_string().contains("TENANTRY_LISTN"), "{err}");
+        let dir = std::env::temp_dir().join(format!("tenantry-config-u-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("tenantry.toml");
+        std::fs::write(&file, "colour = \"blue\"\n").expect("write");
+        let err = Config::from_sources(Some(&file), &[]).expect_err("unknown");
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn secrets_from_files_and_short_root_keys() {
+        let dir = std::env::temp_dir().join(format!("tenantry-config-s-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let key = dir.join("root");
+        std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").expect("write");
+        let c = Config::from_sources(
+            None,
+            &env(&[("TENANTRY_ROOT_KEY_FILE", key.to_str().expect("utf8"))]),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.root_key.expect("set").expose(),
+            "0123456789abcdef0123456789abcdef"
+        );
+        let err =
+            Config::from_sources(None, &env(&[("TENANTRY_ROOT_KEY", "short")])).expect_err("short");
+        assert!(err.to_string().contains("32"));
+        assert!(
+            !err.to_string().contains("short"),
+            "the value must not be echoed"
+        );
+        // Only secrets have *_FILE variants.
+        assert!(Config::from_sources(None, &env(&[("TENANTRY_LISTEN_FILE", "/x")])).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("30d"),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

@@ -1,0 +1,7 @@
+//! Where a request enters: the router, the middleware every request passes
+//! through, authentication, extractors and the mapping of errors to HTTP.
+
+pub mod auth;
+pub mod extract;
+pub mod problem;
+pub mod router;

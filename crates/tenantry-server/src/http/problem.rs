@@ -1,0 +1,236 @@
+//! The one place where errors become HTTP responses: RFC 9457
+//! `application/problem+json` bodies with a stable machine `code`. Internal
+//! errors are logged here and never leak their text to the caller.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::borrow::Cow;
+use tenantry_core::ValidationError;
+use tenantry_store::{Conflict, StoreError};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// No credentials, or credentials that are not valid.
+    Unauthorized,
+    /// Something that does not exist, or is not the caller's to see.
+    NotFound {
+        code: &'static str,
+        detail: Cow<'static, str>,
+    },
+    Conflict {
+        code: &'static str,
+        detail: Cow<'static, str>,
+        field: Option<&'static str>,
+    },
+    /// One or more input fields break their rules.
+    Validation(Vec<ValidationError>),
+    /// The body is not JSON at all.
+    MalformedJson(String),
+    UnsupportedMediaType,
+    PayloadTooLarge {
+        limit: usize,
+    },
+    MethodNotAllowed,
+    RouteNotFound,
+    Unavailable(&'static str),
+    Internal,
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `validation_failed`, `tenant_not_found`.
+    pub code: &'static str,
+    /// The offending input field, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Every invalid field, for `validation_failed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn invalid(err: ValidationError) -> Self {
+        ApiError::Validation(vec![err])
+    }
+
+    pub fn tenant_not_found() -> Self {
+        ApiError::NotFound {
+            code: "tenant_not_found",
+            detail: "no such tenant".into(),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
+        match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                "a valid key is required: send it as 'Authorization: Bearer <key>'".into(),
+            ),
+            ApiError::NotFound { code, detail } => {
+                (StatusCode::NOT_FOUND, code, "Not Found", detail.to_string())
+            }
+            ApiError::Conflict { code, detail, .. } => {
+                (StatusCode::CONFLICT, code, "Conflict", detail.to_string())
+            }
+            ApiError::Validation(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Invalid input",
+                errors
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "invalid input".into()),
+            ),
+            ApiError::MalformedJson(why) => (
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "Malformed JSON",
+                format!("the request body is not valid JSON: {why}"),
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported Media Type",
+                "send the body as JSON with 'Content-Type: application/json'".into(),
+            ),
+            ApiError::PayloadTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload Too Large",
+                format!("the request body is larger than {limit} bytes"),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method Not Allowed",
+                "this method is not allowed on this path".into(),
+            ),
+            ApiError::RouteNotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not Found",
+                "no such route".into(),
+            ),
+            ApiError::Unavailable(what) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service Unavailable",
+                format!("{what} is unavailable; retry later"),
+            ),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Internal Server Error",
+                "an internal error occurred; the request id identifies it in the server's logs"
+                    .into(),
+            ),
+        }
+    }
+
+    pub fn to_problem(&self) -> (StatusCode, Problem) {
+        let (status, code, title, detail) = self.parts();
+        let (field, errors) = match self {
+            ApiError::Validation(errors) => (
+                errors.first().map(|e| e.field.to_string()),
+                errors
+                    .iter()
+                    .map(|e| FieldError {
+                        field: e.field.to_string(),
+                        code: e.code,
+                        detail: e.message.to_string(),
+                    })
+                    .collect(),
+            ),
+            ApiError::Conflict { field, .. } => (field.map(str::to_owned), Vec::new()),
+            _ => (None, Vec::new()),
+        };
+        (
+            status,
+            Problem {
+                kind: format!("https://tenantry.dev/problems/{}", code.replace('_', "-")),
+                title,
+                status: status.as_u16(),
+                detail,
+                code,
+                field,
+                errors,
+            },
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, problem) = self.to_problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        ApiError::invalid(err)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => ApiError::NotFound {
+                code: "not_found",
+                detail: "no such resource".into(),
+            },
+            StoreError::Conflict(Conflict::TenantId) => ApiError::Conflict {
+                code: "tenant_exists",
+                detail: "a tenant with this id already exists".into(),
+                field: Some("id"),
+            },
+            StoreError::Conflict(Conflict::Subdomain) => ApiError::Conflict {
+                code: "subdomain_taken",
+                detail: "another tenant already uses this subdomain".into(),
+                field: Some("subdomain"),
+            },
+            StoreError::Conflict(Conflict::Domain) => ApiError::Conflict {
+                code: "domain_taken",
+                detail: "this domain is already attached to a tenant".into(),
+                field: Some("domain"),
+            },
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "database unavailable");
+                ApiError::Unavailable("the database")
+            }
+            other => {
+                tracing::error!(error = %other, "storage error");
+                ApiError::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The Tenantry server. `main.rs` of the `tenantry` binary is a thin shell
+//! over [`run`], so tests can start the real server on any listener.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod logging;
+pub mod openapi;
+pub mod root_key;
+pub mod workers;
+
+use crate::app::AppState;
+use crate::config::Config;
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tenantry_core::SystemClock;
+use tenantry_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Connects to the configured database and applies its migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let mut store = Store::connect(&config.database())
+        .await
+        .context("cannot connect to the database")?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Serves on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish (up to the configured timeout) and stops the workers.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    tracing::info!(backend = store.backend_name(), "database ready");
+    let root_key = root_key::load_or_create(&config)?;
+    let shutdown_timeout = config.shutdown_timeout;
+    let state = AppState::new(store.clone(), Arc::new(SystemClock), config, root_key);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = workers::spawn_all(&state, stop_rx.clone());
+
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "listening on http://{local}");
+    let app = http::router::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let stop_signal = stop_tx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_signal.send(true);
+    });
+    let mut stopping = stop_rx.clone();
+    tokio::select! {
+        result = server => result.context("server error")?,
+        () = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+            tokio::time::sleep(shutdown_timeout).await;
+        } => tracing::warn!("shutdown timeout reached; dropping remaining connections"),
+    }
+    let _ = stop_tx.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

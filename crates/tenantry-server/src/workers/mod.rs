@@ -1,0 +1,11 @@
+//! Background workers. Each stops when the shutdown channel says so.
+
+pub mod purge;
+
+use crate::app::AppState;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    vec![tokio::spawn(purge::run(state.clone(), stop))]
+}

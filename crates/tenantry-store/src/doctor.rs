@@ -1,0 +1,236 @@
+//! The isolation checker behind `tenantry doctor`: it reads the database
+//! catalog and proves, table by table, that tenant isolation holds.
+
+use crate::backend::Backend;
+use crate::scope::{Conn, OperatorTx};
+use crate::{Result, Store};
+
+/// The tables that have a `tenant_id` column, read from the catalog.
+pub(crate) async fn tenant_tables(conn: &mut Conn) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = match conn {
+        Conn::Sqlite(c) => {
+            sqlx::query_as(
+                "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND p.name = 'tenant_id' ORDER BY m.name",
+            )
+            .fetch_all(&mut **c)
+            .await?
+        }
+        Conn::Postgres(c) => {
+            sqlx::query_as(
+                "SELECT c.relname::text FROM pg_class c \
+                   JOIN pg_namespace n ON n.oid = c.relnamespace \
+                   JOIN pg_attribute a ON a.attrelid = c.oid \
+                  WHERE a.attname = 'tenant_id' AND NOT a.attisdropped \
+                    AND c.relkind IN ('r', 'p') AND n.nspname = current_schema() \
+                  ORDER BY c.relname",
+            )
+            .fetch_all(&mut **c)
+            .await?
+        }
+    };
+    Ok(rows.into_iter().map(|(name,)| name).collect())
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub ok: bool,
+    pub subject: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub backend: &'static str,
+    pub checks: Vec<Check>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    fn check(&mut self, ok: bool, subject: impl Into<String>, detail: impl Into<String>) {
+        self.checks.push(Check {
+            ok,
+            subject: subject.into(),
+            detail: detail.into(),
+        });
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "tenantry doctor: {} database", self.backend)?;
+        for note in &self.notes {
+            writeln!(f, "  note  {note}")?;
+        }
+        for c in &self.checks {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            writeln!(f, "  {mark}  {}: {}", c.subject, c.detail)?;
+        }
+        let failed = self.checks.iter().filter(|c| !c.ok).count();
+        if failed == 0 {
+            write!(f, "all {} checks passed", self.checks.len())
+        } else {
+            write!(f, "{failed} of {} checks failed", self.checks.len())
+        }
+    }
+}
+
+impl Store {
+    /// Inspects the database and reports every isolation finding.
+    pub async fn doctor(&self) -> Result<Report> {
+        let mut report = Report {
+            backend: self.backend_name(),
+            ..Report::default()
+        };
+        let mut tx = self.operator_read().await?;
+        let tables = tenant_tables(&mut tx.conn).await?;
+        report.check(
+            !tables.is_empty(),
+            "tenant tables",
+            format!(
+                "{} tables have a tenant_id column: {}",
+                tables.len(),
+                tables.join(", ")
+            ),
+        );
+        match &self.backend {
+            Backend::Sqlite { .. } => {
+                report.notes.push(
+                    "SQLite has no row-level security: isolation is enforced by the store's \
+                     tenant-bound transactions"
+                        .into(),
+                );
+                for table in &tables {
+                    let leads = sqlite_tenant_index(&mut tx, table).await?;
+                    report.check(leads, table.as_str(), index_detail(leads));
+                }
+            }
+            Backend::Postgres { .. } => {
+                postgres_checks(self, &mut tx, &tables, &mut report).await?;
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn index_detail(leads: bool) -> &'static str {
+    if leads {
+        "an index leads with tenant_id"
+    } else {
+        "no index leads with tenant_id: every tenant query scans the table"
+    }
+}
+
+async fn sqlite_tenant_index(tx: &mut OperatorTx, table: &str) -> Result<bool> {
+    let Conn::Sqlite(c) = &mut tx.conn else {
+        return Ok(false);
+    };
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM pragma_index_list($1) l, pragma_index_info(l.name) i \
+         WHERE i.seqno = 0 AND i.name = 'tenant_id'",
+    )
+    .bind(table)
+    .fetch_one(&mut **c)
+    .await?;
+    Ok(count > 0)
+}
+
+async fn postgres_checks(
+    store: &Store,
+    tx: &mut OperatorTx,
+    tables: &[String],
+    report: &mut Report,
+) -> Result<()> {
+    let Conn::Postgres(c) = &mut tx.conn else {
+        return Ok(());
+    };
+    // The role request transactions run as, and whether it bypasses RLS.
+    let role = match store.request_role() {
+        Some(role) => role.to_owned(),
+        None => {
+            let (user,): (String,) = sqlx::query_as("SELECT session_user::text")
+                .fetch_one(&mut **c)
+                .await?;
+            user
+        }
+    };
+    let (superuser, bypass): (bool, bool) =
+        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
+            .bind(&role)
+            .fetch_one(&mut **c)
+            .await?;
+    report
+        .notes
+        .push(format!("request transactions run as role '{role}'"));
+    report.check(
+        !superuser && !bypass,
+        format!("role {role}"),
+        if superuser {
+            "is a superuser: row-level security does not apply to it"
+        } else if bypass {
+            "has BYPASSRLS: row-level security does not apply to it"
+        } else {
+            "is subject to row-level security"
+        },
+    );
+
+    for table in tables {
+        let (enabled, forced): (bool, bool) = sqlx::query_as(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class \
+             WHERE oid = to_regclass(quote_ident($1))",
+        )
+        .bind(table)
+        .fetch_one(&mut **c)
+        .await?;
+        report.check(
+            enabled,
+            format!("{table}"),
+            if enabled {
+                "row-level security enabled"
+            } else {
+                "row-level security is NOT enabled"
+            },
+        );
+        report.check(
+            forced,
+            format!("{table}"),
+            if forced {
+                "row-level security forced (applies to the table owner)"
+            } else {
+                "row-level security is NOT forced: the table owner bypasses it"
+            },
+        );
+        let (policies,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_policy \
+              WHERE polrelid = to_regclass(quote_ident($1)) AND polcmd = '*' AND polpermissive \
+                AND pg_get_expr(polqual, polrelid) LIKE '%app.tenant_id%' \
+                AND pg_get_expr(polwithcheck, polrelid) LIKE '%app.tenant_id%'",
+        )
+        .bind(table)
+        .fetch_one(&mut **c)
+        .await?;
+        report.check(
+            policies > 0,
+            format!("{table}"),
+            if policies > 0 {
+                "a policy restricts reads and writes to app.tenant_id"
+            } else {
+                "no policy restricts reads and writes to app.tenant_id"
+            },
+        );
+        let (leads,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
+                    ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+              WHERE i.indrelid = to_regclass(quote_ident($1)) AND a.attname = 'tenant_id')",
+        )
+        .bind(table)
+        .fetch_one(&mut **c)
+        .await?;
+        report.check(leads, format!("{table}"), index_detail(leads));
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! Where Tenantry's data is stored: SQLite (embedded, the default) or
+//! PostgreSQL, chosen once at start-up.
+//!
+//! Every query runs inside one of two kinds of transaction:
+//! - [`TenantTx`]: bound to one [`TenantId`]. Tenant-scoped tables (those with
+//!   a `tenant_id` column) are only reachable through methods of this type,
+//!   which bind its tenant id themselves; in PostgreSQL the transaction also
+//!   sets `app.tenant_id`, so row-level security enforces the same boundary.
+//! - [`OperatorTx`]: the explicit operator path, for the tenant registry and
+//!   read-only cross-tenant lookups.
+//!
+//! Adding a tenant-scoped table: create it in both `migrations/` folders with
+//! a `tenant_id` column leading its primary key (and, in PostgreSQL,
+//! `SELECT tenantry_isolate('table')`), then add its queries as methods on
+//! `TenantTx` in a module of its own. Purge and `tenantry doctor` discover it.
+
+mod backend;
+pub mod doctor;
+mod domains;
+mod error;
+mod events;
+mod migrations;
+mod scope;
+mod tenants;
+
+pub use backend::{DatabaseOptions, Store};
+pub use error::{Conflict, StoreError};
+pub use events::EventPage;
+pub use scope::{OperatorTx, TenantTx};
+pub use tenants::{TenantFilter, TenantPage};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,53 @@
+//! Migrations are embedded in the binary, one folder per backend, and applied
+//! by sqlx's migrator (checksums, a lock against concurrent starts). Never edit
+//! a released migration: add a new file.
+
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use std::future::Future;
+use std::pin::Pin;
+
+#[derive(Debug)]
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+const SQLITE: Embedded = Embedded(&[(
+    1,
+    "tenants",
+    include_str!("../migrations/sqlite/0001_tenants.sql"),
+)]);
+
+const POSTGRES: Embedded = Embedded(&[(
+    1,
+    "tenants",
+    include_str!("../migrations/postgres/0001_tenants.sql"),
+)]);
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(version, name, sql)| {
+                    Migration::new(
+                        *version,
+                        (*name).into(),
+                        MigrationType::Simple,
+                        (*sql).into(),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+pub(crate) async fn sqlite() -> Result<Migrator, sqlx::migrate::MigrateError> {
+    Migrator::new(SQLITE).await
+}
+
+pub(crate) async fn postgres() -> Result<Migrator, sqlx::migrate::MigrateError> {
+    Migrator::new(POSTGRES).await
+}

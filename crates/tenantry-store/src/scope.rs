@@ -1,0 +1,135 @@
+//! The two kinds of transaction. Tenant-scoped queries are methods on
+//! [`TenantTx`], which binds its own tenant id into every statement; there is
+//! no other way to reach a tenant-scoped table.
+
+use crate::Result;
+use sqlx::{Postgres, Sqlite, Transaction};
+use tenantry_core::TenantId;
+
+/// An open transaction on the active backend.
+pub(crate) enum Conn {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs the same expression against whichever backend the connection is on.
+/// Inside, `$c` is the backend's connection (`&mut **c` is an executor). SQL
+/// is written once, with `$1`-style parameters, which both backends accept.
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::scope::Conn::Sqlite($c) => $body,
+            $crate::scope::Conn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_conn;
+
+impl Conn {
+    async fn commit(self) -> Result<()> {
+        match self {
+            Conn::Sqlite(tx) => tx.commit().await?,
+            Conn::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Sets the transaction-local PostgreSQL context: the role requests run
+    /// as, the tenant in scope, and whether this is the operator path.
+    /// Never a session-level `SET`: the context ends with the transaction.
+    async fn set_context(
+        &mut self,
+        request_role: Option<&str>,
+        tenant: Option<&TenantId>,
+        operator: bool,
+    ) -> Result<()> {
+        let Conn::Postgres(tx) = self else {
+            return Ok(());
+        };
+        let tenant = tenant.map(TenantId::as_str).unwrap_or("");
+        let operator = if operator { "on" } else { "" };
+        match request_role {
+            Some(role) => {
+                sqlx::query(
+                    "SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true), \
+                     set_config('app.operator', $3, true)",
+                )
+                .bind(role)
+                .bind(tenant)
+                .bind(operator)
+                .execute(&mut **tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "SELECT set_config('app.tenant_id', $1, true), set_config('app.operator', $2, true)",
+                )
+                .bind(tenant)
+                .bind(operator)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A transaction bound to one tenant. Every tenant-scoped query is a method
+/// of this type and binds [`TenantTx::tenant_id`] itself.
+pub struct TenantTx {
+    pub(crate) conn: Conn,
+    pub(crate) tenant: TenantId,
+}
+
+impl TenantTx {
+    pub(crate) async fn enter(
+        mut conn: Conn,
+        request_role: Option<&str>,
+        tenant: TenantId,
+    ) -> Result<TenantTx> {
+        conn.set_context(request_role, Some(&tenant), false).await?;
+        Ok(TenantTx { conn, tenant })
+    }
+
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.conn.commit().await
+    }
+}
+
+/// The operator path: the tenant registry and explicit, read-only
+/// cross-tenant lookups. Tenant-scoped writes need [`OperatorTx::scope_to`].
+pub struct OperatorTx {
+    pub(crate) conn: Conn,
+    pub(crate) request_role: Option<String>,
+}
+
+impl OperatorTx {
+    pub(crate) async fn enter(mut conn: Conn, request_role: Option<&str>) -> Result<OperatorTx> {
+        conn.set_context(request_role, None, true).await?;
+        Ok(OperatorTx {
+            conn,
+            request_role: request_role.map(str::to_owned),
+        })
+    }
+
+    /// Continues this same transaction scoped to one tenant (and no longer
+    /// on the operator path), so a registry change and the tenant's own rows
+    /// commit together.
+    pub async fn scope_to(mut self, tenant: &TenantId) -> Result<TenantTx> {
+        self.conn
+            .set_context(self.request_role.as_deref(), Some(tenant), false)
+            .await?;
+        Ok(TenantTx {
+            conn: self.conn,
+            tenant: tenant.clone(),
+        })
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.conn.commit().await
+    }
+}

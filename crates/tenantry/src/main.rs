@@ -1,0 +1,119 @@
+//! `tenantry`: the server and its operator commands. Configuration comes from
+//! defaults, `tenantry.toml` and `TENANTRY_*` variables (see README).
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use tenantry_server::config::{Config, SETTINGS};
+
+#[derive(Parser)]
+#[command(name = "tenantry", version, about = "The multi-tenant control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Check tenant isolation in the database; exits non-zero on any finding.
+    Doctor,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// List every setting with its default.
+    Settings,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    match command {
+        Command::Openapi => {
+            print!("{}", tenantry_server::openapi::json());
+            return ExitCode::SUCCESS;
+        }
+        Command::Settings => {
+            for (name, secret, default, help) in SETTINGS {
+                let env = format!("TENANTRY_{}", name.to_ascii_uppercase());
+                let file = if *secret {
+                    format!(" (or {env}_FILE)")
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{env}{file}\n    {help}; default: {}",
+                    if default.is_empty() { "unset" } else { default }
+                );
+            }
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("tenantry: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    tenantry_server::logging::init(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("tenantry: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Serve => serve(config).await,
+            Command::Migrate => migrate(config).await,
+            Command::Doctor => doctor(config).await,
+            Command::Openapi | Command::Settings => Ok(ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("tenantry: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tenantry_server::run(config, listener, tenantry_server::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
+    let store = tenantry_server::open_store(&config).await?;
+    println!("migrations applied ({} database)", store.backend_name());
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
+    let mut store = tenantry_store::Store::connect(&config.database())
+        .await
+        .context("cannot connect to the database")?;
+    store.prepare().await?;
+    let report = store.doctor().await?;
+    println!("{report}");
+    store.close().await;
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
