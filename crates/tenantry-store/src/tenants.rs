@@ -78,6 +78,17 @@ impl OperatorTx {
         let sql = "INSERT INTO tenants (id, name, subdomain, status, plan, region, metadata, created_at, updated_at) \
                    VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $7) \
                    RETURNING id, name, subdomain, status, plan, region, metadata, created_at, updated_at, deleted_at";
+        // Report a taken id before a taken subdomain, whatever order the
+        // backend checks its unique indexes in.
+        let exists: Option<(i32,)> = on_conn!(&mut self.conn, |c| sqlx::query_as(
+            "SELECT 1 FROM tenants WHERE id = $1"
+        )
+        .bind(new.id.as_str())
+        .fetch_optional(&mut **c)
+        .await?);
+        if exists.is_some() {
+            return Err(StoreError::Conflict(Conflict::TenantId));
+        }
         let metadata = Json(new.metadata.as_map());
         let row: TenantRow = on_conn!(&mut self.conn, |c| sqlx::query_as(sql)
             .bind(new.id.as_str())

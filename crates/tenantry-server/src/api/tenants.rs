@@ -150,10 +150,13 @@ pub async fn create(
     let mut checks = Checks::default();
     let id = checks.check(TenantId::parse(&input.id));
     let name = checks.check(TenantName::parse("name", &input.name));
-    let subdomain = checks.check(Subdomain::parse(
-        "subdomain",
-        input.subdomain.as_deref().unwrap_or(&input.id),
-    ));
+    let subdomain = match &input.subdomain {
+        Some(s) => checks.check(Subdomain::parse("subdomain", s)),
+        // The id follows the subdomain rules; an invalid id is reported once.
+        None => id
+            .as_ref()
+            .map(|id| Subdomain::from_trusted(id.to_string())),
+    };
     let plan = match &input.plan {
         Some(p) => checks.check(PlanName::parse("plan", p)),
         None => Some(state.config.default_plan.clone()),

@@ -60,6 +60,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, so that "not JSON" and "JSON of the wrong shape" differ.
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::MalformedJson(format!("line {} column {}", e.line(), e.column())))?;
+    // Every request body of this API is an object (serde would otherwise
+    // accept an array for a struct, field by position).
+    if !value.is_object() {
+        return Err(ApiError::invalid(ValidationError::new(
+            "body",
+            "invalid_type",
+            "the body must be a JSON object",
+        )));
+    }
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner().to_string();
@@ -74,6 +83,8 @@ fn shape_error(path: &str, message: &str) -> ApiError {
         .nth(1)
         .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"));
     let field = match (path, named) {
+        // serde_path_to_error's path already ends with an unknown field.
+        (p, Some(_)) if message.starts_with("unknown field") && p != "." => p.to_owned(),
         (".", Some(name)) => name.to_owned(),
         (p, Some(name)) => format!("{p}.{name}"),
         (".", None) => "body".to_owned(),

@@ -36,6 +36,15 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(move |mut req: Request, next: Next| async move {
+            // Refuse a declared oversized body at once, without reading it.
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|len| len > body_limit as u64) {
+                return ApiError::PayloadTooLarge { limit: body_limit }.into_response();
+            }
             req.extensions_mut().insert(BodyLimit(body_limit));
             next.run(req).await
         }))

@@ -1,0 +1,477 @@
+//! The testkit: boots the real `tenantry` binary on a free port against a
+//! fresh SQLite file or a fresh PostgreSQL database, and talks HTTP to it.
+//!
+//! PostgreSQL tests need `TEST_PG_URL` (a superuser URL of a throw-away
+//! cluster); `scripts/test` starts one and sets it.
+#![allow(dead_code)]
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const ROOT_KEY: &str = "test-root-key-0123456789abcdefghijklmnop";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Instantiates each listed `async fn name(backend: Backend)` as a test on
+/// SQLite (`sqlite::name`) and on PostgreSQL (`postgres::name`).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+pub fn random_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff)
+}
+
+/// The superuser URL of the test cluster.
+pub fn pg_admin_url() -> String {
+    std::env::var("TEST_PG_URL").unwrap_or_else(|_| {
+        panic!("TEST_PG_URL is not set: run the suite with ./scripts/test, which starts a PostgreSQL cluster")
+    })
+}
+
+/// Replaces the database name in a postgres URL.
+pub fn pg_url_for(database: &str, user: Option<&str>) -> String {
+    let admin = pg_admin_url();
+    let (base, _) = admin.rsplit_once('/').expect("URL has a database");
+    let base = match user {
+        Some(user) => {
+            let (scheme, rest) = base.split_once("://").expect("scheme");
+            let host = rest.split_once('@').map(|(_, h)| h).unwrap_or(rest);
+            format!("{scheme}://{user}@{host}")
+        }
+        None => base.to_owned(),
+    };
+    format!("{base}/{database}")
+}
+
+pub async fn pg_admin() -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&pg_admin_url())
+        .await
+        .expect("connect to the test cluster")
+}
+
+/// A fresh database for one test: an SQLite file in a temporary directory,
+/// or a new PostgreSQL database on the test cluster.
+pub struct TestDb {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    /// PostgreSQL: the database name.
+    pub pg_database: Option<String>,
+    /// PostgreSQL: the URL the server connects with.
+    pub url: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        Self::with_owner(backend, None).await
+    }
+
+    /// PostgreSQL: a database owned by `owner` (a login role), which the
+    /// server then connects as. `None`: the cluster's superuser.
+    pub async fn with_owner(backend: Backend, owner: Option<&str>) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => TestDb {
+                backend,
+                dir,
+                pg_database: None,
+                url: None,
+            },
+            Backend::Postgres => {
+                let name = format!("tenantry_{}", random_suffix());
+                let admin = pg_admin().await;
+                let owner_clause = owner.map(|o| format!(" OWNER \"{o}\"")).unwrap_or_default();
+                sqlx::query(&format!("CREATE DATABASE \"{name}\"{owner_clause}"))
+                    .execute(&admin)
+                    .await
+                    .expect("create database");
+                admin.close().await;
+                let url = pg_url_for(&name, owner);
+                TestDb {
+                    backend,
+                    dir,
+                    pg_database: Some(name),
+                    url: Some(url),
+                }
+            }
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The environment that points the server (or a command) at this database.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![(
+            "TENANTRY_DATA_DIR".to_owned(),
+            self.data_dir().display().to_string(),
+        )];
+        if let Some(url) = &self.url {
+            env.push(("TENANTRY_DATABASE_URL".to_owned(), url.clone()));
+        }
+        env
+    }
+
+    /// A superuser connection to this PostgreSQL database.
+    pub async fn pg_superuser(&self) -> sqlx::PgPool {
+        let name = self
+            .pg_database
+            .as_ref()
+            .expect("a PostgreSQL test database");
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&pg_url_for(name, None))
+            .await
+            .expect("connect")
+    }
+
+    /// Counts the rows of `table` whose tenant_id is `tenant`, bypassing
+    /// isolation (SQLite file, or PostgreSQL superuser).
+    pub async fn count_rows(&self, table: &str, tenant: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {table} WHERE tenant_id = $1");
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.data_dir().join("tenantry.db");
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(
+                        sqlx::sqlite::SqliteConnectOptions::new()
+                            .filename(path)
+                            .read_only(true),
+                    )
+                    .await
+                    .expect("open sqlite");
+                let (n,): (i64,) = sqlx::query_as(&sql)
+                    .bind(tenant)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("count");
+                pool.close().await;
+                n
+            }
+            Backend::Postgres => {
+                let pool = self.pg_superuser().await;
+                let (n,): (i64,) = sqlx::query_as(&sql)
+                    .bind(tenant)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("count");
+                pool.close().await;
+                n
+            }
+        }
+    }
+
+    /// Runs a `tenantry` command (e.g. `doctor`) against this database.
+    pub async fn run_command(
+        &self,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> (i32, String, String) {
+        let mut cmd = base_command(self, extra_env);
+        cmd.args(args);
+        let out = cmd.output().await.expect("run tenantry");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn base_command(db: &TestDb, extra_env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantry"));
+    // A clean environment: only what the test says (no stray TENANTRY_*).
+    cmd.env_clear();
+    for var in ["PATH", "HOME", "TMPDIR"] {
+        if let Ok(value) = std::env::var(var) {
+            cmd.env(var, value);
+        }
+    }
+    cmd.current_dir(db.dir.path());
+    cmd.env("TENANTRY_LOG", "json")
+        .env("TENANTRY_LOG_LEVEL", "info");
+    for (k, v) in db.env() {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// A running `tenantry serve` process.
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    child: Option<Child>,
+    /// Every line the process wrote to stdout and stderr.
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    /// Starts the server with the test root key.
+    pub async fn start(db: &TestDb) -> TestServer {
+        Self::start_with(db, &[("TENANTRY_ROOT_KEY", ROOT_KEY)]).await
+    }
+
+    pub async fn start_with(db: &TestDb, env: &[(&str, &str)]) -> TestServer {
+        match Self::try_start(db, env).await {
+            Ok(server) => server,
+            Err(output) => panic!("server did not start:\n{output}"),
+        }
+    }
+
+    /// Starts the server; on failure returns everything it printed.
+    pub async fn try_start(db: &TestDb, env: &[(&str, &str)]) -> Result<TestServer, String> {
+        let mut cmd = base_command(db, env);
+        cmd.arg("serve")
+            .env("TENANTRY_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn tenantry");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, mut addr_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        for stream in [
+            Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(stderr),
+        ] {
+            let output = output.clone();
+            let addr_tx = addr_tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(at) = line.find("listening on http://") {
+                        let rest = &line[at + "listening on http://".len()..];
+                        let addr: String = rest
+                            .chars()
+                            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                            .collect();
+                        let _ = addr_tx.send(addr);
+                    }
+                    output.lock().expect("lock").push(line);
+                }
+            });
+        }
+        drop(addr_tx);
+        let addr = tokio::time::timeout(Duration::from_secs(60), addr_rx.recv()).await;
+        match addr {
+            Ok(Some(addr)) => Ok(TestServer {
+                base: format!("http://{addr}"),
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .expect("client"),
+                child: Some(child),
+                output,
+            }),
+            _ => {
+                let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+                let _ = child.kill().await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(output.lock().expect("lock").join("\n"))
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit code.
+    pub async fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        if let Some(pid) = child.id() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .ok()?
+            .ok()?;
+        status.code()
+    }
+
+    pub fn logs(&self) -> String {
+        self.output.lock().expect("lock").join("\n")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request as the operator (root key), with an optional JSON body.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call_as(Some(ROOT_KEY), method, path, body).await
+    }
+
+    pub async fn call_as(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Reply::from(req.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Creates a tenant and asserts it was created.
+    pub async fn create_tenant(&self, id: &str) -> Value {
+        let reply = self
+            .post(
+                "/v1/tenants",
+                serde_json::json!({ "id": id, "name": format!("Tenant {id}") }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        reply.body
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Reply {
+    pub async fn from(resp: reqwest::Response) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts a problem+json answer with this status and code; returns the body.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status: {self:?}");
+        assert_eq!(self.content_type(), "application/problem+json", "{self:?}");
+        assert_eq!(self.body["code"], code, "{self:?}");
+        assert_eq!(self.body["status"], status, "{self:?}");
+        assert!(
+            self.body["title"].is_string() && self.body["detail"].is_string(),
+            "{self:?}"
+        );
+        &self.body
+    }
+
+    /// Asserts a 422 naming `field`.
+    #[track_caller]
+    pub fn assert_invalid(&self, field: &str) {
+        let body = self.assert_problem(422, "validation_failed");
+        assert_eq!(body["field"], field, "{self:?}");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+pub fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Sends raw bytes to the server and returns what it answers, read until it
+/// closes the connection or goes quiet.
+pub async fn raw_http(base: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
