@@ -188,7 +188,7 @@ async fn postgres_checks(
         .await?;
         report.check(
             enabled,
-            format!("{table}"),
+            table.to_string(),
             if enabled {
                 "row-level security enabled"
             } else {
@@ -197,7 +197,7 @@ async fn postgres_checks(
         );
         report.check(
             forced,
-            format!("{table}"),
+            table.to_string(),
             if forced {
                 "row-level security forced (applies to the table owner)"
             } else {
@@ -215,7 +215,7 @@ async fn postgres_checks(
         .await?;
         report.check(
             policies > 0,
-            format!("{table}"),
+            table.to_string(),
             if policies > 0 {
                 "a policy restricts reads and writes to app.tenant_id"
             } else {
@@ -230,7 +230,7 @@ async fn postgres_checks(
         .bind(table)
         .fetch_one(&mut **c)
         .await?;
-        report.check(leads, format!("{table}"), index_detail(leads));
+        report.check(leads, table.to_string(), index_detail(leads));
     }
     Ok(())
 }

@@ -96,7 +96,7 @@ impl OperatorTx {
             .bind(new.subdomain.as_str())
             .bind(new.plan.as_str())
             .bind(new.region.as_str())
-            .bind(&metadata)
+            .bind(metadata)
             .bind(now)
             .fetch_one(&mut **c)
             .await
@@ -208,7 +208,7 @@ impl TenantTx {
             .bind(patch.subdomain.as_ref().map(Subdomain::as_str))
             .bind(patch.plan.as_ref().map(PlanName::as_str))
             .bind(patch.region.as_ref().map(Region::as_str))
-            .bind(&metadata)
+            .bind(metadata)
             .bind(now)
             .fetch_optional(&mut **c)
             .await
