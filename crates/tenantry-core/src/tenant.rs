@@ -102,6 +102,10 @@ pub enum TenantEventKind {
     Deleted,
     DomainAdded,
     DomainRemoved,
+    KeyCreated,
+    KeyUpdated,
+    KeyRevoked,
+    KeyRotated,
 }
 
 impl TenantEventKind {
@@ -114,6 +118,10 @@ impl TenantEventKind {
             Self::Deleted => "deleted",
             Self::DomainAdded => "domain_added",
             Self::DomainRemoved => "domain_removed",
+            Self::KeyCreated => "key_created",
+            Self::KeyUpdated => "key_updated",
+            Self::KeyRevoked => "key_revoked",
+            Self::KeyRotated => "key_rotated",
         }
     }
 }
@@ -129,6 +137,10 @@ impl FromStr for TenantEventKind {
             "deleted" => Self::Deleted,
             "domain_added" => Self::DomainAdded,
             "domain_removed" => Self::DomainRemoved,
+            "key_created" => Self::KeyCreated,
+            "key_updated" => Self::KeyUpdated,
+            "key_revoked" => Self::KeyRevoked,
+            "key_rotated" => Self::KeyRotated,
             _ => return Err(()),
         })
     }

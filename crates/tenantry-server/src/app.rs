@@ -3,6 +3,9 @@
 use crate::config::Config;
 use crate::http::auth::RootKey;
 use crate::ids::IdGenerator;
+use crate::resolution::cache::{Caches, Invalidation};
+use crate::resolution::keys::KeyUsage;
+use crate::resolution::tokens::TokenKeys;
 use std::sync::Arc;
 use tenantry_core::Clock;
 use tenantry_store::Store;
@@ -16,6 +19,9 @@ pub struct Inner {
     pub config: Config,
     pub root_key: RootKey,
     pub ids: IdGenerator,
+    pub caches: Caches,
+    pub key_usage: KeyUsage,
+    pub tokens: TokenKeys,
 }
 
 impl AppState {
@@ -26,7 +32,18 @@ impl AppState {
             config,
             root_key,
             ids: IdGenerator::default(),
+            caches: Caches::default(),
+            key_usage: KeyUsage::default(),
+            tokens: TokenKeys::default(),
         }))
+    }
+
+    /// Drops cache entries made wrong by a committed change (on this
+    /// process; other processes learn of it through the transaction's NOTIFY).
+    pub fn forget(&self, changes: &[Invalidation]) {
+        for change in changes {
+            self.caches.apply(change);
+        }
     }
 }
 
@@ -35,4 +52,17 @@ impl std::ops::Deref for AppState {
     fn deref(&self) -> &Inner {
         &self.0
     }
+}
+
+/// Queues cache invalidations in a tenant transaction: other server processes
+/// receive them when (and only if) it commits. Call [`AppState::forget`] with
+/// the same changes after the commit.
+pub async fn announce(
+    tx: &mut tenantry_store::TenantTx,
+    changes: &[Invalidation],
+) -> Result<(), tenantry_store::StoreError> {
+    for change in changes {
+        tx.notify(&change.encode()).await?;
+    }
+    Ok(())
 }

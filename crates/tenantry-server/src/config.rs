@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tenantry_core::SecretString;
-use tenantry_core::values::{PlanName, Region};
+use tenantry_core::TenantId;
+use tenantry_core::values::{Hostname, PlanName, Region};
 use tenantry_store::DatabaseOptions;
 
 /// Every setting: name (as in `tenantry.toml`; the environment variable is
@@ -87,6 +88,30 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "30s",
         "how long in-flight requests may finish after SIGTERM/SIGINT",
     ),
+    (
+        "base_domain",
+        false,
+        "",
+        "domain under which tenants have subdomains (acme.example.com → acme)",
+    ),
+    (
+        "default_tenant",
+        false,
+        "",
+        "tenant that requests resolve to when nothing else matches (single-tenant mode)",
+    ),
+    (
+        "token_ttl",
+        false,
+        "15m",
+        "default lifetime of access tokens (at most 1h)",
+    ),
+    (
+        "key_usage_flush_interval",
+        false,
+        "10s",
+        "how often last-used times of keys are written",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +135,10 @@ pub struct Config {
     pub default_plan: PlanName,
     pub default_region: Region,
     pub shutdown_timeout: Duration,
+    pub base_domain: Option<Hostname>,
+    pub default_tenant: Option<TenantId>,
+    pub token_ttl: Duration,
+    pub key_usage_flush_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -286,6 +315,26 @@ impl Config {
             default_region: Region::parse("default_region", get("default_region").0)
                 .map_err(|e| invalid("default_region", &e.message))?,
             shutdown_timeout: duration("shutdown_timeout")?,
+            base_domain: match get("base_domain").0 {
+                "" => None,
+                d => Some(
+                    Hostname::parse("base_domain", d)
+                        .map_err(|e| invalid("base_domain", &e.message))?,
+                ),
+            },
+            default_tenant: match get("default_tenant").0 {
+                "" => None,
+                t => Some(TenantId::parse(t).map_err(|e| invalid("default_tenant", &e.message))?),
+            },
+            token_ttl: {
+                let ttl = duration("token_ttl")?;
+                if ttl.is_zero() || ttl > Duration::from_secs(3600) {
+                    return Err(invalid("token_ttl", "must be between 1s and 1h"));
+                }
+                ttl
+            },
+            key_usage_flush_interval: duration("key_usage_flush_interval")?
+                .max(Duration::from_millis(50)),
         })
     }
 

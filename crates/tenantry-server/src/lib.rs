@@ -8,6 +8,7 @@ pub mod http;
 pub mod ids;
 pub mod logging;
 pub mod openapi;
+pub mod resolution;
 pub mod root_key;
 pub mod workers;
 
@@ -43,6 +44,11 @@ pub async fn run(
     let root_key = root_key::load_or_create(&config)?;
     let shutdown_timeout = config.shutdown_timeout;
     let state = AppState::new(store.clone(), Arc::new(SystemClock), config, root_key);
+    state
+        .tokens
+        .load(&state.store, state.clock.now())
+        .await
+        .context("cannot load token signing keys")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = workers::spawn_all(&state, stop_rx.clone());

@@ -2,7 +2,7 @@
 //! is committed as `openapi.json` at the repository root; a test fails when it
 //! drifts (regenerate with `cargo run -- openapi > openapi.json`).
 
-use crate::api::{self, domains, events, health, tenants};
+use crate::api::{self, domains, events, health, keys, operator_keys, resolve, tenants, tokens};
 use crate::http::problem::{FieldError, Problem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -19,13 +19,20 @@ use utoipa::{Modify, OpenApi};
         tenants::create, tenants::list, tenants::get, tenants::update, tenants::delete,
         tenants::suspend, tenants::reactivate, events::list,
         domains::add, domains::list, domains::remove,
+        keys::create, keys::list, keys::get, keys::update, keys::revoke, keys::rotate, keys::verify,
+        operator_keys::create, operator_keys::list, operator_keys::revoke,
+        resolve::resolve_post, resolve::resolve_get,
+        tokens::create, tokens::jwks, tokens::rotate,
     ),
-    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>)),
+    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
         (name = "tenants", description = "The tenant registry and lifecycle"),
         (name = "domains", description = "Custom domains of a tenant"),
+        (name = "keys", description = "API keys of tenants and operators"),
+        (name = "tokens", description = "Short-lived access tokens (EdDSA JWTs)"),
+        (name = "resolution", description = "Which tenant a request belongs to"),
         (name = "operations", description = "Health and readiness"),
     )
 )]
@@ -42,7 +49,7 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "The operator root key, as `Authorization: Bearer <key>`",
+                        "A root key, operator key, tenant API key or access token, as `Authorization: Bearer <key>` (or `X-API-Key: <key>`)",
                     ))
                     .build(),
             ),

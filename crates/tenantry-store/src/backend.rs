@@ -148,6 +148,18 @@ impl Store {
         }
     }
 
+    /// A listener on the invalidation channel (PostgreSQL only).
+    pub async fn invalidation_listener(&self) -> Result<Option<sqlx::postgres::PgListener>> {
+        match &self.backend {
+            Backend::Sqlite { .. } => Ok(None),
+            Backend::Postgres { pool, .. } => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+                listener.listen(crate::scope::INVALIDATION_CHANNEL).await?;
+                Ok(Some(listener))
+            }
+        }
+    }
+
     /// A round trip to the database, for readiness checks.
     pub async fn ping(&self) -> Result<()> {
         match &self.backend {

@@ -19,6 +19,7 @@ pub mod doctor;
 mod domains;
 mod error;
 mod events;
+mod keys;
 mod migrations;
 mod scope;
 mod tenants;
@@ -26,6 +27,7 @@ mod tenants;
 pub use backend::{DatabaseOptions, Store};
 pub use error::{Conflict, StoreError};
 pub use events::EventPage;
+pub use keys::{KeyPage, SigningKeyRow};
 pub use scope::{OperatorTx, TenantTx};
 pub use tenants::{TenantFilter, TenantPage};
 

@@ -10,17 +10,31 @@ use std::pin::Pin;
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);
 
-const SQLITE: Embedded = Embedded(&[(
-    1,
-    "tenants",
-    include_str!("../migrations/sqlite/0001_tenants.sql"),
-)]);
+const SQLITE: Embedded = Embedded(&[
+    (
+        1,
+        "tenants",
+        include_str!("../migrations/sqlite/0001_tenants.sql"),
+    ),
+    (
+        2,
+        "api_keys",
+        include_str!("../migrations/sqlite/0002_api_keys.sql"),
+    ),
+]);
 
-const POSTGRES: Embedded = Embedded(&[(
-    1,
-    "tenants",
-    include_str!("../migrations/postgres/0001_tenants.sql"),
-)]);
+const POSTGRES: Embedded = Embedded(&[
+    (
+        1,
+        "tenants",
+        include_str!("../migrations/postgres/0001_tenants.sql"),
+    ),
+    (
+        2,
+        "api_keys",
+        include_str!("../migrations/postgres/0002_api_keys.sql"),
+    ),
+]);
 
 impl<'s> MigrationSource<'s> for Embedded {
     fn resolve(

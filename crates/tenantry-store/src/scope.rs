@@ -25,7 +25,25 @@ macro_rules! on_conn {
 }
 pub(crate) use on_conn;
 
+/// The PostgreSQL channel on which cache invalidations travel between
+/// server processes.
+pub const INVALIDATION_CHANNEL: &str = "tenantry_invalidate";
+
 impl Conn {
+    /// Queues a notification that PostgreSQL delivers to every listening
+    /// process when (and only if) this transaction commits. SQLite has a
+    /// single process: nothing to tell.
+    async fn notify(&mut self, payload: &str) -> Result<()> {
+        if let Conn::Postgres(tx) = self {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(INVALIDATION_CHANNEL)
+                .bind(payload)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn commit(self) -> Result<()> {
         match self {
             Conn::Sqlite(tx) => tx.commit().await?,
@@ -95,6 +113,11 @@ impl TenantTx {
         &self.tenant
     }
 
+    /// Tells every server process, on commit, that something cached changed.
+    pub async fn notify(&mut self, payload: &str) -> Result<()> {
+        self.conn.notify(payload).await
+    }
+
     pub async fn commit(self) -> Result<()> {
         self.conn.commit().await
     }
@@ -131,5 +154,10 @@ impl OperatorTx {
 
     pub async fn commit(self) -> Result<()> {
         self.conn.commit().await
+    }
+
+    /// Tells every server process, on commit, that something cached changed.
+    pub async fn notify(&mut self, payload: &str) -> Result<()> {
+        self.conn.notify(payload).await
     }
 }

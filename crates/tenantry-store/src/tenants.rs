@@ -146,6 +146,17 @@ impl OperatorTx {
         })
     }
 
+    /// The tenant whose subdomain is `label`, if any.
+    pub async fn find_tenant_by_subdomain(&mut self, label: &str) -> Result<Option<TenantId>> {
+        let row: Option<(String,)> = on_conn!(&mut self.conn, |c| sqlx::query_as(
+            "SELECT id FROM tenants WHERE subdomain = $1"
+        )
+        .bind(label)
+        .fetch_optional(&mut **c)
+        .await?);
+        Ok(row.map(|(id,)| TenantId::from_trusted(id)))
+    }
+
     /// Soft-deleted tenants whose grace period started before `deleted_before`.
     pub async fn tenants_due_for_purge(
         &mut self,

@@ -1,16 +1,19 @@
 //! `/v1/tenants/{id}/domains`: custom domains that resolve to a tenant.
 
-use super::tenants::{or_tenant_not_found, path_tenant, record};
+use super::tenants::{or_tenant_not_found, record};
 use crate::app::AppState;
-use crate::http::auth::Operator;
+use crate::app::announce;
+use crate::http::auth::Caller;
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::problem::{ApiError, Problem};
+use crate::resolution::cache::{Invalidation, domain_key};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tenantry_core::keys::Scope;
 use tenantry_core::tenant::{CustomDomain, TenantEventKind, TenantStatus};
 use tenantry_core::values::Hostname;
 use tenantry_store::StoreError;
@@ -56,11 +59,12 @@ fn domain_not_found() -> ApiError {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn add(
     State(state): State<AppState>,
-    operator: Operator,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<DomainIn>,
 ) -> Result<(StatusCode, Json<DomainOut>), ApiError> {
-    let id = path_tenant(&id)?;
+    let access = caller.for_tenant(&id, Scope::TenantAdmin)?;
+    let id = access.tenant;
     let domain = Hostname::parse("domain", &input.domain)?;
     let mut tx = state.store.tenant_write(&id).await?;
     let tenant = tx.tenant_for_update().await.map_err(or_tenant_not_found)?;
@@ -76,11 +80,14 @@ pub async fn add(
         &state,
         &mut tx,
         TenantEventKind::DomainAdded,
-        &operator,
+        &access.actor,
         json!({ "domain": domain }),
     )
     .await?;
+    let changes = [Invalidation::Host(domain_key(domain.as_str()))];
+    announce(&mut tx, &changes).await?;
     tx.commit().await?;
+    state.forget(&changes);
     Ok((StatusCode::CREATED, Json(added.into())))
 }
 
@@ -89,10 +96,10 @@ pub async fn add(
     responses((status = 200, body = DomainList), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
-    _operator: Operator,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<DomainList>, ApiError> {
-    let id = path_tenant(&id)?;
+    let id = caller.for_tenant(&id, Scope::TenantRead)?.tenant;
     let mut tx = state.store.tenant_read(&id).await?;
     tx.tenant().await.map_err(or_tenant_not_found)?;
     let domains = tx.list_domains().await?;
@@ -108,10 +115,11 @@ pub async fn list(
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn remove(
     State(state): State<AppState>,
-    operator: Operator,
+    caller: Caller,
     ApiPath((id, domain)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let id = path_tenant(&id)?;
+    let access = caller.for_tenant(&id, Scope::TenantAdmin)?;
+    let id = access.tenant;
     let domain = Hostname::parse("domain", &domain).map_err(|_| domain_not_found())?;
     let mut tx = state.store.tenant_write(&id).await?;
     tx.tenant_for_update().await.map_err(or_tenant_not_found)?;
@@ -123,10 +131,13 @@ pub async fn remove(
         &state,
         &mut tx,
         TenantEventKind::DomainRemoved,
-        &operator,
+        &access.actor,
         json!({ "domain": domain }),
     )
     .await?;
+    let changes = [Invalidation::Host(domain_key(domain.as_str()))];
+    announce(&mut tx, &changes).await?;
     tx.commit().await?;
+    state.forget(&changes);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,15 +1,16 @@
 //! `/v1/tenants/{id}/events`: a tenant's lifecycle history.
 
-use super::tenants::{or_tenant_not_found, path_tenant};
+use super::tenants::or_tenant_not_found;
 use super::{Page, PageParams, cursor};
 use crate::app::AppState;
-use crate::http::auth::Operator;
+use crate::http::auth::Caller;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, Problem};
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tenantry_core::keys::Scope;
 use tenantry_core::tenant::{TenantEvent, TenantEventKind};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -43,11 +44,11 @@ impl From<TenantEvent> for EventOut {
     responses((status = 200, body = Page<EventOut>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
-    _operator: Operator,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<Page<EventOut>>, ApiError> {
-    let id = path_tenant(&id)?;
+    let id = caller.for_tenant(&id, Scope::TenantRead)?.tenant;
     let limit = page.limit()?;
     let after = page.after("events")?;
     let mut tx = state.store.tenant_read(&id).await?;

@@ -6,7 +6,11 @@
 pub mod domains;
 pub mod events;
 pub mod health;
+pub mod keys;
+pub mod operator_keys;
+pub mod resolve;
 pub mod tenants;
+pub mod tokens;
 
 use crate::http::problem::ApiError;
 use base64::Engine;

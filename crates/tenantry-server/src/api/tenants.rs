@@ -2,9 +2,11 @@
 
 use super::{Checks, Page, PageParams, cursor};
 use crate::app::AppState;
-use crate::http::auth::Operator;
+use crate::app::announce;
+use crate::http::auth::{Caller, Operator};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, Problem};
+use crate::resolution::cache::{Invalidation, subdomain_key};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tenantry_core::keys::Scope;
+use tenantry_core::tenant::Actor;
 use tenantry_core::tenant::{NewTenant, Tenant, TenantEventKind, TenantPatch, TenantStatus};
 use tenantry_core::values::{Metadata, PlanName, Region, Subdomain, TenantName};
 use tenantry_core::{TenantId, ValidationError};
@@ -123,15 +127,14 @@ pub async fn record(
     state: &AppState,
     tx: &mut TenantTx,
     kind: TenantEventKind,
-    operator: &Operator,
+    actor: &Actor,
     data: serde_json::Value,
 ) -> Result<(), ApiError> {
     let now = state.clock.now();
     let id = state
         .ids
         .sortable("evt", now.timestamp_millis().max(0) as u64);
-    tx.record_event(id, kind, &operator.actor, data, now)
-        .await?;
+    tx.record_event(id, kind, actor, data, now).await?;
     Ok(())
 }
 
@@ -188,11 +191,17 @@ pub async fn create(
     let mut op = state.store.operator_write().await?;
     let tenant = op.insert_tenant(&new, now).await?;
     let mut tx = op.scope_to(&tenant.id).await?;
-    record(&state, &mut tx, TenantEventKind::Created, &operator, json!({
+    record(&state, &mut tx, TenantEventKind::Created, &operator.actor, json!({
         "name": tenant.name, "subdomain": tenant.subdomain, "plan": tenant.plan, "region": tenant.region,
     }))
     .await?;
+    let changes = [
+        Invalidation::Tenant(tenant.id.clone()),
+        Invalidation::Host(subdomain_key(tenant.subdomain.as_str())),
+    ];
+    announce(&mut tx, &changes).await?;
     tx.commit().await?;
+    state.forget(&changes);
     tracing::info!(tenant_id = %tenant.id, "tenant created");
     Ok((StatusCode::CREATED, Json(TenantOut::from(tenant))).into_response())
 }
@@ -245,10 +254,10 @@ pub async fn list(
     responses((status = 200, body = TenantOut), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     State(state): State<AppState>,
-    _operator: Operator,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TenantOut>, ApiError> {
-    let id = path_tenant(&id)?;
+    let id = caller.for_tenant(&id, Scope::TenantRead)?.tenant;
     let mut op = state.store.operator_read().await?;
     let tenant = op
         .get_tenant(&id)
@@ -319,12 +328,19 @@ pub async fn update(
             &state,
             &mut tx,
             TenantEventKind::Updated,
-            &operator,
+            &operator.actor,
             json!({ "changes": changes }),
         )
         .await?;
     }
+    let changes = [
+        Invalidation::Tenant(id.clone()),
+        Invalidation::Host(subdomain_key(before.subdomain.as_str())),
+        Invalidation::Host(subdomain_key(after.subdomain.as_str())),
+    ];
+    announce(&mut tx, &changes).await?;
     tx.commit().await?;
+    state.forget(&changes);
     Ok(Json(after.into()))
 }
 
@@ -350,11 +366,14 @@ pub async fn suspend(
                 &state,
                 &mut tx,
                 TenantEventKind::Suspended,
-                &operator,
+                &operator.actor,
                 json!({}),
             )
             .await?;
+            let changes = [Invalidation::Tenant(id.clone())];
+            announce(&mut tx, &changes).await?;
             tx.commit().await?;
+            state.forget(&changes);
             tracing::info!(tenant_id = %id, "tenant suspended");
             Ok(Json(tenant.into()))
         }
@@ -382,11 +401,14 @@ pub async fn reactivate(
         &state,
         &mut tx,
         TenantEventKind::Reactivated,
-        &operator,
+        &operator.actor,
         json!({ "from": from }),
     )
     .await?;
+    let changes = [Invalidation::Tenant(id.clone())];
+    announce(&mut tx, &changes).await?;
     tx.commit().await?;
+    state.forget(&changes);
     tracing::info!(tenant_id = %id, "tenant reactivated");
     Ok(Json(tenant.into()))
 }
@@ -405,7 +427,7 @@ pub async fn delete(
     let id = path_tenant(&id)?;
     let (mut tx, tenant) = lock_tenant(&state, &id).await?;
     if params.purge == Some(true) {
-        tx.purge().await?;
+        purge(&state, tx).await?;
         tracing::info!(tenant_id = %id, "tenant purged");
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -421,11 +443,23 @@ pub async fn delete(
         &state,
         &mut tx,
         TenantEventKind::Deleted,
-        &operator,
+        &operator.actor,
         json!({ "purge_after": purge_after }),
     )
     .await?;
+    let changes = [Invalidation::Tenant(id.clone())];
+    announce(&mut tx, &changes).await?;
     tx.commit().await?;
+    state.forget(&changes);
     tracing::info!(tenant_id = %id, "tenant deleted (soft)");
     Ok(Json(TenantOut::from(tenant)).into_response())
+}
+
+/// Deletes every row of a tenant, and everything cached about it on every
+/// server process (its keys, hosts and snapshot).
+pub async fn purge(state: &AppState, mut tx: TenantTx) -> Result<(), StoreError> {
+    announce(&mut tx, &[Invalidation::All]).await?;
+    tx.purge().await?;
+    state.forget(&[Invalidation::All]);
+    Ok(())
 }

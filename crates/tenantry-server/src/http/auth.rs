@@ -1,16 +1,24 @@
-//! Who is calling. Handlers that need an operator take an [`Operator`]
-//! argument: the extractor only yields one after the credential check, so an
-//! unauthenticated path to such a handler cannot be written.
+//! Who is calling, and what they may do.
+//!
+//! Handlers take a [`Caller`] (anyone authenticated) and ask it for a
+//! capability: [`Caller::for_tenant`] yields a [`TenantAccess`] only when the
+//! caller may act on that tenant with that scope, and [`Operator`] is an
+//! extractor that only yields for operators. An unauthorised path to a
+//! store call therefore does not type-check.
 
 use super::problem::ApiError;
 use crate::app::AppState;
+use crate::resolution::cache::TenantSnapshot;
+use crate::resolution::{keys, tokens};
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
-use tenantry_core::SecretString;
+use tenantry_core::keys::{Environment, Scope, Scopes, VerifyCode};
 use tenantry_core::tenant::Actor;
+use tenantry_core::{SecretString, TenantId};
 
 /// The operator root key, kept only as its SHA-256.
 pub struct RootKey {
@@ -47,10 +55,178 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// An authenticated operator: may act on every tenant.
+/// The credential of a request: `Authorization: Bearer …` or `X-API-Key: …`.
+pub fn credential(parts: &Parts) -> Option<&str> {
+    bearer(parts).or_else(|| {
+        parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+    })
+}
+
+/// Whether a credential has the shape of a JWT (three base64url parts).
+pub fn looks_like_token(credential: &str) -> bool {
+    credential.starts_with("eyJ") && credential.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The root key or an operator key: acts on every tenant.
+    Operator { actor: Actor, root: bool },
+    /// A tenant's API key or an access token made from one.
+    Tenant {
+        tenant: Arc<TenantSnapshot>,
+        key_id: String,
+        scopes: Scopes,
+        environment: Option<Environment>,
+        via_token: bool,
+    },
+}
+
+/// Proof that the caller may act on `tenant` with the scope it asked for.
+#[derive(Debug, Clone)]
+pub struct TenantAccess {
+    pub tenant: TenantId,
+    pub actor: Actor,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        match self {
+            Caller::Operator { actor, .. } => actor.clone(),
+            Caller::Tenant {
+                key_id, via_token, ..
+            } => Actor::from_trusted(format!(
+                "{}:{key_id}",
+                if *via_token { "token" } else { "key" }
+            )),
+        }
+    }
+
+    pub fn is_operator(&self) -> bool {
+        matches!(self, Caller::Operator { .. })
+    }
+
+    /// Whether the caller may name a tenant directly (`X-Tenant-ID`).
+    pub fn is_trusted_resolver(&self) -> bool {
+        match self {
+            Caller::Operator { .. } => true,
+            Caller::Tenant { scopes, .. } => scopes.grants(Scope::ResolveTrusted),
+        }
+    }
+
+    /// Access to `tenant` with `scope`. Another tenant's resources answer 404
+    /// (their existence is not revealed); a missing scope answers 403.
+    pub fn for_tenant(&self, tenant: &str, scope: Scope) -> Result<TenantAccess, ApiError> {
+        let id = TenantId::parse(tenant).map_err(|_| ApiError::tenant_not_found())?;
+        match self {
+            Caller::Operator { actor, .. } => Ok(TenantAccess {
+                tenant: id,
+                actor: actor.clone(),
+            }),
+            Caller::Tenant {
+                tenant: own,
+                scopes,
+                ..
+            } => {
+                if own.id != id {
+                    return Err(ApiError::tenant_not_found());
+                }
+                if !scopes.grants(scope) {
+                    return Err(insufficient_scope(scope));
+                }
+                Ok(TenantAccess {
+                    tenant: id,
+                    actor: self.actor(),
+                })
+            }
+        }
+    }
+}
+
+pub fn insufficient_scope(scope: Scope) -> ApiError {
+    ApiError::Forbidden {
+        code: "insufficient_scope",
+        detail: format!("this key lacks the scope '{scope}'").into(),
+    }
+}
+
+/// Authenticates a credential (root key, operator key, tenant key or token).
+pub async fn authenticate(state: &AppState, credential: &str) -> Result<Caller, ApiError> {
+    if state.root_key.matches(credential) {
+        return Ok(Caller::Operator {
+            actor: Actor::root(),
+            root: true,
+        });
+    }
+    if let Some(key) = keys::verify_operator_key(state, credential).await? {
+        return Ok(Caller::Operator {
+            actor: Actor::from_trusted(format!("operator:{}", key.id)),
+            root: false,
+        });
+    }
+    if looks_like_token(credential) {
+        let verified = state
+            .tokens
+            .verify(credential, state.clock.now())
+            .map_err(|_| ApiError::Unauthorized)?;
+        if !tokens::key_still_valid(state, &verified).await? {
+            return Err(ApiError::Unauthorized);
+        }
+        let tenant = keys::load_tenant(state, &verified.tenant_id)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        return match tenant.status {
+            tenantry_core::tenant::TenantStatus::Active => Ok(Caller::Tenant {
+                tenant,
+                key_id: verified.key_id,
+                scopes: verified.scopes,
+                environment: None,
+                via_token: true,
+            }),
+            tenantry_core::tenant::TenantStatus::Suspended => Err(ApiError::TenantSuspended),
+            tenantry_core::tenant::TenantStatus::Deleted => Err(ApiError::Unauthorized),
+        };
+    }
+    let verification = keys::verify(state, credential, &Scopes::default()).await?;
+    match (verification.code, verification.key, verification.tenant) {
+        (VerifyCode::Valid, Some(key), Some(tenant)) => Ok(Caller::Tenant {
+            tenant,
+            key_id: key.id.clone(),
+            scopes: key.scopes.clone(),
+            environment: Some(key.environment),
+            via_token: false,
+        }),
+        (VerifyCode::TenantSuspended, _, _) => Err(ApiError::TenantSuspended),
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match credential(parts) {
+            Some(credential) => authenticate(state, credential).await,
+            None => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+/// An authenticated operator: may act on every tenant. Tenant keys are
+/// refused with `403 operator_required`.
 #[derive(Debug, Clone)]
 pub struct Operator {
     pub actor: Actor,
+    /// Authenticated with the root key itself.
+    pub root: bool,
 }
 
 impl FromRequestParts<AppState> for Operator {
@@ -60,11 +236,12 @@ impl FromRequestParts<AppState> for Operator {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match bearer(parts) {
-            Some(token) if state.root_key.matches(token) => Ok(Operator {
-                actor: Actor::root(),
+        match Caller::from_request_parts(parts, state).await? {
+            Caller::Operator { actor, root } => Ok(Operator { actor, root }),
+            Caller::Tenant { .. } => Err(ApiError::Forbidden {
+                code: "operator_required",
+                detail: "this action needs an operator key".into(),
             }),
-            _ => Err(ApiError::Unauthorized),
         }
     }
 }

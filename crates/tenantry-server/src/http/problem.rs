@@ -25,6 +25,15 @@ pub enum ApiError {
         detail: Cow<'static, str>,
         field: Option<&'static str>,
     },
+    /// The caller is known but may not do this.
+    Forbidden {
+        code: &'static str,
+        detail: Cow<'static, str>,
+    },
+    /// The tenant exists but is suspended.
+    TenantSuspended,
+    /// A presented key or token did not verify.
+    InvalidCredentials(tenantry_core::keys::VerifyCode),
     /// One or more input fields break their rules.
     Validation(Vec<ValidationError>),
     /// The body is not JSON at all.
@@ -83,11 +92,32 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "Unauthorized",
-                "a valid key is required: send it as 'Authorization: Bearer <key>'".into(),
+                "a valid key or token is required: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'".into(),
             ),
             ApiError::NotFound { code, detail } => {
                 (StatusCode::NOT_FOUND, code, "Not Found", detail.to_string())
             }
+            ApiError::Forbidden { code, detail } => {
+                (StatusCode::FORBIDDEN, code, "Forbidden", detail.to_string())
+            }
+            ApiError::TenantSuspended => (
+                StatusCode::FORBIDDEN,
+                "tenant_suspended",
+                "Tenant Suspended",
+                "the tenant is suspended".into(),
+            ),
+            ApiError::InvalidCredentials(code) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Unauthorized",
+                format!(
+                    "the key or token is not valid ({})",
+                    serde_json::to_value(code)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                ),
+            ),
             ApiError::Conflict { code, detail, .. } => {
                 (StatusCode::CONFLICT, code, "Conflict", detail.to_string())
             }
@@ -187,6 +217,7 @@ impl IntoResponse for ApiError {
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: a challenge on every 401.
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -1,6 +1,6 @@
 use super::extract::BodyLimit;
 use super::problem::ApiError;
-use crate::api::{domains, events, health, tenants};
+use crate::api::{domains, events, health, keys, operator_keys, resolve, tenants, tokens};
 use crate::app::AppState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -32,6 +32,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/events", get(events::list))
         .route("/v1/tenants/{id}/domains", post(domains::add).get(domains::list))
         .route("/v1/tenants/{id}/domains/{domain}", axum::routing::delete(domains::remove))
+        .route("/v1/tenants/{id}/api-keys", post(keys::create).get(keys::list))
+        .route("/v1/tenants/{id}/api-keys/{key_id}", get(keys::get).patch(keys::update))
+        .route("/v1/tenants/{id}/api-keys/{key_id}/revoke", post(keys::revoke))
+        .route("/v1/tenants/{id}/api-keys/{key_id}/rotate", post(keys::rotate))
+        .route("/v1/keys/verify", post(keys::verify))
+        .route("/v1/operator-keys", post(operator_keys::create).get(operator_keys::list))
+        .route("/v1/operator-keys/{key_id}/revoke", post(operator_keys::revoke))
+        .route("/v1/resolve", post(resolve::resolve_post).get(resolve::resolve_get))
+        .route("/v1/tokens", post(tokens::create))
+        .route("/v1/operator/signing-keys/rotate", post(tokens::rotate))
+        .route("/.well-known/jwks.json", get(tokens::jwks))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1,5 +1,7 @@
 //! Background workers. Each stops when the shutdown channel says so.
 
+pub mod invalidation;
+pub mod key_usage;
 pub mod purge;
 
 use crate::app::AppState;
@@ -7,5 +9,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    vec![tokio::spawn(purge::run(state.clone(), stop))]
+    vec![
+        tokio::spawn(purge::run(state.clone(), stop.clone())),
+        tokio::spawn(key_usage::run(state.clone(), stop.clone())),
+        tokio::spawn(invalidation::run(state.clone(), stop)),
+    ]
 }

@@ -44,7 +44,7 @@ pub async fn purge_due(state: &AppState) -> Result<usize, StoreError> {
         if tenant.status == TenantStatus::Deleted
             && tenant.deleted_at.is_some_and(|at| at <= cutoff)
         {
-            tx.purge().await?;
+            crate::api::tenants::purge(state, tx).await?;
             tracing::info!(tenant_id = %id, "tenant purged after its grace period");
             purged += 1;
         }

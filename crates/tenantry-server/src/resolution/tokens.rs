@@ -1,0 +1,261 @@
+//! Short-lived access tokens: JWTs signed with Ed25519 (`alg: EdDSA`).
+//!
+//! Written on `ed25519-dalek` rather than a general JWT crate because we
+//! accept exactly one algorithm: verification refuses any header whose `alg`
+//! is not `EdDSA` (so `none`, HS256-with-the-public-key and friends never
+//! reach a verifier), requires a `kid` we issued, and checks `exp`.
+
+use crate::app::AppState;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use std::sync::RwLock;
+use tenantry_core::TenantId;
+use tenantry_core::keys::Scopes;
+use tenantry_store::{Store, StoreError};
+
+/// The longest lifetime a token may have; a retired signing key verifies for
+/// this long after its retirement.
+pub const MAX_TTL_SECONDS: i64 = 3600;
+
+struct Key {
+    kid: String,
+    signing: SigningKey,
+    verifying: VerifyingKey,
+    retired_at: Option<DateTime<Utc>>,
+}
+
+/// The signing keys, newest (active) first.
+#[derive(Default)]
+pub struct TokenKeys {
+    keys: RwLock<Vec<Key>>,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKeys([REDACTED])")
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub tenant_id: String,
+    pub key_id: String,
+    pub scopes: Vec<String>,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Why a token was refused (kept for logs and tests; callers see 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    Malformed,
+    Algorithm,
+    UnknownKey,
+    Signature,
+    Expired,
+}
+
+/// A verified token.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub tenant_id: TenantId,
+    pub key_id: String,
+    pub scopes: Scopes,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl TokenKeys {
+    /// Loads the keys from the database, creating the first one if none.
+    pub async fn load(&self, store: &Store, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut op = store.operator_write().await?;
+        let mut rows = op.signing_keys().await?;
+        if rows.iter().all(|r| r.4.is_some()) {
+            let (kid, seed, public) = new_key();
+            op.add_signing_key(&kid, &seed, &public, now).await?;
+            rows = op.signing_keys().await?;
+        }
+        op.commit().await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for (kid, seed, _public, _created, retired_at) in rows {
+            let Ok(seed) = <[u8; 32]>::try_from(seed.as_slice()) else {
+                return Err(StoreError::Corrupt(format!(
+                    "signing key {kid} is malformed"
+                )));
+            };
+            let signing = SigningKey::from_bytes(&seed);
+            let verifying = signing.verifying_key();
+            keys.push(Key {
+                kid,
+                signing,
+                verifying,
+                retired_at,
+            });
+        }
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(())
+    }
+
+    /// Activates a new signing key; the previous one keeps verifying until
+    /// its tokens have expired, then is deleted.
+    pub async fn rotate(store: &Store, now: DateTime<Utc>) -> Result<String, StoreError> {
+        let (kid, seed, public) = new_key();
+        let mut op = store.operator_write().await?;
+        op.add_signing_key(&kid, &seed, &public, now).await?;
+        op.prune_signing_keys(now - chrono::Duration::seconds(2 * MAX_TTL_SECONDS))
+            .await?;
+        op.notify(&crate::resolution::cache::Invalidation::SigningKeys.encode())
+            .await?;
+        op.commit().await?;
+        Ok(kid)
+    }
+
+    pub fn sign(&self, claims: &Claims) -> Option<String> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let key = keys.iter().find(|k| k.retired_at.is_none())?;
+        let header = Header {
+            alg: "EdDSA".into(),
+            typ: Some("JWT".into()),
+            kid: Some(key.kid.clone()),
+        };
+        let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).ok()?);
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).ok()?);
+        let signing_input = format!("{header}.{payload}");
+        let signature = key.signing.sign(signing_input.as_bytes());
+        Some(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.to_bytes())
+        ))
+    }
+
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedToken, TokenError> {
+        if token.len() > 8192 {
+            return Err(TokenError::Malformed);
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let header: Header = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(TokenError::Malformed)?;
+        if header.alg != "EdDSA" {
+            return Err(TokenError::Algorithm);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .ok()
+            .and_then(|bytes| <[u8; 64]>::try_from(bytes.as_slice()).ok())
+            .map(|bytes| Signature::from_bytes(&bytes))
+            .ok_or(TokenError::Malformed)?;
+        {
+            let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+            let key = keys
+                .iter()
+                .find(|k| k.kid == kid)
+                .ok_or(TokenError::UnknownKey)?;
+            if key
+                .retired_at
+                .is_some_and(|at| at + chrono::Duration::seconds(MAX_TTL_SECONDS) < now)
+            {
+                return Err(TokenError::UnknownKey);
+            }
+            let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+            key.verifying
+                .verify_strict(signing_input.as_bytes(), &signature)
+                .map_err(|_| TokenError::Signature)?;
+        }
+        let claims: Claims = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(TokenError::Malformed)?;
+        let expires_at = DateTime::from_timestamp(claims.exp, 0).ok_or(TokenError::Malformed)?;
+        if expires_at <= now {
+            return Err(TokenError::Expired);
+        }
+        let tenant_id = TenantId::parse(&claims.tenant_id).map_err(|_| TokenError::Malformed)?;
+        Ok(VerifiedToken {
+            tenant_id,
+            key_id: claims.key_id,
+            scopes: Scopes::from_trusted(claims.scopes.iter().map(String::as_str)),
+            expires_at,
+        })
+    }
+
+    /// The public keys, as a JSON Web Key Set.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let keys: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "alg": "EdDSA",
+                    "use": "sig",
+                    "kid": k.kid,
+                    "x": URL_SAFE_NO_PAD.encode(k.verifying.as_bytes()),
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+fn new_key() -> (String, [u8; 32], [u8; 32]) {
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    let kid = tenantry_core::ids::prefixed_id("sig", rand::random());
+    (kid, seed, public)
+}
+
+/// Looks a token's key up and checks it is still good: a revoked, disabled
+/// or expired key's tokens die with it.
+pub async fn key_still_valid(state: &AppState, token: &VerifiedToken) -> Result<bool, StoreError> {
+    let hash = match state.caches.key_ids.get(&token.key_id) {
+        Some(hash) => hash,
+        None => {
+            let mut tx = state.store.tenant_read(&token.tenant_id).await?;
+            let key = match tx.get_key(&token.key_id).await {
+                Ok(k) => k,
+                Err(StoreError::NotFound) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            tx.commit().await?;
+            state
+                .caches
+                .key_ids
+                .insert(token.key_id.clone(), key.key_hash);
+            key.key_hash
+        }
+    };
+    let Some(key) = super::keys::load_key(state, &hash).await? else {
+        return Ok(false);
+    };
+    let now = state.clock.now();
+    Ok(key.tenant_id == token.tenant_id
+        && key.revoked_at.is_none()
+        && key.enabled
+        && key.expires_at.is_none_or(|at| at > now))
+}

@@ -1,0 +1,38 @@
+//! Writes keys' last-used times in batches, so that verifying a key costs no
+//! database write. Runs every `key_usage_flush_interval`, and once more at
+//! shutdown.
+
+use crate::app::AppState;
+use tokio::sync::watch;
+
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(state.config.key_usage_flush_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = interval.tick() => false,
+            _ = stop.wait_for(|stop| *stop) => true,
+        };
+        if let Err(err) = flush(&state).await {
+            tracing::warn!(error = %err, "could not record key usage; will retry");
+        }
+        if stopping {
+            break;
+        }
+    }
+}
+
+pub async fn flush(state: &AppState) -> Result<(), tenantry_store::StoreError> {
+    let (by_tenant, operator_keys) = state.key_usage.take();
+    for (tenant, used) in by_tenant {
+        let mut tx = state.store.tenant_write(&tenant).await?;
+        tx.touch_keys(&used).await?;
+        tx.commit().await?;
+    }
+    if !operator_keys.is_empty() {
+        let mut op = state.store.operator_write().await?;
+        op.touch_operator_keys(&operator_keys).await?;
+        op.commit().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,406 @@
+//! API keys (tenant-scoped `api_keys`), operator keys and token signing keys.
+
+use crate::Result;
+use crate::error::StoreError;
+use crate::scope::{OperatorTx, TenantTx, on_conn};
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use tenantry_core::TenantId;
+use tenantry_core::keys::{ApiKey, ApiKeyPatch, Environment, OperatorKey, Scopes};
+use tenantry_core::values::Metadata;
+
+const KEY_COLUMNS: &str = "tenant_id, id, key_hash, start, name, scopes, environment, enabled, expires_at, \
+                           revoked_at, metadata, last_used_at, rotated_from, created_at, updated_at";
+
+type KeyRow = (
+    String,
+    String,
+    Vec<u8>,
+    String,
+    String,
+    Json<Vec<String>>,
+    String,
+    bool,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Json<serde_json::Value>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
+fn hash32(id: &str, bytes: Vec<u8>) -> Result<[u8; 32]> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("key {id} has a malformed hash")))
+}
+
+fn environment(id: &str, value: &str) -> Result<Environment> {
+    Environment::parse("environment", value)
+        .map_err(|_| StoreError::Corrupt(format!("key {id} environment {value:?}")))
+}
+
+fn key_from_row(row: KeyRow) -> Result<ApiKey> {
+    let (
+        tenant_id,
+        id,
+        hash,
+        start,
+        name,
+        scopes,
+        env,
+        enabled,
+        expires_at,
+        revoked_at,
+        metadata,
+        last_used_at,
+        rotated_from,
+        created_at,
+        updated_at,
+    ) = row;
+    let serde_json::Value::Object(metadata) = metadata.0 else {
+        return Err(StoreError::Corrupt(format!(
+            "key {id} metadata is not an object"
+        )));
+    };
+    Ok(ApiKey {
+        key_hash: hash32(&id, hash)?,
+        environment: environment(&id, &env)?,
+        tenant_id: TenantId::from_trusted(tenant_id),
+        id,
+        start,
+        name,
+        scopes: Scopes::from_trusted(scopes.0.iter().map(String::as_str)),
+        enabled,
+        expires_at,
+        revoked_at,
+        metadata: Metadata::from_trusted(metadata),
+        last_used_at,
+        rotated_from,
+        created_at,
+        updated_at,
+    })
+}
+
+/// A page of keys, in id order.
+#[derive(Debug)]
+pub struct KeyPage {
+    pub keys: Vec<ApiKey>,
+    pub next_after: Option<String>,
+}
+
+impl TenantTx {
+    pub async fn insert_key(&mut self, key: &ApiKey) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        );
+        let scopes = Json(key.scopes.names());
+        let metadata = Json(key.metadata.as_map());
+        on_conn!(&mut self.conn, |c| sqlx::query(sql.as_str())
+            .bind(self.tenant.as_str())
+            .bind(&key.id)
+            .bind(&key.key_hash[..])
+            .bind(&key.start)
+            .bind(&key.name)
+            .bind(&scopes)
+            .bind(key.environment.as_str())
+            .bind(key.enabled)
+            .bind(key.expires_at)
+            .bind(key.revoked_at)
+            .bind(metadata)
+            .bind(key.last_used_at)
+            .bind(&key.rotated_from)
+            .bind(key.created_at)
+            .bind(key.updated_at)
+            .execute(&mut **c)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    pub async fn get_key(&mut self, id: &str) -> Result<ApiKey> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2");
+        let row: Option<KeyRow> = on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())
+            .bind(self.tenant.as_str())
+            .bind(id)
+            .fetch_optional(&mut **c)
+            .await?);
+        row.map(key_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn list_keys(&mut self, after: Option<&str>, limit: u32) -> Result<KeyPage> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        );
+        let rows: Vec<KeyRow> = on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())
+            .bind(self.tenant.as_str())
+            .bind(after)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&mut **c)
+            .await?);
+        let mut keys = rows
+            .into_iter()
+            .map(key_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let next_after = if keys.len() > limit as usize {
+            keys.truncate(limit as usize);
+            keys.last().map(|k| k.id.clone())
+        } else {
+            None
+        };
+        Ok(KeyPage { keys, next_after })
+    }
+
+    pub async fn update_key(
+        &mut self,
+        id: &str,
+        patch: &ApiKeyPatch,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKey> {
+        let sql = format!(
+            "UPDATE api_keys SET name = COALESCE($3, name), scopes = COALESCE($4, scopes), \
+               enabled = COALESCE($5, enabled), \
+               expires_at = CASE WHEN $6 THEN $7 ELSE expires_at END, \
+               metadata = COALESCE($8, metadata), updated_at = $9 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING {KEY_COLUMNS}"
+        );
+        let scopes = patch.scopes.as_ref().map(|s| Json(s.names()));
+        let metadata = patch.metadata.as_ref().map(|m| Json(m.as_map()));
+        let row: Option<KeyRow> = on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())
+            .bind(self.tenant.as_str())
+            .bind(id)
+            .bind(patch.name.as_deref())
+            .bind(&scopes)
+            .bind(patch.enabled)
+            .bind(patch.expires_at.is_some())
+            .bind(patch.expires_at.flatten())
+            .bind(metadata)
+            .bind(now)
+            .fetch_optional(&mut **c)
+            .await?);
+        row.map(key_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn revoke_key(&mut self, id: &str, now: DateTime<Utc>) -> Result<ApiKey> {
+        let sql = format!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3), updated_at = $3 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING {KEY_COLUMNS}"
+        );
+        let row: Option<KeyRow> = on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())
+            .bind(self.tenant.as_str())
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&mut **c)
+            .await?);
+        row.map(key_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Records when keys were last used (coalesced by the caller).
+    pub async fn touch_keys(&mut self, used: &[(String, DateTime<Utc>)]) -> Result<()> {
+        let sql = "UPDATE api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2 \
+                   AND (last_used_at IS NULL OR last_used_at < $3)";
+        for (id, at) in used {
+            on_conn!(&mut self.conn, |c| sqlx::query(sql)
+                .bind(self.tenant.as_str())
+                .bind(id)
+                .bind(*at)
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+        }
+        Ok(())
+    }
+
+    /// Every key hash of this tenant (to drop them from caches on purge).
+    pub async fn key_hashes(&mut self) -> Result<Vec<[u8; 32]>> {
+        let rows: Vec<(String, Vec<u8>)> = on_conn!(&mut self.conn, |c| sqlx::query_as(
+            "SELECT id, key_hash FROM api_keys WHERE tenant_id = $1"
+        )
+        .bind(self.tenant.as_str())
+        .fetch_all(&mut **c)
+        .await?);
+        rows.into_iter().map(|(id, h)| hash32(&id, h)).collect()
+    }
+}
+
+type OperatorKeyRow = (
+    String,
+    Vec<u8>,
+    String,
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+);
+const OPERATOR_COLUMNS: &str =
+    "id, key_hash, start, name, environment, revoked_at, last_used_at, created_at";
+
+fn operator_key_from_row(row: OperatorKeyRow) -> Result<OperatorKey> {
+    let (id, hash, start, name, env, revoked_at, last_used_at, created_at) = row;
+    Ok(OperatorKey {
+        key_hash: hash32(&id, hash)?,
+        environment: environment(&id, &env)?,
+        id,
+        start,
+        name,
+        revoked_at,
+        last_used_at,
+        created_at,
+    })
+}
+
+impl OperatorTx {
+    /// The tenant key with this hash, whichever tenant it belongs to: the
+    /// explicit cross-tenant lookup behind key verification.
+    pub async fn find_key_by_hash(&mut self, hash: &[u8; 32]) -> Result<Option<ApiKey>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1");
+        let row: Option<KeyRow> = on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())
+            .bind(&hash[..])
+            .fetch_optional(&mut **c)
+            .await?);
+        row.map(key_from_row).transpose()
+    }
+
+    pub async fn insert_operator_key(&mut self, key: &OperatorKey) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO operator_keys ({OPERATOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        );
+        on_conn!(&mut self.conn, |c| sqlx::query(sql.as_str())
+            .bind(&key.id)
+            .bind(&key.key_hash[..])
+            .bind(&key.start)
+            .bind(&key.name)
+            .bind(key.environment.as_str())
+            .bind(key.revoked_at)
+            .bind(key.last_used_at)
+            .bind(key.created_at)
+            .execute(&mut **c)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    pub async fn find_operator_key_by_hash(
+        &mut self,
+        hash: &[u8; 32],
+    ) -> Result<Option<OperatorKey>> {
+        let sql = format!("SELECT {OPERATOR_COLUMNS} FROM operator_keys WHERE key_hash = $1");
+        let row: Option<OperatorKeyRow> =
+            on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())
+                .bind(&hash[..])
+                .fetch_optional(&mut **c)
+                .await?);
+        row.map(operator_key_from_row).transpose()
+    }
+
+    pub async fn list_operator_keys(&mut self) -> Result<Vec<OperatorKey>> {
+        let sql = format!("SELECT {OPERATOR_COLUMNS} FROM operator_keys ORDER BY id");
+        let rows: Vec<OperatorKeyRow> = on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())
+            .fetch_all(&mut **c)
+            .await?);
+        rows.into_iter().map(operator_key_from_row).collect()
+    }
+
+    pub async fn revoke_operator_key(
+        &mut self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OperatorKey> {
+        let sql = format!(
+            "UPDATE operator_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING {OPERATOR_COLUMNS}"
+        );
+        let row: Option<OperatorKeyRow> =
+            on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())
+                .bind(id)
+                .bind(now)
+                .fetch_optional(&mut **c)
+                .await?);
+        row.map(operator_key_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn touch_operator_keys(&mut self, used: &[(String, DateTime<Utc>)]) -> Result<()> {
+        for (id, at) in used {
+            on_conn!(&mut self.conn, |c| {
+                sqlx::query(
+                "UPDATE operator_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)"
+            )
+            .bind(id)
+            .bind(*at)
+            .execute(&mut **c)
+            .await?
+            .rows_affected()
+            });
+        }
+        Ok(())
+    }
+
+    /// Token signing keys, newest first.
+    pub async fn signing_keys(&mut self) -> Result<Vec<SigningKeyRow>> {
+        let rows: Vec<SigningKeyRow> = on_conn!(&mut self.conn, |c| {
+            sqlx::query_as(
+            "SELECT kid, seed, public_key, created_at, retired_at FROM signing_keys ORDER BY created_at DESC, kid DESC"
+        )
+        .fetch_all(&mut **c)
+        .await?
+        });
+        Ok(rows)
+    }
+
+    /// Adds a signing key and retires the current one (it keeps verifying).
+    pub async fn add_signing_key(
+        &mut self,
+        kid: &str,
+        seed: &[u8],
+        public_key: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(&mut self.conn, |c| sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL"
+        )
+        .bind(now)
+        .execute(&mut **c)
+        .await?
+        .rows_affected());
+        on_conn!(&mut self.conn, |c| sqlx::query(
+            "INSERT INTO signing_keys (kid, seed, public_key, created_at) VALUES ($1, $2, $3, $4)"
+        )
+        .bind(kid)
+        .bind(seed)
+        .bind(public_key)
+        .bind(now)
+        .execute(&mut **c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Deletes signing keys retired before `before` (their tokens have expired).
+    pub async fn prune_signing_keys(&mut self, before: DateTime<Utc>) -> Result<u64> {
+        Ok(on_conn!(&mut self.conn, |c| sqlx::query(
+            "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1"
+        )
+        .bind(before)
+        .execute(&mut **c)
+        .await?
+        .rows_affected()))
+    }
+}
+
+/// `(kid, seed, public_key, created_at, retired_at)`.
+pub type SigningKeyRow = (
+    String,
+    Vec<u8>,
+    Vec<u8>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
