@@ -1,0 +1,833 @@
+//! API keys over HTTP: creation, listing, verification codes, expiry,
+//! rotation overlap, disable/enable, scopes, cross-tenant 404s, and keys as
+//! credentials. On both backends.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Backend, TestDb, TestServer};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+on_both_backends!(
+    create_list_and_get,
+    verify_codes,
+    rotation_overlap,
+    keys_as_credentials_and_scopes,
+    cross_tenant_keys_are_not_found,
+    operator_keys,
+    last_used_is_recorded,
+    keys_never_logged,
+    verify_and_resolve_never_fail_on_garbage,
+);
+
+async fn create_key(server: &TestServer, tenant: &str, scopes: &[&str]) -> Value {
+    let reply = server
+        .post(
+            &format!("/v1/tenants/{tenant}/api-keys"),
+            json!({"name": "svc", "scopes": scopes}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    reply.body
+}
+
+async fn verify(server: &TestServer, key: &str, scopes: Option<&[&str]>) -> Value {
+    let body = match scopes {
+        Some(s) => json!({"key": key, "scopes": s}),
+        None => json!({"key": key}),
+    };
+    let reply = server.post("/v1/keys/verify", body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    reply.body
+}
+
+async fn create_list_and_get(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let created = server
+        .post(
+            "/v1/tenants/acme/api-keys",
+            json!({"name": "backend", "scopes": ["tenant:read", "keys:write"], "environment": "test", "metadata": {"team": "core"}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let key = created.body["key"].as_str().unwrap();
+    let regex_like = key.starts_with("tnt_sk_test_")
+        && key.len() == 50
+        && key[12..].bytes().all(|b| b.is_ascii_alphanumeric());
+    assert!(regex_like, "{key}");
+    let id = created.body["id"].as_str().unwrap();
+    assert!(id.starts_with("key_"));
+    assert_eq!(created.body["start"], &key[..16]);
+    assert_eq!(created.body["scopes"], json!(["tenant:read", "keys:write"]));
+    assert_eq!(created.body["environment"], "test");
+    assert_eq!(created.body["enabled"], true);
+    assert_eq!(created.body["metadata"], json!({"team": "core"}));
+    assert!(created.body["expires_at"].is_null());
+
+    let list = server.get("/v1/tenants/acme/api-keys").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let listed = &list.body["data"][0];
+    assert_eq!(listed["id"], id);
+    assert!(listed.get("key").is_none(), "the key is shown once only");
+    assert!(
+        !list.text.contains(&key[16..]),
+        "no part of the secret beyond its start"
+    );
+    assert!(listed["last_used_at"].is_null());
+    assert_eq!(
+        server
+            .get(&format!("/v1/tenants/acme/api-keys/{id}"))
+            .await
+            .body["name"],
+        "backend"
+    );
+
+    // Validation.
+    for (body, field) in [
+        (json!({"name": "x", "scopes": ["root"]}), "scopes[0]"),
+        (
+            json!({"name": "x", "scopes": ["tenant:read", "keys:everything"]}),
+            "scopes[1]",
+        ),
+        (json!({"name": "", "scopes": []}), "name"),
+        (
+            json!({"name": "x", "scopes": [], "environment": "prod"}),
+            "environment",
+        ),
+        (
+            json!({"name": "x", "scopes": [], "expires_at": "2001-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "x", "scopes": [], "expires_at": "tomorrow"}),
+            "expires_at",
+        ),
+        (json!({"name": "x", "scopes": "tenant:read"}), "scopes"),
+        (json!({"scopes": []}), "name"),
+    ] {
+        server
+            .post("/v1/tenants/acme/api-keys", body)
+            .await
+            .assert_invalid(field);
+    }
+    server
+        .post(
+            "/v1/tenants/nobody/api-keys",
+            json!({"name": "x", "scopes": []}),
+        )
+        .await
+        .assert_problem(404, "tenant_not_found");
+    server
+        .get("/v1/tenants/acme/api-keys/key_nope")
+        .await
+        .assert_problem(404, "key_not_found");
+    let events: Vec<String> = server.get("/v1/tenants/acme/events").await.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(events, ["created", "key_created"]);
+}
+
+async fn verify_codes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let created = create_key(&server, "acme", &["tenant:read", "usage:write"]).await;
+    let key = created["key"].as_str().unwrap();
+    let id = created["id"].as_str().unwrap();
+
+    let ok = verify(&server, key, None).await;
+    assert_eq!(ok["valid"], true);
+    assert_eq!(ok["code"], "VALID");
+    assert_eq!(ok["key_id"], id);
+    assert_eq!(
+        ok["tenant"],
+        json!({"id": "acme", "status": "active", "plan": "starter"})
+    );
+    assert_eq!(ok["scopes"], json!(["tenant:read", "usage:write"]));
+    assert_eq!(ok["environment"], "live");
+    assert_eq!(
+        verify(&server, key, Some(&["usage:write"])).await["code"],
+        "VALID"
+    );
+    let scoped = verify(&server, key, Some(&["credentials:reveal"])).await;
+    assert_eq!(
+        (scoped["valid"].clone(), scoped["code"].clone()),
+        (json!(false), json!("INSUFFICIENT_SCOPES"))
+    );
+    assert_eq!(
+        verify(&server, key, Some(&["no:such:scope"])).await["code"],
+        "INSUFFICIENT_SCOPES"
+    );
+
+    // Lookalikes: a changed character breaks the checksum; garbage is not found.
+    let mut tampered = key.to_owned().into_bytes();
+    tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
+    for other in [
+        String::from_utf8(tampered).unwrap(),
+        "tnt_sk_live_x".into(),
+        "".into(),
+        "ghp_abc".into(),
+    ] {
+        let v = verify(&server, &other, None).await;
+        assert_eq!(
+            (v["valid"].clone(), v["code"].clone()),
+            (json!(false), json!("NOT_FOUND")),
+            "{other}"
+        );
+        assert!(v.get("key_id").is_none());
+    }
+
+    // Disabled, then enabled again.
+    let path = format!("/v1/tenants/acme/api-keys/{id}");
+    assert_eq!(
+        server.patch(&path, json!({"enabled": false})).await.body["enabled"],
+        false
+    );
+    assert_eq!(verify(&server, key, None).await["code"], "DISABLED");
+    server.patch(&path, json!({"enabled": true})).await;
+    assert_eq!(verify(&server, key, None).await["code"], "VALID");
+
+    // Scopes changed: takes effect at once.
+    server
+        .patch(&path, json!({"scopes": ["tenant:read"]}))
+        .await;
+    assert_eq!(
+        verify(&server, key, Some(&["usage:write"])).await["code"],
+        "INSUFFICIENT_SCOPES"
+    );
+
+    // Expiry.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let expiring = server
+        .post(
+            "/v1/tenants/acme/api-keys",
+            json!({"name": "short", "scopes": [], "expires_at": soon}),
+        )
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(verify(&server, &expiring, None).await["code"], "VALID");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(verify(&server, &expiring, None).await["code"], "EXPIRED");
+    // Removing an expiry (null) and setting one in the past (refused).
+    server
+        .patch(&path, json!({"expires_at": "2000-01-01T00:00:00Z"}))
+        .await
+        .assert_invalid("expires_at");
+    assert!(server.patch(&path, json!({"expires_at": null})).await.body["expires_at"].is_null());
+
+    // Tenant suspended, then deleted.
+    server.post("/v1/tenants/acme/suspend", json!({})).await;
+    assert_eq!(verify(&server, key, None).await["code"], "TENANT_SUSPENDED");
+    server.post("/v1/tenants/acme/reactivate", json!({})).await;
+    assert_eq!(verify(&server, key, None).await["code"], "VALID");
+
+    // Revoked.
+    let revoked = server.post(&format!("{path}/revoke"), json!({})).await;
+    assert!(revoked.body["revoked_at"].is_string());
+    assert_eq!(verify(&server, key, None).await["code"], "REVOKED");
+    server
+        .post(&format!("{path}/rotate"), json!({}))
+        .await
+        .assert_problem(409, "key_revoked");
+
+    let other = create_key(&server, "acme", &[]).await;
+    server.delete("/v1/tenants/acme").await;
+    assert_eq!(
+        verify(&server, other["key"].as_str().unwrap(), None).await["code"],
+        "NOT_FOUND"
+    );
+}
+
+async fn rotation_overlap(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let old = server
+        .post("/v1/tenants/acme/api-keys", json!({"name": "billing", "scopes": ["usage:read"], "environment": "test", "metadata": {"a": 1}}))
+        .await
+        .body;
+    let old_key = old["key"].as_str().unwrap();
+    let old_id = old["id"].as_str().unwrap();
+
+    let rotated = server
+        .post(
+            &format!("/v1/tenants/acme/api-keys/{old_id}/rotate"),
+            json!({"overlap_seconds": 2}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{rotated:?}");
+    let new_key = rotated.body["key"].as_str().unwrap();
+    assert_ne!(new_key, old_key);
+    assert!(new_key.starts_with("tnt_sk_test_"));
+    assert_eq!(rotated.body["name"], "billing");
+    assert_eq!(rotated.body["scopes"], json!(["usage:read"]));
+    assert_eq!(rotated.body["metadata"], json!({"a": 1}));
+    assert_eq!(rotated.body["rotated_from"], old_id);
+
+    // Both work during the overlap…
+    assert_eq!(verify(&server, old_key, None).await["code"], "VALID");
+    assert_eq!(verify(&server, new_key, None).await["code"], "VALID");
+    let old_view = server
+        .get(&format!("/v1/tenants/acme/api-keys/{old_id}"))
+        .await
+        .body;
+    assert!(old_view["expires_at"].is_string());
+    // …and the old one is EXPIRED after it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(verify(&server, old_key, None).await["code"], "EXPIRED");
+    assert_eq!(verify(&server, new_key, None).await["code"], "VALID");
+
+    // Overlap 0 (the default) ends the old key at once.
+    let again = server
+        .post(
+            &format!(
+                "/v1/tenants/acme/api-keys/{}/rotate",
+                rotated.body["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(verify(&server, new_key, None).await["code"], "EXPIRED");
+    assert_eq!(
+        verify(&server, again.body["key"].as_str().unwrap(), None).await["code"],
+        "VALID"
+    );
+    server
+        .post(
+            &format!("/v1/tenants/acme/api-keys/{old_id}/rotate"),
+            json!({"overlap_seconds": -1}),
+        )
+        .await
+        .assert_invalid("overlap_seconds");
+    server
+        .post(
+            &format!("/v1/tenants/acme/api-keys/{old_id}/rotate"),
+            json!({"overlap_seconds": 99999999}),
+        )
+        .await
+        .assert_invalid("overlap_seconds");
+}
+
+async fn keys_as_credentials_and_scopes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let reader = create_key(&server, "acme", &["tenant:read"]).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = create_key(&server, "acme", &["tenant:admin"]).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keys_writer = create_key(&server, "acme", &["keys:write", "keys:read"]).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Bearer and X-API-Key both work.
+    assert_eq!(
+        server
+            .call_as(Some(&reader), Method::GET, "/v1/tenants/acme", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let via_header = server
+        .client
+        .get(server.url("/v1/tenants/acme"))
+        .header("x-api-key", &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(via_header.status(), StatusCode::OK);
+
+    // A missing scope is 403 naming it.
+    let denied = server
+        .call_as(
+            Some(&reader),
+            Method::GET,
+            "/v1/tenants/acme/api-keys",
+            None,
+        )
+        .await;
+    let body = denied.assert_problem(403, "insufficient_scope");
+    assert!(
+        body["detail"].as_str().unwrap().contains("keys:read"),
+        "{body}"
+    );
+    server
+        .call_as(
+            Some(&reader),
+            Method::POST,
+            "/v1/tenants/acme/domains",
+            Some(json!({"domain": "acme.com"})),
+        )
+        .await
+        .assert_problem(403, "insufficient_scope");
+    // tenant:admin implies every tenant scope.
+    assert_eq!(
+        server
+            .call_as(Some(&admin), Method::GET, "/v1/tenants/acme/api-keys", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .call_as(
+                Some(&admin),
+                Method::POST,
+                "/v1/tenants/acme/domains",
+                Some(json!({"domain": "acme.com"}))
+            )
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    // Operator-only actions.
+    server
+        .call_as(Some(&admin), Method::GET, "/v1/tenants", None)
+        .await
+        .assert_problem(403, "operator_required");
+    server
+        .call_as(
+            Some(&admin),
+            Method::POST,
+            "/v1/tenants/acme/suspend",
+            Some(json!({})),
+        )
+        .await
+        .assert_problem(403, "operator_required");
+    server
+        .call_as(
+            Some(&admin),
+            Method::POST,
+            "/v1/tenants",
+            Some(json!({"id": "evil", "name": "x"})),
+        )
+        .await
+        .assert_problem(403, "operator_required");
+    // A key cannot hand out scopes it lacks.
+    let escalate = server
+        .call_as(
+            Some(&keys_writer),
+            Method::POST,
+            "/v1/tenants/acme/api-keys",
+            Some(json!({"name": "x", "scopes": ["tenant:admin"]})),
+        )
+        .await;
+    escalate.assert_problem(403, "insufficient_scope");
+    let fine = server
+        .call_as(
+            Some(&keys_writer),
+            Method::POST,
+            "/v1/tenants/acme/api-keys",
+            Some(json!({"name": "x", "scopes": ["keys:read"]})),
+        )
+        .await;
+    assert_eq!(fine.status, StatusCode::CREATED);
+    let events = server.get("/v1/tenants/acme/events").await;
+    let last = events.body["data"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(
+        last["actor"].as_str().unwrap().starts_with("key:key_"),
+        "{last}"
+    );
+
+    // Revoked or unknown keys are 401; a suspended tenant's key is 403.
+    let revoked = create_key(&server, "acme", &["tenant:read"]).await;
+    server
+        .post(
+            &format!(
+                "/v1/tenants/acme/api-keys/{}/revoke",
+                revoked["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    server
+        .call_as(
+            revoked["key"].as_str(),
+            Method::GET,
+            "/v1/tenants/acme",
+            None,
+        )
+        .await
+        .assert_problem(401, "unauthorized");
+    server.post("/v1/tenants/acme/suspend", json!({})).await;
+    server
+        .call_as(Some(&reader), Method::GET, "/v1/tenants/acme", None)
+        .await
+        .assert_problem(403, "tenant_suspended");
+}
+
+async fn cross_tenant_keys_are_not_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    server.create_tenant("globex").await;
+    let acme_admin = create_key(&server, "acme", &["tenant:admin"]).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let globex_key = create_key(&server, "globex", &["tenant:read"]).await;
+    let globex_id = globex_key["id"].as_str().unwrap();
+    let as_acme = |method: Method, path: String, body: Option<Value>| {
+        let key = acme_admin.clone();
+        let server = &server;
+        async move { server.call_as(Some(&key), method, &path, body).await }
+    };
+    // Every path under another tenant is 404, never 403.
+    for (method, path, body) in [
+        (Method::GET, "/v1/tenants/globex".to_owned(), None),
+        (Method::GET, "/v1/tenants/globex/events".to_owned(), None),
+        (Method::GET, "/v1/tenants/globex/domains".to_owned(), None),
+        (
+            Method::POST,
+            "/v1/tenants/globex/domains".to_owned(),
+            Some(json!({"domain": "x.com"})),
+        ),
+        (Method::GET, "/v1/tenants/globex/api-keys".to_owned(), None),
+        (
+            Method::POST,
+            "/v1/tenants/globex/api-keys".to_owned(),
+            Some(json!({"name": "x", "scopes": []})),
+        ),
+        (
+            Method::GET,
+            format!("/v1/tenants/globex/api-keys/{globex_id}"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/tenants/globex/api-keys/{globex_id}"),
+            Some(json!({"enabled": false})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/tenants/globex/api-keys/{globex_id}/revoke"),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/tenants/globex/api-keys/{globex_id}/rotate"),
+            Some(json!({})),
+        ),
+        (Method::GET, "/v1/tenants/no-such-tenant".to_owned(), None),
+    ] {
+        let reply = as_acme(method.clone(), path.clone(), body).await;
+        reply.assert_problem(404, "tenant_not_found");
+    }
+    // A key id of globex used under acme's own path is simply not found.
+    as_acme(
+        Method::GET,
+        format!("/v1/tenants/acme/api-keys/{globex_id}"),
+        None,
+    )
+    .await
+    .assert_problem(404, "key_not_found");
+    as_acme(
+        Method::POST,
+        format!("/v1/tenants/acme/api-keys/{globex_id}/revoke"),
+        Some(json!({})),
+    )
+    .await
+    .assert_problem(404, "key_not_found");
+    // Verifying globex's key as acme says NOT_FOUND.
+    let v = server
+        .call_as(
+            Some(&acme_admin),
+            Method::POST,
+            "/v1/keys/verify",
+            Some(json!({"key": globex_key["key"]})),
+        )
+        .await;
+    assert_eq!(v.body["code"], "NOT_FOUND");
+    assert!(v.body.get("tenant").is_none());
+    // And globex's key is untouched.
+    assert_eq!(
+        verify(&server, globex_key["key"].as_str().unwrap(), None).await["code"],
+        "VALID"
+    );
+}
+
+async fn operator_keys(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let created = server
+        .post("/v1/operator-keys", json!({"name": "ci"}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("tnt_op_live_"));
+    // It acts on every tenant.
+    let made = server
+        .call_as(
+            Some(&key),
+            Method::POST,
+            "/v1/tenants",
+            Some(json!({"id": "acme", "name": "Acme"})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED);
+    let events = server.get("/v1/tenants/acme/events").await;
+    assert_eq!(
+        events.body["data"][0]["actor"],
+        format!("operator:{}", created.body["id"].as_str().unwrap())
+    );
+    // But cannot mint operator keys.
+    server
+        .call_as(
+            Some(&key),
+            Method::POST,
+            "/v1/operator-keys",
+            Some(json!({"name": "x"})),
+        )
+        .await
+        .assert_problem(403, "root_key_required");
+    let list = server.get("/v1/operator-keys").await;
+    assert_eq!(list.body["data"][0]["id"], created.body["id"]);
+    assert!(!list.text.contains(&key[16..]));
+    // Verify treats it as no tenant key.
+    assert_eq!(verify(&server, &key, None).await["code"], "NOT_FOUND");
+    server
+        .post(
+            &format!(
+                "/v1/operator-keys/{}/revoke",
+                created.body["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    server
+        .call_as(Some(&key), Method::GET, "/v1/tenants", None)
+        .await
+        .assert_problem(401, "unauthorized");
+    server
+        .post("/v1/operator-keys", json!({"name": ""}))
+        .await
+        .assert_invalid("name");
+}
+
+async fn last_used_is_recorded(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start_with(
+        &db,
+        &[
+            ("TENANTRY_ROOT_KEY", common::ROOT_KEY),
+            ("TENANTRY_KEY_USAGE_FLUSH_INTERVAL", "100ms"),
+        ],
+    )
+    .await;
+    server.create_tenant("acme").await;
+    let created = create_key(&server, "acme", &["tenant:read"]).await;
+    let path = format!(
+        "/v1/tenants/acme/api-keys/{}",
+        created["id"].as_str().unwrap()
+    );
+    assert!(server.get(&path).await.body["last_used_at"].is_null());
+    for _ in 0..5 {
+        verify(&server, created["key"].as_str().unwrap(), None).await;
+    }
+    let mut seen = Value::Null;
+    for _ in 0..50 {
+        seen = server.get(&path).await.body["last_used_at"].clone();
+        if seen.is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen.is_string(),
+        "last_used_at is written by the flush worker"
+    );
+}
+
+async fn keys_never_logged(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut server = TestServer::start_with(
+        &db,
+        &[
+            ("TENANTRY_ROOT_KEY", common::ROOT_KEY),
+            ("TENANTRY_LOG_LEVEL", "trace"),
+        ],
+    )
+    .await;
+    server.create_tenant("acme").await;
+    let created = create_key(&server, "acme", &["tenant:admin"]).await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let rotated = server
+        .post(
+            &format!(
+                "/v1/tenants/acme/api-keys/{}/rotate",
+                created["id"].as_str().unwrap()
+            ),
+            json!({"overlap_seconds": 60}),
+        )
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    verify(&server, &key, None).await;
+    server
+        .call_as(Some(&rotated), Method::GET, "/v1/tenants/acme", None)
+        .await;
+    let token = server
+        .call_as(Some(&rotated), Method::POST, "/v1/tokens", Some(json!({})))
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .call_as(Some(&token), Method::GET, "/v1/tenants/acme", None)
+        .await;
+    server.post("/v1/resolve", json!({"api_key": key})).await;
+    server.post("/v1/resolve", json!({"token": token})).await;
+    let operator = server
+        .post("/v1/operator-keys", json!({"name": "x"}))
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .call_as(Some(&operator), Method::GET, "/v1/tenants", None)
+        .await;
+    server.stop().await;
+    let logs = server.logs();
+    assert!(logs.len() > 1000, "trace logging produced output");
+    for secret in [
+        key.as_str(),
+        &key[16..],
+        rotated.as_str(),
+        &rotated[16..],
+        token.as_str(),
+        operator.as_str(),
+        common::ROOT_KEY,
+    ] {
+        assert!(!logs.contains(secret), "a secret appeared in the logs");
+    }
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!logs.contains(signature));
+}
+
+/// Property-style: thousands of arbitrary inputs to verify and resolve
+/// never produce a 5xx (nor kill the server).
+async fn verify_and_resolve_never_fail_on_garbage(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let real = create_key(&server, "acme", &[]).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pieces = [
+        "tnt_sk_live_",
+        "tnt_op_test_",
+        "eyJhbGciOiJub25lIn0",
+        ".",
+        "..",
+        "\u{0}",
+        "é",
+        "🦀",
+        "%",
+        "\"",
+        "\\",
+        "'",
+        "acme",
+        "example.com",
+        ":",
+        "::1",
+        "[",
+        "]",
+        " ",
+        "\t",
+        "\n",
+        "A",
+        "z",
+        "0",
+        "-",
+        "_",
+        &real[..20],
+        &real[20..],
+    ];
+    for i in 0..600 {
+        let mut s = String::new();
+        for _ in 0..(next() % 12) {
+            s.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+        }
+        if i % 7 == 0 {
+            s = s.repeat((next() % 200) as usize + 1);
+        }
+        let field = ["host", "api_key", "token", "tenant_id"][i % 4];
+        let bodies = [
+            json!({"key": s}),
+            json!({"key": s, "scopes": [s.clone()]}),
+            json!({field: s}),
+            json!({"host": s, "api_key": s, "token": s, "tenant_id": s}),
+        ];
+        for (j, body) in bodies.into_iter().enumerate() {
+            let path = if j < 2 {
+                "/v1/keys/verify"
+            } else {
+                "/v1/resolve"
+            };
+            let reply = server.post(path, body.clone()).await;
+            assert!(reply.status.as_u16() < 500, "{path} {body} → {reply:?}");
+            if path == "/v1/keys/verify" {
+                assert_eq!(reply.status, StatusCode::OK, "{body} → {reply:?}");
+            } else if !reply.status.is_success() {
+                assert_eq!(reply.content_type(), "application/problem+json");
+            }
+        }
+        // The GET form, with the string in headers (where valid as a header).
+        if let Ok(value) = reqwest::header::HeaderValue::from_str(&s) {
+            let reply = server
+                .client
+                .get(server.url("/v1/resolve"))
+                .header("x-api-key", value.clone())
+                .header("x-forwarded-host", value.clone())
+                .header("x-tenant-id", value)
+                .send()
+                .await
+                .unwrap();
+            assert!(reply.status().as_u16() < 500, "{s:?} → {}", reply.status());
+        }
+    }
+    // Wrong shapes are 4xx too.
+    for body in [
+        json!({"key": 1}),
+        json!({"key": null}),
+        json!({}),
+        json!({"key": "x", "scopes": "all"}),
+        json!({"key": ["x"]}),
+    ] {
+        let reply = server.post("/v1/keys/verify", body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
+}
