@@ -25,6 +25,16 @@ enum Command {
     Openapi,
     /// List every setting with its default.
     Settings,
+    /// Manage the keys that sign access tokens.
+    #[command(subcommand, name = "signing-keys")]
+    SigningKeys(SigningKeysCommand),
+}
+
+#[derive(Subcommand)]
+enum SigningKeysCommand {
+    /// Start signing with a new key; the previous one keeps verifying until
+    /// its tokens have expired. Running servers pick it up at once.
+    Rotate,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +85,7 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::Doctor => doctor(config).await,
+            Command::SigningKeys(SigningKeysCommand::Rotate) => rotate_signing_key(config).await,
             Command::Openapi | Command::Settings => Ok(ExitCode::SUCCESS),
         }
     });
@@ -116,4 +127,13 @@ async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn rotate_signing_key(config: Config) -> anyhow::Result<ExitCode> {
+    let store = tenantry_server::open_store(&config).await?;
+    let kid =
+        tenantry_server::resolution::tokens::TokenKeys::rotate(&store, chrono::Utc::now()).await?;
+    println!("token signing key rotated; new key {kid}");
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
 }
