@@ -10,6 +10,7 @@ pub mod logging;
 pub mod openapi;
 pub mod resolution;
 pub mod root_key;
+pub mod seed;
 pub mod workers;
 
 use crate::app::AppState;

@@ -119,6 +119,45 @@ impl TenantTx {
         Ok(())
     }
 
+    /// Inserts many keys of this tenant in one statement (seeding, imports).
+    pub async fn insert_keys(&mut self, keys: &[ApiKey]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut sql = format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ");
+        for i in 0..keys.len() {
+            let b = i * 15;
+            if i > 0 {
+                sql.push(',');
+            }
+            let params: Vec<String> = (1..=15).map(|n| format!("${}", b + n)).collect();
+            sql.push_str(&format!("({})", params.join(", ")));
+        }
+        on_conn!(&mut self.conn, |c| {
+            let mut query = sqlx::query(sql.as_str());
+            for key in keys {
+                query = query
+                    .bind(self.tenant.as_str())
+                    .bind(&key.id)
+                    .bind(&key.key_hash[..])
+                    .bind(&key.start)
+                    .bind(&key.name)
+                    .bind(Json(key.scopes.names()))
+                    .bind(key.environment.as_str())
+                    .bind(key.enabled)
+                    .bind(key.expires_at)
+                    .bind(key.revoked_at)
+                    .bind(Json(key.metadata.as_map()))
+                    .bind(key.last_used_at)
+                    .bind(&key.rotated_from)
+                    .bind(key.created_at)
+                    .bind(key.updated_at);
+            }
+            query.execute(&mut **c).await?.rows_affected()
+        });
+        Ok(())
+    }
+
     pub async fn get_key(&mut self, id: &str) -> Result<ApiKey> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2");
         let row: Option<KeyRow> = on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())

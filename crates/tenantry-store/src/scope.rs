@@ -113,6 +113,22 @@ impl TenantTx {
         &self.tenant
     }
 
+    /// Continues this same transaction scoped to another tenant (for bulk
+    /// work over many tenants in one transaction, such as seeding).
+    pub async fn rescope(
+        mut self,
+        tenant: &TenantId,
+        request_role: Option<&str>,
+    ) -> Result<TenantTx> {
+        self.conn
+            .set_context(request_role, Some(tenant), false)
+            .await?;
+        Ok(TenantTx {
+            conn: self.conn,
+            tenant: tenant.clone(),
+        })
+    }
+
     /// Tells every server process, on commit, that something cached changed.
     pub async fn notify(&mut self, payload: &str) -> Result<()> {
         self.conn.notify(payload).await

@@ -146,6 +146,56 @@ impl OperatorTx {
         })
     }
 
+    /// Inserts many tenants in few statements (seeding, imports). Records
+    /// no events.
+    pub async fn insert_tenants_bulk(
+        &mut self,
+        tenants: &[NewTenant],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for chunk in tenants.chunks(500) {
+            let mut sql = String::from(
+                "INSERT INTO tenants (id, name, subdomain, status, plan, region, metadata, created_at, updated_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 7;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, 'active', ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 7
+                ));
+            }
+            on_conn!(&mut self.conn, |c| {
+                let mut query = sqlx::query(sql.as_str());
+                for t in chunk {
+                    query = query
+                        .bind(t.id.as_str())
+                        .bind(t.name.as_str())
+                        .bind(t.subdomain.as_str())
+                        .bind(t.plan.as_str())
+                        .bind(t.region.as_str())
+                        .bind(Json(t.metadata.as_map()))
+                        .bind(now);
+                }
+                query
+                    .execute(&mut **c)
+                    .await
+                    .map_err(tenant_conflict)?
+                    .rows_affected()
+            });
+        }
+        Ok(())
+    }
+
     /// The tenant whose subdomain is `label`, if any.
     pub async fn find_tenant_by_subdomain(&mut self, label: &str) -> Result<Option<TenantId>> {
         let row: Option<(String,)> = on_conn!(&mut self.conn, |c| sqlx::query_as(

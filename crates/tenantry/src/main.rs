@@ -25,6 +25,19 @@ enum Command {
     Openapi,
     /// List every setting with its default.
     Settings,
+    /// Load many tenants and keys (for benchmarks); writes key samples to --out.
+    Seed {
+        #[arg(long, default_value_t = 1000)]
+        tenants: usize,
+        #[arg(long, default_value_t = 10)]
+        keys_per_tenant: usize,
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+        #[arg(long, default_value_t = 20000)]
+        sample: usize,
+        #[arg(long, default_value = "./seed-out")]
+        out: std::path::PathBuf,
+    },
     /// Manage the keys that sign access tokens.
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(SigningKeysCommand),
@@ -85,6 +98,24 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::Doctor => doctor(config).await,
+            Command::Seed {
+                tenants,
+                keys_per_tenant,
+                prefix,
+                sample,
+                out,
+            } => {
+                let store = tenantry_server::open_store(&config).await?;
+                let plan = tenantry_server::seed::SeedPlan {
+                    tenants,
+                    keys_per_tenant,
+                    prefix,
+                    sample,
+                };
+                tenantry_server::seed::seed(&store, &plan, &out).await?;
+                store.close().await;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::SigningKeys(SigningKeysCommand::Rotate) => rotate_signing_key(config).await,
             Command::Openapi | Command::Settings => Ok(ExitCode::SUCCESS),
         }
