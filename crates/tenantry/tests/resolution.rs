@@ -85,17 +85,31 @@ async fn resolution_chain(backend: Backend) {
         matched(&resolve(&server, json!({"api_key": globex_key})).await),
         ("globex".into(), "api_key".into())
     );
-    // First match wins: the host comes before the key.
+    // The host decides, but a presented key is still checked: it must be
+    // valid and belong to the host's tenant.
+    let acme_key = key_for(&server, "acme", &[]).await;
     assert_eq!(
         matched(
             &resolve(
                 &server,
-                json!({"host": "support.acme.com", "api_key": globex_key})
+                json!({"host": "support.acme.com", "api_key": acme_key})
             )
             .await
         ),
         ("acme".into(), "custom_domain".into())
     );
+    resolve(
+        &server,
+        json!({"host": "support.acme.com", "api_key": globex_key}),
+    )
+    .await
+    .assert_problem(403, "tenant_mismatch");
+    resolve(
+        &server,
+        json!({"host": "acme.example.test", "api_key": "tnt_sk_live_garbage"}),
+    )
+    .await
+    .assert_problem(401, "invalid_credentials");
     // Unknown hosts fall through to the key.
     assert_eq!(
         matched(

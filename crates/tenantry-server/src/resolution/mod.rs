@@ -84,7 +84,9 @@ enum HostLoad<'a> {
     Subdomain(&'a str),
 }
 
-/// Runs the chain. A tenant that is suspended is `403 tenant_suspended`;
+/// Runs the chain: custom domain → subdomain → API key → token → trusted
+/// `tenant_id` → default tenant. A presented key or token is verified even
+/// when the host decides, and must belong to the same tenant. A tenant that is suspended is `403 tenant_suspended`;
 /// deleted or unmatched, `404 tenant_not_found`.
 pub async fn resolve(
     state: &AppState,
@@ -101,16 +103,18 @@ pub async fn resolve(
         }
     };
 
+    // The tenant the presented credential (key or token) belongs to, checked
+    // whether or not it decides the tenant: a gateway that resolves by host
+    // must not pass along a bad key, or another tenant's.
+    let credential = credential_tenant(state, inputs).await?;
+
+    let mut by_host = None;
     if let Some(host) = inputs.host.and_then(normalize_host) {
         if let Some(id) =
             lookup_host(state, domain_key(host.as_str()), HostLoad::Domain(&host)).await?
         {
-            return found(
-                keys::load_tenant(state, &id).await?,
-                MatchedBy::CustomDomain,
-            );
-        }
-        if let Some(base) = &state.config.base_domain
+            by_host = Some((id, MatchedBy::CustomDomain));
+        } else if let Some(base) = &state.config.base_domain
             && let Some(label) = host
                 .as_str()
                 .strip_suffix(base.as_str())
@@ -119,38 +123,23 @@ pub async fn resolve(
             && let Some(id) =
                 lookup_host(state, subdomain_key(label), HostLoad::Subdomain(label)).await?
         {
-            return found(keys::load_tenant(state, &id).await?, MatchedBy::Subdomain);
+            by_host = Some((id, MatchedBy::Subdomain));
         }
     }
-
-    // An operator credential names no tenant: it only makes the caller trusted.
-    let tenant_key = inputs.api_key.filter(|k| {
-        !k.is_empty()
-            && !state.root_key.matches(k)
-            && tenantry_core::keys::parse_key(k)
-                .is_none_or(|p| p.kind == tenantry_core::keys::KeyKind::Tenant)
-    });
-    if let Some(key) = tenant_key {
-        let verification = keys::verify(state, key, &Scopes::default()).await?;
-        return match verification.code {
-            VerifyCode::Valid => found(verification.tenant, MatchedBy::ApiKey),
-            VerifyCode::TenantSuspended => Err(ApiError::TenantSuspended),
-            code => Err(ApiError::InvalidCredentials(code)),
-        };
-    }
-
-    if let Some(token) = inputs.token.filter(|t| !t.is_empty()) {
-        let verified = state
-            .tokens
-            .verify(token, state.clock.now())
-            .map_err(|_| ApiError::InvalidCredentials(VerifyCode::NotFound))?;
-        if !tokens::key_still_valid(state, &verified).await? {
-            return Err(ApiError::InvalidCredentials(VerifyCode::Revoked));
+    if let Some((id, matched_by)) = by_host {
+        let tenant = found(keys::load_tenant(state, &id).await?, matched_by)?;
+        if let Some((other, _)) = &credential
+            && other.id != tenant.0.id
+        {
+            return Err(ApiError::Forbidden {
+                code: "tenant_mismatch",
+                detail: "the key or token belongs to another tenant than the host".into(),
+            });
         }
-        return found(
-            keys::load_tenant(state, &verified.tenant_id).await?,
-            MatchedBy::Token,
-        );
+        return Ok(tenant);
+    }
+    if let Some((tenant, matched_by)) = credential {
+        return found(Some(tenant), matched_by);
     }
 
     if inputs.trusted
@@ -166,4 +155,41 @@ pub async fn resolve(
         return found(keys::load_tenant(state, id).await?, MatchedBy::Default);
     }
     Err(ApiError::tenant_not_found())
+}
+
+/// Verifies the key or token among the inputs, if any: `Some` with its
+/// tenant, an error if it does not verify.
+async fn credential_tenant(
+    state: &AppState,
+    inputs: &Inputs<'_>,
+) -> Result<Option<(Arc<TenantSnapshot>, MatchedBy)>, ApiError> {
+    // An operator credential names no tenant: it only makes the caller trusted.
+    let tenant_key = inputs.api_key.filter(|k| {
+        !k.is_empty()
+            && !state.root_key.matches(k)
+            && tenantry_core::keys::parse_key(k)
+                .is_none_or(|p| p.kind == tenantry_core::keys::KeyKind::Tenant)
+    });
+    if let Some(key) = tenant_key {
+        let verification = keys::verify(state, key, &Scopes::default()).await?;
+        return match (verification.code, verification.tenant) {
+            (VerifyCode::Valid, Some(tenant)) => Ok(Some((tenant, MatchedBy::ApiKey))),
+            (VerifyCode::TenantSuspended, _) => Err(ApiError::TenantSuspended),
+            (code, _) => Err(ApiError::InvalidCredentials(code)),
+        };
+    }
+    if let Some(token) = inputs.token.filter(|t| !t.is_empty()) {
+        let verified = state
+            .tokens
+            .verify(token, state.clock.now())
+            .map_err(|_| ApiError::InvalidCredentials(VerifyCode::NotFound))?;
+        if !tokens::key_still_valid(state, &verified).await? {
+            return Err(ApiError::InvalidCredentials(VerifyCode::Revoked));
+        }
+        return match keys::load_tenant(state, &verified.tenant_id).await? {
+            Some(tenant) => Ok(Some((tenant, MatchedBy::Token))),
+            None => Err(ApiError::InvalidCredentials(VerifyCode::NotFound)),
+        };
+    }
+    Ok(None)
 }
