@@ -5,6 +5,7 @@
 //! never re-validates and cannot be handed an unchecked string.
 
 pub mod clock;
+pub mod credentials;
 pub mod error;
 pub mod ids;
 pub mod keys;

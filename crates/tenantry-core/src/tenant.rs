@@ -106,6 +106,11 @@ pub enum TenantEventKind {
     KeyUpdated,
     KeyRevoked,
     KeyRotated,
+    CredentialCreated,
+    CredentialUpdated,
+    CredentialDeleted,
+    SettingsUpdated,
+    DataKeyRotated,
 }
 
 impl TenantEventKind {
@@ -122,6 +127,11 @@ impl TenantEventKind {
             Self::KeyUpdated => "key_updated",
             Self::KeyRevoked => "key_revoked",
             Self::KeyRotated => "key_rotated",
+            Self::CredentialCreated => "credential_created",
+            Self::CredentialUpdated => "credential_updated",
+            Self::CredentialDeleted => "credential_deleted",
+            Self::SettingsUpdated => "settings_updated",
+            Self::DataKeyRotated => "data_key_rotated",
         }
     }
 }
@@ -141,6 +151,11 @@ impl FromStr for TenantEventKind {
             "key_updated" => Self::KeyUpdated,
             "key_revoked" => Self::KeyRevoked,
             "key_rotated" => Self::KeyRotated,
+            "credential_created" => Self::CredentialCreated,
+            "credential_updated" => Self::CredentialUpdated,
+            "credential_deleted" => Self::CredentialDeleted,
+            "settings_updated" => Self::SettingsUpdated,
+            "data_key_rotated" => Self::DataKeyRotated,
             _ => return Err(()),
         })
     }

@@ -22,10 +22,17 @@ pub struct Inner {
     pub caches: Caches,
     pub key_usage: KeyUsage,
     pub tokens: TokenKeys,
+    pub vault: crate::vault::Vault,
 }
 
 impl AppState {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config, root_key: RootKey) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: Config,
+        root_key: RootKey,
+        vault: crate::vault::Vault,
+    ) -> Self {
         Self(Arc::new(Inner {
             store,
             clock,
@@ -35,6 +42,7 @@ impl AppState {
             caches: Caches::default(),
             key_usage: KeyUsage::default(),
             tokens: TokenKeys::default(),
+            vault,
         }))
     }
 
@@ -42,7 +50,16 @@ impl AppState {
     /// process; other processes learn of it through the transaction's NOTIFY).
     pub fn forget(&self, changes: &[Invalidation]) {
         for change in changes {
-            self.caches.apply(change);
+            self.apply(change);
+        }
+    }
+
+    /// Applies one invalidation to every in-memory cache of this process.
+    pub fn apply(&self, change: &Invalidation) {
+        self.caches.apply(change);
+        if *change == Invalidation::All {
+            // After a purge: a shredded data key must not live on in memory.
+            self.vault.deks.invalidate_all();
         }
     }
 }

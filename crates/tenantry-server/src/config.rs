@@ -89,6 +89,12 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "how long in-flight requests may finish after SIGTERM/SIGINT",
     ),
     (
+        "master_key",
+        true,
+        "",
+        "key-encryption keyring: base64 256-bit keys, one per line, the first active; generated into <data_dir>/master.key with SQLite, required with PostgreSQL",
+    ),
+    (
         "base_domain",
         false,
         "",
@@ -135,6 +141,11 @@ pub struct Config {
     pub default_plan: PlanName,
     pub default_region: Region,
     pub shutdown_timeout: Duration,
+    /// The keyring's text (base64 keys, one per line), if configured.
+    pub master_key: Option<SecretString>,
+    /// The file the keyring was read from (`TENANTRY_MASTER_KEY_FILE`): key
+    /// rotation writes the new keyring there.
+    pub master_key_file: Option<PathBuf>,
     pub base_domain: Option<Hostname>,
     pub default_tenant: Option<TenantId>,
     pub token_ttl: Duration,
@@ -151,6 +162,9 @@ enum Source {
     Default,
     File(PathBuf),
     Env(String),
+    /// A `*_FILE` setting: the file the value was read from, and which
+    /// setting named it.
+    SecretFile(PathBuf, String),
 }
 
 impl std::fmt::Display for Source {
@@ -159,6 +173,7 @@ impl std::fmt::Display for Source {
             Source::Default => f.write_str("the default"),
             Source::File(p) => write!(f, "{}", p.display()),
             Source::Env(name) => write!(f, "environment variable {name}"),
+            Source::SecretFile(path, what) => write!(f, "{} (named by {what})", path.display()),
         }
     }
 }
@@ -315,6 +330,11 @@ impl Config {
             default_region: Region::parse("default_region", get("default_region").0)
                 .map_err(|e| invalid("default_region", &e.message))?,
             shutdown_timeout: duration("shutdown_timeout")?,
+            master_key: secret("master_key"),
+            master_key_file: match get("master_key").1 {
+                Source::SecretFile(path, _) => Some(path.clone()),
+                _ => None,
+            },
             base_domain: match get("base_domain").0 {
                 "" => None,
                 d => Some(
@@ -378,12 +398,16 @@ fn set(
             known.join(", ")
         )));
     };
-    let value = if from_file {
+    let (value, source) = if from_file {
         let text = std::fs::read_to_string(&value)
             .map_err(|e| ConfigError(format!("{what}: cannot read {value}: {e}")))?;
-        text.trim_end_matches(['\r', '\n']).to_owned()
+        let text = text.trim_end_matches(['\r', '\n']).to_owned();
+        (
+            text,
+            Source::SecretFile(PathBuf::from(value), what.to_owned()),
+        )
     } else {
-        value
+        (value, source)
     };
     values.insert(name, (value, source));
     Ok(())

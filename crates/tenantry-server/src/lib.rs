@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod resolution;
 pub mod root_key;
 pub mod seed;
+pub mod vault;
 pub mod workers;
 
 use crate::app::AppState;
@@ -44,7 +45,14 @@ pub async fn run(
     tracing::info!(backend = store.backend_name(), "database ready");
     let root_key = root_key::load_or_create(&config)?;
     let shutdown_timeout = config.shutdown_timeout;
-    let state = AppState::new(store.clone(), Arc::new(SystemClock), config, root_key);
+    let vault = vault::Vault::load(&config)?;
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        config,
+        root_key,
+        vault,
+    );
     state
         .tokens
         .load(&state.store, state.clock.now())

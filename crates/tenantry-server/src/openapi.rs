@@ -2,7 +2,10 @@
 //! is committed as `openapi.json` at the repository root; a test fails when it
 //! drifts (regenerate with `cargo run -- openapi > openapi.json`).
 
-use crate::api::{self, domains, events, health, keys, operator_keys, resolve, tenants, tokens};
+use crate::api::{
+    self, credentials, domains, events, health, keyring, keys, operator_keys, resolve, tenants,
+    tokens,
+};
 use crate::http::problem::{FieldError, Problem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -23,6 +26,9 @@ use utoipa::{Modify, OpenApi};
         operator_keys::create, operator_keys::list, operator_keys::revoke,
         resolve::resolve_post, resolve::resolve_get,
         tokens::create, tokens::jwks, tokens::rotate,
+        credentials::create, credentials::list, credentials::get, credentials::update, credentials::delete,
+        credentials::reveal, credentials::access_log, credentials::put_settings, credentials::get_settings,
+        credentials::reveal_settings, keyring::status, keyring::rotate, keyring::rotate_tenant,
     ),
     components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>)),
     modifiers(&BearerAuth),
@@ -33,6 +39,7 @@ use utoipa::{Modify, OpenApi};
         (name = "keys", description = "API keys of tenants and operators"),
         (name = "tokens", description = "Short-lived access tokens (EdDSA JWTs)"),
         (name = "resolution", description = "Which tenant a request belongs to"),
+        (name = "credentials", description = "Sealed third-party credentials and settings, and the keys that seal them"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

@@ -23,6 +23,7 @@ mod keys;
 mod migrations;
 mod scope;
 mod tenants;
+mod vault;
 
 pub use backend::{DatabaseOptions, Store};
 pub use error::{Conflict, StoreError};
@@ -30,5 +31,6 @@ pub use events::EventPage;
 pub use keys::{KeyPage, SigningKeyRow};
 pub use scope::{OperatorTx, TenantTx};
 pub use tenants::{TenantFilter, TenantPage};
+pub use vault::{AccessLogEntry, StoredCredential, StoredDataKey};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

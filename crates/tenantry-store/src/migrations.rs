@@ -10,30 +10,18 @@ use std::pin::Pin;
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);
 
+#[rustfmt::skip]
 const SQLITE: Embedded = Embedded(&[
-    (
-        1,
-        "tenants",
-        include_str!("../migrations/sqlite/0001_tenants.sql"),
-    ),
-    (
-        2,
-        "api_keys",
-        include_str!("../migrations/sqlite/0002_api_keys.sql"),
-    ),
+    (1, "tenants", include_str!("../migrations/sqlite/0001_tenants.sql")),
+    (2, "api_keys", include_str!("../migrations/sqlite/0002_api_keys.sql")),
+    (3, "vault", include_str!("../migrations/sqlite/0003_vault.sql")),
 ]);
 
+#[rustfmt::skip]
 const POSTGRES: Embedded = Embedded(&[
-    (
-        1,
-        "tenants",
-        include_str!("../migrations/postgres/0001_tenants.sql"),
-    ),
-    (
-        2,
-        "api_keys",
-        include_str!("../migrations/postgres/0002_api_keys.sql"),
-    ),
+    (1, "tenants", include_str!("../migrations/postgres/0001_tenants.sql")),
+    (2, "api_keys", include_str!("../migrations/postgres/0002_api_keys.sql")),
+    (3, "vault", include_str!("../migrations/postgres/0003_vault.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {

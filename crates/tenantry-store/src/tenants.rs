@@ -300,7 +300,10 @@ impl TenantTx {
     /// Deletes every row of this tenant, in every tenant-scoped table (found
     /// in the schema, so a new table cannot be forgotten), then the tenant.
     pub async fn purge(mut self) -> Result<()> {
-        let tables = crate::doctor::tenant_tables(&mut self.conn).await?;
+        let mut tables = crate::doctor::tenant_tables(&mut self.conn).await?;
+        // Crypto-shredding: the tenant's data keys go first, so nothing it
+        // sealed can be read again, even from a backup of the other tables.
+        tables.sort_by_key(|t| t != "tenant_data_keys");
         for table in tables {
             // Table names come from the database catalog, not from callers.
             let sql = format!(

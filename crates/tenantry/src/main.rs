@@ -38,9 +38,23 @@ enum Command {
         #[arg(long, default_value = "./seed-out")]
         out: std::path::PathBuf,
     },
+    /// Manage the keys that seal tenants' credentials.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Manage the keys that sign access tokens.
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(SigningKeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Activate a new key-encryption key (written to the keyring file, the
+    /// old keys kept after it) and rewrap every tenant's data key with it.
+    Rotate,
+    /// Give one tenant a new data key and re-encrypt all its secrets.
+    RotateTenant { tenant: String },
+    /// Show the keyring: active key, data keys per key, rewrap backlog.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -117,6 +131,7 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::SigningKeys(SigningKeysCommand::Rotate) => rotate_signing_key(config).await,
+            Command::Keys(command) => keys(config, command).await,
             Command::Openapi | Command::Settings => Ok(ExitCode::SUCCESS),
         }
     });
@@ -165,6 +180,52 @@ async fn rotate_signing_key(config: Config) -> anyhow::Result<ExitCode> {
     let kid =
         tenantry_server::resolution::tokens::TokenKeys::rotate(&store, chrono::Utc::now()).await?;
     println!("token signing key rotated; new key {kid}");
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    use tenantry_server::vault::{Vault, rotation};
+    let store = tenantry_server::open_store(&config).await?;
+    let vault = Vault::load(&config)?;
+    match command {
+        KeysCommand::Rotate => {
+            let kek = vault.rotate()?;
+            println!("new key-encryption key {kek} is active; rewrapping data keys…");
+            let moved = rotation::rewrap_all(&store, &vault).await?;
+            println!("rewrapped {moved} data keys");
+        }
+        KeysCommand::RotateTenant { tenant } => {
+            let id = tenantry_core::TenantId::parse(&tenant).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let dek = rotation::rotate_tenant(&store, &vault, &id, chrono::Utc::now()).await?;
+            println!("tenant {id} now uses data key {dek}; its secrets were re-encrypted");
+        }
+        KeysCommand::Status => {}
+    }
+    let status = rotation::status(&store, &vault).await?;
+    println!("active key-encryption key: {}", status.active_kek);
+    for kek in &status.keks {
+        println!(
+            "  {}{}  data keys: {}{}{}",
+            kek.id,
+            if kek.active { " (active)" } else { "" },
+            kek.data_keys,
+            if kek.retirable {
+                "  — no longer used: can be removed from the keyring"
+            } else {
+                ""
+            },
+            if kek.in_keyring {
+                ""
+            } else {
+                "  — NOT IN THE KEYRING: these data keys cannot be opened"
+            }
+        );
+    }
+    println!(
+        "data keys waiting to be rewrapped: {}",
+        status.rewrap_pending
+    );
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,9 +3,11 @@
 //! transaction, and map results to DTOs (`…In` for requests, `…Out` for
 //! responses), kept apart from storage rows.
 
+pub mod credentials;
 pub mod domains;
 pub mod events;
 pub mod health;
+pub mod keyring;
 pub mod keys;
 pub mod operator_keys;
 pub mod resolve;

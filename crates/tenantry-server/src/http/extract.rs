@@ -151,3 +151,34 @@ where
             .map_err(|_| ApiError::RouteNotFound)
     }
 }
+
+/// Who sent a request, for access logs: peer address, request id, user agent.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub source_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(256).collect::<String>())
+        };
+        let source_ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string());
+        Ok(RequestMeta {
+            source_ip,
+            request_id: header("x-request-id"),
+            user_agent: header("user-agent"),
+        })
+    }
+}

@@ -45,6 +45,8 @@ pub enum ApiError {
     MethodNotAllowed,
     RouteNotFound,
     Unavailable(&'static str),
+    /// A stored secret could not be decrypted (tampered, moved, or its key gone).
+    DecryptionFailed,
     Internal,
 }
 
@@ -166,6 +168,12 @@ impl ApiError {
                 "Service Unavailable",
                 format!("{what} is unavailable; retry later"),
             ),
+            ApiError::DecryptionFailed => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "decryption_failed",
+                "Decryption Failed",
+                "the stored secret could not be decrypted: it was tampered with, moved from another tenant or record, or its key is gone".into(),
+            ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -223,6 +231,25 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<crate::vault::VaultError> for ApiError {
+    fn from(err: crate::vault::VaultError) -> Self {
+        use crate::vault::VaultError;
+        match err {
+            VaultError::Store(e) => e.into(),
+            VaultError::ReadOnlyKeyring => ApiError::Conflict {
+                code: "keyring_read_only",
+                detail: "the keyring comes from TENANTRY_MASTER_KEY; rotate by restarting with a new key first (or use TENANTRY_MASTER_KEY_FILE)".into(),
+                field: None,
+            },
+            other => {
+                // Never garbage: a secret that does not decrypt is an explicit error.
+                tracing::error!(error = %other, "a sealed secret could not be opened");
+                ApiError::DecryptionFailed
+            }
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 use super::extract::BodyLimit;
 use super::problem::ApiError;
-use crate::api::{domains, events, health, keys, operator_keys, resolve, tenants, tokens};
+use crate::api::{
+    credentials, domains, events, health, keyring, keys, operator_keys, resolve, tenants, tokens,
+};
 use crate::app::AppState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -39,6 +41,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/verify", post(keys::verify))
         .route("/v1/operator-keys", post(operator_keys::create).get(operator_keys::list))
         .route("/v1/operator-keys/{key_id}/revoke", post(operator_keys::revoke))
+        .route("/v1/tenants/{id}/credentials", post(credentials::create).get(credentials::list))
+        .route(
+            "/v1/tenants/{id}/credentials/{cred_id}",
+            get(credentials::get).patch(credentials::update).delete(credentials::delete),
+        )
+        .route("/v1/tenants/{id}/credentials/{cred_id}/reveal", post(credentials::reveal))
+        .route("/v1/tenants/{id}/credentials/{cred_id}/access-log", get(credentials::access_log))
+        .route(
+            "/v1/tenants/{id}/settings/{category}",
+            axum::routing::put(credentials::put_settings).get(credentials::get_settings),
+        )
+        .route("/v1/tenants/{id}/settings/{category}/reveal", post(credentials::reveal_settings))
+        .route("/v1/operator/keyring", get(keyring::status))
+        .route("/v1/operator/keyring/rotate", post(keyring::rotate))
+        .route("/v1/operator/tenants/{id}/data-key/rotate", post(keyring::rotate_tenant))
         .route("/v1/resolve", post(resolve::resolve_post).get(resolve::resolve_get))
         .route("/v1/tokens", post(tokens::create))
         .route("/v1/operator/signing-keys/rotate", post(tokens::rotate))

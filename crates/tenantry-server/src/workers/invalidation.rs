@@ -28,19 +28,19 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                         tracing::warn!(error = %err, "could not reload token signing keys");
                     }
                 }
-                Some(change) => state.caches.apply(&change),
+                Some(change) => state.apply(&change),
                 None => tracing::warn!(payload = notification.payload(), "unknown invalidation"),
             },
             Ok(None) => {
                 tracing::warn!("invalidation listener reconnected; dropping every cached entry");
-                state.caches.apply(&Invalidation::All);
+                state.apply(&Invalidation::All);
                 if let Err(err) = state.tokens.load(&state.store, state.clock.now()).await {
                     tracing::warn!(error = %err, "could not reload token signing keys");
                 }
             }
             Err(err) => {
                 tracing::warn!(error = %err, "invalidation listener failed; retrying");
-                state.caches.apply(&Invalidation::All);
+                state.apply(&Invalidation::All);
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }

@@ -3,6 +3,7 @@
 pub mod invalidation;
 pub mod key_usage;
 pub mod purge;
+pub mod rewrap;
 
 use crate::app::AppState;
 use tokio::sync::watch;
@@ -12,6 +13,7 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
     vec![
         tokio::spawn(purge::run(state.clone(), stop.clone())),
         tokio::spawn(key_usage::run(state.clone(), stop.clone())),
+        tokio::spawn(rewrap::run(state.clone(), stop.clone())),
         tokio::spawn(invalidation::run(state.clone(), stop)),
     ]
 }

@@ -144,8 +144,37 @@ impl TestDb {
         )];
         if let Some(url) = &self.url {
             env.push(("TENANTRY_DATABASE_URL".to_owned(), url.clone()));
+            // With PostgreSQL a master key is required: a keyring file in the
+            // test's directory (SQLite generates one into its data directory).
+            env.push((
+                "TENANTRY_MASTER_KEY_FILE".to_owned(),
+                self.keyring_path().display().to_string(),
+            ));
         }
         env
+    }
+
+    /// The keyring file: `<dir>/keyring` (PostgreSQL, made on first use) or
+    /// the generated `<data dir>/master.key` (SQLite).
+    pub fn keyring_path(&self) -> PathBuf {
+        match self.backend {
+            Backend::Sqlite => self.data_dir().join("master.key"),
+            Backend::Postgres => {
+                let path = self.dir.path().join("keyring");
+                if !path.exists() {
+                    use base64::Engine;
+                    let seed = random_suffix();
+                    let key: [u8; 32] = std::array::from_fn(|i| {
+                        seed.as_bytes()[i % seed.len()]
+                            .wrapping_mul(31)
+                            .wrapping_add(i as u8)
+                    });
+                    let text = base64::engine::general_purpose::STANDARD.encode(key);
+                    std::fs::write(&path, format!("{text}\n")).expect("write keyring");
+                }
+                path
+            }
+        }
     }
 
     /// A superuser connection to this PostgreSQL database.

@@ -1,0 +1,79 @@
+//! `/v1/operator/keyring`: the key-encryption keys, their use, and rotation.
+
+use crate::app::AppState;
+use crate::http::auth::Operator;
+use crate::http::extract::ApiPath;
+use crate::http::problem::{ApiError, Problem};
+use crate::vault::rotation::{self, KeyringStatus};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+use tenantry_core::tenant::TenantEventKind;
+
+/// The keyring: which KEK is active, how many data keys each wraps, and the
+/// rewrap backlog.
+#[utoipa::path(get, path = "/v1/operator/keyring", tag = "credentials",
+    responses((status = 200, body = KeyringStatus), (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn status(
+    State(state): State<AppState>,
+    _operator: Operator,
+) -> Result<Json<KeyringStatus>, ApiError> {
+    Ok(Json(rotation::status(&state.store, &state.vault).await?))
+}
+
+/// Activate a new KEK (written to the keyring file); data keys are rewrapped
+/// in the background, with no failed reads meanwhile.
+#[utoipa::path(post, path = "/v1/operator/keyring/rotate", tag = "credentials",
+    responses((status = 202, body = KeyringStatus), (status = 409, description = "keyring_read_only", body = Problem, content_type = "application/problem+json")))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    _operator: Operator,
+) -> Result<(StatusCode, Json<KeyringStatus>), ApiError> {
+    let kek = state.vault.rotate()?;
+    tracing::info!(kek_id = %kek, "key-encryption key rotated; rewrapping data keys");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(rotation::status(&state.store, &state.vault).await?),
+    ))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantKeyRotated {
+    pub tenant_id: String,
+    pub data_key_id: String,
+}
+
+/// Give a tenant a new data key and re-encrypt all its secrets with it.
+#[utoipa::path(post, path = "/v1/operator/tenants/{id}/data-key/rotate", tag = "credentials", params(("id" = String, Path)),
+    responses((status = 200, body = TenantKeyRotated), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn rotate_tenant(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<TenantKeyRotated>, ApiError> {
+    let tenant = crate::api::tenants::path_tenant(&id)?;
+    let dek = rotation::rotate_tenant(&state.store, &state.vault, &tenant, state.clock.now())
+        .await
+        .map_err(|e| match e {
+            crate::vault::VaultError::Store(tenantry_store::StoreError::NotFound) => {
+                ApiError::tenant_not_found()
+            }
+            other => other.into(),
+        })?;
+    let mut tx = state.store.tenant_write(&tenant).await?;
+    crate::api::tenants::record(
+        &state,
+        &mut tx,
+        TenantEventKind::DataKeyRotated,
+        &operator.actor,
+        json!({ "data_key_id": dek }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(TenantKeyRotated {
+        tenant_id: tenant.to_string(),
+        data_key_id: dek,
+    }))
+}
