@@ -227,6 +227,78 @@ impl TestDb {
         }
     }
 
+    /// Runs one SQL statement on the database, bypassing Tenantry (SQLite
+    /// file, or PostgreSQL superuser); returns rows affected.
+    pub async fn exec(&self, sql: &str) -> u64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.data_dir().join("tenantry.db");
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(
+                        sqlx::sqlite::SqliteConnectOptions::new()
+                            .filename(path)
+                            .busy_timeout(Duration::from_secs(10)),
+                    )
+                    .await
+                    .expect("open sqlite");
+                let n = sqlx::query(sql)
+                    .execute(&pool)
+                    .await
+                    .expect("exec")
+                    .rows_affected();
+                pool.close().await;
+                n
+            }
+            Backend::Postgres => {
+                let pool = self.pg_superuser().await;
+                let n = sqlx::query(sql)
+                    .execute(&pool)
+                    .await
+                    .expect("exec")
+                    .rows_affected();
+                pool.close().await;
+                n
+            }
+        }
+    }
+
+    /// Every byte the database holds: the SQLite files, or a `pg_dump`.
+    pub async fn raw_bytes(&self) -> Vec<u8> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut all = Vec::new();
+                for entry in std::fs::read_dir(self.data_dir())
+                    .expect("data dir")
+                    .flatten()
+                {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with("tenantry.db") {
+                        all.extend(std::fs::read(entry.path()).expect("read"));
+                    }
+                }
+                all
+            }
+            Backend::Postgres => {
+                let bin = std::env::var("TEST_PG_BIN")
+                    .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+                let name = self.pg_database.as_ref().expect("pg database");
+                let out = Command::new(format!("{bin}/pg_dump"))
+                    .arg("--dbname")
+                    .arg(pg_url_for(name, None))
+                    .output()
+                    .await
+                    .expect("pg_dump");
+                assert!(
+                    out.status.success(),
+                    "pg_dump: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                out.stdout
+            }
+        }
+    }
+
     /// Runs a `tenantry` command (e.g. `doctor`) against this database.
     pub async fn run_command(
         &self,
@@ -403,6 +475,15 @@ impl TestServer {
 
     pub async fn delete(&self, path: &str) -> Reply {
         self.call(Method::DELETE, path, None).await
+    }
+
+    pub async fn put_settings(&self, tenant: &str, category: &str, body: Value) -> Reply {
+        self.call(
+            Method::PUT,
+            &format!("/v1/tenants/{tenant}/settings/{category}"),
+            Some(body),
+        )
+        .await
     }
 
     /// Creates a tenant and asserts it was created.

@@ -1,0 +1,940 @@
+//! The credential vault over HTTP, on both backends: sealing, masking,
+//! reveal with scope and access log, settings, tampering, key rotation under
+//! load, crypto-shredding, and secrets absent from storage bytes and logs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Backend, TestDb, TestServer};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+on_both_backends!(
+    kinds_are_validated_and_masked,
+    reveal_needs_the_scope_and_is_logged,
+    updates_keep_sealed_values,
+    cross_tenant_credentials_are_not_found,
+    settings_are_sealed_at_any_depth,
+    secrets_never_stored_or_logged_in_clear,
+    tampered_or_moved_ciphertexts_fail_explicitly,
+    kek_rotation_under_load,
+    tenant_data_key_rotation,
+    purge_shreds_the_data_key,
+);
+
+const ACCESS_TOKEN: &str = "EAAGm0PX4ZCpsBAKZCZBvery-secret-access-token-4242";
+const APP_SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+fn whatsapp() -> Value {
+    json!({
+        "kind": "whatsapp",
+        "name": "Main number",
+        "data": {
+            "business_account_id": "102290129340398",
+            "phone_number_id": "106540352242922",
+            "display_name": "Acme Support",
+            "access_token": ACCESS_TOKEN,
+            "app_secret": APP_SECRET,
+            "verify_token": "verify-me",
+        }
+    })
+}
+
+async fn create(server: &TestServer, tenant: &str, body: Value) -> Value {
+    let reply = server
+        .post(&format!("/v1/tenants/{tenant}/credentials"), body)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    reply.body
+}
+
+async fn reveal(server: &TestServer, tenant: &str, id: &str) -> common::Reply {
+    server
+        .post(
+            &format!("/v1/tenants/{tenant}/credentials/{id}/reveal"),
+            json!({}),
+        )
+        .await
+}
+
+async fn kinds_are_validated_and_masked(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let cred = create(&server, "acme", whatsapp()).await;
+    assert!(cred["id"].as_str().unwrap().starts_with("cred_"));
+    assert_eq!(cred["kind"], "whatsapp");
+    assert_eq!(cred["is_active"], true);
+    assert!(cred["last_revealed_at"].is_null());
+    let data = &cred["data"];
+    assert_eq!(data["phone_number_id"], "106540352242922");
+    assert_eq!(data["access_token"], "****4242");
+    assert_eq!(data["app_secret"], "****e1f0");
+    assert_eq!(
+        data["verify_token"], "****",
+        "nothing of a value shorter than 12 characters"
+    );
+    assert_eq!(
+        cred["sealed_fields"],
+        json!(["access_token", "app_secret", "verify_token"])
+    );
+
+    let genesys = create(
+        &server,
+        "acme",
+        json!({"kind": "genesys", "name": "Genesys EU", "data": {"region": "eu_west_1", "client_id": "5f2a-client-id-1234", "client_secret": "gen-secret-value-9999"}}),
+    )
+    .await;
+    assert_eq!(genesys["data"]["client_id"], "****1234");
+    assert_eq!(genesys["data"]["api_host"], "api.mypurecloud.ie");
+    let smtp = create(
+        &server,
+        "acme",
+        json!({"kind": "smtp", "name": "Mail", "data": {"host": "smtp.example.com", "port": 587, "username": "apikey", "password": "smtp-password-5678", "from": "no-reply@acme.com"}}),
+    )
+    .await;
+    assert_eq!(smtp["data"]["port"], 587);
+    assert_eq!(smtp["data"]["username"], "apikey");
+    assert_eq!(smtp["data"]["password"], "****5678");
+    let oauth = create(
+        &server,
+        "acme",
+        json!({"kind": "oauth_client", "name": "CRM", "data": {"client_id": "crm-client", "client_secret": "oauth-secret-abcd", "token_url": "https://login.example.com/oauth/token", "scopes": ["a", "b"]}}),
+    )
+    .await;
+    assert_eq!(oauth["data"]["client_id"], "crm-client");
+    let generic = create(
+        &server,
+        "acme",
+        json!({"kind": "generic", "name": "Other", "data": {"endpoint": "https://x.example", "API-Key": "generic-api-key-0000", "retries": 3, "privateKey": {"pem": "-----BEGIN-----"}}}),
+    )
+    .await;
+    assert_eq!(generic["data"]["API-Key"], "****0000");
+    assert_eq!(generic["data"]["endpoint"], "https://x.example");
+    assert_eq!(generic["data"]["retries"], 3);
+    assert!(
+        generic["sealed_fields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("privateKey"))
+    );
+
+    let list = server.get("/v1/tenants/acme/credentials").await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 5);
+    assert!(!list.text.contains(ACCESS_TOKEN) && !list.text.contains("gen-secret-value"));
+    let one = server
+        .get(&format!(
+            "/v1/tenants/acme/credentials/{}",
+            cred["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(one.body, cred);
+
+    // Validation names the field.
+    let mut cases = vec![
+        (json!({"kind": "telegram", "name": "x", "data": {}}), "kind"),
+        (json!({"kind": "whatsapp", "name": "", "data": {}}), "name"),
+        (
+            json!({"kind": "whatsapp", "name": "x", "data": "nope"}),
+            "data",
+        ),
+        (
+            json!({"kind": "genesys", "name": "x", "data": {"region": "mars_1", "client_id": "a", "client_secret": "b"}}),
+            "data.region",
+        ),
+        (
+            json!({"kind": "smtp", "name": "x", "data": {"host": "smtp.x.com", "port": 70000, "username": "u", "password": "p"}}),
+            "data.port",
+        ),
+        (
+            json!({"kind": "smtp", "name": "x", "data": {"host": "not a host", "port": 25, "username": "u", "password": "p"}}),
+            "data.host",
+        ),
+        (
+            json!({"kind": "smtp", "name": "x", "data": {"host": "smtp.x.com", "port": 25, "username": "u", "password": "p", "from": "nobody"}}),
+            "data.from",
+        ),
+        (
+            json!({"kind": "oauth_client", "name": "x", "data": {"client_id": "c", "client_secret": "s", "token_url": "http://insecure.example/token"}}),
+            "data.token_url",
+        ),
+        (json!({"kind": "generic", "name": "x", "data": {}}), "data"),
+    ];
+    let mut missing = whatsapp();
+    missing["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("app_secret");
+    cases.push((missing, "data.app_secret"));
+    let mut unknown = whatsapp();
+    unknown["data"]["colour"] = json!("blue");
+    cases.push((unknown, "data.colour"));
+    let mut wrong_type = whatsapp();
+    wrong_type["data"]["access_token"] = json!(42);
+    cases.push((wrong_type, "data.access_token"));
+    for (body, field) in cases {
+        let reply = server
+            .post("/v1/tenants/acme/credentials", body.clone())
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        reply.assert_invalid(field);
+    }
+    assert_eq!(
+        server.get("/v1/tenants/acme/credentials").await.body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5,
+        "nothing half-written"
+    );
+}
+
+async fn reveal_needs_the_scope_and_is_logged(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let id = create(&server, "acme", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = |scopes: &[&str]| {
+        let server = &server;
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        async move {
+            server
+                .post(
+                    "/v1/tenants/acme/api-keys",
+                    json!({"name": "k", "scopes": scopes}),
+                )
+                .await
+                .body["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let reader = key(&["credentials:read"]).await;
+    let revealer = key(&["credentials:reveal"]).await;
+
+    // Reading with credentials:read shows masks only; reveal needs its scope.
+    let masked = server
+        .call_as(
+            Some(&reader),
+            Method::GET,
+            &format!("/v1/tenants/acme/credentials/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(masked.status, StatusCode::OK);
+    let denied = server
+        .call_as(
+            Some(&reader),
+            Method::POST,
+            &format!("/v1/tenants/acme/credentials/{id}/reveal"),
+            Some(json!({})),
+        )
+        .await;
+    assert!(
+        denied.assert_problem(403, "insufficient_scope")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("credentials:reveal")
+    );
+
+    let revealed = server
+        .client
+        .post(server.url(&format!("/v1/tenants/acme/credentials/{id}/reveal")))
+        .bearer_auth(&revealer)
+        .header("x-request-id", "reveal-req-1")
+        .header("user-agent", "vault-test/1.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revealed.status(), StatusCode::OK);
+    let body: Value = revealed.json().await.unwrap();
+    assert_eq!(body["data"]["access_token"], ACCESS_TOKEN);
+    assert_eq!(body["data"]["app_secret"], APP_SECRET);
+    assert_eq!(body["data"]["verify_token"], "verify-me");
+    assert_eq!(body["data"]["phone_number_id"], "106540352242922");
+    // Operators may reveal too.
+    assert_eq!(
+        reveal(&server, "acme", &id).await.body["data"]["access_token"],
+        ACCESS_TOKEN
+    );
+
+    let log = server
+        .get(&format!("/v1/tenants/acme/credentials/{id}/access-log"))
+        .await;
+    assert_eq!(log.status, StatusCode::OK);
+    let entries = log.body["data"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        2,
+        "every reveal is recorded, not the denied one"
+    );
+    assert_eq!(entries[0]["action"], "reveal");
+    assert!(
+        entries[0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("key:key_")
+    );
+    assert_eq!(entries[0]["request_id"], "reveal-req-1");
+    assert_eq!(entries[0]["user_agent"], "vault-test/1.0");
+    assert_eq!(entries[0]["source_ip"], "127.0.0.1");
+    assert_eq!(entries[1]["actor"], "operator:root");
+    let cred = server
+        .get(&format!("/v1/tenants/acme/credentials/{id}"))
+        .await
+        .body;
+    assert!(cred["last_revealed_at"].is_string());
+    server
+        .get("/v1/tenants/acme/credentials/cred_nope/access-log")
+        .await
+        .assert_problem(404, "credential_not_found");
+}
+
+async fn updates_keep_sealed_values(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let id = create(&server, "acme", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/tenants/acme/credentials/{id}");
+    let patched = server.patch(&path, json!({"name": "Renamed", "data": {"display_name": "New name", "verify_token": "a-new-verify-token"}})).await;
+    assert_eq!(patched.status, StatusCode::OK, "{patched:?}");
+    assert_eq!(patched.body["name"], "Renamed");
+    assert_eq!(patched.body["data"]["verify_token"], "****oken");
+    let plain = reveal(&server, "acme", &id).await.body;
+    assert_eq!(
+        plain["data"]["access_token"], ACCESS_TOKEN,
+        "left out: kept"
+    );
+    assert_eq!(plain["data"]["verify_token"], "a-new-verify-token");
+    assert_eq!(plain["data"]["display_name"], "New name");
+    server
+        .patch(&path, json!({"data": {"access_token": null}}))
+        .await
+        .assert_invalid("data.access_token");
+    server
+        .patch(&path, json!({"data": {"phone_number_id": "abc"}}))
+        .await
+        .assert_invalid("data.phone_number_id");
+    server
+        .patch(
+            &path,
+            json!({"data": {"display_name": null}, "is_active": false}),
+        )
+        .await;
+    let after = server.get(&path).await.body;
+    assert!(after["data"].get("display_name").is_none());
+    assert_eq!(after["is_active"], false);
+    assert_eq!(server.delete(&path).await.status, StatusCode::NO_CONTENT);
+    server
+        .get(&path)
+        .await
+        .assert_problem(404, "credential_not_found");
+    server
+        .delete(&path)
+        .await
+        .assert_problem(404, "credential_not_found");
+}
+
+async fn cross_tenant_credentials_are_not_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    server.create_tenant("globex").await;
+    let globex_cred = create(&server, "globex", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .put_settings(
+            "globex",
+            "smtp",
+            json!({"password": "globex-settings-secret"}),
+        )
+        .await;
+    let acme_admin = server
+        .post(
+            "/v1/tenants/acme/api-keys",
+            json!({"name": "k", "scopes": ["tenant:admin"]}),
+        )
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (method, path) in [
+        (Method::GET, "/v1/tenants/globex/credentials".to_owned()),
+        (Method::POST, "/v1/tenants/globex/credentials".to_owned()),
+        (
+            Method::GET,
+            format!("/v1/tenants/globex/credentials/{globex_cred}"),
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/tenants/globex/credentials/{globex_cred}"),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/tenants/globex/credentials/{globex_cred}"),
+        ),
+        (
+            Method::POST,
+            format!("/v1/tenants/globex/credentials/{globex_cred}/reveal"),
+        ),
+        (
+            Method::GET,
+            format!("/v1/tenants/globex/credentials/{globex_cred}/access-log"),
+        ),
+        (Method::GET, "/v1/tenants/globex/settings/smtp".to_owned()),
+        (Method::PUT, "/v1/tenants/globex/settings/smtp".to_owned()),
+        (
+            Method::POST,
+            "/v1/tenants/globex/settings/smtp/reveal".to_owned(),
+        ),
+    ] {
+        let body = match method {
+            Method::POST if path.ends_with("/credentials") => Some(whatsapp()),
+            Method::POST => Some(json!({})),
+            Method::PATCH => Some(json!({"name": "stolen"})),
+            Method::PUT => Some(json!({"password": "x"})),
+            _ => None,
+        };
+        server
+            .call_as(Some(&acme_admin), method, &path, body)
+            .await
+            .assert_problem(404, "tenant_not_found");
+    }
+    // globex's credential id under acme's own path is not found.
+    for path in [
+        format!("/v1/tenants/acme/credentials/{globex_cred}"),
+        format!("/v1/tenants/acme/credentials/{globex_cred}/access-log"),
+    ] {
+        server
+            .call_as(Some(&acme_admin), Method::GET, &path, None)
+            .await
+            .assert_problem(404, "credential_not_found");
+    }
+    server
+        .call_as(
+            Some(&acme_admin),
+            Method::POST,
+            &format!("/v1/tenants/acme/credentials/{globex_cred}/reveal"),
+            Some(json!({})),
+        )
+        .await
+        .assert_problem(404, "credential_not_found");
+    server
+        .call_as(
+            Some(&acme_admin),
+            Method::GET,
+            "/v1/tenants/acme/settings/smtp",
+            None,
+        )
+        .await
+        .assert_problem(404, "settings_not_found");
+    assert_eq!(
+        reveal(&server, "globex", &globex_cred).await.body["data"]["access_token"],
+        ACCESS_TOKEN,
+        "untouched"
+    );
+}
+
+async fn settings_are_sealed_at_any_depth(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let settings = json!({
+        "provider": "sendgrid",
+        "smtp": {"host": "smtp.sendgrid.net", "password": "settings-smtp-password-1", "port": 587},
+        "webhooks": [{"url": "https://acme.example/hook", "signing_secret": "whsec_settings_secret_2"}],
+        "apiKey": "settings-top-level-api-key-3",
+        "limits": {"max": 5}
+    });
+    let put = server
+        .put_settings("acme", "messaging", settings.clone())
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{put:?}");
+    let masked = server.get("/v1/tenants/acme/settings/messaging").await;
+    assert_eq!(masked.body["data"]["provider"], "sendgrid");
+    assert_eq!(masked.body["data"]["smtp"]["host"], "smtp.sendgrid.net");
+    assert_eq!(masked.body["data"]["smtp"]["password"], "****rd-1");
+    assert_eq!(
+        masked.body["data"]["webhooks"][0]["signing_secret"],
+        "****et_2"
+    );
+    assert_eq!(masked.body["data"]["apiKey"], "****ey-3");
+    assert_eq!(masked.body["data"]["limits"], json!({"max": 5}));
+    assert!(!masked.text.contains("settings-smtp-password-1"));
+    let revealed = server
+        .post("/v1/tenants/acme/settings/messaging/reveal", json!({}))
+        .await;
+    assert_eq!(revealed.status, StatusCode::OK, "{revealed:?}");
+    assert_eq!(revealed.body["data"], settings);
+    // Replaced wholesale by PUT.
+    server
+        .put_settings("acme", "messaging", json!({"token": "short"}))
+        .await;
+    assert_eq!(
+        server.get("/v1/tenants/acme/settings/messaging").await.body["data"],
+        json!({"token": "****"})
+    );
+    server
+        .put_settings("acme", "messaging", json!(["not", "an", "object"]))
+        .await
+        .assert_invalid("body");
+    server
+        .put_settings("acme", "messaging", json!({"$sealed": "forged"}))
+        .await
+        .assert_invalid("$sealed");
+    server
+        .put_settings("acme", "Bad Category", json!({}))
+        .await
+        .assert_problem(404, "settings_not_found");
+    server
+        .get("/v1/tenants/acme/settings/other")
+        .await
+        .assert_problem(404, "settings_not_found");
+    let reader = server
+        .post(
+            "/v1/tenants/acme/api-keys",
+            json!({"name": "k", "scopes": ["credentials:read"]}),
+        )
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .call_as(
+            Some(&reader),
+            Method::POST,
+            "/v1/tenants/acme/settings/messaging/reveal",
+            Some(json!({})),
+        )
+        .await
+        .assert_problem(403, "insufficient_scope");
+}
+
+async fn secrets_never_stored_or_logged_in_clear(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut server = TestServer::start_with(
+        &db,
+        &[
+            ("TENANTRY_ROOT_KEY", common::ROOT_KEY),
+            ("TENANTRY_LOG_LEVEL", "trace"),
+        ],
+    )
+    .await;
+    server.create_tenant("acme").await;
+    let id = create(&server, "acme", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .put_settings(
+            "acme",
+            "smtp",
+            json!({"password": "settings-known-secret-77"}),
+        )
+        .await;
+    reveal(&server, "acme", &id).await;
+    server
+        .post("/v1/tenants/acme/settings/smtp/reveal", json!({}))
+        .await;
+    server.stop().await;
+    let bytes = db.raw_bytes().await;
+    assert!(bytes.len() > 1000);
+    for secret in [
+        ACCESS_TOKEN,
+        APP_SECRET,
+        "settings-known-secret-77",
+        "verify-me",
+    ] {
+        let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+        assert!(!found, "a secret is stored in clear");
+        assert!(!server.logs().contains(secret), "a secret is in the logs");
+    }
+    // The public fields are there (the dump is real).
+    assert!(bytes.windows(15).any(|w| w == b"106540352242922"));
+}
+
+async fn tampered_or_moved_ciphertexts_fail_explicitly(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    server.create_tenant("globex").await;
+    let a = create(&server, "acme", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = create(&server, "acme", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let g = create(&server, "globex", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Move a's sealed fields onto b (same tenant, other record).
+    assert_eq!(
+        db.exec(&format!(
+            "UPDATE credentials SET sealed = (SELECT sealed FROM credentials WHERE id = '{a}') WHERE id = '{b}'"
+        ))
+        .await,
+        1
+    );
+    let moved = reveal(&server, "acme", &b).await;
+    moved.assert_problem(500, "decryption_failed");
+    // Move acme's sealed fields onto globex's record (other tenant, other key).
+    db.exec(&format!("UPDATE credentials SET sealed = (SELECT sealed FROM credentials WHERE id = '{a}') WHERE id = '{g}'")).await;
+    reveal(&server, "globex", &g)
+        .await
+        .assert_problem(500, "decryption_failed");
+    // Tamper with one character of a's ciphertext.
+    let sql = match backend {
+        Backend::Sqlite => format!(
+            "UPDATE credentials SET sealed = replace(replace(sealed, '\"v\":\"tv1.', '\"v\":\"tv1.'), 'A\"', 'B\"') WHERE id = '{a}'"
+        ),
+        Backend::Postgres => format!(
+            "UPDATE credentials SET sealed = replace(replace(sealed::text, '\"v\": \"tv1.', '\"v\": \"tv1.'), 'A\"', 'B\"')::jsonb WHERE id = '{a}'"
+        ),
+    };
+    db.exec(&sql).await;
+    let c = create(&server, "acme", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A flipped character in the envelope of c, whatever its last character.
+    let flip = match backend {
+        Backend::Sqlite => format!(
+            "UPDATE credentials SET sealed = json_set(sealed, '$.access_token.v', substr(json_extract(sealed, '$.access_token.v'), 1, 60) || CASE substr(json_extract(sealed, '$.access_token.v'), 61, 1) WHEN 'x' THEN 'y' ELSE 'x' END || substr(json_extract(sealed, '$.access_token.v'), 62)) WHERE id = '{c}'"
+        ),
+        Backend::Postgres => format!(
+            "UPDATE credentials SET sealed = jsonb_set(sealed, '{{access_token,v}}', to_jsonb(substr(sealed->'access_token'->>'v', 1, 60) || CASE substr(sealed->'access_token'->>'v', 61, 1) WHEN 'x' THEN 'y' ELSE 'x' END || substr(sealed->'access_token'->>'v', 62))) WHERE id = '{c}'"
+        ),
+    };
+    assert_eq!(db.exec(&flip).await, 1);
+    let tampered = reveal(&server, "acme", &c).await;
+    tampered.assert_problem(500, "decryption_failed");
+    assert!(!tampered.text.contains(ACCESS_TOKEN));
+    // Garbage in place of an envelope.
+    let garbage = match backend {
+        Backend::Sqlite => format!(
+            "UPDATE credentials SET sealed = json_set(sealed, '$.app_secret.v', 'not-an-envelope') WHERE id = '{c}'"
+        ),
+        Backend::Postgres => format!(
+            "UPDATE credentials SET sealed = jsonb_set(sealed, '{{app_secret,v}}', '\"not-an-envelope\"') WHERE id = '{c}'"
+        ),
+    };
+    db.exec(&garbage).await;
+    reveal(&server, "acme", &c)
+        .await
+        .assert_problem(500, "decryption_failed");
+    // Masked reads still work; the server is fine.
+    assert_eq!(
+        server
+            .get(&format!("/v1/tenants/acme/credentials/{c}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
+}
+
+async fn kek_rotation_under_load(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut server = TestServer::start(&db).await;
+    let mut creds = Vec::new();
+    for t in ["acme", "globex", "initech"] {
+        server.create_tenant(t).await;
+        creds.push((
+            t,
+            create(&server, t, whatsapp()).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ));
+        server
+            .put_settings(t, "smtp", json!({"password": "settings-password-rot"}))
+            .await;
+    }
+    let before = server.get("/v1/operator/keyring").await.body;
+    let old_kek = before["active_kek"].as_str().unwrap().to_owned();
+    assert_eq!(before["keks"][0]["data_keys"], 3);
+
+    // Reveal in a loop while the KEK rotates.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (client, base) = (server.client.clone(), server.base.clone());
+    let loop_creds = creds.clone();
+    let flag = stop.clone();
+    let revealer = tokio::spawn(async move {
+        let (mut ok, mut failed) = (0u32, 0u32);
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) || ok < 30 {
+            for (t, id) in &loop_creds {
+                let r = client
+                    .post(format!("{base}/v1/tenants/{t}/credentials/{id}/reveal"))
+                    .bearer_auth(common::ROOT_KEY)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap();
+                let good = r.status() == StatusCode::OK
+                    && r.json::<Value>().await.unwrap()["data"]["access_token"] == ACCESS_TOKEN;
+                if good { ok += 1 } else { failed += 1 }
+            }
+        }
+        (ok, failed)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rotated = server.post("/v1/operator/keyring/rotate", json!({})).await;
+    assert_eq!(rotated.status, StatusCode::ACCEPTED, "{rotated:?}");
+    let new_kek = rotated.body["active_kek"].as_str().unwrap().to_owned();
+    assert_ne!(new_kek, old_kek);
+    let mut done = false;
+    for _ in 0..100 {
+        let status = server.get("/v1/operator/keyring").await.body;
+        if status["rewrap_pending"] == 0 {
+            let old = status["keks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["id"] == old_kek.as_str())
+                .unwrap()
+                .clone();
+            assert_eq!(old["retirable"], true, "{status}");
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(done, "every data key was rewrapped");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = revealer.await.unwrap();
+    assert_eq!(
+        failed, 0,
+        "zero failed reveals during rotation ({ok} succeeded)"
+    );
+
+    // Remove the old KEK from the keyring: everything still decrypts.
+    server.stop().await;
+    let path = db.keyring_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let keys: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(keys.len(), 2, "{text}");
+    std::fs::write(&path, format!("{}\n", keys[0])).unwrap();
+    let server = TestServer::start(&db).await;
+    let status = server.get("/v1/operator/keyring").await.body;
+    assert_eq!(status["keks"].as_array().unwrap().len(), 1, "{status}");
+    for (t, id) in &creds {
+        assert_eq!(
+            reveal(&server, t, id).await.body["data"]["access_token"],
+            ACCESS_TOKEN
+        );
+        let settings = server
+            .post(&format!("/v1/tenants/{t}/settings/smtp/reveal"), json!({}))
+            .await;
+        assert_eq!(settings.body["data"]["password"], "settings-password-rot");
+    }
+}
+
+async fn tenant_data_key_rotation(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let id = create(&server, "acme", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .put_settings(
+            "acme",
+            "smtp",
+            json!({"nested": {"secret": "nested-secret-value"}}),
+        )
+        .await;
+    let first = server
+        .post("/v1/operator/tenants/acme/data-key/rotate", json!({}))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{first:?}");
+    assert!(
+        first.body["data_key_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("dek_")
+    );
+    assert_eq!(
+        reveal(&server, "acme", &id).await.body["data"]["app_secret"],
+        APP_SECRET
+    );
+    server.stop().await;
+    let (code, out, err) = db
+        .run_command(
+            &["keys", "rotate-tenant", "acme"],
+            &[("TENANTRY_ROOT_KEY", common::ROOT_KEY)],
+        )
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("now uses data key dek_"), "{out}");
+    let server = TestServer::start(&db).await;
+    assert_eq!(
+        reveal(&server, "acme", &id).await.body["data"]["access_token"],
+        ACCESS_TOKEN
+    );
+    let s = server
+        .post("/v1/tenants/acme/settings/smtp/reveal", json!({}))
+        .await;
+    assert_eq!(s.body["data"]["nested"]["secret"], "nested-secret-value");
+    assert_eq!(
+        db.count_rows("tenant_data_keys", "acme").await,
+        1,
+        "old data keys are deleted"
+    );
+    server
+        .post("/v1/operator/tenants/nobody/data-key/rotate", json!({}))
+        .await
+        .assert_problem(404, "tenant_not_found");
+}
+
+async fn purge_shreds_the_data_key(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let id = create(&server, "acme", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A "backup" of the tenant's registry row and ciphertexts (not its data key).
+    db.exec("CREATE TABLE backup_tenants AS SELECT * FROM tenants WHERE id = 'acme'")
+        .await;
+    // (Its owner column is renamed, or the purge would find and empty it too.)
+    db.exec(
+        "CREATE TABLE backup_credentials AS SELECT tenant_id AS owner, id, kind, name, fields, sealed, is_active, \
+         created_at, updated_at, last_revealed_at FROM credentials WHERE tenant_id = 'acme'",
+    )
+    .await;
+    let purged = server
+        .call(Method::DELETE, "/v1/tenants/acme?purge=true", None)
+        .await;
+    assert_eq!(purged.status, StatusCode::NO_CONTENT);
+    assert_eq!(db.count_rows("tenant_data_keys", "acme").await, 0);
+    // Restore the backup: the ciphertexts are back, but unreadable.
+    db.exec("INSERT INTO tenants SELECT * FROM backup_tenants")
+        .await;
+    db.exec("INSERT INTO credentials SELECT * FROM backup_credentials")
+        .await;
+    let masked = server
+        .get(&format!("/v1/tenants/acme/credentials/{id}"))
+        .await;
+    assert_eq!(
+        masked.status,
+        StatusCode::OK,
+        "the restored row is there: {masked:?}"
+    );
+    let revealed = reveal(&server, "acme", &id).await;
+    revealed.assert_problem(500, "decryption_failed");
+    assert!(!revealed.text.contains(ACCESS_TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_needs_an_explicit_master_key() {
+    let db = TestDb::new(Backend::Postgres).await;
+    std::fs::remove_file(db.keyring_path()).unwrap();
+    let mut cmd_env = vec![("TENANTRY_ROOT_KEY", common::ROOT_KEY)];
+    cmd_env.push(("TENANTRY_MASTER_KEY", ""));
+    let out = TestServer::try_start(
+        &db,
+        &[
+            ("TENANTRY_ROOT_KEY", common::ROOT_KEY),
+            ("TENANTRY_MASTER_KEY_FILE", "/nonexistent/keyring"),
+        ],
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(out.contains("/nonexistent/keyring"), "{out}");
+    let url = db.url.clone().unwrap();
+    let (code, _, err) = {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenantry"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TENANTRY_DATABASE_URL", url)
+            .env("TENANTRY_ROOT_KEY", common::ROOT_KEY)
+            .env("TENANTRY_DATA_DIR", db.data_dir())
+            .env("TENANTRY_LISTEN", "127.0.0.1:0")
+            .arg("serve");
+        let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+            .await
+            .unwrap()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_ne!(code, Some(0));
+    assert!(err.contains("master key must be given"), "{err}");
+    assert!(
+        !db.data_dir().join("master.key").exists(),
+        "never generated with PostgreSQL"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_mode_generates_a_master_key_once() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut server = TestServer::start(&db).await;
+    let path = db.keyring_path();
+    assert_eq!(common::file_mode(&path), 0o600);
+    for _ in 0..50 {
+        if server.logs().contains("BACK IT UP") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.logs().contains("BACK IT UP"), "said loudly");
+    server.create_tenant("acme").await;
+    let id = create(&server, "acme", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_text = std::fs::read_to_string(&path).unwrap();
+    server.stop().await;
+    let server = TestServer::start(&db).await;
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        key_text,
+        "not regenerated"
+    );
+    assert_eq!(
+        reveal(&server, "acme", &id).await.body["data"]["access_token"],
+        ACCESS_TOKEN
+    );
+    // A wrong master key is an explicit failure, never garbage.
+    drop(server);
+    std::fs::write(&path, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
+    let server = TestServer::start(&db).await;
+    reveal(&server, "acme", &id)
+        .await
+        .assert_problem(500, "decryption_failed");
+    let status = server.get("/v1/operator/keyring").await.body;
+    assert!(
+        status["keks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["in_keyring"] == false),
+        "{status}"
+    );
+}
