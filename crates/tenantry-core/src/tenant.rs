@@ -111,6 +111,9 @@ pub enum TenantEventKind {
     CredentialDeleted,
     SettingsUpdated,
     DataKeyRotated,
+    ConfigUpdated,
+    #[serde(rename = "quota.threshold_reached")]
+    QuotaThresholdReached,
 }
 
 impl TenantEventKind {
@@ -132,6 +135,8 @@ impl TenantEventKind {
             Self::CredentialDeleted => "credential_deleted",
             Self::SettingsUpdated => "settings_updated",
             Self::DataKeyRotated => "data_key_rotated",
+            Self::ConfigUpdated => "config_updated",
+            Self::QuotaThresholdReached => "quota.threshold_reached",
         }
     }
 }
@@ -156,6 +161,8 @@ impl FromStr for TenantEventKind {
             "credential_deleted" => Self::CredentialDeleted,
             "settings_updated" => Self::SettingsUpdated,
             "data_key_rotated" => Self::DataKeyRotated,
+            "config_updated" => Self::ConfigUpdated,
+            "quota.threshold_reached" => Self::QuotaThresholdReached,
             _ => return Err(()),
         })
     }

@@ -23,6 +23,7 @@ pub struct Inner {
     pub key_usage: KeyUsage,
     pub tokens: TokenKeys,
     pub vault: crate::vault::Vault,
+    pub rate_limiter: crate::limits::ratelimit::RateLimiter,
 }
 
 impl AppState {
@@ -32,6 +33,7 @@ impl AppState {
         config: Config,
         root_key: RootKey,
         vault: crate::vault::Vault,
+        rate_limiter: crate::limits::ratelimit::RateLimiter,
     ) -> Self {
         Self(Arc::new(Inner {
             store,
@@ -43,6 +45,7 @@ impl AppState {
             key_usage: KeyUsage::default(),
             tokens: TokenKeys::default(),
             vault,
+            rate_limiter,
         }))
     }
 

@@ -95,6 +95,18 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "key-encryption keyring: base64 256-bit keys, one per line, the first active; generated into <data_dir>/master.key with SQLite, required with PostgreSQL",
     ),
     (
+        "redis_url",
+        true,
+        "",
+        "redis://… to keep rate limits in Redis, exact across server processes",
+    ),
+    (
+        "redis_failure",
+        false,
+        "open",
+        "when Redis is unreachable: open (allow, warn, count) or closed (deny)",
+    ),
+    (
         "base_domain",
         false,
         "",
@@ -146,6 +158,8 @@ pub struct Config {
     /// The file the keyring was read from (`TENANTRY_MASTER_KEY_FILE`): key
     /// rotation writes the new keyring there.
     pub master_key_file: Option<PathBuf>,
+    pub redis_url: Option<SecretString>,
+    pub redis_failure: crate::limits::ratelimit::FailurePolicy,
     pub base_domain: Option<Hostname>,
     pub default_tenant: Option<TenantId>,
     pub token_ttl: Duration,
@@ -334,6 +348,12 @@ impl Config {
             master_key_file: match get("master_key").1 {
                 Source::SecretFile(path, _) => Some(path.clone()),
                 _ => None,
+            },
+            redis_url: secret("redis_url"),
+            redis_failure: match get("redis_failure").0 {
+                "open" => crate::limits::ratelimit::FailurePolicy::Open,
+                "closed" => crate::limits::ratelimit::FailurePolicy::Closed,
+                _ => return Err(invalid("redis_failure", "must be 'open' or 'closed'")),
             },
             base_domain: match get("base_domain").0 {
                 "" => None,

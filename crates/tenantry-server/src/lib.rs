@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod http;
 pub mod ids;
+pub mod limits;
 pub mod logging;
 pub mod openapi;
 pub mod resolution;
@@ -46,12 +47,20 @@ pub async fn run(
     let root_key = root_key::load_or_create(&config)?;
     let shutdown_timeout = config.shutdown_timeout;
     let vault = vault::Vault::load(&config)?;
+    let rate_limiter = match &config.redis_url {
+        Some(url) => limits::ratelimit::RateLimiter::redis(url.expose(), config.redis_failure)
+            .await
+            .context("TENANTRY_REDIS_URL")?,
+        None => limits::ratelimit::RateLimiter::in_memory(),
+    };
+    tracing::info!(backend = rate_limiter.backend(), "rate limiter ready");
     let state = AppState::new(
         store.clone(),
         Arc::new(SystemClock),
         config,
         root_key,
         vault,
+        rate_limiter,
     );
     state
         .tokens

@@ -3,8 +3,8 @@
 //! drifts (regenerate with `cargo run -- openapi > openapi.json`).
 
 use crate::api::{
-    self, credentials, domains, events, health, keyring, keys, operator_keys, resolve, tenants,
-    tokens,
+    self, credentials, domains, events, health, keyring, keys, limits, operator_keys, resolve,
+    tenants, tokens,
 };
 use crate::http::problem::{FieldError, Problem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -29,6 +29,9 @@ use utoipa::{Modify, OpenApi};
         credentials::create, credentials::list, credentials::get, credentials::update, credentials::delete,
         credentials::reveal, credentials::access_log, credentials::put_settings, credentials::get_settings,
         credentials::reveal_settings, keyring::status, keyring::rotate, keyring::rotate_tenant,
+        limits::list_plans, limits::put_plan, limits::list_meters, limits::create_meter, limits::get_config,
+        limits::patch_config, limits::config_versions, limits::ingest, limits::usage_series, limits::stats,
+        limits::check_quota, limits::ratelimit, health::metrics,
     ),
     components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>)),
     modifiers(&BearerAuth),
@@ -40,7 +43,9 @@ use utoipa::{Modify, OpenApi};
         (name = "tokens", description = "Short-lived access tokens (EdDSA JWTs)"),
         (name = "resolution", description = "Which tenant a request belongs to"),
         (name = "credentials", description = "Sealed third-party credentials and settings, and the keys that seal them"),
-        (name = "operations", description = "Health and readiness"),
+        (name = "plans", description = "Plans and tenant configuration"),
+        (name = "usage", description = "Usage metering, quotas and rate limits"),
+        (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -15,6 +15,7 @@ const SQLITE: Embedded = Embedded(&[
     (1, "tenants", include_str!("../migrations/sqlite/0001_tenants.sql")),
     (2, "api_keys", include_str!("../migrations/sqlite/0002_api_keys.sql")),
     (3, "vault", include_str!("../migrations/sqlite/0003_vault.sql")),
+    (4, "limits", include_str!("../migrations/sqlite/0004_limits.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -22,6 +23,7 @@ const POSTGRES: Embedded = Embedded(&[
     (1, "tenants", include_str!("../migrations/postgres/0001_tenants.sql")),
     (2, "api_keys", include_str!("../migrations/postgres/0002_api_keys.sql")),
     (3, "vault", include_str!("../migrations/postgres/0003_vault.sql")),
+    (4, "limits", include_str!("../migrations/postgres/0004_limits.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {

@@ -38,7 +38,7 @@ async fn nginx_resolves_the_tenant_of_every_request(backend: Backend) {
         ],
     )
     .await;
-    create_tenant(&tenantry, "acme", "pro").await;
+    create_tenant(&tenantry, "acme", "professional").await;
     create_tenant(&tenantry, "globex", "enterprise").await;
     create_tenant(&tenantry, "initech", "starter").await;
     let domain = tenantry
@@ -64,7 +64,7 @@ async fn nginx_resolves_the_tenant_of_every_request(backend: Backend) {
             None,
         )
         .await;
-    assert_reached(&reply, "acme", "pro");
+    assert_reached(&reply, "acme", "professional");
     assert_eq!(reply.body["method"], "GET");
     assert_eq!(reply.body["target"], "/orders?page=2");
     assert_eq!(reply.body["host"], json!(["acme.example.test"]));
@@ -101,7 +101,7 @@ async fn nginx_resolves_the_tenant_of_every_request(backend: Backend) {
             Some(r#"{"item": 42}"#),
         )
         .await;
-    assert_reached(&reply, "acme", "pro");
+    assert_reached(&reply, "acme", "professional");
     assert_eq!(reply.body["method"], "POST");
     assert_eq!(reply.body["body"], r#"{"item": 42}"#);
 
@@ -120,7 +120,7 @@ async fn nginx_resolves_the_tenant_of_every_request(backend: Backend) {
             None,
         )
         .await;
-    assert_reached(&reply, "acme", "pro");
+    assert_reached(&reply, "acme", "professional");
     // Nor do they reach Tenantry, which honours X-Tenant-ID from a trusted
     // caller such as the operator key: a client cannot pick its tenant.
     let operator = format!("Bearer {ROOT_KEY}");

@@ -73,10 +73,17 @@ async fn resolution_chain(backend: Backend) {
 
     let by_domain = resolve(&server, json!({"host": "Support.Acme.com:8443"})).await;
     assert_eq!(matched(&by_domain), ("acme".into(), "custom_domain".into()));
+    let mut tenant = by_domain.body["tenant"].clone();
+    let config = tenant.as_object_mut().unwrap().remove("config").unwrap();
     assert_eq!(
-        by_domain.body["tenant"],
+        tenant,
         json!({"id": "acme", "name": "Acme", "status": "active", "plan": "professional", "region": "eu-west-1", "subdomain": "acme"})
     );
+    // The snapshot carries the effective features and limits.
+    assert_eq!(config["features"]["analytics"], true);
+    assert_eq!(config["limits"]["agents"], 25);
+    assert_eq!(config["rate_limits"]["api_calls_per_hour"]["limit"], 10000);
+    assert_eq!(config["quotas"]["messages_outbound"], 10000);
     assert_eq!(
         matched(&resolve(&server, json!({"host": "globex.example.test"})).await),
         ("globex".into(), "subdomain".into())

@@ -29,3 +29,26 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
         }
     }
 }
+
+/// Prometheus metrics (text format).
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "Prometheus text format", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let limiter = &state.rate_limiter;
+    let body = format!(
+        "# HELP tenantry_ratelimit_redis_errors_total Rate-limit decisions taken without Redis because it was unreachable.\n\
+         # TYPE tenantry_ratelimit_redis_errors_total counter\n\
+         tenantry_ratelimit_redis_errors_total {}\n\
+         # HELP tenantry_ratelimit_backend The rate limiter's backend (1 for the one in use).\n\
+         # TYPE tenantry_ratelimit_backend gauge\n\
+         tenantry_ratelimit_backend{{backend=\"{}\"}} 1\n",
+        limiter.redis_errors(),
+        limiter.backend()
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+}

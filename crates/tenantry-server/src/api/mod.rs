@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod keyring;
 pub mod keys;
+pub mod limits;
 pub mod operator_keys;
 pub mod resolve;
 pub mod tenants;

@@ -35,6 +35,10 @@ pub struct ResolvedTenant {
     pub plan: String,
     pub region: String,
     pub subdomain: String,
+    /// The effective features, limits, rate limits and quotas (see
+    /// `GET /v1/tenants/{id}/config`).
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -43,8 +47,13 @@ pub struct ResolveOut {
     pub matched_by: MatchedBy,
 }
 
-fn output(tenant: &TenantSnapshot, matched_by: MatchedBy) -> ResolveOut {
-    ResolveOut {
+async fn output(
+    state: &AppState,
+    tenant: &TenantSnapshot,
+    matched_by: MatchedBy,
+) -> Result<ResolveOut, ApiError> {
+    let config = crate::limits::service::effective_config_of(state, &tenant.id).await?;
+    Ok(ResolveOut {
         tenant: ResolvedTenant {
             id: tenant.id.to_string(),
             name: tenant.name.clone(),
@@ -52,9 +61,10 @@ fn output(tenant: &TenantSnapshot, matched_by: MatchedBy) -> ResolveOut {
             plan: tenant.plan.clone(),
             region: tenant.region.clone(),
             subdomain: tenant.subdomain.clone(),
+            config: config.summary(),
         },
         matched_by,
-    }
+    })
 }
 
 /// The request's own credential, if it authenticates; a bad one is ignored
@@ -104,7 +114,7 @@ pub async fn resolve_post(
         trusted,
     };
     let (tenant, matched_by) = run_chain(&state, &inputs).await?;
-    Ok(Json(output(&tenant, matched_by)))
+    Ok(Json(output(&state, &tenant, matched_by).await?))
 }
 
 /// Resolve the tenant of this very request, from `X-Forwarded-Host` or
@@ -146,7 +156,7 @@ pub async fn resolve_get(
         trusted,
     };
     let (tenant, matched_by) = run_chain(&state, &inputs).await?;
-    let mut response = Json(output(&tenant, matched_by)).into_response();
+    let mut response = Json(output(&state, &tenant, matched_by).await?).into_response();
     let out = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(tenant.id.as_str()) {
         out.insert(HeaderName::from_static("x-tenant-id"), v);

@@ -178,6 +178,7 @@ pub async fn create(
     else {
         return Err(ApiError::Internal);
     };
+    require_plan(&state, &plan).await?;
     let new = NewTenant {
         id,
         name,
@@ -301,6 +302,9 @@ pub async fn update(
             .and_then(|m| checks.check(Metadata::parse("metadata", m))),
     };
     checks.finish()?;
+    if let Some(plan) = &patch.plan {
+        require_plan(&state, plan).await?;
+    }
 
     let (mut tx, before) = lock_tenant(&state, &id).await?;
     if before.status == TenantStatus::Deleted {
@@ -462,4 +466,17 @@ pub async fn purge(state: &AppState, mut tx: TenantTx) -> Result<(), StoreError>
     tx.purge().await?;
     state.forget(&[Invalidation::All]);
     Ok(())
+}
+
+/// A tenant's plan must be in the catalog (`GET /v1/plans`).
+async fn require_plan(state: &AppState, plan: &PlanName) -> Result<(), ApiError> {
+    match crate::limits::service::load_plan(state, plan.as_str()).await? {
+        Some(_) => Ok(()),
+        None => {
+            Err(
+                ValidationError::new("plan", "unknown_plan", "no such plan; see GET /v1/plans")
+                    .into(),
+            )
+        }
+    }
 }

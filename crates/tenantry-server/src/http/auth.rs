@@ -206,6 +206,17 @@ pub async fn authenticate(state: &AppState, credential: &str) -> Result<Caller, 
     }
 }
 
+/// Where the API's own rate limiter leaves its decision for the response
+/// headers (see `http::router`).
+#[derive(Debug, Clone, Default)]
+pub struct RateLimitSlot(pub Arc<std::sync::Mutex<Option<crate::limits::ratelimit::Decision>>>);
+
+impl RateLimitSlot {
+    pub fn take(&self) -> Option<crate::limits::ratelimit::Decision> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -213,10 +224,24 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match credential(parts) {
-            Some(credential) => authenticate(state, credential).await,
-            None => Err(ApiError::Unauthorized),
+        let caller = match credential(parts) {
+            Some(credential) => authenticate(state, credential).await?,
+            None => return Err(ApiError::Unauthorized),
+        };
+        // Tenant callers are held to their tenant's api_calls_per_hour.
+        if let Caller::Tenant { tenant, .. } = &caller
+            && let Some(policy) = crate::api::limits::api_call_policy(state, &tenant.id).await
+        {
+            let bucket = format!("t:{}:api_calls_per_hour", tenant.id);
+            let decision = state.rate_limiter.check(&bucket, policy, 1).await;
+            if let Some(slot) = parts.extensions.get::<RateLimitSlot>() {
+                *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(decision.clone());
+            }
+            if !decision.allowed {
+                return Err(ApiError::RateLimited(decision));
+            }
         }
+        Ok(caller)
     }
 }
 

@@ -45,6 +45,8 @@ pub enum ApiError {
     MethodNotAllowed,
     RouteNotFound,
     Unavailable(&'static str),
+    /// Over a rate limit.
+    RateLimited(crate::limits::ratelimit::Decision),
     /// A stored secret could not be decrypted (tampered, moved, or its key gone).
     DecryptionFailed,
     Internal,
@@ -168,6 +170,12 @@ impl ApiError {
                 "Service Unavailable",
                 format!("{what} is unavailable; retry later"),
             ),
+            ApiError::RateLimited(d) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too Many Requests",
+                format!("over the rate limit of {} requests; retry after {} ms", d.limit, d.retry_after_ms),
+            ),
             ApiError::DecryptionFailed => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "decryption_failed",
@@ -224,6 +232,9 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::RateLimited(decision) = &self {
+            add_rate_limit_headers(response.headers_mut(), decision);
+        }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750: a challenge on every 401.
             response
@@ -290,5 +301,25 @@ impl From<StoreError> for ApiError {
                 ApiError::Internal
             }
         }
+    }
+}
+
+/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds) and,
+/// when denied, `Retry-After` (seconds, rounded up).
+pub fn add_rate_limit_headers(
+    headers: &mut axum::http::HeaderMap,
+    d: &crate::limits::ratelimit::Decision,
+) {
+    let secs = |ms: u64| ms.div_ceil(1000);
+    let mut set = |name: &'static str, value: u64| {
+        if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+            headers.insert(axum::http::HeaderName::from_static(name), v);
+        }
+    };
+    set("ratelimit-limit", d.limit);
+    set("ratelimit-remaining", d.remaining);
+    set("ratelimit-reset", secs(d.reset_after_ms));
+    if !d.allowed {
+        set("retry-after", secs(d.retry_after_ms).max(1));
     }
 }

@@ -1,7 +1,8 @@
 use super::extract::BodyLimit;
 use super::problem::ApiError;
 use crate::api::{
-    credentials, domains, events, health, keyring, keys, operator_keys, resolve, tenants, tokens,
+    credentials, domains, events, health, keyring, keys, limits, operator_keys, resolve, tenants,
+    tokens,
 };
 use crate::app::AppState;
 use axum::Router;
@@ -56,12 +57,34 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operator/keyring", get(keyring::status))
         .route("/v1/operator/keyring/rotate", post(keyring::rotate))
         .route("/v1/operator/tenants/{id}/data-key/rotate", post(keyring::rotate_tenant))
+        .route("/v1/plans", get(limits::list_plans))
+        .route("/v1/plans/{name}", axum::routing::put(limits::put_plan))
+        .route("/v1/meters", get(limits::list_meters).post(limits::create_meter))
+        .route("/v1/tenants/{id}/config", get(limits::get_config).patch(limits::patch_config))
+        .route("/v1/tenants/{id}/config/versions", get(limits::config_versions))
+        .route("/v1/usage/events", post(limits::ingest))
+        .route("/v1/tenants/{id}/usage", get(limits::usage_series))
+        .route("/v1/tenants/{id}/stats", get(limits::stats))
+        .route("/v1/quotas/check", post(limits::check_quota))
+        .route("/v1/ratelimit", post(limits::ratelimit))
+        .route("/metrics", get(health::metrics))
         .route("/v1/resolve", post(resolve::resolve_post).get(resolve::resolve_get))
         .route("/v1/tokens", post(tokens::create))
         .route("/v1/operator/signing-keys/rotate", post(tokens::rotate))
         .route("/.well-known/jwks.json", get(tokens::jwks))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(|mut req: Request, next: Next| async move {
+            // The API's own rate limiter (in the Caller extractor) leaves its
+            // decision here; it becomes RateLimit-* headers.
+            let slot = super::auth::RateLimitSlot::default();
+            req.extensions_mut().insert(slot.clone());
+            let mut response = next.run(req).await;
+            if let Some(decision) = slot.take() {
+                super::problem::add_rate_limit_headers(response.headers_mut(), &decision);
+            }
+            response
+        }))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(move |mut req: Request, next: Next| async move {
             // Refuse a declared oversized body at once, without reading it.

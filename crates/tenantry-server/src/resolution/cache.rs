@@ -127,6 +127,13 @@ pub struct Caches {
     /// Key id → key hash, for tokens (which name their key by id). The
     /// mapping never changes, so it needs no invalidation.
     pub key_ids: Cache<String, [u8; 32]>,
+    /// Effective configurations, by tenant.
+    pub configs: Cache<TenantId, Entry<crate::limits::config::EffectiveConfig>>,
+    /// Plans, by name (all dropped when any plan changes: `All`).
+    pub plans: Cache<String, Entry<crate::limits::config::Plan>>,
+    /// The meter catalog (one entry).
+    pub meters:
+        Cache<(), Entry<std::collections::HashMap<String, crate::limits::service::Aggregation>>>,
     /// Bumped by every invalidation: a loader that read the database before
     /// an invalidation must not store what it read.
     generation: AtomicU64,
@@ -140,6 +147,9 @@ impl Default for Caches {
             tenants: cache(200_000),
             hosts: cache(200_000),
             key_ids: Cache::new(100_000),
+            configs: cache(200_000),
+            plans: cache(1_000),
+            meters: cache(1),
             generation: AtomicU64::new(0),
         }
     }
@@ -167,7 +177,10 @@ impl Caches {
         match change {
             Invalidation::Key(h) => self.keys.invalidate(h),
             Invalidation::OperatorKey(h) => self.operator_keys.invalidate(h),
-            Invalidation::Tenant(id) => self.tenants.invalidate(id),
+            Invalidation::Tenant(id) => {
+                self.tenants.invalidate(id);
+                self.configs.invalidate(id);
+            }
             Invalidation::Host(host) => self.hosts.invalidate(host),
             // Reloaded by the invalidation worker, which owns the store.
             Invalidation::SigningKeys => {}
@@ -176,6 +189,9 @@ impl Caches {
                 self.operator_keys.invalidate_all();
                 self.tenants.invalidate_all();
                 self.hosts.invalidate_all();
+                self.configs.invalidate_all();
+                self.plans.invalidate_all();
+                self.meters.invalidate_all();
             }
         }
         self.generation.fetch_add(1, Ordering::AcqRel);

@@ -414,6 +414,14 @@ impl TestServer {
         }
     }
 
+    /// Kills the process at once (SIGKILL): no shutdown, no flush.
+    pub async fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+            let _ = child.wait().await;
+        }
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.
     pub async fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;

@@ -1,0 +1,386 @@
+//! Plans and meters (operator-wide), and each tenant's configuration
+//! versions, usage events, usage counters and quota alerts.
+
+use crate::Result;
+use crate::scope::{OperatorTx, TenantTx, on_conn};
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+
+/// A stored plan: its name, JSON definition and last change.
+pub type PlanRow = (String, Json<serde_json::Value>, DateTime<Utc>);
+/// A meter: name, aggregation (`sum`, `last`, `distinct`), description, built in.
+pub type MeterRow = (String, String, String, bool);
+/// A configuration version: number, overrides, actor, time.
+pub type ConfigVersionRow = (i64, Json<serde_json::Value>, String, DateTime<Utc>);
+
+/// An accepted usage event.
+#[derive(Debug, Clone)]
+pub struct NewUsageEvent<'a> {
+    pub id: &'a str,
+    pub meter: &'a str,
+    pub quantity: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub subject: Option<&'a str>,
+    pub properties: &'a serde_json::Value,
+    pub received_at: DateTime<Utc>,
+}
+
+impl OperatorTx {
+    pub async fn list_plans(&mut self) -> Result<Vec<PlanRow>> {
+        Ok(on_conn!(&mut self.conn, |c| sqlx::query_as(
+            "SELECT name, definition, updated_at FROM plans ORDER BY name"
+        )
+        .fetch_all(&mut **c)
+        .await?))
+    }
+
+    pub async fn get_plan(&mut self, name: &str) -> Result<Option<PlanRow>> {
+        Ok(on_conn!(&mut self.conn, |c| sqlx::query_as(
+            "SELECT name, definition, updated_at FROM plans WHERE name = $1"
+        )
+        .bind(name)
+        .fetch_optional(&mut **c)
+        .await?))
+    }
+
+    pub async fn put_plan(
+        &mut self,
+        name: &str,
+        definition: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(&mut self.conn, |c| {
+            sqlx::query(
+            "INSERT INTO plans (name, definition, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at"
+        )
+        .bind(name)
+        .bind(Json(definition))
+        .bind(now)
+        .execute(&mut **c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    pub async fn list_meters(&mut self) -> Result<Vec<MeterRow>> {
+        Ok(on_conn!(&mut self.conn, |c| sqlx::query_as(
+            "SELECT name, aggregation, description, builtin FROM meters ORDER BY name"
+        )
+        .fetch_all(&mut **c)
+        .await?))
+    }
+
+    /// Registers a meter; `false` if the name is taken.
+    pub async fn insert_meter(
+        &mut self,
+        name: &str,
+        aggregation: &str,
+        description: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let n = on_conn!(&mut self.conn, |c| {
+            sqlx::query(
+            "INSERT INTO meters (name, aggregation, description, builtin, created_at) VALUES ($1, $2, $3, FALSE, $4) \
+             ON CONFLICT (name) DO NOTHING"
+        )
+        .bind(name)
+        .bind(aggregation)
+        .bind(description)
+        .bind(now)
+        .execute(&mut **c)
+        .await?
+        .rows_affected()
+        });
+        Ok(n > 0)
+    }
+}
+
+impl TenantTx {
+    /// The configuration version in force, if any.
+    pub async fn latest_config(&mut self) -> Result<Option<ConfigVersionRow>> {
+        Ok(on_conn!(&mut self.conn, |c| {
+            sqlx::query_as(
+            "SELECT version, overrides, actor, created_at FROM tenant_config_versions WHERE tenant_id = $1 \
+             ORDER BY version DESC LIMIT 1"
+        )
+        .bind(self.tenant.as_str())
+        .fetch_optional(&mut **c)
+        .await?
+        }))
+    }
+
+    /// Configuration versions, newest first.
+    pub async fn config_versions(
+        &mut self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ConfigVersionRow>> {
+        Ok(on_conn!(&mut self.conn, |c| {
+            sqlx::query_as(
+            "SELECT version, overrides, actor, created_at FROM tenant_config_versions WHERE tenant_id = $1 \
+             AND ($2 IS NULL OR version < $2) ORDER BY version DESC LIMIT $3"
+        )
+        .bind(self.tenant.as_str())
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&mut **c)
+        .await?
+        }))
+    }
+
+    pub async fn insert_config_version(
+        &mut self,
+        version: i64,
+        overrides: &serde_json::Value,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(&mut self.conn, |c| {
+            sqlx::query(
+            "INSERT INTO tenant_config_versions (tenant_id, version, overrides, actor, created_at) VALUES ($1, $2, $3, $4, $5)"
+        )
+        .bind(self.tenant.as_str())
+        .bind(version)
+        .bind(Json(overrides))
+        .bind(actor)
+        .bind(now)
+        .execute(&mut **c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Stores an event unless its id was seen before: `false` for a duplicate.
+    pub async fn insert_usage_event(&mut self, event: &NewUsageEvent<'_>) -> Result<bool> {
+        let n = on_conn!(&mut self.conn, |c| {
+            sqlx::query(
+            "INSERT INTO usage_events (tenant_id, id, meter, quantity, occurred_at, subject, properties, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, id) DO NOTHING"
+        )
+        .bind(self.tenant.as_str())
+        .bind(event.id)
+        .bind(event.meter)
+        .bind(event.quantity)
+        .bind(event.occurred_at)
+        .bind(event.subject)
+        .bind(Json(event.properties))
+        .bind(event.received_at)
+        .execute(&mut **c)
+        .await?
+        .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// The meter of a stored event (for answering a duplicate).
+    pub async fn usage_event_meter(&mut self, id: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = on_conn!(&mut self.conn, |c| sqlx::query_as(
+            "SELECT meter FROM usage_events WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(self.tenant.as_str())
+        .bind(id)
+        .fetch_optional(&mut **c)
+        .await?);
+        Ok(row.map(|(m,)| m))
+    }
+
+    /// Adds to a counter, creating it; returns the new value.
+    pub async fn add_to_counter(
+        &mut self,
+        meter: &str,
+        granularity: &str,
+        period_start: DateTime<Utc>,
+        quantity: i64,
+    ) -> Result<i64> {
+        let (value,): (i64,) = on_conn!(&mut self.conn, |c| {
+            sqlx::query_as(
+            "INSERT INTO usage_counters (tenant_id, meter, granularity, period_start, value) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, meter, granularity, period_start) DO UPDATE SET value = usage_counters.value + excluded.value \
+             RETURNING value"
+        )
+        .bind(self.tenant.as_str())
+        .bind(meter)
+        .bind(granularity)
+        .bind(period_start)
+        .bind(quantity)
+        .fetch_one(&mut **c)
+        .await?
+        });
+        Ok(value)
+    }
+
+    /// Adds to a counter only if the result stays at or under `max`: one
+    /// statement, so concurrent consumers can never pass it. `None` when
+    /// refused.
+    pub async fn add_to_counter_within(
+        &mut self,
+        meter: &str,
+        granularity: &str,
+        period_start: DateTime<Utc>,
+        quantity: i64,
+        max: i64,
+    ) -> Result<Option<i64>> {
+        if quantity > max {
+            return Ok(None);
+        }
+        let row: Option<(i64,)> = on_conn!(&mut self.conn, |c| {
+            sqlx::query_as(
+            "INSERT INTO usage_counters (tenant_id, meter, granularity, period_start, value) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, meter, granularity, period_start) DO UPDATE SET value = usage_counters.value + excluded.value \
+             WHERE usage_counters.value + excluded.value <= $6 \
+             RETURNING value"
+        )
+        .bind(self.tenant.as_str())
+        .bind(meter)
+        .bind(granularity)
+        .bind(period_start)
+        .bind(quantity)
+        .bind(max)
+        .fetch_optional(&mut **c)
+        .await?
+        });
+        Ok(row.map(|(v,)| v))
+    }
+
+    /// Sets a gauge counter to `value` if `at` is not older than its last value.
+    pub async fn set_gauge(
+        &mut self,
+        meter: &str,
+        granularity: &str,
+        period_start: DateTime<Utc>,
+        value: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        on_conn!(&mut self.conn, |c| {
+            sqlx::query(
+            "INSERT INTO usage_counters (tenant_id, meter, granularity, period_start, value, last_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tenant_id, meter, granularity, period_start) DO UPDATE SET value = excluded.value, last_at = excluded.last_at \
+             WHERE usage_counters.last_at IS NULL OR usage_counters.last_at <= excluded.last_at"
+        )
+        .bind(self.tenant.as_str())
+        .bind(meter)
+        .bind(granularity)
+        .bind(period_start)
+        .bind(value)
+        .bind(at)
+        .execute(&mut **c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Records a subject for a distinct meter: `true` if new in the period.
+    pub async fn add_subject(
+        &mut self,
+        meter: &str,
+        granularity: &str,
+        period_start: DateTime<Utc>,
+        subject: &str,
+    ) -> Result<bool> {
+        let n = on_conn!(&mut self.conn, |c| {
+            sqlx::query(
+            "INSERT INTO usage_subjects (tenant_id, meter, granularity, period_start, subject) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT DO NOTHING"
+        )
+        .bind(self.tenant.as_str())
+        .bind(meter)
+        .bind(granularity)
+        .bind(period_start)
+        .bind(subject)
+        .execute(&mut **c)
+        .await?
+        .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    pub async fn counter(
+        &mut self,
+        meter: &str,
+        granularity: &str,
+        period_start: DateTime<Utc>,
+    ) -> Result<i64> {
+        let row: Option<(i64,)> = on_conn!(&mut self.conn, |c| {
+            sqlx::query_as(
+            "SELECT value FROM usage_counters WHERE tenant_id = $1 AND meter = $2 AND granularity = $3 AND period_start = $4"
+        )
+        .bind(self.tenant.as_str())
+        .bind(meter)
+        .bind(granularity)
+        .bind(period_start)
+        .fetch_optional(&mut **c)
+        .await?
+        });
+        Ok(row.map(|(v,)| v).unwrap_or(0))
+    }
+
+    /// Counter values of a meter from `from` (inclusive) to `to` (exclusive).
+    pub async fn counter_series(
+        &mut self,
+        meter: &str,
+        granularity: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>> {
+        Ok(on_conn!(&mut self.conn, |c| {
+            sqlx::query_as(
+            "SELECT period_start, value FROM usage_counters WHERE tenant_id = $1 AND meter = $2 AND granularity = $3 \
+             AND period_start >= $4 AND period_start < $5 ORDER BY period_start"
+        )
+        .bind(self.tenant.as_str())
+        .bind(meter)
+        .bind(granularity)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut **c)
+        .await?
+        }))
+    }
+
+    /// Every meter's counter for one period.
+    pub async fn counters_of_period(
+        &mut self,
+        granularity: &str,
+        period_start: DateTime<Utc>,
+    ) -> Result<Vec<(String, i64)>> {
+        Ok(on_conn!(&mut self.conn, |c| {
+            sqlx::query_as(
+            "SELECT meter, value FROM usage_counters WHERE tenant_id = $1 AND granularity = $2 AND period_start = $3 ORDER BY meter"
+        )
+        .bind(self.tenant.as_str())
+        .bind(granularity)
+        .bind(period_start)
+        .fetch_all(&mut **c)
+        .await?
+        }))
+    }
+
+    /// Notes that a quota threshold was reached: `true` the first time per period.
+    pub async fn record_quota_alert(
+        &mut self,
+        meter: &str,
+        period_start: DateTime<Utc>,
+        threshold: i32,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let n = on_conn!(&mut self.conn, |c| {
+            sqlx::query(
+            "INSERT INTO quota_alerts (tenant_id, meter, period_start, threshold, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT DO NOTHING"
+        )
+        .bind(self.tenant.as_str())
+        .bind(meter)
+        .bind(period_start)
+        .bind(threshold)
+        .bind(now)
+        .execute(&mut **c)
+        .await?
+        .rows_affected()
+        });
+        Ok(n > 0)
+    }
+}
