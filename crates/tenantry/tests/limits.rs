@@ -869,6 +869,13 @@ async fn rate_limit_decisions(backend: Backend) {
     server
         .post(
             "/v1/ratelimit",
+            json!({"tenant_id": "acme", "limit": "bursty", "cost": 3}),
+        )
+        .await
+        .assert_invalid("cost");
+    server
+        .post(
+            "/v1/ratelimit",
             json!({"tenant_id": "acme", "limit": "bursty", "key_id": "../../x"}),
         )
         .await

@@ -613,7 +613,10 @@ pub async fn ingest(
             Ok((tenant, event)) => match body_tenant(&caller, tenant.as_deref(), Scope::UsageWrite)
             {
                 Ok(tenant) => by_tenant.entry(tenant).or_default().push((i, event)),
-                Err(ApiError::Forbidden { code: "insufficient_scope", .. }) => {
+                Err(ApiError::Forbidden {
+                    code: "insufficient_scope",
+                    ..
+                }) => {
                     return Err(crate::http::auth::insufficient_scope(Scope::UsageWrite));
                 }
                 Err(ApiError::Validation(_)) => {
@@ -1011,6 +1014,14 @@ pub async fn ratelimit(
         )
         .into());
     };
+    if cost > rate.limit {
+        return Err(ValidationError::new(
+            "cost",
+            "over_limit",
+            "is more than the limit allows at once; it could never be admitted",
+        )
+        .into());
+    }
     let bucket = match &input.key_id {
         Some(key) => format!("k:{key}:{}", input.limit),
         None => format!("t:{tenant}:{}", input.limit),
