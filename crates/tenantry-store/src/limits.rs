@@ -153,38 +153,87 @@ impl TenantTx {
         Ok(())
     }
 
-    /// Stores an event unless its id was seen before: `false` for a duplicate.
-    pub async fn insert_usage_event(&mut self, event: &NewUsageEvent<'_>) -> Result<bool> {
-        let n = on_conn!(&mut self.conn, |c| {
-            sqlx::query(
-            "INSERT INTO usage_events (tenant_id, id, meter, quantity, occurred_at, subject, properties, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, id) DO NOTHING"
-        )
-        .bind(self.tenant.as_str())
-        .bind(event.id)
-        .bind(event.meter)
-        .bind(event.quantity)
-        .bind(event.occurred_at)
-        .bind(event.subject)
-        .bind(Json(event.properties))
-        .bind(event.received_at)
-        .execute(&mut **c)
-        .await?
-        .rows_affected()
-        });
-        Ok(n > 0)
+    /// Stores many events in few statements; returns the ids that were new
+    /// (an id seen before, or twice in `events`, is stored once).
+    pub async fn insert_usage_events(
+        &mut self,
+        events: &[NewUsageEvent<'_>],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in events.chunks(500) {
+            let mut sql = String::from(
+                "INSERT INTO usage_events (tenant_id, id, meter, quantity, occurred_at, subject, properties, received_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 7;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                ));
+            }
+            sql.push_str(" ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id");
+            let ids: Vec<(String,)> = on_conn!(&mut self.conn, |c| {
+                let mut query = sqlx::query_as(sql.as_str()).bind(self.tenant.as_str());
+                for e in chunk {
+                    query = query
+                        .bind(e.id)
+                        .bind(e.meter)
+                        .bind(e.quantity)
+                        .bind(e.occurred_at)
+                        .bind(e.subject)
+                        .bind(Json(e.properties))
+                        .bind(e.received_at);
+                }
+                query.fetch_all(&mut **c).await?
+            });
+            inserted.extend(ids.into_iter().map(|(id,)| id));
+        }
+        Ok(inserted)
     }
 
-    /// The meter of a stored event (for answering a duplicate).
-    pub async fn usage_event_meter(&mut self, id: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = on_conn!(&mut self.conn, |c| sqlx::query_as(
-            "SELECT meter FROM usage_events WHERE tenant_id = $1 AND id = $2"
-        )
-        .bind(self.tenant.as_str())
-        .bind(id)
-        .fetch_optional(&mut **c)
-        .await?);
-        Ok(row.map(|(m,)| m))
+    /// Records subjects of a distinct meter for one period; returns how many
+    /// were new.
+    pub async fn add_subjects(
+        &mut self,
+        meter: &str,
+        granularity: &str,
+        period_start: DateTime<Utc>,
+        subjects: &[&str],
+    ) -> Result<i64> {
+        let mut new = 0;
+        for chunk in subjects.chunks(1000) {
+            let mut sql = String::from(
+                "INSERT INTO usage_subjects (tenant_id, meter, granularity, period_start, subject) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("($1, $2, $3, $4, ${})", i + 5));
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING");
+            new += on_conn!(&mut self.conn, |c| {
+                let mut query = sqlx::query(sql.as_str())
+                    .bind(self.tenant.as_str())
+                    .bind(meter)
+                    .bind(granularity)
+                    .bind(period_start);
+                for subject in chunk {
+                    query = query.bind(*subject);
+                }
+                query.execute(&mut **c).await?.rows_affected()
+            }) as i64;
+        }
+        Ok(new)
     }
 
     /// Adds to a counter, creating it; returns the new value.
@@ -271,31 +320,6 @@ impl TenantTx {
         .rows_affected()
         });
         Ok(())
-    }
-
-    /// Records a subject for a distinct meter: `true` if new in the period.
-    pub async fn add_subject(
-        &mut self,
-        meter: &str,
-        granularity: &str,
-        period_start: DateTime<Utc>,
-        subject: &str,
-    ) -> Result<bool> {
-        let n = on_conn!(&mut self.conn, |c| {
-            sqlx::query(
-            "INSERT INTO usage_subjects (tenant_id, meter, granularity, period_start, subject) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT DO NOTHING"
-        )
-        .bind(self.tenant.as_str())
-        .bind(meter)
-        .bind(granularity)
-        .bind(period_start)
-        .bind(subject)
-        .execute(&mut **c)
-        .await?
-        .rows_affected()
-        });
-        Ok(n > 0)
     }
 
     pub async fn counter(

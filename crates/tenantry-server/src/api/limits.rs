@@ -647,6 +647,7 @@ pub async fn ingest(
         }
         let config = effective_config(&state, &mut tx).await?;
         let oldest = now - Duration::days(config.retention_days());
+        let mut kept = Vec::with_capacity(events.len());
         for (i, event) in events {
             if event.occurred_at < oldest {
                 results[i] = Some(rejected(
@@ -654,9 +655,13 @@ pub async fn ingest(
                     "timestamp",
                     "is older than the tenant's retention window",
                 ));
-                continue;
+            } else {
+                kept.push((i, event));
             }
-            let outcome = usage::record(&state, &mut tx, &config, &event, now).await?;
+        }
+        let batch: Vec<CheckedEvent> = kept.iter().map(|(_, e)| e.clone()).collect();
+        let outcomes = usage::record_batch(&state, &mut tx, &config, &batch, now).await?;
+        for ((i, event), outcome) in kept.into_iter().zip(outcomes) {
             let original = matches!(outcome, Outcome::Duplicate).then_some(Outcome::Accepted);
             results[i] = Some(EventResult {
                 id: Some(event.id),

@@ -64,80 +64,101 @@ pub enum Outcome {
     Rejected,
 }
 
-/// Records one checked event in the tenant's transaction: `Accepted`, or
-/// `Duplicate` when its id was accepted before (then nothing is counted).
-pub async fn record(
+/// (meter, granularity, period start).
+type PeriodKey<'a> = (&'a str, &'static str, DateTime<Utc>);
+
+/// Records a batch of checked events of one tenant in its transaction, in
+/// few statements: the events in multi-row inserts, then one counter update
+/// per meter and period. Returns an outcome per event, in order: an id
+/// accepted before (or earlier in the batch) is a `Duplicate`, not counted.
+pub async fn record_batch(
     state: &AppState,
     tx: &mut TenantTx,
     config: &EffectiveConfig,
-    event: &CheckedEvent,
+    events: &[CheckedEvent],
     now: DateTime<Utc>,
-) -> Result<Outcome, StoreError> {
-    let inserted = tx
-        .insert_usage_event(&NewUsageEvent {
-            id: &event.id,
-            meter: &event.meter,
-            quantity: event.quantity,
-            occurred_at: event.occurred_at,
-            subject: event.subject.as_deref(),
-            properties: &event.properties,
+) -> Result<Vec<Outcome>, StoreError> {
+    use std::collections::{BTreeMap, HashSet};
+    let rows: Vec<NewUsageEvent<'_>> = events
+        .iter()
+        .map(|e| NewUsageEvent {
+            id: &e.id,
+            meter: &e.meter,
+            quantity: e.quantity,
+            occurred_at: e.occurred_at,
+            subject: e.subject.as_deref(),
+            properties: &e.properties,
             received_at: now,
         })
-        .await?;
-    if !inserted {
-        return Ok(Outcome::Duplicate);
-    }
-    let mut month_value = None;
-    for granularity in GRANULARITIES {
-        let start = period_start(granularity, event.occurred_at);
-        let value = match event.aggregation {
-            Aggregation::Sum => Some(
-                tx.add_to_counter(&event.meter, granularity, start, event.quantity)
-                    .await?,
-            ),
-            Aggregation::Last => {
-                tx.set_gauge(
-                    &event.meter,
-                    granularity,
-                    start,
-                    event.quantity,
-                    event.occurred_at,
-                )
-                .await?;
-                None
-            }
-            Aggregation::Distinct => {
-                let subject = event.subject.as_deref().unwrap_or("");
-                if tx
-                    .add_subject(&event.meter, granularity, start, subject)
-                    .await?
-                {
-                    Some(
-                        tx.add_to_counter(&event.meter, granularity, start, 1)
-                            .await?,
-                    )
-                } else {
-                    None
-                }
-            }
-        };
-        if granularity == "month" {
-            month_value = value;
+        .collect();
+    let mut new_ids = tx.insert_usage_events(&rows).await?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut accepted = Vec::new();
+    for event in events {
+        // The first occurrence of a new id is the accepted one.
+        if new_ids.remove(&event.id) {
+            outcomes.push(Outcome::Accepted);
+            accepted.push(event);
+        } else {
+            outcomes.push(Outcome::Duplicate);
         }
     }
-    if let Some(used) = month_value {
-        alert_thresholds(
-            state,
-            tx,
-            config,
-            &event.meter,
-            period_start("month", event.occurred_at),
-            used,
-            now,
-        )
-        .await?;
+    // Aggregate per (meter, granularity, period) before touching counters.
+    let mut sums: BTreeMap<PeriodKey<'_>, i64> = BTreeMap::new();
+    let mut gauges: BTreeMap<PeriodKey<'_>, (DateTime<Utc>, i64)> = BTreeMap::new();
+    let mut subjects: BTreeMap<PeriodKey<'_>, HashSet<&str>> = BTreeMap::new();
+    for event in &accepted {
+        for granularity in GRANULARITIES {
+            let key = (
+                event.meter.as_str(),
+                granularity,
+                period_start(granularity, event.occurred_at),
+            );
+            match event.aggregation {
+                Aggregation::Sum => *sums.entry(key).or_insert(0) += event.quantity,
+                Aggregation::Last => {
+                    let slot = gauges
+                        .entry(key)
+                        .or_insert((event.occurred_at, event.quantity));
+                    if event.occurred_at >= slot.0 {
+                        *slot = (event.occurred_at, event.quantity);
+                    }
+                }
+                Aggregation::Distinct => {
+                    subjects
+                        .entry(key)
+                        .or_default()
+                        .insert(event.subject.as_deref().unwrap_or(""));
+                }
+            }
+        }
     }
-    Ok(Outcome::Accepted)
+    let mut month_values: BTreeMap<(&str, DateTime<Utc>), i64> = BTreeMap::new();
+    for ((meter, granularity, start), quantity) in sums {
+        let value = tx
+            .add_to_counter(meter, granularity, start, quantity)
+            .await?;
+        if granularity == "month" {
+            month_values.insert((meter, start), value);
+        }
+    }
+    for ((meter, granularity, start), (at, value)) in gauges {
+        tx.set_gauge(meter, granularity, start, value, at).await?;
+    }
+    for ((meter, granularity, start), set) in subjects {
+        let list: Vec<&str> = set.into_iter().collect();
+        let new = tx.add_subjects(meter, granularity, start, &list).await?;
+        if new > 0 {
+            let value = tx.add_to_counter(meter, granularity, start, new).await?;
+            if granularity == "month" {
+                month_values.insert((meter, start), value);
+            }
+        }
+    }
+    for ((meter, start), used) in month_values {
+        alert_thresholds(state, tx, config, meter, start, used, now).await?;
+    }
+    Ok(outcomes)
 }
 
 /// Records a `quota.threshold_reached` event the first time usage of a
