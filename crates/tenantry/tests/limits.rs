@@ -19,6 +19,7 @@ on_both_backends!(
     concurrent_consumers_never_pass_a_hard_limit,
     rate_limit_decisions,
     api_calls_are_rate_limited,
+    api_calls_quota_blocks_the_api,
     cross_tenant_usage_is_not_found,
 );
 
@@ -998,4 +999,64 @@ async fn cross_tenant_usage_is_not_found(backend: Backend) {
         )
         .await
         .assert_problem(403, "insufficient_scope");
+}
+
+async fn api_calls_quota_blocks_the_api(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    server
+        .patch(
+            "/v1/tenants/acme/config",
+            json!({"quotas": {"api_calls": {"limit": 2}}}),
+        )
+        .await;
+    let key = tenant_key(&server, "acme", &["tenant:read", "usage:read"]).await;
+    for _ in 0..2 {
+        assert_eq!(
+            server
+                .call_as(Some(&key), Method::GET, "/v1/tenants/acme", None)
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let blocked = server
+        .call_as(Some(&key), Method::GET, "/v1/tenants/acme", None)
+        .await;
+    blocked.assert_problem(429, "quota_exceeded");
+    let retry: i64 = blocked
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        retry >= 1 && retry <= 31 * 86_400,
+        "until the month resets: {retry}"
+    );
+    // The calls were metered as usage.
+    let used = server
+        .post(
+            "/v1/quotas/check",
+            json!({"tenant_id": "acme", "meter": "api_calls"}),
+        )
+        .await;
+    assert_eq!(used.body["used"], 2);
+    // Lifting the quota lets the tenant back in at once.
+    server
+        .patch(
+            "/v1/tenants/acme/config",
+            json!({"quotas": {"api_calls": null}}),
+        )
+        .await;
+    assert_eq!(
+        server
+            .call_as(Some(&key), Method::GET, "/v1/tenants/acme", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
 }

@@ -1044,18 +1044,3 @@ pub async fn ratelimit(
         retry_after_ms: d.retry_after_ms,
     }))
 }
-
-/// Used by the API's own limiter: the tenant's `api_calls_per_hour`, if any.
-pub async fn api_call_policy(
-    state: &AppState,
-    tenant: &TenantId,
-) -> Option<crate::limits::ratelimit::Policy> {
-    let config = crate::limits::service::effective_config_of(state, tenant)
-        .await
-        .ok()?;
-    let rate = config.rate_limit("api_calls_per_hour")?;
-    Some(crate::limits::ratelimit::Policy {
-        limit: rate.limit,
-        period: std::time::Duration::from_secs(rate.period_seconds),
-    })
-}

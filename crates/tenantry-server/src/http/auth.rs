@@ -228,18 +228,8 @@ impl FromRequestParts<AppState> for Caller {
             Some(credential) => authenticate(state, credential).await?,
             None => return Err(ApiError::Unauthorized),
         };
-        // Tenant callers are held to their tenant's api_calls_per_hour.
-        if let Caller::Tenant { tenant, .. } = &caller
-            && let Some(policy) = crate::api::limits::api_call_policy(state, &tenant.id).await
-        {
-            let bucket = format!("t:{}:api_calls_per_hour", tenant.id);
-            let decision = state.rate_limiter.check(&bucket, policy, 1).await;
-            if let Some(slot) = parts.extensions.get::<RateLimitSlot>() {
-                *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(decision.clone());
-            }
-            if !decision.allowed {
-                return Err(ApiError::RateLimited(decision));
-            }
+        if let Caller::Tenant { tenant, .. } = &caller {
+            hold_to_limits(state, parts, &tenant.id).await?;
         }
         Ok(caller)
     }
@@ -269,4 +259,48 @@ impl FromRequestParts<AppState> for Operator {
             }),
         }
     }
+}
+
+/// Tenant callers are held to their tenant's `api_calls_per_hour` rate
+/// limit and, when one is configured, to its monthly `api_calls` quota
+/// (each call consumes one; `429 quota_exceeded` with `Retry-After` until
+/// the period resets once it is used up).
+async fn hold_to_limits(
+    state: &AppState,
+    parts: &Parts,
+    tenant: &TenantId,
+) -> Result<(), ApiError> {
+    let config = crate::limits::service::effective_config_of(state, tenant).await?;
+    if let Some(rate) = config.rate_limit("api_calls_per_hour") {
+        let policy = crate::limits::ratelimit::Policy {
+            limit: rate.limit,
+            period: std::time::Duration::from_secs(rate.period_seconds),
+        };
+        let decision = state
+            .rate_limiter
+            .check(&format!("t:{tenant}:api_calls_per_hour"), policy, 1)
+            .await;
+        if let Some(slot) = parts.extensions.get::<RateLimitSlot>() {
+            *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(decision.clone());
+        }
+        if !decision.allowed {
+            return Err(ApiError::RateLimited(decision));
+        }
+    }
+    if config.quota("api_calls").is_some_and(|q| q.limit.is_some()) {
+        let now = state.clock.now();
+        let mut tx = state.store.tenant_write(tenant).await?;
+        let decision =
+            crate::limits::quotas::check(state, &mut tx, &config, "api_calls", 1, true, now)
+                .await?;
+        tx.commit().await?;
+        if !decision.allowed {
+            let retry_after = (decision.resets_at - now).num_seconds().max(1) as u64;
+            return Err(ApiError::QuotaExceeded {
+                meter: "api_calls",
+                retry_after,
+            });
+        }
+    }
+    Ok(())
 }

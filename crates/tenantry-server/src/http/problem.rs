@@ -47,6 +47,11 @@ pub enum ApiError {
     Unavailable(&'static str),
     /// Over a rate limit.
     RateLimited(crate::limits::ratelimit::Decision),
+    /// A quota of this period is used up; `retry_after` seconds until it resets.
+    QuotaExceeded {
+        meter: &'static str,
+        retry_after: u64,
+    },
     /// A stored secret could not be decrypted (tampered, moved, or its key gone).
     DecryptionFailed,
     Internal,
@@ -176,6 +181,12 @@ impl ApiError {
                 "Too Many Requests",
                 format!("over the rate limit of {} requests; retry after {} ms", d.limit, d.retry_after_ms),
             ),
+            ApiError::QuotaExceeded { meter, retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                "Quota Exceeded",
+                format!("the tenant's {meter} quota for this period is used up; it resets in {retry_after} s"),
+            ),
             ApiError::DecryptionFailed => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "decryption_failed",
@@ -234,6 +245,11 @@ impl IntoResponse for ApiError {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let ApiError::RateLimited(decision) = &self {
             add_rate_limit_headers(response.headers_mut(), decision);
+        }
+        if let ApiError::QuotaExceeded { retry_after, .. } = &self
+            && let Ok(value) = HeaderValue::from_str(&retry_after.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750: a challenge on every 401.
