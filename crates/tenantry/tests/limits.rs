@@ -1034,7 +1034,7 @@ async fn api_calls_quota_blocks_the_api(backend: Backend) {
         .parse()
         .unwrap();
     assert!(
-        retry >= 1 && retry <= 31 * 86_400,
+        (1..=31 * 86_400).contains(&retry),
         "until the month resets: {retry}"
     );
     // The calls were metered as usage.
