@@ -204,7 +204,7 @@ async fn verify_codes(backend: Backend) {
     );
 
     // Expiry.
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc3339();
     let expiring = server
         .post(
             "/v1/tenants/acme/api-keys",
@@ -216,7 +216,7 @@ async fn verify_codes(backend: Backend) {
         .unwrap()
         .to_owned();
     assert_eq!(verify(&server, &expiring, None).await["code"], "VALID");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(5500)).await;
     assert_eq!(verify(&server, &expiring, None).await["code"], "EXPIRED");
     // Removing an expiry (null) and setting one in the past (refused).
     server
@@ -262,7 +262,7 @@ async fn rotation_overlap(backend: Backend) {
     let rotated = server
         .post(
             &format!("/v1/tenants/acme/api-keys/{old_id}/rotate"),
-            json!({"overlap_seconds": 2}),
+            json!({"overlap_seconds": 5}),
         )
         .await;
     assert_eq!(rotated.status, StatusCode::CREATED, "{rotated:?}");
@@ -283,7 +283,7 @@ async fn rotation_overlap(backend: Backend) {
         .body;
     assert!(old_view["expires_at"].is_string());
     // …and the old one is EXPIRED after it.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(5500)).await;
     assert_eq!(verify(&server, old_key, None).await["code"], "EXPIRED");
     assert_eq!(verify(&server, new_key, None).await["code"], "VALID");
 
