@@ -51,7 +51,7 @@ start_server() { # $1 data dir, extra env in the rest
   local dir=$1; shift
   local port; port=$(free_port)
   mkdir -p "$dir"
-  (cd "$dir" && env "$@" TENANTRY_LISTEN=127.0.0.1:$port TENANTRY_DATA_DIR="$dir/data" TENANTRY_ROOT_KEY=$ROOT_KEY \
+  (cd "$dir" && exec env "$@" TENANTRY_LISTEN=127.0.0.1:$port TENANTRY_DATA_DIR="$dir/data" TENANTRY_ROOT_KEY=$ROOT_KEY \
      TENANTRY_LOG_LEVEL=warn "$BIN" serve >"$dir/server.log" 2>&1) &
   PIDS+=($!)
   SERVER_PID=$!
