@@ -6,7 +6,7 @@
 use super::tenants::{or_tenant_not_found, record};
 use super::{PageParams, cursor};
 use crate::app::AppState;
-use crate::http::auth::{Caller, TenantAccess};
+use crate::http::auth::Caller;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, RequestMeta};
 use crate::http::problem::{ApiError, Problem};
 use crate::vault::seal::{
@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 use tenantry_core::ValidationError;
 use tenantry_core::credentials::{CredentialKind, GENESYS_REGIONS, validate};
 use tenantry_core::keys::Scope;
-use tenantry_core::tenant::{TenantEventKind, TenantStatus};
+use tenantry_core::tenant::TenantEventKind;
 use tenantry_crypto::Binding;
 use tenantry_store::{AccessLogEntry, StoreError, StoredCredential, TenantTx};
 
@@ -151,37 +151,11 @@ fn masked(tenant: &str, stored: &StoredCredential) -> Result<CredentialOut, ApiE
     })
 }
 
-fn parse_name(name: &str) -> Result<String, ValidationError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            "name",
-            "invalid_name",
-            "must be 1 to 200 printable characters",
-        ));
-    }
-    Ok(name.to_owned())
-}
-
 fn as_object(value: Value) -> Result<Map<String, Value>, ApiError> {
     match value {
         Value::Object(map) => Ok(map),
         _ => Err(ValidationError::new("data", "invalid_type", "must be a JSON object").into()),
     }
-}
-
-/// Opens a write transaction on an existing, not deleted tenant.
-async fn open_tenant(state: &AppState, access: &TenantAccess) -> Result<TenantTx, ApiError> {
-    let mut tx = state.store.tenant_write(&access.tenant).await?;
-    let tenant = tx.tenant_for_update().await.map_err(or_tenant_not_found)?;
-    if tenant.status == TenantStatus::Deleted {
-        return Err(ApiError::Conflict {
-            code: "tenant_deleted",
-            detail: "the tenant is deleted".into(),
-            field: None,
-        });
-    }
-    Ok(tx)
 }
 
 /// Seals the given fields of a credential into `stored` (sealed ones
@@ -278,11 +252,11 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CredentialOut>), ApiError> {
     let access = caller.for_tenant(&id, Scope::CredentialsWrite)?;
     let kind = CredentialKind::parse(&input.kind)?;
-    let name = parse_name(&input.name)?;
+    let name = super::parse_name(&input.name)?;
     let data = as_object(input.data)?;
     validate(kind, &data, None).map_err(ApiError::Validation)?;
     let now = state.clock.now();
-    let mut tx = open_tenant(&state, &access).await?;
+    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let mut stored = StoredCredential {
         id: state.ids.random("cred"),
         kind: kind.as_str().to_owned(),
@@ -360,9 +334,9 @@ pub async fn update(
     ApiJson(input): ApiJson<CredentialPatchIn>,
 ) -> Result<Json<CredentialOut>, ApiError> {
     let access = caller.for_tenant(&id, Scope::CredentialsWrite)?;
-    let name = input.name.as_deref().map(parse_name).transpose()?;
+    let name = input.name.as_deref().map(super::parse_name).transpose()?;
     let data = input.data.map(as_object).transpose()?;
-    let mut tx = open_tenant(&state, &access).await?;
+    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let mut stored = tx.get_credential(&cred_id).await.map_err(cred_missing)?;
     let kind = kind_of(&stored)?;
     if let Some(data) = data {
@@ -404,7 +378,7 @@ pub async fn delete(
     ApiPath((id, cred_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let access = caller.for_tenant(&id, Scope::CredentialsWrite)?;
-    let mut tx = open_tenant(&state, &access).await?;
+    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     tx.delete_credential(&cred_id).await.map_err(cred_missing)?;
     record(
         &state,
@@ -431,7 +405,7 @@ pub async fn reveal(
     ApiPath((id, cred_id)): ApiPath<(String, String)>,
 ) -> Result<Json<RevealedCredential>, ApiError> {
     let access = caller.for_tenant(&id, Scope::CredentialsReveal)?;
-    let mut tx = open_tenant(&state, &access).await?;
+    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let mut stored = tx.get_credential(&cred_id).await.map_err(cred_missing)?;
     let data = open_credential(&state, &mut tx, &stored).await?;
     stored.last_revealed_at = Some(state.clock.now());
@@ -556,7 +530,7 @@ pub async fn put_settings(
         );
     }
     let now = state.clock.now();
-    let mut tx = open_tenant(&state, &access).await?;
+    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let dek = state.vault.active_dek(&mut tx, now).await?;
     let sealed = seal_settings(&dek, access.tenant.as_str(), &category, "", &data)?;
     tx.put_settings(&category, &sealed, now).await?;
@@ -612,7 +586,7 @@ pub async fn reveal_settings(
 ) -> Result<Json<SettingsOut>, ApiError> {
     let access = caller.for_tenant(&id, Scope::CredentialsReveal)?;
     let category = parse_category(&category)?;
-    let mut tx = open_tenant(&state, &access).await?;
+    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let (stored, updated_at) = tx.get_settings(&category).await.map_err(|e| match e {
         StoreError::NotFound => settings_not_found(),
         other => other.into(),

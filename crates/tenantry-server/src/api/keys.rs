@@ -3,7 +3,7 @@
 use super::tenants::{or_tenant_not_found, record};
 use super::{Checks, Page, PageParams, cursor};
 use crate::app::{AppState, announce};
-use crate::http::auth::{Caller, TenantAccess, insufficient_scope};
+use crate::http::auth::{Caller, insufficient_scope};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, Problem};
 use crate::resolution::cache::Invalidation;
@@ -18,7 +18,7 @@ use tenantry_core::ValidationError;
 use tenantry_core::keys::{ApiKey, ApiKeyPatch, Environment, KeyKind, Scope, Scopes, VerifyCode};
 use tenantry_core::tenant::{TenantEventKind, TenantStatus};
 use tenantry_core::values::Metadata;
-use tenantry_store::{StoreError, TenantTx};
+use tenantry_store::StoreError;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -157,18 +157,6 @@ fn key_missing(err: StoreError) -> ApiError {
     }
 }
 
-fn parse_name(name: &str) -> Result<String, ValidationError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            "name",
-            "invalid_name",
-            "must be 1 to 200 printable characters",
-        ));
-    }
-    Ok(name.to_owned())
-}
-
 /// A tenant key may only hand out scopes it holds itself.
 fn check_grantable(caller: &Caller, scopes: &Scopes) -> Result<(), ApiError> {
     if let Caller::Tenant { scopes: own, .. } = caller
@@ -194,20 +182,6 @@ fn future(
     }
 }
 
-/// Opens a write transaction on a tenant that exists and is not deleted.
-async fn open_tenant(state: &AppState, access: &TenantAccess) -> Result<TenantTx, ApiError> {
-    let mut tx = state.store.tenant_write(&access.tenant).await?;
-    let tenant = tx.tenant_for_update().await.map_err(or_tenant_not_found)?;
-    if tenant.status == TenantStatus::Deleted {
-        return Err(ApiError::Conflict {
-            code: "tenant_deleted",
-            detail: "the tenant is deleted".into(),
-            field: None,
-        });
-    }
-    Ok(tx)
-}
-
 /// Create an API key for a tenant. The key is in the response, once.
 #[utoipa::path(post, path = "/v1/tenants/{id}/api-keys", tag = "keys", params(("id" = String, Path)), request_body = KeyIn,
     responses((status = 201, body = NewKeyOut), (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -221,7 +195,7 @@ pub async fn create(
     let access = caller.for_tenant(&id, Scope::KeysWrite)?;
     let now = state.clock.now();
     let mut checks = Checks::default();
-    let name = checks.check(parse_name(&input.name));
+    let name = checks.check(super::parse_name(&input.name));
     let scopes = checks.check(Scopes::parse("scopes", &input.scopes));
     let environment = match &input.environment {
         Some(e) => checks.check(Environment::parse("environment", e)),
@@ -240,7 +214,7 @@ pub async fn create(
     };
     check_grantable(&caller, &scopes)?;
 
-    let mut tx = open_tenant(&state, &access).await?;
+    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let minted = mint(KeyKind::Tenant, environment);
     let key = ApiKey {
         id: state.ids.random("key"),
@@ -338,7 +312,7 @@ pub async fn update(
         name: input
             .name
             .as_deref()
-            .and_then(|n| checks.check(parse_name(n))),
+            .and_then(|n| checks.check(super::parse_name(n))),
         scopes: input
             .scopes
             .as_deref()
@@ -356,7 +330,7 @@ pub async fn update(
     if let Some(scopes) = &patch.scopes {
         check_grantable(&caller, scopes)?;
     }
-    let mut tx = open_tenant(&state, &access).await?;
+    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let key = tx
         .update_key(&key_id, &patch, now)
         .await
@@ -385,7 +359,7 @@ pub async fn revoke(
     ApiPath((id, key_id)): ApiPath<(String, String)>,
 ) -> Result<Json<KeyOut>, ApiError> {
     let access = caller.for_tenant(&id, Scope::KeysWrite)?;
-    let mut tx = open_tenant(&state, &access).await?;
+    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let key = tx
         .revoke_key(&key_id, state.clock.now())
         .await
@@ -430,7 +404,7 @@ pub async fn rotate(
         .into());
     }
     let now = state.clock.now();
-    let mut tx = open_tenant(&state, &access).await?;
+    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let old = tx.get_key(&key_id).await.map_err(key_missing)?;
     if old.revoked_at.is_some() {
         return Err(ApiError::Conflict {

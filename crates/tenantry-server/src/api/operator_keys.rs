@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_core::ValidationError;
 use tenantry_core::keys::{Environment, KeyKind, OperatorKey};
 use tenantry_store::StoreError;
 
@@ -82,15 +81,7 @@ pub async fn create(
     ApiJson(input): ApiJson<OperatorKeyIn>,
 ) -> Result<(StatusCode, Json<NewOperatorKeyOut>), ApiError> {
     root_required(&operator)?;
-    let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            "name",
-            "invalid_name",
-            "must be 1 to 200 printable characters",
-        )
-        .into());
-    }
+    let name = super::parse_name(&input.name)?;
     let environment = match &input.environment {
         Some(e) => Environment::parse("environment", e)?,
         None => Environment::Live,
@@ -100,7 +91,7 @@ pub async fn create(
         id: state.ids.random("opk"),
         key_hash: minted.hash,
         start: minted.start,
-        name: name.to_owned(),
+        name,
         environment,
         revoked_at: None,
         last_used_at: None,

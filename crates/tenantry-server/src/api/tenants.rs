@@ -480,3 +480,17 @@ async fn require_plan(state: &AppState, plan: &PlanName) -> Result<(), ApiError>
         }
     }
 }
+
+/// Opens a write transaction on a tenant that exists and is not deleted,
+/// its registry row locked: where changes to a tenant's own rows begin.
+pub async fn open_live_tenant(state: &AppState, id: &TenantId) -> Result<TenantTx, ApiError> {
+    let (tx, tenant) = lock_tenant(state, id).await?;
+    if tenant.status == TenantStatus::Deleted {
+        return Err(ApiError::Conflict {
+            code: "tenant_deleted",
+            detail: "the tenant is deleted".into(),
+            field: None,
+        });
+    }
+    Ok(tx)
+}
