@@ -307,6 +307,9 @@ pub struct EffectiveConfig {
     pub branding: BTreeMap<String, Sourced<Option<String>>>,
     pub limits: BTreeMap<String, Sourced<Option<i64>>>,
     pub quotas: BTreeMap<String, SourcedQuota>,
+    /// `summary()`, computed once: resolution answers carry it on every request.
+    #[serde(skip)]
+    pub summary: Value,
 }
 
 impl EffectiveConfig {
@@ -327,6 +330,10 @@ impl EffectiveConfig {
 
     /// The features and limits, as the resolution snapshot carries them.
     pub fn summary(&self) -> Value {
+        self.summary.clone()
+    }
+
+    fn compute_summary(&self) -> Value {
         json!({
             "features": self.features.iter().map(|(k, v)| (k.clone(), json!(v.value))).collect::<Map<_, _>>(),
             "limits": self.limits.iter().map(|(k, v)| (k.clone(), json!(v.value))).collect::<Map<_, _>>(),
@@ -488,6 +495,7 @@ pub fn effective(plan: &Plan, overrides: &Value, version: i64) -> EffectiveConfi
             .unwrap_or_default()
     };
     let mut config = EffectiveConfig {
+        summary: Value::Null,
         plan: plan.name.clone(),
         version,
         rate_limits: plan
@@ -657,6 +665,7 @@ pub fn effective(plan: &Plan, overrides: &Value, version: i64) -> EffectiveConfi
             },
         );
     }
+    config.summary = config.compute_summary();
     config
 }
 
