@@ -24,9 +24,18 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 
 pub async fn flush(state: &AppState) -> Result<(), tenantry_store::StoreError> {
     let (by_tenant, operator_keys) = state.key_usage.take();
-    for (tenant, used) in by_tenant {
-        let mut tx = state.store.tenant_write(&tenant).await?;
-        tx.touch_keys(&used).await?;
+    // Few transactions however many tenants: one per 500 tenants, re-scoped
+    // (RLS context included) to each tenant in turn.
+    let tenants: Vec<_> = by_tenant.into_iter().collect();
+    for chunk in tenants.chunks(500) {
+        let Some((first, _)) = chunk.first() else {
+            continue;
+        };
+        let mut tx = state.store.tenant_write(first).await?;
+        for (tenant, used) in chunk {
+            tx = tx.rescope(tenant, state.store.request_role()).await?;
+            tx.touch_keys(used).await?;
+        }
         tx.commit().await?;
     }
     if !operator_keys.is_empty() {
