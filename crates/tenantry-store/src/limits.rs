@@ -98,6 +98,18 @@ impl OperatorTx {
 }
 
 impl TenantTx {
+    /// A plan's definition (plans are not tenant-scoped), read in this
+    /// transaction rather than on a second connection.
+    pub async fn plan_definition(&mut self, name: &str) -> Result<Option<Json<serde_json::Value>>> {
+        let row: Option<(Json<serde_json::Value>,)> = on_conn!(&mut self.conn, |c| sqlx::query_as(
+            "SELECT definition FROM plans WHERE name = $1"
+        )
+        .bind(name)
+        .fetch_optional(&mut **c)
+        .await?);
+        Ok(row.map(|(d,)| d))
+    }
+
     /// The configuration version in force, if any.
     pub async fn latest_config(&mut self) -> Result<Option<ConfigVersionRow>> {
         Ok(on_conn!(&mut self.conn, |c| {

@@ -106,19 +106,39 @@ pub async fn effective_config(
     }
     let generation = state.caches.generation();
     let tenant = tx.tenant().await?;
-    let plan = load_plan(state, tenant.plan.as_str())
-        .await?
-        .unwrap_or_else(|| {
-            // A tenant whose plan was never defined: nothing from a plan applies.
-            Arc::new(Plan {
-                name: tenant.plan.to_string(),
-                description: String::new(),
-                quotas: Default::default(),
-                limits: Default::default(),
-                rate_limits: Default::default(),
-                features: Default::default(),
-            })
-        });
+    // The plan is read in this same transaction on a cache miss: asking the
+    // pool for a second connection while holding this one can exhaust it
+    // under load (every connection held by a request waiting for another).
+    let cached_plan = match state.caches.plans.get(tenant.plan.as_str()) {
+        Some(Entry::Found(plan)) => Some(plan),
+        Some(Entry::Missing) => None,
+        None => {
+            let row = tx.plan_definition(tenant.plan.as_str()).await?;
+            let plan = row
+                .map(|def| plan_from_row(tenant.plan.as_str(), &def.0))
+                .transpose()?
+                .map(Arc::new);
+            let entry = plan.clone().map(Entry::Found).unwrap_or(Entry::Missing);
+            state.caches.store(
+                &state.caches.plans,
+                generation,
+                tenant.plan.to_string(),
+                entry,
+            );
+            plan
+        }
+    };
+    let plan = cached_plan.unwrap_or_else(|| {
+        // A tenant whose plan was never defined: nothing from a plan applies.
+        Arc::new(Plan {
+            name: tenant.plan.to_string(),
+            description: String::new(),
+            quotas: Default::default(),
+            limits: Default::default(),
+            rate_limits: Default::default(),
+            features: Default::default(),
+        })
+    });
     let (version, overrides) = match tx.latest_config().await? {
         Some((version, overrides, _, _)) => (version, overrides.0),
         None => (0, serde_json::json!({})),

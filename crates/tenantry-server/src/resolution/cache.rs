@@ -70,7 +70,10 @@ where
         .expire_after(ExpireBy {
             // A safety net only: changes invalidate entries explicitly.
             found: Duration::from_secs(300),
-            missing: Duration::from_secs(5),
+            // Every creation (tenant, domain, key) invalidates its entry, so
+            // negative entries need not be short; a minute bounds the cost of
+            // a missed notification.
+            missing: Duration::from_secs(60),
         })
         .build()
 }
