@@ -70,27 +70,10 @@ async fn output(
 /// The request's own credential, if it authenticates; a bad one is ignored
 /// here (it only decides whether `tenant_id` is honoured).
 async fn trusted_caller(state: &AppState, headers: &HeaderMap) -> bool {
-    let Some(credential) = header_credential(headers) else {
+    let Some(credential) = crate::http::auth::credential(headers) else {
         return false;
     };
     matches!(authenticate(state, credential).await, Ok(c) if Caller::is_trusted_resolver(&c))
-}
-
-fn header_credential(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-        .filter(|t| !t.is_empty());
-    bearer.or_else(|| {
-        headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-    })
 }
 
 /// Resolve the tenant of a request from the given inputs. The chain, first
@@ -140,7 +123,7 @@ pub async fn resolve_get(
     let host = text("x-forwarded-host")
         .map(|h| h.split(',').next().unwrap_or(h).trim())
         .or_else(|| text("host"));
-    let bearer = bearer(&parts);
+    let bearer = bearer(&parts.headers);
     let (token, bearer_key) = match bearer {
         Some(b) if looks_like_token(b) => (Some(b), None),
         other => (None, other),

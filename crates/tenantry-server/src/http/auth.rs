@@ -46,8 +46,8 @@ impl std::fmt::Debug for RootKey {
 }
 
 /// The bearer token of a request, if any.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -56,10 +56,9 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// The credential of a request: `Authorization: Bearer …` or `X-API-Key: …`.
-pub fn credential(parts: &Parts) -> Option<&str> {
-    bearer(parts).or_else(|| {
-        parts
-            .headers
+pub fn credential(headers: &axum::http::HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| {
+        headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
@@ -224,7 +223,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let caller = match credential(parts) {
+        let caller = match credential(&parts.headers) {
             Some(credential) => authenticate(state, credential).await?,
             None => return Err(ApiError::Unauthorized),
         };
