@@ -173,6 +173,30 @@ impl Store {
         Ok(())
     }
 
+    /// The session-level value of setting `name` on each connection of the
+    /// pool (PostgreSQL; SQLite has no settings: empty). Request context is
+    /// transaction-local, so after any number of requests every value is
+    /// empty: a check for the isolation tests.
+    pub async fn session_settings(&self, name: &str) -> Result<Vec<String>> {
+        let Backend::Postgres { pool, .. } = &self.backend else {
+            return Ok(Vec::new());
+        };
+        // Hold every connection the pool has, so each one is asked.
+        let mut held = Vec::new();
+        for _ in 0..pool.size().max(1) {
+            held.push(pool.acquire().await?);
+        }
+        let mut values = Vec::new();
+        for conn in &mut held {
+            let (value,): (Option<String>,) = sqlx::query_as("SELECT current_setting($1, true)")
+                .bind(name)
+                .fetch_one(&mut **conn)
+                .await?;
+            values.push(value.unwrap_or_default());
+        }
+        Ok(values)
+    }
+
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite { writer, reader } => {

@@ -114,15 +114,26 @@ async fn postgres_rls_under_the_request_role() {
     assert!(err.to_string().contains("row-level security"), "{err}");
     tx.rollback().await.unwrap();
 
-    // A session-level context never leaks from the server: its pool
-    // connections hold no app.tenant_id outside a transaction.
-    let (settings,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM pg_db_role_setting WHERE array_to_string(setconfig, ',') LIKE '%app.tenant_id%'",
-    )
-    .fetch_one(&admin)
+    // A tenant context never outlives its transaction: the store's pooled
+    // connections hold no session-level app.tenant_id afterwards.
+    let store = tenantry_store::Store::connect(&tenantry_store::DatabaseOptions::Postgres {
+        url: db.url.clone().unwrap(),
+        max_connections: 2,
+    })
     .await
     .unwrap();
-    assert_eq!(settings, 0);
+    let acme = tenantry_core::TenantId::parse("acme").unwrap();
+    let globex = tenantry_core::TenantId::parse("globex").unwrap();
+    let (a, g) = (
+        store.tenant_read(&acme).await.unwrap(),
+        store.tenant_read(&globex).await.unwrap(),
+    );
+    a.commit().await.unwrap();
+    g.commit().await.unwrap();
+    let settings = store.session_settings("app.tenant_id").await.unwrap();
+    assert_eq!(settings.len(), 2, "both connections were used");
+    assert!(settings.iter().all(String::is_empty), "{settings:?}");
+    store.close().await;
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM tenant_domains")
         .fetch_one(&admin)
         .await

@@ -396,7 +396,9 @@ async fn usage_series_and_stats(backend: Backend) {
     server.create_tenant("acme").await;
     let now = chrono::Utc::now();
     let two_hours_ago = (now - chrono::Duration::hours(2)).to_rfc3339();
-    let yesterday = (now - chrono::Duration::days(1)).to_rfc3339();
+    // Two days back, not one: "two hours ago" falls on yesterday between
+    // 00:00 and 02:00 UTC, and the day that holds 11 must hold it alone.
+    let yesterday = (now - chrono::Duration::days(2)).to_rfc3339();
     ingest(
         &server,
         json!({"events": [

@@ -231,9 +231,28 @@ async fn listing_paginates_and_filters(backend: Backend) {
         .get("/v1/tenants?plan=Not%20A%20Plan")
         .await
         .assert_invalid("plan");
-    // A cursor of another list is refused too.
-    let events = server.get("/v1/tenants/tenant-0/events?limit=1").await;
-    assert!(events.body["next_cursor"].is_null());
+    // A cursor of another list is refused too, both ways.
+    let tenants_cursor = server.get("/v1/tenants?limit=1").await.body["next_cursor"]
+        .as_str()
+        .expect("a tenants cursor")
+        .to_owned();
+    server
+        .get(&format!(
+            "/v1/tenants/tenant-0/events?cursor={tenants_cursor}"
+        ))
+        .await
+        .assert_invalid("cursor");
+    server
+        .patch("/v1/tenants/tenant-0", json!({"name": "Renamed"}))
+        .await;
+    let events_cursor = server.get("/v1/tenants/tenant-0/events?limit=1").await.body["next_cursor"]
+        .as_str()
+        .expect("an events cursor")
+        .to_owned();
+    server
+        .get(&format!("/v1/tenants?cursor={events_cursor}"))
+        .await
+        .assert_invalid("cursor");
 }
 
 async fn conflicts(backend: Backend) {
@@ -746,29 +765,46 @@ async fn persists_across_restart(backend: Backend) {
     );
 }
 
+/// Asserts that `tenant` has at least one row in every tenant table (so the
+/// seeding covers a table added later) or none at all.
+async fn assert_tenant_rows(db: &TestDb, tenant: &str, present: bool) {
+    let tables = db.tenant_tables().await;
+    assert!(tables.len() >= 12, "{tables:?}");
+    for table in tables {
+        let n = db.count_rows(&table, tenant).await;
+        if present {
+            assert!(n > 0, "the seeding leaves no row of {tenant} in {table}");
+        } else {
+            assert_eq!(n, 0, "{table} still holds rows of {tenant}");
+        }
+    }
+}
+
 async fn purge_deletes_every_row(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     server.create_tenant("acme").await;
-    server
-        .post("/v1/tenants/acme/domains", json!({"domain": "acme.com"}))
-        .await;
-    assert_eq!(db.count_rows("tenant_domains", "acme").await, 1);
-    assert!(db.count_rows("tenant_events", "acme").await >= 2);
+    server.create_tenant("kept").await;
+    server.seed_every_tenant_table("acme").await;
+    server.seed_every_tenant_table("kept").await;
+    assert_tenant_rows(&db, "acme", true).await;
     server.delete("/v1/tenants/acme").await;
     // Soft delete keeps everything.
-    assert_eq!(db.count_rows("tenant_domains", "acme").await, 1);
+    assert_tenant_rows(&db, "acme", true).await;
     let purged = server
         .call(Method::DELETE, "/v1/tenants/acme?purge=true", None)
         .await;
     assert_eq!(purged.status, StatusCode::NO_CONTENT);
-    assert_eq!(db.count_rows("tenant_domains", "acme").await, 0);
-    assert_eq!(db.count_rows("tenant_events", "acme").await, 0);
+    assert_tenant_rows(&db, "acme", false).await;
+    assert_tenant_rows(&db, "kept", true).await;
     // The domain is free for others.
     server.create_tenant("globex").await;
     assert_eq!(
         server
-            .post("/v1/tenants/globex/domains", json!({"domain": "acme.com"}))
+            .post(
+                "/v1/tenants/globex/domains",
+                json!({"domain": "acme-seed.example.org"})
+            )
             .await
             .status,
         StatusCode::CREATED
@@ -781,17 +817,34 @@ async fn grace_period_purge(backend: Backend) {
         &db,
         &[
             ("TENANTRY_ROOT_KEY", common::ROOT_KEY),
-            ("TENANTRY_DELETION_GRACE_PERIOD", "0s"),
-            ("TENANTRY_PURGE_INTERVAL", "200ms"),
+            ("TENANTRY_DELETION_GRACE_PERIOD", "1h"),
+            ("TENANTRY_PURGE_INTERVAL", "100ms"),
         ],
     )
     .await;
-    server.create_tenant("acme").await;
-    server.create_tenant("kept").await;
-    server
-        .post("/v1/tenants/acme/domains", json!({"domain": "acme.com"}))
-        .await;
+    for tenant in ["acme", "restored", "kept"] {
+        server.create_tenant(tenant).await;
+        server.seed_every_tenant_table(tenant).await;
+    }
     server.delete("/v1/tenants/acme").await;
+    server.delete("/v1/tenants/restored").await;
+    // Many purge intervals pass: within their grace period both survive
+    // whole, and one is restored with everything it had.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for tenant in ["acme", "restored"] {
+        let reply = server.get(&format!("/v1/tenants/{tenant}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        assert_eq!(reply.body["status"], "deleted");
+        assert_tenant_rows(&db, tenant, true).await;
+    }
+    let restored = server
+        .post("/v1/tenants/restored/reactivate", json!({}))
+        .await;
+    assert_eq!(restored.status, StatusCode::OK, "{restored:?}");
+    assert_eq!(restored.body["status"], "active");
+    // Time passes for acme only: its grace period is over.
+    db.exec("UPDATE tenants SET deleted_at = '2000-01-01 00:00:00+00:00' WHERE id = 'acme'")
+        .await;
     let mut gone = false;
     for _ in 0..150 {
         if server.get("/v1/tenants/acme").await.status == StatusCode::NOT_FOUND {
@@ -805,11 +858,12 @@ async fn grace_period_purge(backend: Backend) {
         "the purge worker removed the tenant after its grace period:\n{}",
         server.logs()
     );
-    assert_eq!(db.count_rows("tenant_domains", "acme").await, 0);
-    assert_eq!(db.count_rows("tenant_events", "acme").await, 0);
-    assert_eq!(
-        server.get("/v1/tenants/kept").await.status,
-        StatusCode::OK,
-        "active tenants are not purged"
-    );
+    assert_tenant_rows(&db, "acme", false).await;
+    for tenant in ["restored", "kept"] {
+        assert_eq!(
+            server.get(&format!("/v1/tenants/{tenant}")).await.body["status"],
+            "active"
+        );
+        assert_tenant_rows(&db, tenant, true).await;
+    }
 }

@@ -223,6 +223,12 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // Authenticated once per request: other extractors (the tenant
+        // access check of `ApiJson`/`ApiQuery`) ask again, and a call must
+        // count once against the tenant's limits.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let caller = match credential(&parts.headers) {
             Some(credential) => authenticate(state, credential).await?,
             None => return Err(ApiError::Unauthorized),
@@ -230,6 +236,7 @@ impl FromRequestParts<AppState> for Caller {
         if let Caller::Tenant { tenant, .. } = &caller {
             hold_to_limits(state, parts, &tenant.id).await?;
         }
+        parts.extensions.insert(caller.clone());
         Ok(caller)
     }
 }
@@ -252,6 +259,14 @@ impl FromRequestParts<AppState> for Operator {
     ) -> Result<Self, Self::Rejection> {
         match Caller::from_request_parts(parts, state).await? {
             Caller::Operator { actor, root } => Ok(Operator { actor, root }),
+            // Another tenant's path is not found, before any scope says no.
+            Caller::Tenant { tenant, .. }
+                if super::extract::tenant_path_id(parts, state)
+                    .await?
+                    .is_some_and(|id| id != tenant.id.as_str()) =>
+            {
+                Err(ApiError::tenant_not_found())
+            }
             Caller::Tenant { .. } => Err(ApiError::Forbidden {
                 code: "operator_required",
                 detail: "this action needs an operator key".into(),

@@ -1,26 +1,76 @@
 //! Request extractors whose every rejection is a problem+json answer naming
 //! the offending field, never axum's plain-text defaults.
 
+use super::auth::Caller;
 use super::problem::ApiError;
+use crate::app::AppState;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use tenantry_core::ValidationError;
+use serde_json::Value;
+use tenantry_core::{TenantId, ValidationError};
+
+/// On a tenant path (`/v1/tenants/{id}/…`, `/v1/operator/tenants/{id}/…`),
+/// answers `404 tenant_not_found` before anything about the request's query
+/// or body is looked at, so a foreign tenant id never reveals how its input
+/// would be validated: authentication (401) → tenant access (404) →
+/// validation (400/422). A tenant key reaches only its own tenant; an
+/// operator, only tenants that exist.
+async fn check_tenant_path(parts: &mut Parts, state: &AppState) -> Result<(), ApiError> {
+    let Some(raw) = tenant_path_id(parts, state).await? else {
+        return Ok(());
+    };
+    let id = TenantId::parse(&raw).map_err(|_| ApiError::tenant_not_found())?;
+    match Caller::from_request_parts(parts, state).await? {
+        Caller::Tenant { tenant, .. } if tenant.id != id => Err(ApiError::tenant_not_found()),
+        Caller::Tenant { .. } => Ok(()),
+        Caller::Operator { .. } => match crate::resolution::keys::load_tenant(state, &id).await? {
+            Some(_) => Ok(()),
+            None => Err(ApiError::tenant_not_found()),
+        },
+    }
+}
+
+/// The raw `{id}` of a tenant path (`/v1/tenants/{id}/…`,
+/// `/v1/operator/tenants/{id}/…`), if the request is on one.
+pub async fn tenant_path_id(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<Option<String>, ApiError> {
+    let on_tenant_path = parts.extensions.get::<MatchedPath>().is_some_and(|p| {
+        let p = p.as_str();
+        p.starts_with("/v1/tenants/{id}") || p.starts_with("/v1/operator/tenants/{id}")
+    });
+    if !on_tenant_path {
+        return Ok(None);
+    }
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::RouteNotFound)?;
+    Ok(params
+        .iter()
+        .find(|(name, _)| *name == "id")
+        .map(|(_, v)| v.to_owned()))
+}
 
 /// A JSON body. Malformed JSON is `400 malformed_json`; a value of the wrong
-/// type, a missing or unknown field is `422 validation_failed` with its path.
+/// type, a missing or unknown field, or a string holding a NUL character is
+/// `422 validation_failed` with its path. On a tenant path the tenant access
+/// check comes first (see [`check_tenant_path`]).
 pub struct ApiJson<T>(pub T);
 
-impl<S, T> FromRequest<S> for ApiJson<T>
+impl<T> FromRequest<AppState> for ApiJson<T>
 where
-    S: Send + Sync,
     T: DeserializeOwned,
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        check_tenant_path(&mut parts, state).await?;
+        let req = Request::from_parts(parts, body);
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -57,6 +107,17 @@ where
 
 /// Parses JSON into `T`, telling syntax errors (400) from shape errors (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // No string of this API may hold a NUL: PostgreSQL's text and jsonb
+    // refuse it, SQLite would truncate it in places. In JSON text a NUL can
+    // only be written as the escape `\u0000`.
+    if has_nul_escape(bytes) {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::MalformedJson(format!("line {} column {}", e.line(), e.column()))
+        })?;
+        if let Some(field) = nul_field(&value, String::new()) {
+            return Err(nul_error(field));
+        }
+    }
     // Fast path for the common case, a well-formed object: one pass. Only a
     // body that fails it is parsed again to say precisely what is wrong.
     let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
@@ -80,6 +141,60 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = err.into_inner().to_string();
         shape_error(&path, &inner)
     })
+}
+
+/// Whether JSON text holds the escape `\u0000` (and not an escaped backslash
+/// followed by the letters `u0000`).
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while let Some(at) = rest.iter().position(|b| *b == b'\\') {
+        let after = rest.get(at + 1..).unwrap_or_default();
+        if after.starts_with(b"u0000") {
+            return true;
+        }
+        // Skip the escaped character, whatever it is.
+        rest = after.get(1..).unwrap_or_default();
+    }
+    false
+}
+
+/// The path (in serde_path_to_error's notation) of the first string or
+/// object key that holds a NUL.
+fn nul_field(value: &Value, path: String) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_field(item, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(join(&key.replace('\0', "\\u0000")))
+            } else {
+                nul_field(item, join(key))
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn nul_error(field: String) -> ApiError {
+    ApiError::invalid(ValidationError::new(
+        field,
+        "invalid_character",
+        "must not contain a NUL character (U+0000)",
+    ))
 }
 
 fn shape_error(path: &str, message: &str) -> ApiError {
@@ -115,15 +230,23 @@ fn shape_error(path: &str, message: &str) -> ApiError {
 /// Query string parameters, with the same error rules as [`ApiJson`].
 pub struct ApiQuery<T>(pub T);
 
-impl<S, T> FromRequestParts<S> for ApiQuery<T>
+impl<T> FromRequestParts<AppState> for ApiQuery<T>
 where
-    S: Send + Sync,
     T: DeserializeOwned,
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        check_tenant_path(parts, state).await?;
         let query = parts.uri.query().unwrap_or("");
+        if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(nul_error(name.replace('\0', "\\u0000")));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize::<_, T>(de)
             .map(ApiQuery)
@@ -151,6 +274,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // A NUL names nothing that exists (and must not reach a query).
+        if parts.uri.path().contains("%00") || parts.uri.path().contains('\0') {
+            return Err(ApiError::RouteNotFound);
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| ApiPath(value))

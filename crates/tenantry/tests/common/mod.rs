@@ -593,3 +593,142 @@ pub async fn raw_http(base: &str, request: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+impl TestDb {
+    /// Every table with a `tenant_id` column, read from the catalog, so a
+    /// table added later is covered without being listed here.
+    pub async fn tenant_tables(&self) -> Vec<String> {
+        let mut tables: Vec<String> = match self.backend {
+            Backend::Sqlite => {
+                let path = self.data_dir().join("tenantry.db");
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(
+                        sqlx::sqlite::SqliteConnectOptions::new()
+                            .filename(path)
+                            .read_only(true),
+                    )
+                    .await
+                    .expect("open sqlite");
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c \
+                     WHERE m.type = 'table' AND c.name = 'tenant_id'",
+                )
+                .fetch_all(&pool)
+                .await
+                .expect("catalog");
+                pool.close().await;
+                rows.into_iter().map(|(t,)| t).collect()
+            }
+            Backend::Postgres => {
+                let pool = self.pg_superuser().await;
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT table_name::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND column_name = 'tenant_id'",
+                )
+                .fetch_all(&pool)
+                .await
+                .expect("catalog");
+                pool.close().await;
+                rows.into_iter().map(|(t,)| t).collect()
+            }
+        };
+        tables.sort();
+        tables
+    }
+}
+
+impl TestServer {
+    /// Gives `tenant` at least one row in every tenant-scoped table, through
+    /// the API: a domain, a used key, a revealed credential, settings, a
+    /// configuration version, usage events with aggregates and subjects, and a
+    /// quota alert. Returns the tenant's key.
+    pub async fn seed_every_tenant_table(&self, tenant: &str) -> String {
+        use serde_json::json;
+        let ok = |reply: &Reply, what: &str| {
+            assert!(reply.status.is_success(), "{what}: {reply:?}");
+        };
+        ok(
+            &self
+                .post(
+                    &format!("/v1/tenants/{tenant}/domains"),
+                    json!({"domain": format!("{tenant}-seed.example.org")}),
+                )
+                .await,
+            "domain",
+        );
+        let key = self
+            .post(
+                &format!("/v1/tenants/{tenant}/api-keys"),
+                json!({"name": "seed", "scopes": ["tenant:admin"]}),
+            )
+            .await;
+        ok(&key, "key");
+        let key = key.body["key"].as_str().expect("key").to_owned();
+        ok(
+            &self
+                .call_as(
+                    Some(&key),
+                    Method::GET,
+                    &format!("/v1/tenants/{tenant}"),
+                    None,
+                )
+                .await,
+            "key use",
+        );
+        let credential = self
+            .post(
+                &format!("/v1/tenants/{tenant}/credentials"),
+                json!({"kind": "generic", "name": "seed", "data": {"api_key": "seed-secret-value-123456"}}),
+            )
+            .await;
+        ok(&credential, "credential");
+        let credential = credential.body["id"].as_str().expect("id").to_owned();
+        ok(
+            &self
+                .post(
+                    &format!("/v1/tenants/{tenant}/credentials/{credential}/reveal"),
+                    json!({}),
+                )
+                .await,
+            "reveal",
+        );
+        ok(
+            &self
+                .put_settings(tenant, "mail", json!({"password": "seed-password-123456"}))
+                .await,
+            "settings",
+        );
+        ok(
+            &self
+                .patch(
+                    &format!("/v1/tenants/{tenant}/config"),
+                    json!({"branding": {"company_name": "Seed"}}),
+                )
+                .await,
+            "config",
+        );
+        ok(
+            &self
+                .post(
+                    "/v1/usage/events",
+                    json!({"events": [
+                        {"id": "seed-1", "tenant_id": tenant, "meter": "messages_inbound", "quantity": 3},
+                        {"id": "seed-2", "tenant_id": tenant, "meter": "active_conversations", "subject": "conv-seed"}
+                    ]}),
+                )
+                .await,
+            "usage",
+        );
+        ok(
+            &self
+                .post(
+                    "/v1/quotas/check",
+                    json!({"tenant_id": tenant, "meter": "messages_outbound", "quantity": 900, "consume": true}),
+                )
+                .await,
+            "quota",
+        );
+        key
+    }
+}
