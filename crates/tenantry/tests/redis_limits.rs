@@ -157,6 +157,9 @@ async fn redis_outage_fail_open_and_fail_closed() {
         ],
     )
     .await;
+    for server in [&open, &closed] {
+        server.expect_warning("rate limiter cannot use Redis");
+    }
     open.create_tenant("acme").await;
     open.patch(
         "/v1/tenants/acme/config",

@@ -49,6 +49,13 @@ async fn create(server: &TestServer, tenant: &str, body: Value) -> Value {
     reply.body
 }
 
+/// The errors a test that breaks ciphertexts or data keys on purpose makes
+/// the server log.
+fn expect_decryption_failures(server: &TestServer) {
+    server.expect_warning("a sealed secret could not be opened");
+    server.expect_warning("Status code: 500");
+}
+
 async fn reveal(server: &TestServer, tenant: &str, id: &str) -> common::Reply {
     server
         .post(
@@ -568,6 +575,7 @@ async fn secrets_never_stored_or_logged_in_clear(backend: Backend) {
 async fn tampered_or_moved_ciphertexts_fail_explicitly(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
+    expect_decryption_failures(&server);
     server.create_tenant("acme").await;
     server.create_tenant("globex").await;
     let a = create(&server, "acme", whatsapp()).await["id"]
@@ -799,6 +807,7 @@ async fn tenant_data_key_rotation(backend: Backend) {
 async fn purge_shreds_the_data_key(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
+    expect_decryption_failures(&server);
     server.create_tenant("acme").await;
     let id = create(&server, "acme", whatsapp()).await["id"]
         .as_str()
@@ -915,6 +924,8 @@ async fn embedded_mode_generates_a_master_key_once() {
     drop(server);
     std::fs::write(&path, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
     let server = TestServer::start(&db).await;
+    expect_decryption_failures(&server);
+    server.expect_warning("cannot rewrap a data key");
     reveal(&server, "acme", &id)
         .await
         .assert_problem(500, "decryption_failed");

@@ -344,7 +344,13 @@ pub struct TestServer {
     child: Option<Child>,
     /// Every line the process wrote to stdout and stderr.
     pub output: Arc<Mutex<Vec<String>>>,
+    /// Warnings and errors this test expects the server to log (substrings
+    /// of the line); any other fails the test when the server is dropped.
+    expected_warnings: Mutex<Vec<String>>,
 }
+
+/// Warnings every server may log: SQLite mode generating its master key.
+const BENIGN_WARNINGS: &[&str] = &["master.key", "back it up"];
 
 impl TestServer {
     /// Starts the server with the test root key.
@@ -404,6 +410,7 @@ impl TestServer {
                     .expect("client"),
                 child: Some(child),
                 output,
+                expected_warnings: Mutex::new(Vec::new()),
             }),
             _ => {
                 let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
@@ -437,6 +444,43 @@ impl TestServer {
             .ok()?
             .ok()?;
         status.code()
+    }
+
+    /// Declares a warning or error this test provokes on purpose (a
+    /// substring of its log line).
+    pub fn expect_warning(&self, substring: &str) {
+        self.expected_warnings
+            .lock()
+            .expect("lock")
+            .push(substring.to_owned());
+    }
+
+    /// The WARN and ERROR lines of the server's log that nobody expected.
+    pub fn unexpected_warnings(&self) -> Vec<String> {
+        let expected = self.expected_warnings.lock().expect("lock").clone();
+        self.output
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|line| {
+                let level = serde_json::from_str::<Value>(line)
+                    .ok()
+                    .and_then(|v| v["level"].as_str().map(str::to_owned));
+                let serious = match level {
+                    Some(level) => level == "WARN" || level == "ERROR",
+                    // Not a JSON log line (pretty format, or a panic).
+                    None => {
+                        line.contains(" WARN ")
+                            || line.contains(" ERROR ")
+                            || line.contains("panicked")
+                    }
+                };
+                serious
+                    && !BENIGN_WARNINGS.iter().any(|b| line.contains(b))
+                    && !expected.iter().any(|e| line.contains(e.as_str()))
+            })
+            .cloned()
+            .collect()
     }
 
     pub fn logs(&self) -> String {
@@ -563,6 +607,17 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
+        }
+        // A server that logged a warning or error the test did not provoke
+        // (a failed purge or rewrap pass, a panic) fails the test.
+        if !std::thread::panicking() {
+            let unexpected = self.unexpected_warnings();
+            assert!(
+                unexpected.is_empty(),
+                "the server logged warnings or errors this test did not expect \
+                 (declare provoked ones with expect_warning):\n{}",
+                unexpected.join("\n")
+            );
         }
     }
 }
