@@ -170,6 +170,17 @@ impl TenantTx {
             .ok_or(StoreError::NotFound)
     }
 
+    /// Whether a key was made by rotating key `id`.
+    pub async fn key_has_successor(&mut self, id: &str) -> Result<bool> {
+        let sql = "SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND rotated_from = $2";
+        let (n,): (i64,) = on_conn!(&mut self.conn, |c| sqlx::query_as(sql)
+            .bind(self.tenant.as_str())
+            .bind(id)
+            .fetch_one(&mut **c)
+            .await?);
+        Ok(n > 0)
+    }
+
     pub async fn list_keys(&mut self, after: Option<&str>, limit: u32) -> Result<KeyPage> {
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"

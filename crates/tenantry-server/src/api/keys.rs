@@ -331,6 +331,21 @@ pub async fn update(
         check_grantable(&caller, scopes)?;
     }
     let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
+    // Revocation is final: a revoked key is not edited (nor seemingly revived
+    // by `enabled: true`).
+    if tx
+        .get_key(&key_id)
+        .await
+        .map_err(key_missing)?
+        .revoked_at
+        .is_some()
+    {
+        return Err(ApiError::Conflict {
+            code: "key_revoked",
+            detail: "a revoked key cannot be changed".into(),
+            field: None,
+        });
+    }
     let key = tx
         .update_key(&key_id, &patch, now)
         .await
@@ -410,6 +425,23 @@ pub async fn rotate(
         return Err(ApiError::Conflict {
             code: "key_revoked",
             detail: "a revoked key cannot be rotated".into(),
+            field: None,
+        });
+    }
+    // A key is rotated once: otherwise a leaked key, still alive during its
+    // overlap window, could mint fresh successors of itself. The tenant row
+    // is locked, so concurrent rotations see each other's successor.
+    if old.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::Conflict {
+            code: "key_expired",
+            detail: "an expired key cannot be rotated".into(),
+            field: None,
+        });
+    }
+    if tx.key_has_successor(&old.id).await? {
+        return Err(ApiError::Conflict {
+            code: "key_already_rotated",
+            detail: "this key was rotated already: rotate its successor".into(),
             field: None,
         });
     }
