@@ -26,10 +26,23 @@ async fn check_tenant_path(parts: &mut Parts, state: &AppState) -> Result<(), Ap
     match Caller::from_request_parts(parts, state).await? {
         Caller::Tenant { tenant, .. } if tenant.id != id => Err(ApiError::tenant_not_found()),
         Caller::Tenant { .. } => Ok(()),
-        Caller::Operator { .. } => match crate::resolution::keys::load_tenant(state, &id).await? {
-            Some(_) => Ok(()),
-            None => Err(ApiError::tenant_not_found()),
-        },
+        Caller::Operator { .. } => {
+            if crate::resolution::keys::load_tenant(state, &id)
+                .await?
+                .is_some()
+            {
+                return Ok(());
+            }
+            // A cached "no such tenant" may predate its creation on another
+            // process by the moment its invalidation takes: ask the database.
+            let mut op = state.store.operator_read().await?;
+            let found = op.get_tenant(&id).await?;
+            op.commit().await?;
+            match found {
+                Some(_) => Ok(()),
+                None => Err(ApiError::tenant_not_found()),
+            }
+        }
     }
 }
 
