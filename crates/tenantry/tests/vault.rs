@@ -654,105 +654,226 @@ async fn tampered_or_moved_ciphertexts_fail_explicitly(backend: Backend) {
     assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
 }
 
+type Creds = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// Clients revealing every credential in `creds` (and its tenant's
+/// settings) in a loop until `stop`, each at least 3 rounds; bounded by a
+/// round count and `deadline`, failing instead of spinning. Each returns
+/// (successful reads, failure descriptions).
+fn start_readers(
+    server: &TestServer,
+    creds: &Creds,
+    clients: usize,
+    deadline: std::time::Instant,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<tokio::task::JoinHandle<(u32, Vec<String>)>>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, base) = (server.client.clone(), server.base.clone());
+        let (creds, stop) = (creds.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            for round in 0..10_000u32 {
+                if round >= 3 && stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    failed.push("the readers ran past the deadline".to_owned());
+                    break;
+                }
+                let snapshot = creds.lock().unwrap().clone();
+                for (t, id) in &snapshot {
+                    let r = client
+                        .post(format!("{base}/v1/tenants/{t}/credentials/{id}/reveal"))
+                        .bearer_auth(common::ROOT_KEY)
+                        .json(&json!({}))
+                        .send()
+                        .await;
+                    let good = match r {
+                        Ok(r) if r.status() == StatusCode::OK => {
+                            let body = r.json::<Value>().await.unwrap_or(Value::Null);
+                            body["data"]["access_token"] == ACCESS_TOKEN
+                        }
+                        Ok(r) => {
+                            failed.push(format!("{t}/{id}: {}", r.status()));
+                            continue;
+                        }
+                        Err(e) => {
+                            failed.push(format!("{t}/{id}: {e}"));
+                            continue;
+                        }
+                    };
+                    if good {
+                        ok += 1;
+                    } else {
+                        failed.push(format!("{t}/{id}: wrong plaintext"));
+                    }
+                }
+                let Some((t, _)) = snapshot.get(round as usize % snapshot.len().max(1)) else {
+                    continue;
+                };
+                let s = client
+                    .post(format!("{base}/v1/tenants/{t}/settings/smtp/reveal"))
+                    .bearer_auth(common::ROOT_KEY)
+                    .json(&json!({}))
+                    .send()
+                    .await;
+                match s {
+                    Ok(s) if s.status() == StatusCode::OK => ok += 1,
+                    Ok(s) => failed.push(format!("{t} settings: {}", s.status())),
+                    Err(e) => failed.push(format!("{t} settings: {e}")),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    (stop, tasks)
+}
+
+async fn stop_readers(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<(u32, Vec<String>)>>,
+) -> u32 {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for task in tasks {
+        let (ok, failed) = task.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "failed reads during rotation: {failed:?}"
+        );
+        assert!(ok > 0);
+        total += ok;
+    }
+    total
+}
+
 async fn kek_rotation_under_load(backend: Backend) {
+    // Every loop below is bounded by a count and by this deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
     let db = TestDb::new(backend).await;
     let mut server = TestServer::start(&db).await;
-    let mut creds = Vec::new();
-    for t in ["acme", "globex", "initech"] {
+    let tenants: Vec<String> = (0..12).map(|i| format!("load{i}")).collect();
+    let creds: Creds = Default::default();
+    for t in &tenants {
         server.create_tenant(t).await;
-        creds.push((
-            t,
-            create(&server, t, whatsapp()).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        ));
+        let id = create(&server, t, whatsapp()).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        creds.lock().unwrap().push((t.clone(), id));
         server
             .put_settings(t, "smtp", json!({"password": "settings-password-rot"}))
             .await;
     }
     let before = server.get("/v1/operator/keyring").await.body;
     let old_kek = before["active_kek"].as_str().unwrap().to_owned();
-    // Three tenants' data keys and the token-signing seed.
-    assert_eq!(before["keks"][0]["data_keys"], 4);
+    // Twelve tenants' data keys and the token-signing seed.
+    assert_eq!(before["keks"][0]["data_keys"], 13, "{before}");
 
-    // Reveal in a loop while the KEK rotates.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (client, base) = (server.client.clone(), server.base.clone());
-    let loop_creds = creds.clone();
-    let flag = stop.clone();
-    let revealer = tokio::spawn(async move {
-        let (mut ok, mut failed) = (0u32, 0u32);
-        while !flag.load(std::sync::atomic::Ordering::Relaxed) || ok < 30 {
-            for (t, id) in &loop_creds {
-                let r = client
-                    .post(format!("{base}/v1/tenants/{t}/credentials/{id}/reveal"))
-                    .bearer_auth(common::ROOT_KEY)
-                    .json(&json!({}))
-                    .send()
-                    .await
-                    .unwrap();
-                let good = r.status() == StatusCode::OK
-                    && r.json::<Value>().await.unwrap()["data"]["access_token"] == ACCESS_TOKEN;
-                if good { ok += 1 } else { failed += 1 }
-            }
-        }
-        (ok, failed)
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // 1. Four clients reveal while the KEK rotates, credentials are written
+    //    and two tenants get new data keys.
+    let (stop, readers) = start_readers(&server, &creds, 4, deadline);
     let rotated = server.post("/v1/operator/keyring/rotate", json!({})).await;
     assert_eq!(rotated.status, StatusCode::ACCEPTED, "{rotated:?}");
     let new_kek = rotated.body["active_kek"].as_str().unwrap().to_owned();
     assert_ne!(new_kek, old_kek);
-    let mut done = false;
-    for _ in 0..100 {
-        let status = server.get("/v1/operator/keyring").await.body;
-        if status["rewrap_pending"] == 0 {
-            let old = status["keks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|k| k["id"] == old_kek.as_str())
-                .unwrap()
-                .clone();
-            assert_eq!(old["retirable"], true, "{status}");
-            done = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let writer = {
+        let (client, base) = (server.client.clone(), server.base.clone());
+        let (creds, tenants) = (creds.clone(), tenants.clone());
+        tokio::spawn(async move {
+            for i in 0..10 {
+                let t = &tenants[i % tenants.len()];
+                let r = client
+                    .post(format!("{base}/v1/tenants/{t}/credentials"))
+                    .bearer_auth(common::ROOT_KEY)
+                    .json(&whatsapp())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::CREATED);
+                let id = r.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let patched = client
+                    .patch(format!("{base}/v1/tenants/{t}/credentials/{id}"))
+                    .bearer_auth(common::ROOT_KEY)
+                    .json(&json!({"data": {"verify_token": format!("verify-{i}")}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(patched.status(), StatusCode::OK);
+                creds.lock().unwrap().push((t.clone(), id));
+            }
+        })
+    };
+    for t in &tenants[..2] {
+        let r = server
+            .post(
+                &format!("/v1/operator/tenants/{t}/data-key/rotate"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
     }
-    assert!(done, "every data key was rewrapped");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = revealer.await.unwrap();
-    assert_eq!(
-        failed, 0,
-        "zero failed reveals during rotation ({ok} succeeded)"
-    );
+    writer.await.unwrap();
+    let status = rewrapped(&server).await;
+    let old = status["keks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == old_kek.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(old["retirable"], true, "{status}");
+    let reads = stop_readers(stop, readers).await;
+    assert!(reads > 0);
+    assert_eq!(creds.lock().unwrap().len(), 22);
 
-    // Remove the old KEK from the keyring: everything still decrypts.
+    // 2. The worker is interrupted: rotate, then kill -9 at once; the next
+    //    start resumes from the database, again with no failed read.
+    let rotated = server.post("/v1/operator/keyring/rotate", json!({})).await;
+    assert_eq!(rotated.status, StatusCode::ACCEPTED, "{rotated:?}");
+    let third_kek = rotated.body["active_kek"].as_str().unwrap().to_owned();
+    server.kill9().await;
+    let left = fetch_blobs(
+        &db,
+        &format!("SELECT wrapped FROM tenant_data_keys WHERE kek_id <> '{third_kek}'"),
+    )
+    .await
+    .len();
+    eprintln!("data keys left to rewrap after kill -9: {left}");
+    let mut server = TestServer::start(&db).await;
+    let (stop, readers) = start_readers(&server, &creds, 3, deadline);
+    let status = rewrapped(&server).await;
+    assert_eq!(
+        status["active_kek"],
+        third_kek.as_str(),
+        "the rotation was durable"
+    );
+    stop_readers(stop, readers).await;
     server.stop().await;
+
+    // 3. Only the active KEK left in the keyring: everything still decrypts.
     let path = db.keyring_path();
     let text = std::fs::read_to_string(&path).unwrap();
     let keys: Vec<&str> = text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .collect();
-    assert_eq!(keys.len(), 2, "{text}");
+    assert_eq!(keys.len(), 3, "{text}");
     std::fs::write(&path, format!("{}\n", keys[0])).unwrap();
     let server = TestServer::start(&db).await;
     let status = server.get("/v1/operator/keyring").await.body;
     assert_eq!(status["keks"].as_array().unwrap().len(), 1, "{status}");
-    for (t, id) in &creds {
-        assert_eq!(
-            reveal(&server, t, id).await.body["data"]["access_token"],
-            ACCESS_TOKEN
-        );
-        let settings = server
-            .post(&format!("/v1/tenants/{t}/settings/smtp/reveal"), json!({}))
-            .await;
-        assert_eq!(settings.body["data"]["password"], "settings-password-rot");
-    }
+    assert_eq!(status["active_kek"], third_kek.as_str());
+    let (stop, readers) = start_readers(&server, &creds, 2, deadline);
+    stop_readers(stop, readers).await;
+    assert!(std::time::Instant::now() < deadline, "took too long");
 }
 
 async fn tenant_data_key_rotation(backend: Backend) {
