@@ -655,6 +655,10 @@ async fn tampered_or_moved_ciphertexts_fail_explicitly(backend: Backend) {
 }
 
 type Creds = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+type Readers = (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<tokio::task::JoinHandle<(u32, Vec<String>)>>,
+);
 
 /// Clients revealing every credential in `creds` (and its tenant's
 /// settings) in a loop until `stop`, each at least 3 rounds; bounded by a
@@ -665,10 +669,7 @@ fn start_readers(
     creds: &Creds,
     clients: usize,
     deadline: std::time::Instant,
-) -> (
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
-    Vec<tokio::task::JoinHandle<(u32, Vec<String>)>>,
-) {
+) -> Readers {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..clients {
