@@ -11,7 +11,6 @@ pub mod seal;
 
 use crate::config::Config;
 use anyhow::{Context, bail};
-
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};

@@ -137,6 +137,11 @@ pub struct KeyringStatus {
 }
 
 pub async fn status(store: &Store, vault: &Vault) -> Result<KeyringStatus, VaultError> {
+    // The file as it is now (the CLI may have rotated it); if it cannot be
+    // read, the status still answers, from the keyring in memory.
+    if let Err(err) = vault.reload() {
+        tracing::warn!(error = %err, "cannot re-read the keyring; showing the one in memory");
+    }
     let keyring = vault.keyring();
     let active = keyring.active().id().to_owned();
     let mut op = store.operator_read().await?;
