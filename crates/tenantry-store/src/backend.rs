@@ -195,13 +195,14 @@ impl Store {
     /// Copies the SQLite write-ahead log into the database and truncates it,
     /// so what a committed delete erased (secure_delete zeroes it in the
     /// new page images) is no longer in the older frames of the WAL either.
-    /// A no-op on PostgreSQL. Retries a few times while readers hold old
-    /// snapshots; returns whether the log was emptied.
+    /// A no-op on PostgreSQL. Each attempt waits for readers still on the
+    /// log (up to the busy timeout); after three, it gives up and returns
+    /// false (the next checkpoint empties it).
     pub async fn shred_checkpoint(&self) -> Result<bool> {
         let Backend::Sqlite { writer, .. } = &self.backend else {
             return Ok(true);
         };
-        for attempt in 0..20u64 {
+        for attempt in 0..3u64 {
             let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
                 .fetch_one(writer)
                 .await?;

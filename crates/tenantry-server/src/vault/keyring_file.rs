@@ -134,3 +134,56 @@ pub(crate) fn load_or_generate(path: &Path) -> Result<(Keyring, bool), VaultErro
     write_durable(path, &keyring)?;
     Ok((read(path)?, true))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_rotations_lose_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let (first, generated) = load_or_generate(&path).unwrap();
+        assert!(generated);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    (0..5)
+                        .map(|_| rotate(&path).unwrap().active().id().to_owned())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut made: Vec<String> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let ring = read(&path).unwrap();
+        assert_eq!(ring.ids().len(), 41);
+        assert!(ring.get(first.active().id()).is_some());
+        made.sort();
+        made.dedup();
+        assert_eq!(made.len(), 40);
+        assert!(made.iter().all(|id| ring.get(id).is_some()));
+        // No temporary file is left behind.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["master.key", "master.key.lock"], "{names:?}");
+    }
+
+    #[test]
+    fn a_second_generation_reads_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let (a, _) = load_or_generate(&path).unwrap();
+        let (b, generated) = load_or_generate(&path).unwrap();
+        assert!(!generated);
+        assert_eq!(a.ids(), b.ids());
+    }
+}
