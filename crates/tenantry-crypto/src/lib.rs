@@ -395,6 +395,57 @@ pub fn unwrap(
     })
 }
 
+/// Seals a 32-byte secret that is not a tenant's data key (a token-signing
+/// seed) under the keyring's active KEK. Same layout as [`wrap`]; the
+/// associated data is `"tenantry:secret:v1"`, `purpose`, `id` and the KEK id,
+/// so such a ciphertext can never be taken for a tenant's data key.
+pub fn wrap_secret(
+    keyring: &Keyring,
+    purpose: &str,
+    id: &str,
+    secret: &[u8; KEY_LEN],
+) -> Result<WrappedKey, CryptoError> {
+    let kek = keyring.active();
+    let nonce = random_nonce();
+    let aad = encode_aad(&[
+        b"tenantry:secret:v1",
+        purpose.as_bytes(),
+        id.as_bytes(),
+        kek.id.as_bytes(),
+    ]);
+    let sealed = aead::encrypt(&kek.key, &nonce, &aad, &secret[..])?;
+    Ok(WrappedKey {
+        kek_id: kek.id.clone(),
+        ciphertext: join_nonce(&nonce, &sealed),
+    })
+}
+
+/// Opens a secret sealed by [`wrap_secret`] for this `purpose` and `id`.
+pub fn unwrap_secret(
+    keyring: &Keyring,
+    purpose: &str,
+    id: &str,
+    wrapped: &WrappedKey,
+) -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
+    let kek = keyring
+        .get(&wrapped.kek_id)
+        .ok_or_else(|| CryptoError::UnknownKek(wrapped.kek_id.clone()))?;
+    let (nonce, sealed) = split_nonce(&wrapped.ciphertext)?;
+    let aad = encode_aad(&[
+        b"tenantry:secret:v1",
+        purpose.as_bytes(),
+        id.as_bytes(),
+        kek.id.as_bytes(),
+    ]);
+    let plain = Zeroizing::new(aead::decrypt(&kek.key, nonce, &aad, sealed)?);
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    if plain.len() != KEY_LEN {
+        return Err(CryptoError::Malformed);
+    }
+    out.copy_from_slice(&plain);
+    Ok(out)
+}
+
 // ---------------------------------------------------------------------------
 // Sealed values
 // ---------------------------------------------------------------------------
@@ -578,6 +629,25 @@ mod tests {
         let ring = Keyring::new(vec![Kek::generate()]).unwrap();
         let w = wrap(&ring, "acme", &DataKey::generate("dek_1")).unwrap();
         assert_eq!(w.ciphertext.len(), NONCE_LEN + KEY_LEN + TAG_LEN);
+    }
+
+    #[test]
+    fn secrets_are_bound_to_purpose_and_id() {
+        let ring = Keyring::new(vec![Kek::generate()]).unwrap();
+        let w = wrap_secret(&ring, "signing-key", "sig_1", &[9; 32]).unwrap();
+        assert_eq!(
+            *unwrap_secret(&ring, "signing-key", "sig_1", &w).unwrap(),
+            [9; 32]
+        );
+        assert_eq!(
+            unwrap_secret(&ring, "signing-key", "sig_2", &w).err(),
+            Some(CryptoError::Decrypt)
+        );
+        // Never opens as a tenant data key.
+        assert_eq!(
+            unwrap(&ring, "signing-key", "sig_1", &w).err(),
+            Some(CryptoError::Decrypt)
+        );
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub async fn run(
     );
     state
         .tokens
-        .load(&state.store, state.clock.now())
+        .load(&state.store, &state.vault, state.clock.now())
         .await
         .context("cannot load token signing keys")?;
 

@@ -17,6 +17,8 @@ pub fn load_or_create(config: &Config) -> anyhow::Result<RootKey> {
     let path = config.data_dir.join(FILE_NAME);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
+            tenantry_store::tighten_file(&path)
+                .with_context(|| format!("cannot restrict {}", path.display()))?;
             let key = SecretString::new(text.trim());
             if key.len() < 32 {
                 bail!("{} holds a key shorter than 32 characters", path.display());
@@ -26,7 +28,7 @@ pub fn load_or_create(config: &Config) -> anyhow::Result<RootKey> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-    std::fs::create_dir_all(&config.data_dir)
+    tenantry_store::private_dir(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let key = SecretString::new(format!(
         "tenantry_root_{}{}",

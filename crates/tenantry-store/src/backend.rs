@@ -58,17 +58,26 @@ impl Store {
     pub async fn connect(options: &DatabaseOptions) -> Result<Store> {
         match options {
             DatabaseOptions::Sqlite { path, max_readers } => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
+                if let Some(parent) = path.parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    crate::files::private_dir(parent).map_err(|e| {
                         StoreError::Setup(format!("cannot create {}: {e}", parent.display()))
                     })?;
                 }
+                crate::files::private_database(path).map_err(|e| {
+                    StoreError::Setup(format!("cannot create {}: {e}", path.display()))
+                })?;
                 let connect = SqliteConnectOptions::new()
                     .filename(path)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
+                    // Deleted content is overwritten with zeros, so a purged
+                    // tenant's wrapped data key (and a replaced plaintext
+                    // signing seed) cannot be recovered from free pages.
+                    .pragma("secure_delete", "ON")
                     .busy_timeout(Duration::from_secs(10))
                     .log_statements(tracing::log::LevelFilter::Trace);
                 let writer = SqlitePoolOptions::new()
@@ -207,11 +216,38 @@ impl Store {
         }
     }
 
+    /// Copies the SQLite write-ahead log into the database and truncates it,
+    /// so what a committed delete erased (secure_delete zeroes it in the
+    /// new page images) is no longer in the older frames of the WAL either.
+    /// A no-op on PostgreSQL. Each attempt waits for readers still on the
+    /// log (up to the busy timeout); after three, it gives up and returns
+    /// false (the next checkpoint empties it).
+    pub async fn shred_checkpoint(&self) -> Result<bool> {
+        let Backend::Sqlite { writer, .. } = &self.backend else {
+            return Ok(true);
+        };
+        for attempt in 0..3u64 {
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(writer)
+                .await?;
+            if busy == 0 {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(10 * (attempt + 1))).await;
+        }
+        Ok(false)
+    }
+
     async fn begin(&self, write: bool) -> Result<Conn> {
         Ok(match &self.backend {
-            Backend::Sqlite { writer, reader } => {
-                Conn::Sqlite(if write { writer } else { reader }.begin().await?)
+            // IMMEDIATE: a write transaction takes SQLite's write lock at
+            // BEGIN, so another process writing the same file (a `tenantry
+            // keys rotate` beside the server) makes it wait (busy timeout)
+            // instead of failing when a read would upgrade to a write.
+            Backend::Sqlite { writer, .. } if write => {
+                Conn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
             }
+            Backend::Sqlite { reader, .. } => Conn::Sqlite(reader.begin().await?),
             Backend::Postgres { pool, .. } => Conn::Postgres(pool.begin().await?),
         })
     }

@@ -394,23 +394,59 @@ impl OperatorTx {
         Ok(())
     }
 
+    /// Serializes the creation of signing keys across server processes
+    /// (PostgreSQL: a transaction-level advisory lock; SQLite: the write
+    /// lock, taken by a statement that writes nothing). Call it first.
+    pub async fn lock_signing_keys(&mut self) -> Result<()> {
+        match &mut self.conn {
+            crate::scope::Conn::Postgres(c) => {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenantry:signing_keys'))")
+                    .execute(&mut **c)
+                    .await?;
+            }
+            crate::scope::Conn::Sqlite(c) => {
+                sqlx::query("UPDATE signing_keys SET kid = kid WHERE 0")
+                    .execute(&mut **c)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Token signing keys, newest first.
-    pub async fn signing_keys(&mut self) -> Result<Vec<SigningKeyRow>> {
+    pub async fn signing_keys(&mut self) -> Result<Vec<StoredSigningKey>> {
         let rows: Vec<SigningKeyRow> = on_conn!(&mut self.conn, |c| {
             sqlx::query_as(
-            "SELECT kid, seed, public_key, created_at, retired_at FROM signing_keys ORDER BY created_at DESC, kid DESC"
+            "SELECT kid, seed, kek_id, wrapped_seed, public_key, created_at, retired_at FROM signing_keys \
+             ORDER BY created_at DESC, kid DESC"
         )
         .fetch_all(&mut **c)
         .await?
         });
-        Ok(rows)
+        Ok(rows
+            .into_iter()
+            .map(
+                |(kid, seed, kek_id, wrapped_seed, public_key, created_at, retired_at)| {
+                    StoredSigningKey {
+                        kid,
+                        plaintext_seed: seed,
+                        sealed_seed: kek_id.zip(wrapped_seed),
+                        public_key,
+                        created_at,
+                        retired_at,
+                    }
+                },
+            )
+            .collect())
     }
 
-    /// Adds a signing key and retires the current one (it keeps verifying).
+    /// Adds a signing key, its seed sealed by the KEK `kek_id`, and retires
+    /// the current one (it keeps verifying).
     pub async fn add_signing_key(
         &mut self,
         kid: &str,
-        seed: &[u8],
+        kek_id: &str,
+        wrapped_seed: &[u8],
         public_key: &[u8],
         now: DateTime<Utc>,
     ) -> Result<()> {
@@ -422,16 +458,65 @@ impl OperatorTx {
         .await?
         .rows_affected());
         on_conn!(&mut self.conn, |c| sqlx::query(
-            "INSERT INTO signing_keys (kid, seed, public_key, created_at) VALUES ($1, $2, $3, $4)"
+            "INSERT INTO signing_keys (kid, seed, kek_id, wrapped_seed, public_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
         )
         .bind(kid)
-        .bind(seed)
+        .bind(Vec::<u8>::new())
+        .bind(kek_id)
+        .bind(wrapped_seed)
         .bind(public_key)
         .bind(now)
         .execute(&mut **c)
         .await?
         .rows_affected());
         Ok(())
+    }
+
+    /// Replaces a plaintext seed (stored before seeds were sealed) by its
+    /// sealed form. Returns whether it changed.
+    pub async fn seal_signing_key(
+        &mut self,
+        kid: &str,
+        kek_id: &str,
+        wrapped_seed: &[u8],
+    ) -> Result<bool> {
+        let n = on_conn!(&mut self.conn, |c| sqlx::query(
+            "UPDATE signing_keys SET seed = $4, kek_id = $2, wrapped_seed = $3 \
+             WHERE kid = $1 AND kek_id IS NULL"
+        )
+        .bind(kid)
+        .bind(kek_id)
+        .bind(wrapped_seed)
+        .bind(Vec::<u8>::new())
+        .execute(&mut **c)
+        .await?
+        .rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Replaces a sealed seed's wrapping if it is still wrapped by
+    /// `from_kek`. Returns whether it changed.
+    pub async fn rewrap_signing_key(
+        &mut self,
+        kid: &str,
+        from_kek: &str,
+        to_kek: &str,
+        wrapped_seed: &[u8],
+    ) -> Result<bool> {
+        let n = on_conn!(&mut self.conn, |c| {
+            sqlx::query(
+            "UPDATE signing_keys SET kek_id = $3, wrapped_seed = $4 WHERE kid = $1 AND kek_id = $2"
+        )
+        .bind(kid)
+        .bind(from_kek)
+        .bind(to_kek)
+        .bind(wrapped_seed)
+        .execute(&mut **c)
+        .await?
+        .rows_affected()
+        });
+        Ok(n > 0)
     }
 
     /// Deletes signing keys retired before `before` (their tokens have expired).
@@ -446,11 +531,36 @@ impl OperatorTx {
     }
 }
 
-/// `(kid, seed, public_key, created_at, retired_at)`.
-pub type SigningKeyRow = (
+type SigningKeyRow = (
     String,
     Vec<u8>,
+    Option<String>,
+    Option<Vec<u8>>,
     Vec<u8>,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
 );
+
+/// A token signing key as stored. `Debug` never shows the seed.
+#[derive(Clone)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    /// The seed of a key stored before seeds were sealed (empty once sealed).
+    pub plaintext_seed: Vec<u8>,
+    /// `(kek_id, wrapped seed)`.
+    pub sealed_seed: Option<(String, Vec<u8>)>,
+    pub public_key: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for StoredSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSigningKey")
+            .field("kid", &self.kid)
+            .field("kek_id", &self.sealed_seed.as_ref().map(|(k, _)| k))
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}

@@ -385,10 +385,12 @@ impl TenantTx {
 }
 
 impl OperatorTx {
-    /// How many data keys each KEK wraps, across all tenants.
+    /// How many keys each KEK wraps: tenants' data keys and token-signing seeds.
     pub async fn data_keys_per_kek(&mut self) -> Result<Vec<(String, i64)>> {
         Ok(on_conn!(&mut self.conn, |c| sqlx::query_as(
-            "SELECT kek_id, count(*) FROM tenant_data_keys GROUP BY kek_id ORDER BY kek_id"
+            "SELECT kek_id, count(*) FROM (SELECT kek_id FROM tenant_data_keys \
+             UNION ALL SELECT kek_id FROM signing_keys WHERE kek_id IS NOT NULL) AS wrapped \
+             GROUP BY kek_id ORDER BY kek_id"
         )
         .fetch_all(&mut **c)
         .await?))

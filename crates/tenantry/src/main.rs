@@ -177,8 +177,10 @@ async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
 
 async fn rotate_signing_key(config: Config) -> anyhow::Result<ExitCode> {
     let store = tenantry_server::open_store(&config).await?;
+    let vault = tenantry_server::vault::Vault::load(&config)?;
     let kid =
-        tenantry_server::resolution::tokens::TokenKeys::rotate(&store, chrono::Utc::now()).await?;
+        tenantry_server::resolution::tokens::TokenKeys::rotate(&store, &vault, chrono::Utc::now())
+            .await?;
     println!("token signing key rotated; new key {kid}");
     store.close().await;
     Ok(ExitCode::SUCCESS)
@@ -190,7 +192,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
     let vault = Vault::load(&config)?;
     match command {
         KeysCommand::Rotate => {
-            let kek = vault.rotate()?;
+            let kek = vault.rotate().await?;
             println!("new key-encryption key {kek} is active; rewrapping data keys…");
             let moved = rotation::rewrap_all(&store, &vault).await?;
             println!("rewrapped {moved} data keys");

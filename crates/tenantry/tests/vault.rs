@@ -21,6 +21,12 @@ on_both_backends!(
     kek_rotation_under_load,
     tenant_data_key_rotation,
     purge_shreds_the_data_key,
+    concurrent_kek_rotations_keep_every_key,
+    private_files_and_no_key_material_in_storage,
+    settings_depth_is_bounded,
+    purge_leaves_no_wrapped_key_in_the_files,
+    keyring_write_failure_has_its_own_code,
+    two_nodes_agree_on_one_signing_key,
 );
 
 const ACCESS_TOKEN: &str = "EAAGm0PX4ZCpsBAKZCZBvery-secret-access-token-4242";
@@ -646,104 +652,227 @@ async fn tampered_or_moved_ciphertexts_fail_explicitly(backend: Backend) {
     assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
 }
 
+type Creds = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+type Readers = (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<tokio::task::JoinHandle<(u32, Vec<String>)>>,
+);
+
+/// Clients revealing every credential in `creds` (and its tenant's
+/// settings) in a loop until `stop`, each at least 3 rounds; bounded by a
+/// round count and `deadline`, failing instead of spinning. Each returns
+/// (successful reads, failure descriptions).
+fn start_readers(
+    server: &TestServer,
+    creds: &Creds,
+    clients: usize,
+    deadline: std::time::Instant,
+) -> Readers {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, base) = (server.client.clone(), server.base.clone());
+        let (creds, stop) = (creds.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            for round in 0..10_000u32 {
+                if round >= 3 && stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    failed.push("the readers ran past the deadline".to_owned());
+                    break;
+                }
+                let snapshot = creds.lock().unwrap().clone();
+                for (t, id) in &snapshot {
+                    let r = client
+                        .post(format!("{base}/v1/tenants/{t}/credentials/{id}/reveal"))
+                        .bearer_auth(common::ROOT_KEY)
+                        .json(&json!({}))
+                        .send()
+                        .await;
+                    let good = match r {
+                        Ok(r) if r.status() == StatusCode::OK => {
+                            let body = r.json::<Value>().await.unwrap_or(Value::Null);
+                            body["data"]["access_token"] == ACCESS_TOKEN
+                        }
+                        Ok(r) => {
+                            failed.push(format!("{t}/{id}: {}", r.status()));
+                            continue;
+                        }
+                        Err(e) => {
+                            failed.push(format!("{t}/{id}: {e}"));
+                            continue;
+                        }
+                    };
+                    if good {
+                        ok += 1;
+                    } else {
+                        failed.push(format!("{t}/{id}: wrong plaintext"));
+                    }
+                }
+                let Some((t, _)) = snapshot.get(round as usize % snapshot.len().max(1)) else {
+                    continue;
+                };
+                let s = client
+                    .post(format!("{base}/v1/tenants/{t}/settings/smtp/reveal"))
+                    .bearer_auth(common::ROOT_KEY)
+                    .json(&json!({}))
+                    .send()
+                    .await;
+                match s {
+                    Ok(s) if s.status() == StatusCode::OK => ok += 1,
+                    Ok(s) => failed.push(format!("{t} settings: {}", s.status())),
+                    Err(e) => failed.push(format!("{t} settings: {e}")),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    (stop, tasks)
+}
+
+async fn stop_readers(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<(u32, Vec<String>)>>,
+) -> u32 {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for task in tasks {
+        let (ok, failed) = task.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "failed reads during rotation: {failed:?}"
+        );
+        assert!(ok > 0);
+        total += ok;
+    }
+    total
+}
+
 async fn kek_rotation_under_load(backend: Backend) {
+    // Every loop below is bounded by a count and by this deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
     let db = TestDb::new(backend).await;
     let mut server = TestServer::start(&db).await;
-    let mut creds = Vec::new();
-    for t in ["acme", "globex", "initech"] {
+    let tenants: Vec<String> = (0..12).map(|i| format!("load{i}")).collect();
+    let creds: Creds = Default::default();
+    for t in &tenants {
         server.create_tenant(t).await;
-        creds.push((
-            t,
-            create(&server, t, whatsapp()).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        ));
+        let id = create(&server, t, whatsapp()).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        creds.lock().unwrap().push((t.clone(), id));
         server
             .put_settings(t, "smtp", json!({"password": "settings-password-rot"}))
             .await;
     }
     let before = server.get("/v1/operator/keyring").await.body;
     let old_kek = before["active_kek"].as_str().unwrap().to_owned();
-    assert_eq!(before["keks"][0]["data_keys"], 3);
+    // Twelve tenants' data keys and the token-signing seed.
+    assert_eq!(before["keks"][0]["data_keys"], 13, "{before}");
 
-    // Reveal in a loop while the KEK rotates.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (client, base) = (server.client.clone(), server.base.clone());
-    let loop_creds = creds.clone();
-    let flag = stop.clone();
-    let revealer = tokio::spawn(async move {
-        let (mut ok, mut failed) = (0u32, 0u32);
-        while !flag.load(std::sync::atomic::Ordering::Relaxed) || ok < 30 {
-            for (t, id) in &loop_creds {
-                let r = client
-                    .post(format!("{base}/v1/tenants/{t}/credentials/{id}/reveal"))
-                    .bearer_auth(common::ROOT_KEY)
-                    .json(&json!({}))
-                    .send()
-                    .await
-                    .unwrap();
-                let good = r.status() == StatusCode::OK
-                    && r.json::<Value>().await.unwrap()["data"]["access_token"] == ACCESS_TOKEN;
-                if good { ok += 1 } else { failed += 1 }
-            }
-        }
-        (ok, failed)
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // 1. Four clients reveal while the KEK rotates, credentials are written
+    //    and two tenants get new data keys.
+    let (stop, readers) = start_readers(&server, &creds, 4, deadline);
     let rotated = server.post("/v1/operator/keyring/rotate", json!({})).await;
     assert_eq!(rotated.status, StatusCode::ACCEPTED, "{rotated:?}");
     let new_kek = rotated.body["active_kek"].as_str().unwrap().to_owned();
     assert_ne!(new_kek, old_kek);
-    let mut done = false;
-    for _ in 0..100 {
-        let status = server.get("/v1/operator/keyring").await.body;
-        if status["rewrap_pending"] == 0 {
-            let old = status["keks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|k| k["id"] == old_kek.as_str())
-                .unwrap()
-                .clone();
-            assert_eq!(old["retirable"], true, "{status}");
-            done = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let writer = {
+        let (client, base) = (server.client.clone(), server.base.clone());
+        let (creds, tenants) = (creds.clone(), tenants.clone());
+        tokio::spawn(async move {
+            for i in 0..10 {
+                let t = &tenants[i % tenants.len()];
+                let r = client
+                    .post(format!("{base}/v1/tenants/{t}/credentials"))
+                    .bearer_auth(common::ROOT_KEY)
+                    .json(&whatsapp())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::CREATED);
+                let id = r.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let patched = client
+                    .patch(format!("{base}/v1/tenants/{t}/credentials/{id}"))
+                    .bearer_auth(common::ROOT_KEY)
+                    .json(&json!({"data": {"verify_token": format!("verify-{i}")}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(patched.status(), StatusCode::OK);
+                creds.lock().unwrap().push((t.clone(), id));
+            }
+        })
+    };
+    for t in &tenants[..2] {
+        let r = server
+            .post(
+                &format!("/v1/operator/tenants/{t}/data-key/rotate"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
     }
-    assert!(done, "every data key was rewrapped");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = revealer.await.unwrap();
-    assert_eq!(
-        failed, 0,
-        "zero failed reveals during rotation ({ok} succeeded)"
-    );
+    writer.await.unwrap();
+    let status = rewrapped(&server).await;
+    let old = status["keks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == old_kek.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(old["retirable"], true, "{status}");
+    let reads = stop_readers(stop, readers).await;
+    assert!(reads > 0);
+    assert_eq!(creds.lock().unwrap().len(), 22);
 
-    // Remove the old KEK from the keyring: everything still decrypts.
+    // 2. The worker is interrupted: rotate, then kill -9 at once; the next
+    //    start resumes from the database, again with no failed read.
+    let rotated = server.post("/v1/operator/keyring/rotate", json!({})).await;
+    assert_eq!(rotated.status, StatusCode::ACCEPTED, "{rotated:?}");
+    let third_kek = rotated.body["active_kek"].as_str().unwrap().to_owned();
+    server.kill9().await;
+    let left = fetch_blobs(
+        &db,
+        &format!("SELECT wrapped FROM tenant_data_keys WHERE kek_id <> '{third_kek}'"),
+    )
+    .await
+    .len();
+    eprintln!("data keys left to rewrap after kill -9: {left}");
+    let mut server = TestServer::start(&db).await;
+    let (stop, readers) = start_readers(&server, &creds, 3, deadline);
+    let status = rewrapped(&server).await;
+    assert_eq!(
+        status["active_kek"],
+        third_kek.as_str(),
+        "the rotation was durable"
+    );
+    stop_readers(stop, readers).await;
     server.stop().await;
+
+    // 3. Only the active KEK left in the keyring: everything still decrypts.
     let path = db.keyring_path();
     let text = std::fs::read_to_string(&path).unwrap();
     let keys: Vec<&str> = text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .collect();
-    assert_eq!(keys.len(), 2, "{text}");
+    assert_eq!(keys.len(), 3, "{text}");
     std::fs::write(&path, format!("{}\n", keys[0])).unwrap();
     let server = TestServer::start(&db).await;
     let status = server.get("/v1/operator/keyring").await.body;
     assert_eq!(status["keks"].as_array().unwrap().len(), 1, "{status}");
-    for (t, id) in &creds {
-        assert_eq!(
-            reveal(&server, t, id).await.body["data"]["access_token"],
-            ACCESS_TOKEN
-        );
-        let settings = server
-            .post(&format!("/v1/tenants/{t}/settings/smtp/reveal"), json!({}))
-            .await;
-        assert_eq!(settings.body["data"]["password"], "settings-password-rot");
-    }
+    assert_eq!(status["active_kek"], third_kek.as_str());
+    let (stop, readers) = start_readers(&server, &creds, 2, deadline);
+    stop_readers(stop, readers).await;
+    assert!(std::time::Instant::now() < deadline, "took too long");
 }
 
 async fn tenant_data_key_rotation(backend: Backend) {
@@ -938,4 +1067,638 @@ async fn embedded_mode_generates_a_master_key_once() {
             .any(|k| k["in_keyring"] == false),
         "{status}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Issue 8: keyring races, private files, sealed signing seeds, settings
+// depth, purge shredding, keyring write failures, one signing key per cluster.
+// ---------------------------------------------------------------------------
+
+/// The key ids of a keyring file (from its `# kek_… ` comments are not
+/// trusted: the keys are parsed and fingerprinted like the server does).
+fn keyring_keys(path: &std::path::Path) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| base64::engine::general_purpose::STANDARD.decode(l).unwrap())
+        .collect()
+}
+
+fn kek_id(key: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"tenantry-kek-id:")
+        .chain_update(key)
+        .finalize();
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("kek_{hex}")
+}
+
+/// Every value of the first column (a BLOB/BYTEA) of `sql`, read past Tenantry.
+async fn fetch_blobs(db: &TestDb, sql: &str) -> Vec<Vec<u8>> {
+    match db.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(
+                    sqlx::sqlite::SqliteConnectOptions::new()
+                        .filename(db.data_dir().join("tenantry.db"))
+                        .read_only(true),
+                )
+                .await
+                .unwrap();
+            let rows: Vec<(Vec<u8>,)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows.into_iter().map(|r| r.0).collect()
+        }
+        Backend::Postgres => {
+            let pool = db.pg_superuser().await;
+            let rows: Vec<(Vec<u8>,)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows.into_iter().map(|r| r.0).collect()
+        }
+    }
+}
+
+/// Whether `needle` is in `haystack` as raw bytes or as hex (how pg_dump
+/// writes a bytea).
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    let hex: String = needle.iter().map(|b| format!("{b:02x}")).collect();
+    haystack.windows(needle.len()).any(|w| w == needle)
+        || haystack
+            .windows(hex.len())
+            .any(|w| w.eq_ignore_ascii_case(hex.as_bytes()))
+}
+
+/// Polls the keyring status until nothing waits to be rewrapped (bounded).
+async fn rewrapped(server: &TestServer) -> Value {
+    for _ in 0..300 {
+        let status = server.get("/v1/operator/keyring").await.body;
+        if status["rewrap_pending"] == 0 {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the rewrap did not finish within 30 s");
+}
+
+/// Asserts the server's keyring status matches the file: every KEK that
+/// wraps something is in the keyring, and the keyring is exactly the file.
+fn assert_consistent(status: &Value, file: &std::path::Path) {
+    let file_ids: Vec<String> = keyring_keys(file).iter().map(|k| kek_id(k)).collect();
+    let keks = status["keks"].as_array().unwrap();
+    for kek in keks {
+        assert_eq!(kek["in_keyring"], true, "a KEK in use is missing: {status}");
+        assert!(
+            file_ids.contains(&kek["id"].as_str().unwrap().to_owned()),
+            "{status}"
+        );
+    }
+    assert_eq!(keks.len(), file_ids.len(), "{status}");
+    assert_eq!(status["active_kek"], file_ids[0].as_str(), "{status}");
+}
+
+async fn concurrent_kek_rotations_keep_every_key(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut server = TestServer::start(&db).await;
+    let tenants = ["acme", "globex", "initech", "umbrella", "hooli"];
+    let mut creds = Vec::new();
+    for t in tenants {
+        server.create_tenant(t).await;
+        creds.push((
+            t,
+            create(&server, t, whatsapp()).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ));
+        server
+            .put_settings(t, "smtp", json!({"password": "race-settings-secret"}))
+            .await;
+    }
+    let path = db.keyring_path();
+    let before = keyring_keys(&path);
+    assert_eq!(before.len(), 1);
+
+    // 10 rotations over HTTP and 10 `tenantry keys rotate` processes, all at once.
+    let mut http = Vec::new();
+    for _ in 0..10 {
+        let (client, base) = (server.client.clone(), server.base.clone());
+        http.push(tokio::spawn(async move {
+            let r = client
+                .post(format!("{base}/v1/operator/keyring/rotate"))
+                .bearer_auth(common::ROOT_KEY)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap_or_default())
+        }));
+    }
+    let mut cli = Vec::new();
+    for _ in 0..10 {
+        let mut cmd = db.command(&[("TENANTRY_ROOT_KEY", common::ROOT_KEY)]);
+        cmd.args(["keys", "rotate"]);
+        cli.push(tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_secs(120), cmd.output())
+                .await
+                .expect("a CLI rotation hung")
+                .unwrap()
+        }));
+    }
+    for task in http {
+        let (status, text) = task.await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    }
+    for task in cli {
+        let out = task.await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // No rotation was lost: the file holds the first key and 20 new ones.
+    let after = keyring_keys(&path);
+    assert_eq!(after.len(), 21, "lost rotations");
+    assert!(after.contains(&before[0]));
+    let mut ids: Vec<String> = after.iter().map(|k| kek_id(k)).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 21);
+    // The server follows the file (the CLI rotated it behind its back).
+    let status = rewrapped(&server).await;
+    assert_consistent(&status, &path);
+    for (t, id) in &creds {
+        assert_eq!(
+            reveal(&server, t, id).await.body["data"]["access_token"],
+            ACCESS_TOKEN
+        );
+    }
+
+    server.stop().await;
+    let server = TestServer::start(&db).await;
+    let status = rewrapped(&server).await;
+    assert_consistent(&status, &path);
+    assert_eq!(status["keks"].as_array().unwrap().len(), 21, "{status}");
+    for (t, id) in &creds {
+        assert_eq!(
+            reveal(&server, t, id).await.body["data"]["access_token"],
+            ACCESS_TOKEN
+        );
+        let s = server
+            .post(&format!("/v1/tenants/{t}/settings/smtp/reveal"), json!({}))
+            .await;
+        assert_eq!(s.body["data"]["password"], "race-settings-secret", "{s:?}");
+    }
+    // Tokens still sign and verify (their seed was rewrapped too).
+    let key = server
+        .post(
+            "/v1/tenants/acme/api-keys",
+            json!({"name": "k", "scopes": ["tenant:read"]}),
+        )
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = server
+        .call_as(Some(&key), Method::POST, "/v1/tokens", Some(json!({})))
+        .await;
+    assert_eq!(token.status, StatusCode::CREATED, "{token:?}");
+}
+
+async fn private_files_and_no_key_material_in_storage(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    // No root key given: one is generated into the data directory.
+    let mut server = TestServer::start_with(&db, &[]).await;
+    let root_path = db.data_dir().join("root.key");
+    let root = std::fs::read_to_string(&root_path)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let as_root =
+        |m: Method, p: &'static str, b: Option<Value>| server.call_as(Some(&root), m, p, b);
+    assert_eq!(
+        as_root(
+            Method::POST,
+            "/v1/tenants",
+            Some(json!({"id": "acme", "name": "Acme"}))
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    let api_key = as_root(
+        Method::POST,
+        "/v1/tenants/acme/api-keys",
+        Some(json!({"name": "k", "scopes": ["tenant:read"]})),
+    )
+    .await
+    .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let operator_key = as_root(
+        Method::POST,
+        "/v1/operator-keys",
+        Some(json!({"name": "ci"})),
+    )
+    .await
+    .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = server
+        .call_as(Some(&api_key), Method::POST, "/v1/tokens", Some(json!({})))
+        .await;
+    assert_eq!(token.status, StatusCode::CREATED, "{token:?}");
+    if backend == Backend::Sqlite {
+        let dir = db.data_dir();
+        assert_eq!(common::file_mode(&dir), 0o700, "data directory");
+        for name in [
+            "tenantry.db",
+            "tenantry.db-wal",
+            "tenantry.db-shm",
+            "master.key",
+            "root.key",
+        ] {
+            let path = dir.join(name);
+            if path.exists() {
+                assert_eq!(common::file_mode(&path), 0o600, "{name}");
+            } else {
+                assert!(
+                    name.ends_with("-wal") || name.ends_with("-shm"),
+                    "{name} missing"
+                );
+            }
+        }
+    }
+    server.stop().await;
+
+    // A signing key stored in clear by an older version is sealed at start.
+    let seed: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(0xA5));
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let (seed_sql, public_sql) = match backend {
+        Backend::Sqlite => (format!("X'{}'", hex(&seed)), format!("X'{}'", hex(&public))),
+        Backend::Postgres => (
+            format!("'\\x{}'::bytea", hex(&seed)),
+            format!("'\\x{}'::bytea", hex(&public)),
+        ),
+    };
+    db.exec("UPDATE signing_keys SET retired_at = created_at WHERE retired_at IS NULL")
+        .await;
+    assert_eq!(
+        db.exec(&format!(
+            "INSERT INTO signing_keys (kid, seed, public_key, created_at) \
+             SELECT 'sig_legacy', {seed_sql}, {public_sql}, created_at FROM signing_keys LIMIT 1"
+        ))
+        .await,
+        1
+    );
+    if backend == Backend::Sqlite {
+        // Existing files that are too open are tightened at start.
+        use std::os::unix::fs::PermissionsExt;
+        let dir = db.data_dir();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            dir.join("tenantry.db"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let mut server = TestServer::start_with(&db, &[]).await;
+    if backend == Backend::Sqlite {
+        assert_eq!(common::file_mode(&db.data_dir()), 0o700);
+        assert_eq!(common::file_mode(&db.data_dir().join("tenantry.db")), 0o600);
+    }
+    let jwks = server.get("/.well-known/jwks.json").await.body;
+    let legacy = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == "sig_legacy")
+        .unwrap_or_else(|| panic!("{jwks}"))
+        .clone();
+    use base64::Engine;
+    assert_eq!(
+        legacy["x"],
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public)
+    );
+    // It signs: a new token names it and verifies.
+    let token = server
+        .call_as(Some(&api_key), Method::POST, "/v1/tokens", Some(json!({})))
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], "sig_legacy");
+    assert_eq!(
+        server
+            .call_as(Some(&token), Method::GET, "/v1/tenants/acme", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Seeds move with the KEK like data keys do.
+    let rotated = server
+        .call_as(
+            Some(&root),
+            Method::POST,
+            "/v1/operator/keyring/rotate",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::ACCEPTED, "{rotated:?}");
+    let new_kek = rotated.body["active_kek"].as_str().unwrap().to_owned();
+    let mut moved = false;
+    for _ in 0..300 {
+        let n = fetch_blobs(
+            &db,
+            &format!("SELECT wrapped_seed FROM signing_keys WHERE kek_id <> '{new_kek}' OR kek_id IS NULL"),
+        )
+        .await
+        .len();
+        if n == 0 {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(moved, "signing seeds were not rewrapped");
+    assert_eq!(
+        fetch_blobs(&db, "SELECT seed FROM signing_keys WHERE length(seed) > 0")
+            .await
+            .len(),
+        0,
+        "no seed is stored in clear"
+    );
+    server.stop().await;
+
+    let bytes = db.raw_bytes().await;
+    assert!(bytes.len() > 1000);
+    assert!(!holds(&bytes, &seed), "a signing seed is stored in clear");
+    let keyring = match backend {
+        Backend::Sqlite => db.data_dir().join("master.key"),
+        Backend::Postgres => db.keyring_path(),
+    };
+    let keks = keyring_keys(&keyring);
+    assert_eq!(keks.len(), 2);
+    for kek in &keks {
+        assert!(!holds(&bytes, kek), "a KEK is in the database");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(kek);
+        assert!(!holds(&bytes, b64.as_bytes()), "a KEK is in the database");
+    }
+    for secret in [&root, &api_key, &operator_key] {
+        let tail = &secret[secret.len() - 24..];
+        assert!(!holds(&bytes, tail.as_bytes()), "a key is stored in clear");
+    }
+    // The dump is real: the public half is there.
+    assert!(holds(&bytes, &public));
+}
+
+/// `{"l<n-1>": … {"l0": {"password": …}}}`: `levels` objects around one
+/// with a secret, so `levels + 1` deep as sent and `levels + 2` as stored.
+fn nested_secret(levels: usize) -> Value {
+    let mut v = json!({"password": "deeply-nested-secret-1"});
+    for i in 0..levels {
+        v = json!({ format!("l{i}"): v });
+    }
+    v
+}
+
+async fn settings_depth_is_bounded(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    // 32 levels as stored (the sealed value is the 32nd): accepted, readable, revealable.
+    let deepest = nested_secret(30);
+    let put = server.put_settings("acme", "deep", deepest.clone()).await;
+    assert_eq!(put.status, StatusCode::OK, "{put:?}");
+    let masked = server.get("/v1/tenants/acme/settings/deep").await;
+    assert_eq!(masked.status, StatusCode::OK, "{masked:?}");
+    let mut at = &masked.body["data"];
+    for i in (0..30).rev() {
+        at = &at[format!("l{i}")];
+    }
+    assert_eq!(at["password"], "****et-1");
+    let revealed = server
+        .post("/v1/tenants/acme/settings/deep/reveal", json!({}))
+        .await;
+    assert_eq!(revealed.body["data"], deepest, "{revealed:?}");
+    // 33 as stored (only 32 as sent): refused, naming the value.
+    let expected: Vec<String> = (0..31).rev().map(|i| format!("l{i}")).collect();
+    server
+        .put_settings("acme", "deeper", nested_secret(31))
+        .await
+        .assert_invalid(&format!("{}.password", expected.join(".")));
+    // Without secrets: 32 levels accepted, 33 refused.
+    let plain = |levels: usize| {
+        let mut v = json!({"x": 1});
+        for i in 0..levels {
+            v = json!({ format!("p{i}"): v });
+        }
+        v
+    };
+    assert_eq!(
+        server.put_settings("acme", "plain", plain(31)).await.status,
+        StatusCode::OK
+    );
+    let refused = server.put_settings("acme", "plain", plain(32)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{refused:?}"
+    );
+    assert_eq!(refused.body["errors"][0]["code"], "too_deep", "{refused:?}");
+    // The document of the report (127 deep) is refused instead of stored unreadable.
+    server
+        .put_settings("acme", "report", nested_secret(126))
+        .await
+        .assert_problem(422, "validation_failed");
+    for category in ["deeper", "report"] {
+        server
+            .get(&format!("/v1/tenants/acme/settings/{category}"))
+            .await
+            .assert_problem(404, "settings_not_found");
+    }
+    // The tenant's data key still rotates, and everything reads back.
+    let rotated = server
+        .post("/v1/operator/tenants/acme/data-key/rotate", json!({}))
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{rotated:?}");
+    let revealed = server
+        .post("/v1/tenants/acme/settings/deep/reveal", json!({}))
+        .await;
+    assert_eq!(revealed.body["data"], deepest, "{revealed:?}");
+}
+
+async fn purge_leaves_no_wrapped_key_in_the_files(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    for t in ["acme", "globex"] {
+        server.create_tenant(t).await;
+        create(&server, t, whatsapp()).await;
+    }
+    let sql = |t: &str| format!("SELECT wrapped FROM tenant_data_keys WHERE tenant_id = '{t}'");
+    let mut acme = fetch_blobs(&db, &sql("acme")).await;
+    // A second wrapping of the same key (older versions of its row exist too).
+    server.post("/v1/operator/keyring/rotate", json!({})).await;
+    rewrapped(&server).await;
+    acme.extend(fetch_blobs(&db, &sql("acme")).await);
+    let globex = fetch_blobs(&db, &sql("globex")).await;
+    assert_eq!((acme.len(), globex.len()), (2, 1));
+    assert_ne!(acme[0], acme[1]);
+    let purged = server
+        .call(Method::DELETE, "/v1/tenants/acme?purge=true", None)
+        .await;
+    assert_eq!(purged.status, StatusCode::NO_CONTENT, "{purged:?}");
+    // Read while the server runs: the database file and its WAL as they are.
+    let bytes = db.raw_bytes().await;
+    for wrapped in &acme {
+        assert!(
+            !holds(&bytes, wrapped),
+            "the purged tenant's wrapped data key is recoverable"
+        );
+    }
+    assert!(holds(&bytes, &globex[0]), "the search is real");
+}
+
+async fn keyring_write_failure_has_its_own_code(backend: Backend) {
+    use base64::Engine;
+    let db = TestDb::new(backend).await;
+    let dir = db.dir.path().join("keyring-dir");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("keyring");
+    let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(13).wrapping_add(7));
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        ),
+    )
+    .unwrap();
+    let file_env = file.display().to_string();
+    let env = [
+        ("TENANTRY_ROOT_KEY", common::ROOT_KEY),
+        ("TENANTRY_MASTER_KEY_FILE", file_env.as_str()),
+    ];
+    let server = TestServer::start_with(&db, &env).await;
+    server.create_tenant("acme").await;
+    let id = create(&server, "acme", whatsapp()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The keyring's directory is replaced by a file: nothing can be written there.
+    let away = db.dir.path().join("keyring-dir-away");
+    std::fs::rename(&dir, &away).unwrap();
+    std::fs::write(&dir, "not a directory").unwrap();
+    let failed = server.post("/v1/operator/keyring/rotate", json!({})).await;
+    failed.assert_problem(503, "keyring_write_failed");
+    assert!(failed.headers.contains_key("retry-after"), "{failed:?}");
+    // Nothing was activated; what exists still opens.
+    assert_eq!(
+        reveal(&server, "acme", &id).await.body["data"]["access_token"],
+        ACCESS_TOKEN
+    );
+    assert_eq!(
+        server.get("/v1/operator/keyring").await.body["keks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // A new data key is not wrapped while the keyring cannot be read back.
+    server.create_tenant("globex").await;
+    server
+        .post("/v1/tenants/globex/credentials", whatsapp())
+        .await
+        .assert_problem(503, "keyring_unavailable");
+    // Repaired: rotation and new data keys work again.
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::rename(&away, &dir).unwrap();
+    let rotated = server.post("/v1/operator/keyring/rotate", json!({})).await;
+    assert_eq!(rotated.status, StatusCode::ACCEPTED, "{rotated:?}");
+    create(&server, "globex", whatsapp()).await;
+    assert_eq!(
+        reveal(&server, "acme", &id).await.body["data"]["access_token"],
+        ACCESS_TOKEN
+    );
+
+    // A keyring given in TENANTRY_MASTER_KEY is read-only: a clear 409.
+    if backend == Backend::Sqlite {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let key = base64::engine::general_purpose::STANDARD.encode(key);
+        let server = TestServer::start_with(
+            &db,
+            &[
+                ("TENANTRY_ROOT_KEY", common::ROOT_KEY),
+                ("TENANTRY_MASTER_KEY", &key),
+            ],
+        )
+        .await;
+        server
+            .post("/v1/operator/keyring/rotate", json!({}))
+            .await
+            .assert_problem(409, "keyring_read_only");
+    }
+}
+
+async fn two_nodes_agree_on_one_signing_key(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    if backend == Backend::Sqlite {
+        // (Two SQLite processes do not migrate one file at the same moment.)
+        let (code, out, err) = db.run_command(&["migrate"], &[]).await;
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let (a, b) = tokio::join!(TestServer::start(&db), TestServer::start(&db));
+    let jwks_a = a.get("/.well-known/jwks.json").await.body;
+    let jwks_b = b.get("/.well-known/jwks.json").await.body;
+    assert_eq!(jwks_a, jwks_b);
+    assert_eq!(jwks_a["keys"].as_array().unwrap().len(), 1, "{jwks_a}");
+    a.create_tenant("acme").await;
+    let key = a
+        .post(
+            "/v1/tenants/acme/api-keys",
+            json!({"name": "k", "scopes": ["tenant:read"]}),
+        )
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (minter, verifier) in [(&a, &b), (&b, &a)] {
+        let token = minter
+            .call_as(Some(&key), Method::POST, "/v1/tokens", Some(json!({})))
+            .await
+            .body["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let used = verifier
+            .call_as(Some(&token), Method::GET, "/v1/tenants/acme", None)
+            .await;
+        assert_eq!(used.status, StatusCode::OK, "{used:?}");
+    }
+    // The keyring too was generated once (SQLite) or given (PostgreSQL).
+    let path = match backend {
+        Backend::Sqlite => db.data_dir().join("master.key"),
+        Backend::Postgres => db.keyring_path(),
+    };
+    assert_eq!(keyring_keys(&path).len(), 1);
 }

@@ -10,8 +10,8 @@ use crate::http::auth::Caller;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, RequestMeta};
 use crate::http::problem::{ApiError, Problem};
 use crate::vault::seal::{
-    envelope_of, mask_of, mask_settings, open_settings, open_value, seal_settings, seal_value,
-    sealed_field, uses_markers,
+    MAX_SETTINGS_DEPTH, deeper_than, envelope_of, mask_of, mask_settings, open_settings,
+    open_value, seal_settings, seal_value, sealed_field, uses_markers,
 };
 use axum::Json;
 use axum::extract::State;
@@ -529,10 +529,28 @@ pub async fn put_settings(
             ValidationError::new("body", "too_large", "settings may be at most 64 KiB").into(),
         );
     }
+    let too_deep = |path: String| -> ApiError {
+        ValidationError::new(
+            path,
+            "too_deep",
+            format!(
+                "settings may nest at most {MAX_SETTINGS_DEPTH} levels deep (the top-level object is 1; a sealed value counts as one more level)"
+            ),
+        )
+        .into()
+    };
+    if let Some(path) = deeper_than(&data, MAX_SETTINGS_DEPTH) {
+        return Err(too_deep(path));
+    }
     let now = state.clock.now();
     let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let dek = state.vault.active_dek(&mut tx, now).await?;
     let sealed = seal_settings(&dek, access.tenant.as_str(), &category, "", &data)?;
+    // Measured again as stored: sealing turns each sensitive value into an
+    // object, one level deeper than the key it replaces.
+    if let Some(path) = deeper_than(&sealed, MAX_SETTINGS_DEPTH) {
+        return Err(too_deep(path));
+    }
     tx.put_settings(&category, &sealed, now).await?;
     record(
         &state,

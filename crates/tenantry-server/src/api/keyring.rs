@@ -26,12 +26,13 @@ pub async fn status(
 /// Activate a new KEK (written to the keyring file); data keys are rewrapped
 /// in the background, with no failed reads meanwhile.
 #[utoipa::path(post, path = "/v1/operator/keyring/rotate", tag = "credentials",
-    responses((status = 202, body = KeyringStatus), (status = 409, description = "keyring_read_only", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, body = KeyringStatus), (status = 409, description = "keyring_read_only", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "keyring_write_failed: the keyring file could not be changed; nothing was activated", body = Problem, content_type = "application/problem+json")))]
 pub async fn rotate(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> Result<(StatusCode, Json<KeyringStatus>), ApiError> {
-    let kek = state.vault.rotate()?;
+    let kek = state.vault.rotate().await?;
     tracing::info!(kek_id = %kek, "key-encryption key rotated; rewrapping data keys");
     Ok((
         StatusCode::ACCEPTED,

@@ -465,6 +465,13 @@ pub async fn purge(state: &AppState, mut tx: TenantTx) -> Result<(), StoreError>
     announce(&mut tx, &[Invalidation::All]).await?;
     tx.purge().await?;
     state.forget(&[Invalidation::All]);
+    // SQLite: the deleted rows were zeroed (secure_delete); empty the WAL
+    // too, whose older frames still hold the wrapped data key.
+    if !state.store.shred_checkpoint().await? {
+        tracing::warn!(
+            "the write-ahead log could not be emptied after a purge; it will be at the next checkpoint"
+        );
+    }
     Ok(())
 }
 

@@ -124,8 +124,11 @@ pub async fn rotate(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> Result<Json<RotatedOut>, ApiError> {
-    let kid = TokenKeys::rotate(&state.store, state.clock.now()).await?;
-    state.tokens.load(&state.store, state.clock.now()).await?;
+    let kid = TokenKeys::rotate(&state.store, &state.vault, state.clock.now()).await?;
+    state
+        .tokens
+        .load(&state.store, &state.vault, state.clock.now())
+        .await?;
     state.forget(&[Invalidation::SigningKeys]);
     tracing::info!(%kid, "token signing key rotated");
     Ok(Json(RotatedOut { kid }))

@@ -54,6 +54,12 @@ pub enum ApiError {
     },
     /// A stored secret could not be decrypted (tampered, moved, or its key gone).
     DecryptionFailed,
+    /// The keyring file could not be changed (`keyring_write_failed`) or
+    /// read (`keyring_unavailable`): a server-side storage problem, 503.
+    Keyring {
+        code: &'static str,
+        detail: &'static str,
+    },
     Internal,
 }
 
@@ -193,6 +199,12 @@ impl ApiError {
                 "Decryption Failed",
                 "the stored secret could not be decrypted: it was tampered with, moved from another tenant or record, or its key is gone".into(),
             ),
+            ApiError::Keyring { code, detail } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                code,
+                "Service Unavailable",
+                (*detail).into(),
+            ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -251,6 +263,11 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
+        if let ApiError::Keyring { .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750: a challenge on every 401.
             response
@@ -271,6 +288,20 @@ impl From<crate::vault::VaultError> for ApiError {
                 detail: "the keyring comes from TENANTRY_MASTER_KEY; rotate by restarting with a new key first (or use TENANTRY_MASTER_KEY_FILE)".into(),
                 field: None,
             },
+            VaultError::KeyringWrite(why) => {
+                tracing::error!(error = %why, "cannot write the keyring");
+                ApiError::Keyring {
+                    code: "keyring_write_failed",
+                    detail: "the keyring file could not be changed (see the server's logs); nothing was activated and every existing key still works",
+                }
+            }
+            VaultError::KeyringRead(why) => {
+                tracing::error!(error = %why, "cannot read the keyring");
+                ApiError::Keyring {
+                    code: "keyring_unavailable",
+                    detail: "the keyring file could not be read (see the server's logs)",
+                }
+            }
             other => {
                 // Never garbage: a secret that does not decrypt is an explicit error.
                 tracing::error!(error = %other, "a sealed secret could not be opened");

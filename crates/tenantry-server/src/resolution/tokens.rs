@@ -6,6 +6,7 @@
 //! reach a verifier), requires a `kid` we issued, and checks `exp`.
 
 use crate::app::AppState;
+use crate::vault::{Vault, VaultError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -15,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::RwLock;
 use tenantry_core::TenantId;
 use tenantry_core::keys::Scopes;
+use tenantry_crypto::WrappedKey;
 use tenantry_store::{Store, StoreError};
+use zeroize::Zeroizing;
 
 /// The longest lifetime a token may have; a retired signing key verifies for
 /// this long after its retirement.
@@ -81,29 +84,79 @@ pub struct VerifiedToken {
 
 impl TokenKeys {
     /// Loads the keys from the database, creating the first one if none.
-    pub async fn load(&self, store: &Store, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Seeds are stored sealed by the vault's KEK; a plaintext seed left by
+    /// an older version is sealed here (and the SQLite log checkpointed so
+    /// the plaintext does not linger in it). Creation runs under a lock
+    /// across processes and re-reads, so two nodes starting at once on an
+    /// empty database agree on one key.
+    pub async fn load(
+        &self,
+        store: &Store,
+        vault: &Vault,
+        now: DateTime<Utc>,
+    ) -> Result<(), VaultError> {
         let mut op = store.operator_write().await?;
+        op.lock_signing_keys().await?;
         let mut rows = op.signing_keys().await?;
-        if rows.iter().all(|r| r.4.is_some()) {
+        let mut sealed_plaintext = false;
+        for row in &rows {
+            if row.sealed_seed.is_none() {
+                let seed =
+                    Zeroizing::new(<[u8; 32]>::try_from(row.plaintext_seed.as_slice()).map_err(
+                        |_| StoreError::Corrupt(format!("signing key {} is malformed", row.kid)),
+                    )?);
+                let wrapped = vault.wrap_signing_seed(&row.kid, &seed)?;
+                op.seal_signing_key(&row.kid, &wrapped.kek_id, &wrapped.ciphertext)
+                    .await?;
+                sealed_plaintext = true;
+            }
+        }
+        if rows.iter().all(|r| r.retired_at.is_some()) {
             let (kid, seed, public) = new_key();
-            op.add_signing_key(&kid, &seed, &public, now).await?;
+            let wrapped = vault.wrap_signing_seed(&kid, &seed)?;
+            op.add_signing_key(&kid, &wrapped.kek_id, &wrapped.ciphertext, &public, now)
+                .await?;
+            rows = op.signing_keys().await?;
+        } else if sealed_plaintext {
             rows = op.signing_keys().await?;
         }
         op.commit().await?;
+        if sealed_plaintext {
+            tracing::info!("token signing seeds sealed with the key-encryption key");
+            store.shred_checkpoint().await?;
+        }
         let mut keys = Vec::with_capacity(rows.len());
-        for (kid, seed, _public, _created, retired_at) in rows {
-            let Ok(seed) = <[u8; 32]>::try_from(seed.as_slice()) else {
-                return Err(StoreError::Corrupt(format!(
-                    "signing key {kid} is malformed"
-                )));
+        for row in rows {
+            let Some((kek_id, ciphertext)) = row.sealed_seed else {
+                return Err(
+                    StoreError::Corrupt(format!("signing key {} is not sealed", row.kid)).into(),
+                );
+            };
+            // A seed whose KEK is not in this keyring (a wrong or incomplete
+            // keyring) is left out: the server still starts (so the operator
+            // can see `/v1/operator/keyring`), tokens it signed do not verify
+            // here, and signing answers 503 until the keyring is fixed; no
+            // replacement key is made that other nodes could not open.
+            let seed = match vault.unwrap_signing_seed(
+                &row.kid,
+                &WrappedKey {
+                    kek_id: kek_id.clone(),
+                    ciphertext,
+                },
+            ) {
+                Ok(seed) => seed,
+                Err(err) => {
+                    tracing::error!(kid = %row.kid, kek_id, error = %err, "cannot open a token signing key");
+                    continue;
+                }
             };
             let signing = SigningKey::from_bytes(&seed);
             let verifying = signing.verifying_key();
             keys.push(Key {
-                kid,
+                kid: row.kid,
                 signing,
                 verifying,
-                retired_at,
+                retired_at: row.retired_at,
             });
         }
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
@@ -112,10 +165,17 @@ impl TokenKeys {
 
     /// Activates a new signing key; the previous one keeps verifying until
     /// its tokens have expired, then is deleted.
-    pub async fn rotate(store: &Store, now: DateTime<Utc>) -> Result<String, StoreError> {
+    pub async fn rotate(
+        store: &Store,
+        vault: &Vault,
+        now: DateTime<Utc>,
+    ) -> Result<String, VaultError> {
         let (kid, seed, public) = new_key();
+        let wrapped = vault.wrap_signing_seed(&kid, &seed)?;
         let mut op = store.operator_write().await?;
-        op.add_signing_key(&kid, &seed, &public, now).await?;
+        op.lock_signing_keys().await?;
+        op.add_signing_key(&kid, &wrapped.kek_id, &wrapped.ciphertext, &public, now)
+            .await?;
         op.prune_signing_keys(now - chrono::Duration::seconds(2 * MAX_TTL_SECONDS))
             .await?;
         op.notify(&crate::resolution::cache::Invalidation::SigningKeys.encode())
@@ -222,9 +282,9 @@ impl TokenKeys {
     }
 }
 
-fn new_key() -> (String, [u8; 32], [u8; 32]) {
-    let mut seed = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut seed);
+fn new_key() -> (String, Zeroizing<[u8; 32]>, [u8; 32]) {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(&mut seed[..]);
     let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
     let kid = tenantry_core::ids::prefixed_id("sig", rand::random());
     (kid, seed, public)

@@ -5,6 +5,7 @@
 //! Cipher and envelope format live in the `tenantry-crypto` crate; this
 //! module decides which key to use and where keys come from.
 
+mod keyring_file;
 pub mod rotation;
 pub mod seal;
 
@@ -14,7 +15,7 @@ use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use tenantry_core::TenantId;
-use tenantry_crypto::{CryptoError, DataKey, Kek, Keyring, WrappedKey};
+use tenantry_crypto::{CryptoError, DataKey, Keyring, WrappedKey};
 use tenantry_store::{StoreError, StoredDataKey, TenantTx};
 
 pub const MASTER_KEY_FILE: &str = "master.key";
@@ -31,9 +32,16 @@ pub enum VaultError {
         "the keyring comes from TENANTRY_MASTER_KEY and cannot be changed by the server; use TENANTRY_MASTER_KEY_FILE"
     )]
     ReadOnlyKeyring,
+    /// The keyring could not be changed on disk (nothing was activated).
     #[error("cannot write the keyring: {0}")]
-    Io(String),
+    KeyringWrite(String),
+    /// The keyring file could not be read.
+    #[error("cannot read the keyring: {0}")]
+    KeyringRead(String),
 }
+
+/// What a token-signing seed is sealed for (part of its associated data).
+pub const SIGNING_SEED: &str = "signing-key";
 
 /// Where the keyring came from, which decides whether the server may write it.
 #[derive(Debug, Clone)]
@@ -52,6 +60,9 @@ pub struct Vault {
     pub deks: moka::sync::Cache<(TenantId, String), Arc<DataKey>>,
     /// Wakes the rewrap worker after a rotation.
     pub rewrap_now: tokio::sync::Notify,
+    /// One rotation at a time in this process (the file lock serializes
+    /// processes).
+    rotating: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -61,19 +72,6 @@ impl std::fmt::Debug for Vault {
             .field("source", &self.source)
             .finish()
     }
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 impl Vault {
@@ -97,29 +95,22 @@ impl Vault {
             ),
             (None, _) => {
                 let path = config.data_dir.join(MASTER_KEY_FILE);
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => (
-                        Keyring::parse(&text).with_context(|| format!("{}", path.display()))?,
-                        Source::File(path),
-                    ),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        std::fs::create_dir_all(&config.data_dir)?;
-                        let keyring = Keyring::new(vec![Kek::generate()])?;
-                        write_private(&path, &keyring.to_text())
-                            .with_context(|| format!("cannot write {}", path.display()))?;
-                        let warning = format!(
-                            "generated a new master key in {} — BACK IT UP: without it no credential \
-                             stored by this server can ever be decrypted",
-                            path.display()
-                        );
-                        eprintln!("\n  !!! {warning}\n");
-                        tracing::warn!("{warning}");
-                        (keyring, Source::File(path))
-                    }
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("cannot read {}", path.display()));
-                    }
+                tenantry_store::private_dir(&config.data_dir)
+                    .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+                let (keyring, generated) = keyring_file::load_or_generate(&path)
+                    .with_context(|| format!("{}", path.display()))?;
+                tenantry_store::tighten_file(&path)
+                    .with_context(|| format!("{}", path.display()))?;
+                if generated {
+                    let warning = format!(
+                        "generated a new master key in {} — BACK IT UP: without it no credential \
+                         stored by this server can ever be decrypted",
+                        path.display()
+                    );
+                    eprintln!("\n  !!! {warning}\n");
+                    tracing::warn!("{warning}");
                 }
+                (keyring, Source::File(path))
             }
         };
         tracing::info!(
@@ -135,6 +126,7 @@ impl Vault {
                 .time_to_idle(std::time::Duration::from_secs(600))
                 .build(),
             rewrap_now: tokio::sync::Notify::new(),
+            rotating: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -155,13 +147,13 @@ impl Vault {
     }
 
     /// Re-reads a file keyring (another process may have rotated it).
-    /// Returns whether it changed.
+    /// Returns whether it changed. The file is the truth: keys an operator
+    /// removed from it are dropped from memory too.
     pub fn reload(&self) -> Result<bool, VaultError> {
         let Source::File(path) = &self.source else {
             return Ok(false);
         };
-        let text = std::fs::read_to_string(path).map_err(|e| VaultError::Io(e.to_string()))?;
-        let fresh = Keyring::parse(&text)?;
+        let fresh = keyring_file::read(path)?;
         let changed = fresh.ids() != self.keyring().ids();
         if changed {
             tracing::info!(active_kek = fresh.active().id(), "keyring reloaded");
@@ -170,22 +162,57 @@ impl Vault {
         Ok(changed)
     }
 
-    /// Activates a new KEK: written to the keyring file (the old keys kept
-    /// after it), then used for every new wrap; the rewrap worker moves
-    /// existing data keys to it.
-    pub fn rotate(&self) -> Result<String, VaultError> {
+    /// The keyring to wrap with: for a keyring file, as read from disk now,
+    /// so nothing is ever wrapped by a key that is not durably in the file
+    /// (another process may have rotated it, an operator may have edited it).
+    pub fn durable_keyring(&self) -> Result<Arc<Keyring>, VaultError> {
+        self.reload()?;
+        Ok(self.keyring())
+    }
+
+    /// Activates a new KEK: added to the keyring file under its lock (the
+    /// old keys kept after it, starting from the file as it is on disk),
+    /// read back and checked, and only then used for new wraps; the rewrap
+    /// worker moves existing data keys to it.
+    pub async fn rotate(&self) -> Result<String, VaultError> {
         let Source::File(path) = &self.source else {
             return Err(VaultError::ReadOnlyKeyring);
         };
-        // Start from the file, in case another process rotated it already.
-        let _ = self.reload();
-        let kek = Kek::generate();
-        let id = kek.id().to_owned();
-        let keyring = self.keyring().with_active(kek);
-        write_private(path, &keyring.to_text()).map_err(|e| VaultError::Io(e.to_string()))?;
+        let _in_process = self.rotating.lock().await;
+        let path = path.clone();
+        let keyring = tokio::task::spawn_blocking(move || keyring_file::rotate(&path))
+            .await
+            .map_err(|e| VaultError::KeyringWrite(format!("the rotation did not finish: {e}")))??;
+        let id = keyring.active().id().to_owned();
         self.set_keyring(keyring);
         self.rewrap_now.notify_one();
         Ok(id)
+    }
+
+    /// Seals a token-signing seed under the durable keyring's active KEK.
+    pub fn wrap_signing_seed(&self, kid: &str, seed: &[u8; 32]) -> Result<WrappedKey, VaultError> {
+        let keyring = self.durable_keyring()?;
+        Ok(tenantry_crypto::wrap_secret(
+            &keyring,
+            SIGNING_SEED,
+            kid,
+            seed,
+        )?)
+    }
+
+    /// Opens a sealed token-signing seed, re-reading the keyring once if
+    /// its KEK is unknown.
+    pub fn unwrap_signing_seed(
+        &self,
+        kid: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<zeroize::Zeroizing<[u8; 32]>, VaultError> {
+        match tenantry_crypto::unwrap_secret(&self.keyring(), SIGNING_SEED, kid, wrapped) {
+            Err(CryptoError::UnknownKek(_)) if self.reload()? => Ok(
+                tenantry_crypto::unwrap_secret(&self.keyring(), SIGNING_SEED, kid, wrapped)?,
+            ),
+            other => Ok(other?),
+        }
     }
 
     /// Unwraps a stored data key, re-reading the keyring once if its KEK is
@@ -229,7 +256,7 @@ impl Vault {
     ) -> Result<Arc<DataKey>, VaultError> {
         let tenant = tx.tenant_id().clone();
         let dek = DataKey::generate(tenantry_core::ids::prefixed_id("dek", rand::random()));
-        let wrapped = tenantry_crypto::wrap(&self.keyring(), tenant.as_str(), &dek)?;
+        let wrapped = tenantry_crypto::wrap(&*self.durable_keyring()?, tenant.as_str(), &dek)?;
         tx.insert_data_key(&StoredDataKey {
             id: dek.id().to_owned(),
             kek_id: wrapped.kek_id,

@@ -13,14 +13,22 @@ use tenantry_core::credentials::CredentialKind;
 use tenantry_crypto::{Binding, WrappedKey};
 use tenantry_store::Store;
 
-/// Rewraps up to `batch` data keys not yet under the active KEK. Returns how
-/// many were moved; 0 means the backlog is empty (or only holds keys whose
-/// KEK is missing from the keyring, which are reported, not lost).
+/// Rewraps up to `batch` data keys not yet under the active KEK, and every
+/// token-signing seed not under it. Returns how many were moved; 0 means the
+/// backlog is empty (or only holds keys whose KEK is missing from the
+/// keyring, which are reported, not lost). The keyring is read from disk
+/// first: keys only ever move to a KEK that is durably in the keyring file,
+/// and a process whose copy is stale never moves them back to an older one.
 pub async fn rewrap_batch(store: &Store, vault: &Vault, batch: i64) -> Result<usize, VaultError> {
-    let keyring = vault.keyring();
+    let keyring = vault.durable_keyring()?;
     let active = keyring.active().id().to_owned();
     let mut op = store.operator_read().await?;
     let pending = op.data_keys_not_wrapped_by(&active, batch).await?;
+    let seeds_pending = op.signing_keys().await?.iter().any(|k| {
+        k.sealed_seed
+            .as_ref()
+            .is_some_and(|(kek, _)| *kek != active)
+    });
     op.commit().await?;
     let mut moved = 0;
     for (tenant, dek_id, kek_id) in pending {
@@ -48,6 +56,49 @@ pub async fn rewrap_batch(store: &Store, vault: &Vault, batch: i64) -> Result<us
         }
         tx.commit().await?;
     }
+    if seeds_pending {
+        moved += rewrap_signing_seeds(store, vault, &keyring).await?;
+    }
+    Ok(moved)
+}
+
+async fn rewrap_signing_seeds(
+    store: &Store,
+    vault: &Vault,
+    keyring: &tenantry_crypto::Keyring,
+) -> Result<usize, VaultError> {
+    let active = keyring.active().id();
+    let mut op = store.operator_write().await?;
+    let mut moved = 0;
+    for key in op.signing_keys().await? {
+        let Some((kek_id, ciphertext)) = key.sealed_seed else {
+            continue;
+        };
+        if kek_id == active {
+            continue;
+        }
+        let seed = match vault.unwrap_signing_seed(
+            &key.kid,
+            &WrappedKey {
+                kek_id: kek_id.clone(),
+                ciphertext,
+            },
+        ) {
+            Ok(seed) => seed,
+            Err(err) => {
+                tracing::error!(kid = %key.kid, kek_id, error = %err, "cannot rewrap a token signing seed");
+                continue;
+            }
+        };
+        let wrapped = tenantry_crypto::wrap_secret(keyring, super::SIGNING_SEED, &key.kid, &seed)?;
+        if op
+            .rewrap_signing_key(&key.kid, &kek_id, &wrapped.kek_id, &wrapped.ciphertext)
+            .await?
+        {
+            moved += 1;
+        }
+    }
+    op.commit().await?;
     Ok(moved)
 }
 
@@ -69,7 +120,8 @@ pub struct KekStatus {
     pub active: bool,
     /// Whether this server's keyring holds it.
     pub in_keyring: bool,
-    /// Data keys it wraps. A non-active KEK at 0 can be removed from the keyring.
+    /// Keys it wraps: tenants' data keys and token-signing seeds. A
+    /// non-active KEK at 0 can be removed from the keyring.
     pub data_keys: i64,
     pub retirable: bool,
 }
@@ -78,13 +130,18 @@ pub struct KekStatus {
 pub struct KeyringStatus {
     pub active_kek: String,
     pub keks: Vec<KekStatus>,
-    /// Data keys still wrapped by a KEK other than the active one.
+    /// Keys (data keys and signing seeds) still wrapped by a KEK other than the active one.
     pub rewrap_pending: i64,
     /// Whether the server can rotate the keyring itself (a keyring file).
     pub writable: bool,
 }
 
 pub async fn status(store: &Store, vault: &Vault) -> Result<KeyringStatus, VaultError> {
+    // The file as it is now (the CLI may have rotated it); if it cannot be
+    // read, the status still answers, from the keyring in memory.
+    if let Err(err) = vault.reload() {
+        tracing::warn!(error = %err, "cannot re-read the keyring; showing the one in memory");
+    }
     let keyring = vault.keyring();
     let active = keyring.active().id().to_owned();
     let mut op = store.operator_read().await?;

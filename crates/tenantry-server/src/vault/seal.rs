@@ -200,3 +200,60 @@ pub fn uses_markers(value: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+/// How deeply settings may nest, counted on the document as stored (after
+/// sealing, where each sealed value is an object of its own) and as sent:
+/// the top-level object is depth 1. Far below the JSON parser's limit, so a
+/// stored document can always be read back, revealed and re-encrypted.
+pub const MAX_SETTINGS_DEPTH: usize = 32;
+
+/// The dotted path of the first object or array nested deeper than `max`
+/// (`value` itself at depth 1), if any.
+pub fn deeper_than(value: &Value, max: usize) -> Option<String> {
+    fn walk(value: &Value, depth: usize, max: usize, path: &str) -> Option<String> {
+        let children: Vec<(String, &Value)> = match value {
+            Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), v))
+                .collect(),
+            _ => return None,
+        };
+        if depth > max {
+            return Some(if path.is_empty() {
+                "body".to_owned()
+            } else {
+                path.to_owned()
+            });
+        }
+        children.into_iter().find_map(|(key, child)| {
+            let child_path = if path.is_empty() {
+                key
+            } else {
+                format!("{path}.{key}")
+            };
+            walk(child, depth + 1, max, &child_path)
+        })
+    }
+    walk(value, 1, max, "")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn depth_is_counted_from_the_top_object() {
+        assert_eq!(deeper_than(&json!({}), 1), None);
+        assert_eq!(deeper_than(&json!({"a": {}}), 1), Some("a".into()));
+        assert_eq!(
+            deeper_than(&json!({"a": [1, {"b": 2}]}), 2),
+            Some("a.1".into())
+        );
+        assert_eq!(deeper_than(&json!({"a": [1, {"b": 2}]}), 3), None);
+        assert_eq!(deeper_than(&json!({"a": "x"}), 1), None);
+    }
+}

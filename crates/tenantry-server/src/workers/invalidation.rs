@@ -24,7 +24,11 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         match received {
             Ok(Some(notification)) => match Invalidation::decode(notification.payload()) {
                 Some(Invalidation::SigningKeys) => {
-                    if let Err(err) = state.tokens.load(&state.store, state.clock.now()).await {
+                    if let Err(err) = state
+                        .tokens
+                        .load(&state.store, &state.vault, state.clock.now())
+                        .await
+                    {
                         tracing::warn!(error = %err, "could not reload token signing keys");
                     }
                 }
@@ -34,7 +38,11 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             Ok(None) => {
                 tracing::warn!("invalidation listener reconnected; dropping every cached entry");
                 state.apply(&Invalidation::All);
-                if let Err(err) = state.tokens.load(&state.store, state.clock.now()).await {
+                if let Err(err) = state
+                    .tokens
+                    .load(&state.store, &state.vault, state.clock.now())
+                    .await
+                {
                     tracing::warn!(error = %err, "could not reload token signing keys");
                 }
             }

@@ -316,6 +316,14 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A `tenantry` command against this database, not started (to run
+    /// several at once).
+    pub fn command(&self, extra_env: &[(&str, &str)]) -> Command {
+        base_command(self, extra_env)
+    }
+}
+
 fn base_command(db: &TestDb, extra_env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantry"));
     // A clean environment: only what the test says (no stray TENANTRY_*).
