@@ -1054,6 +1054,8 @@ async fn embedded_mode_generates_a_master_key_once() {
     std::fs::write(&path, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
     let server = TestServer::start(&db).await;
     expect_decryption_failures(&server);
+    server.expect_warning("cannot open a token signing key");
+    server.expect_warning("cannot rewrap a token signing seed");
     server.expect_warning("cannot rewrap a data key");
     reveal(&server, "acme", &id)
         .await
@@ -1375,6 +1377,7 @@ async fn private_files_and_no_key_material_in_storage(backend: Backend) {
         .unwrap();
     }
     let mut server = TestServer::start_with(&db, &[]).await;
+    server.expect_warning("open to other users");
     if backend == Backend::Sqlite {
         assert_eq!(common::file_mode(&db.data_dir()), 0o700);
         assert_eq!(common::file_mode(&db.data_dir().join("tenantry.db")), 0o600);
@@ -1599,6 +1602,14 @@ async fn keyring_write_failure_has_its_own_code(backend: Backend) {
         ("TENANTRY_MASTER_KEY_FILE", file_env.as_str()),
     ];
     let server = TestServer::start_with(&db, &env).await;
+    for line in [
+        "cannot write the keyring",
+        "cannot read the keyring",
+        "cannot re-read the keyring",
+        "Status code: 5",
+    ] {
+        server.expect_warning(line);
+    }
     server.create_tenant("acme").await;
     let id = create(&server, "acme", whatsapp()).await["id"]
         .as_str()
