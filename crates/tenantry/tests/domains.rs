@@ -23,6 +23,7 @@ on_both_backends!(
     pending_domains_verify_through_dns,
     competing_claims,
     force_verify_is_for_operators,
+    concurrent_verifications,
     dns_outage_is_503
 );
 
@@ -502,4 +503,104 @@ async fn dns_outage_is_503(backend: Backend) {
     resolve_host(&server, "support.acme.com")
         .await
         .assert_problem(404, "tenant_not_found");
+}
+
+/// Verifications racing: of one claim (all succeed), and of two tenants'
+/// claims whose tokens are both in the zone (exactly one wins, the other is
+/// refused; never a 5xx or a deadlock).
+async fn concurrent_verifications(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dns = TestDns::start().await;
+    let server = start(&db, &dns).await;
+    let a = admin_key(&server, "acme").await;
+    let b = admin_key(&server, "globex").await;
+
+    let token = token_of(&claim(&server, &a, "acme", "one.example.com").await);
+    dns.set_txt("_tenantry-challenge.one.example.com", &[&token]);
+    let same = futures_join(
+        (0..6)
+            .map(|_| verify(&server, &a, "acme", "one.example.com", None))
+            .collect(),
+    )
+    .await;
+    for reply in &same {
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        assert_eq!(reply.body["status"], "verified");
+    }
+
+    for round in 0..3 {
+        let domain = format!("race{round}.example.com");
+        let token_a = token_of(&claim(&server, &a, "acme", &domain).await);
+        let token_b = token_of(&claim(&server, &b, "globex", &domain).await);
+        dns.set_txt(
+            &format!("_tenantry-challenge.{domain}"),
+            &[&token_a, &token_b],
+        );
+        let (ra, rb) = tokio::join!(
+            verify(&server, &a, "acme", &domain, None),
+            verify(&server, &b, "globex", &domain, None)
+        );
+        let winners: Vec<&str> = [("acme", &ra), ("globex", &rb)]
+            .into_iter()
+            .filter(|(_, r)| r.status == StatusCode::OK)
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(winners.len(), 1, "{ra:?}\n{rb:?}");
+        for reply in [&ra, &rb] {
+            assert!(
+                [200, 404, 409].contains(&reply.status.as_u16()),
+                "{reply:?}"
+            );
+        }
+        let reply = resolve_host(&server, &domain).await;
+        assert_eq!(reply.body["tenant"]["id"], winners[0], "{reply:?}");
+        let loser = if winners[0] == "acme" {
+            "globex"
+        } else {
+            "acme"
+        };
+        let listed = server.get(&format!("/v1/tenants/{loser}/domains")).await;
+        assert!(
+            listed.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|d| d["domain"] != domain.as_str()),
+            "{listed:?}"
+        );
+    }
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn futures_join<F: std::future::Future<Output = Reply>>(futures: Vec<F>) -> Vec<Reply> {
+    let mut handles = Vec::new();
+    for f in futures {
+        handles.push(Box::pin(f));
+    }
+    let mut out = Vec::new();
+    // Polled together: each is driven by the join below.
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<Reply>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(r) => {
+                        *result = Some(r);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().map(Option::unwrap));
+    out
 }

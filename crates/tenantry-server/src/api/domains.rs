@@ -250,8 +250,17 @@ pub async fn verify(
     let now = state.clock.now();
     let mut op = state.store.operator_write().await?;
     op.lock_domain(&domain).await?;
-    if op.find_domain_owner(&domain).await?.is_some() {
-        return Err(domain_taken());
+    match op.find_domain_owner(&domain).await? {
+        // A concurrent verification of this same claim won the lock.
+        Some(owner) if owner == id => {
+            op.commit().await?;
+            let mut tx = state.store.tenant_read(&id).await?;
+            let claim = tx.domain(&domain).await?.ok_or_else(domain_not_found)?;
+            tx.commit().await?;
+            return Ok(Json(claim.into()));
+        }
+        Some(_) => return Err(domain_taken()),
+        None => {}
     }
     let others: Vec<TenantId> = op
         .pending_domain_claimants(&domain)
