@@ -24,7 +24,8 @@ on_both_backends!(
     competing_claims,
     force_verify_is_for_operators,
     concurrent_verifications,
-    dns_outage_is_503
+    dns_outage_is_503,
+    legacy_domains_become_pending
 );
 
 /// A DNS server answering TXT queries from records the test sets; every
@@ -603,4 +604,68 @@ async fn futures_join<F: std::future::Future<Output = Reply>>(futures: Vec<F>) -
     .await;
     out.extend(results.into_iter().map(Option::unwrap));
     out
+}
+
+/// Migration 0007 on a database that has domains attached without proof:
+/// they become pending, each with a token of its own, and stop resolving
+/// until verified. The database is taken back to its shape before 0007 (the
+/// migration undone by hand), given such domains, and migrated again.
+async fn legacy_domains_become_pending(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dns = TestDns::start().await;
+    let mut server = start(&db, &dns).await;
+    server.create_tenant("acme").await;
+    server.stop().await;
+
+    let now = match backend {
+        Backend::Sqlite => "strftime('%Y-%m-%d %H:%M:%f+00:00', 'now')",
+        Backend::Postgres => "now()",
+    };
+    for sql in [
+        "DROP INDEX tenant_domains_verified_key".to_owned(),
+        "DROP INDEX tenant_domains_domain_idx".to_owned(),
+        "ALTER TABLE tenant_domains DROP COLUMN status".to_owned(),
+        "ALTER TABLE tenant_domains DROP COLUMN verification_token".to_owned(),
+        "ALTER TABLE tenant_domains DROP COLUMN verified_at".to_owned(),
+        "CREATE UNIQUE INDEX tenant_domains_domain_key ON tenant_domains (domain)".to_owned(),
+        "DELETE FROM _sqlx_migrations WHERE version = 7".to_owned(),
+        format!(
+            "INSERT INTO tenant_domains (tenant_id, domain, created_at) VALUES \
+             ('acme', 'legacy.acme.com', {now}), ('acme', 'old.acme.com', {now})"
+        ),
+    ] {
+        db.exec(&sql).await;
+    }
+
+    let server = start(&db, &dns).await;
+    let listed = server.get("/v1/tenants/acme/domains").await;
+    let data = listed.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{listed:?}");
+    for d in data {
+        assert_eq!(d["status"], "pending", "{listed:?}");
+        assert!(
+            d["verification_token"]
+                .as_str()
+                .unwrap()
+                .starts_with("tenantry-verification="),
+            "{listed:?}"
+        );
+    }
+    assert_ne!(data[0]["verification_token"], data[1]["verification_token"]);
+    resolve_host(&server, "legacy.acme.com")
+        .await
+        .assert_problem(404, "tenant_not_found");
+    // Verified again (here through DNS), it resolves.
+    let token = data[0]["verification_token"].as_str().unwrap();
+    dns.set_txt("_tenantry-challenge.legacy.acme.com", &[token]);
+    let verified = server
+        .call(
+            Method::POST,
+            "/v1/tenants/acme/domains/legacy.acme.com/verify",
+            None,
+        )
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{verified:?}");
+    let reply = resolve_host(&server, "legacy.acme.com").await;
+    assert_eq!(reply.body["tenant"]["id"], "acme", "{reply:?}");
 }
