@@ -102,6 +102,7 @@ pub enum TenantEventKind {
     Deleted,
     DomainAdded,
     DomainRemoved,
+    DomainVerified,
     KeyCreated,
     KeyUpdated,
     KeyRevoked,
@@ -126,6 +127,7 @@ impl TenantEventKind {
             Self::Deleted => "deleted",
             Self::DomainAdded => "domain_added",
             Self::DomainRemoved => "domain_removed",
+            Self::DomainVerified => "domain_verified",
             Self::KeyCreated => "key_created",
             Self::KeyUpdated => "key_updated",
             Self::KeyRevoked => "key_revoked",
@@ -152,6 +154,7 @@ impl FromStr for TenantEventKind {
             "deleted" => Self::Deleted,
             "domain_added" => Self::DomainAdded,
             "domain_removed" => Self::DomainRemoved,
+            "domain_verified" => Self::DomainVerified,
             "key_created" => Self::KeyCreated,
             "key_updated" => Self::KeyUpdated,
             "key_revoked" => Self::KeyRevoked,
@@ -201,9 +204,49 @@ pub struct TenantEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// Whether a custom domain's ownership has been proven. Only `verified`
+/// domains resolve; a `pending` one is a claim with a challenge to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DomainStatus {
+    Pending,
+    Verified,
+}
+
+impl DomainStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Verified => "verified",
+        }
+    }
+}
+
+impl FromStr for DomainStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "verified" => Ok(Self::Verified),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The DNS name whose TXT record proves ownership of `domain`.
+pub fn challenge_name(domain: &crate::values::Hostname) -> String {
+    format!("_tenantry-challenge.{domain}")
+}
+
 #[derive(Debug, Clone)]
 pub struct CustomDomain {
     pub tenant_id: TenantId,
     pub domain: crate::values::Hostname,
+    pub status: DomainStatus,
+    /// The value the TXT record at [`challenge_name`] must hold. Not a
+    /// secret (it is published in DNS), but unique to this claim, so one
+    /// tenant's proof never verifies another tenant's claim.
+    pub verification_token: String,
     pub created_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
 }

@@ -123,6 +123,64 @@ impl Hostname {
     }
 }
 
+/// Top-level names that never belong to one tenant on the public DNS, so a
+/// custom domain under them is refused: loopback (`localhost`, RFC 6761),
+/// multicast DNS (`local`, RFC 6762), private networks (`internal`,
+/// `localdomain`, `home.arpa` and the reverse zones under `arpa`), names
+/// that cannot resolve (`invalid`, `onion`, `alt`). `test` and `example`
+/// stay allowed, for staging setups with their own resolver.
+pub const RESERVED_DOMAIN_SUFFIXES: &[&str] = &[
+    "localhost",
+    "local",
+    "internal",
+    "localdomain",
+    "arpa",
+    "invalid",
+    "onion",
+    "alt",
+];
+
+impl Hostname {
+    /// Whether this name is `base` itself or a name under it.
+    pub fn is_within(&self, base: &Hostname) -> bool {
+        self.0 == base.0
+            || self
+                .0
+                .strip_suffix(base.0.as_str())
+                .is_some_and(|rest| rest.ends_with('.'))
+    }
+
+    /// Refuses a name that may not be a tenant's custom domain: the base
+    /// domain, any name under it (those are the tenants' subdomains, and
+    /// `admin.<base>` and the like are the operator's), and the reserved
+    /// names of [`RESERVED_DOMAIN_SUFFIXES`]. Single labels and IP literals
+    /// never parse as a [`Hostname`].
+    pub fn check_claimable(
+        &self,
+        field: &'static str,
+        base_domain: Option<&Hostname>,
+    ) -> Result<(), ValidationError> {
+        if let Some(base) = base_domain
+            && self.is_within(base)
+        {
+            return Err(ValidationError::new(
+                field,
+                "reserved_domain",
+                format!("names under the base domain {base} are subdomains, not custom domains"),
+            ));
+        }
+        let tld = self.0.rsplit('.').next().unwrap_or_default();
+        if RESERVED_DOMAIN_SUFFIXES.contains(&tld) {
+            return Err(ValidationError::new(
+                field,
+                "reserved_domain",
+                format!("names under .{tld} are reserved and cannot be a custom domain"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn simple_name(
     field: &'static str,
     value: &str,
@@ -254,6 +312,39 @@ mod tests {
             assert!(Hostname::parse("domain", bad).is_err(), "{bad}");
         }
         assert!(Hostname::parse("domain", &format!("{}.com", "a".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn claimable_domains() {
+        let base = Hostname::parse("b", "example.com").ok();
+        let check = |d: &str| {
+            Hostname::parse("domain", d)
+                .and_then(|h| h.check_claimable("domain", base.as_ref()))
+                .is_ok()
+        };
+        for refused in [
+            "example.com",
+            "b.example.com",
+            "admin.example.com",
+            "a.b.example.com",
+            "app.localhost",
+            "printer.local",
+            "db.internal",
+            "x.home.arpa",
+            "4.3.2.1.in-addr.arpa",
+            "a.invalid",
+            "x.onion",
+        ] {
+            assert!(!check(refused), "{refused}");
+        }
+        for allowed in [
+            "support.b-corp.com",
+            "notexample.com",
+            "example.com.au",
+            "a.test",
+        ] {
+            assert!(check(allowed), "{allowed}");
+        }
     }
 
     #[test]

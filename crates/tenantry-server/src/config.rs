@@ -113,6 +113,12 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "domain under which tenants have subdomains (acme.example.com → acme)",
     ),
     (
+        "dns_resolver",
+        false,
+        "",
+        "DNS resolver (address:port) that checks custom-domain TXT challenges; default: the first nameserver of /etc/resolv.conf",
+    ),
+    (
         "default_tenant",
         false,
         "",
@@ -161,6 +167,8 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     pub redis_failure: crate::limits::ratelimit::FailurePolicy,
     pub base_domain: Option<Hostname>,
+    /// `None`: the system resolver (`/etc/resolv.conf`).
+    pub dns_resolver: Option<SocketAddr>,
     pub default_tenant: Option<TenantId>,
     pub token_ttl: Duration,
     pub key_usage_flush_interval: Duration,
@@ -361,6 +369,15 @@ impl Config {
                     Hostname::parse("base_domain", d)
                         .map_err(|e| invalid("base_domain", &e.message))?,
                 ),
+            },
+            dns_resolver: match get("dns_resolver").0 {
+                "" => None,
+                a => Some(a.parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        "dns_resolver",
+                        "must be an address and port such as 127.0.0.1:53",
+                    )
+                })?),
             },
             default_tenant: match get("default_tenant").0 {
                 "" => None,

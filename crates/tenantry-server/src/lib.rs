@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod dns;
 pub mod http;
 pub mod ids;
 pub mod limits;

@@ -17,6 +17,7 @@ const SQLITE: Embedded = Embedded(&[
     (3, "vault", include_str!("../migrations/sqlite/0003_vault.sql")),
     (4, "limits", include_str!("../migrations/sqlite/0004_limits.sql")),
     (5, "vault_hardening", include_str!("../migrations/sqlite/0005_vault_hardening.sql")),
+    (7, "domain_verification", include_str!("../migrations/sqlite/0007_domain_verification.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -26,6 +27,7 @@ const POSTGRES: Embedded = Embedded(&[
     (3, "vault", include_str!("../migrations/postgres/0003_vault.sql")),
     (4, "limits", include_str!("../migrations/postgres/0004_limits.sql")),
     (5, "vault_hardening", include_str!("../migrations/postgres/0005_vault_hardening.sql")),
+    (7, "domain_verification", include_str!("../migrations/postgres/0007_domain_verification.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {

@@ -54,6 +54,24 @@ async fn nginx_resolves_the_tenant_of_every_request(backend: Backend) {
     let app = App::start().await;
     let gateway = Nginx::start(tenantry.base.trim_start_matches("http://"), &app.addr).await;
 
+    // A custom domain does not get through until its ownership is verified
+    // (here forced by the operator; tests/domains.rs covers the DNS check).
+    gateway
+        .refused(
+            &app,
+            &[("host", "portal.globex.test")],
+            404,
+            "tenant_not_found",
+        )
+        .await;
+    let verified = tenantry
+        .post(
+            "/v1/tenants/globex/domains/portal.globex.test/verify",
+            json!({"force": true}),
+        )
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{verified:?}");
+
     // A subdomain of the base domain. The app gets the request as sent, with
     // the tenant added.
     let reply = gateway

@@ -39,6 +39,17 @@ async fn key_for(server: &TestServer, tenant: &str, scopes: &[&str]) -> String {
     reply.body["key"].as_str().unwrap().to_owned()
 }
 
+/// Marks a claimed custom domain verified (operator `force`, no DNS).
+async fn force_verify(server: &TestServer, tenant: &str, domain: &str) {
+    let reply = server
+        .post(
+            &format!("/v1/tenants/{tenant}/domains/{domain}/verify"),
+            json!({"force": true}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+}
+
 async fn resolve(server: &TestServer, body: Value) -> common::Reply {
     server
         .call_as(None, Method::POST, "/v1/resolve", Some(body))
@@ -69,6 +80,7 @@ async fn resolution_chain(backend: Backend) {
             json!({"domain": "support.acme.com"}),
         )
         .await;
+    force_verify(&server, "acme", "support.acme.com").await;
     let globex_key = key_for(&server, "globex", &[]).await;
 
     let by_domain = resolve(&server, json!({"host": "Support.Acme.com:8443"})).await;
@@ -200,6 +212,7 @@ async fn resolution_chain(backend: Backend) {
             json!({"domain": "support.acme.com"}),
         )
         .await;
+    force_verify(&server, "globex", "support.acme.com").await;
     assert_eq!(
         matched(&resolve(&server, json!({"host": "support.acme.com"})).await).0,
         "globex"

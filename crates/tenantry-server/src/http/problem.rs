@@ -60,8 +60,20 @@ pub enum ApiError {
         code: &'static str,
         detail: &'static str,
     },
+    /// Well-formed input that cannot be acted on, with its own stable code
+    /// (e.g. `domain_verification_failed`).
+    Unprocessable {
+        code: &'static str,
+        detail: Cow<'static, str>,
+        field: Option<&'static str>,
+    },
+    /// The DNS resolver could not answer (custom-domain verification).
+    DnsUnavailable,
     Internal,
 }
+
+/// Seconds a client should wait before retrying after `dns_unavailable`.
+const DNS_RETRY_AFTER_SECS: u64 = 5;
 
 /// The RFC 9457 body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -205,6 +217,18 @@ impl ApiError {
                 "Service Unavailable",
                 (*detail).into(),
             ),
+            ApiError::Unprocessable { code, detail, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                "Unprocessable",
+                detail.to_string(),
+            ),
+            ApiError::DnsUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "dns_unavailable",
+                "Service Unavailable",
+                format!("the DNS resolver did not answer; retry in {DNS_RETRY_AFTER_SECS} s"),
+            ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -229,7 +253,9 @@ impl ApiError {
                     })
                     .collect(),
             ),
-            ApiError::Conflict { field, .. } => (field.map(str::to_owned), Vec::new()),
+            ApiError::Conflict { field, .. } | ApiError::Unprocessable { field, .. } => {
+                (field.map(str::to_owned), Vec::new())
+            }
             _ => (None, Vec::new()),
         };
         (
@@ -267,6 +293,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        }
+        if let ApiError::DnsUnavailable = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(DNS_RETRY_AFTER_SECS));
         }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750: a challenge on every 401.

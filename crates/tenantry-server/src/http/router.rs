@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/events", get(events::list))
         .route("/v1/tenants/{id}/domains", post(domains::add).get(domains::list))
         .route("/v1/tenants/{id}/domains/{domain}", axum::routing::delete(domains::remove))
+        .route("/v1/tenants/{id}/domains/{domain}/verify", post(domains::verify))
         .route("/v1/tenants/{id}/api-keys", post(keys::create).get(keys::list))
         .route("/v1/tenants/{id}/api-keys/{key_id}", get(keys::get).patch(keys::update))
         .route("/v1/tenants/{id}/api-keys/{key_id}/revoke", post(keys::revoke))

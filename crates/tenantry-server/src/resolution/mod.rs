@@ -110,8 +110,17 @@ pub async fn resolve(
 
     let mut by_host = None;
     if let Some(host) = inputs.host.and_then(normalize_host) {
-        if let Some(id) =
-            lookup_host(state, domain_key(host.as_str()), HostLoad::Domain(&host)).await?
+        // A name under the base domain is a subdomain, never a custom domain
+        // (claims of such names are refused, and one that predates the rule
+        // or a change of base domain must not shadow a tenant's subdomain).
+        let under_base = state
+            .config
+            .base_domain
+            .as_ref()
+            .is_some_and(|base| host.is_within(base));
+        if !under_base
+            && let Some(id) =
+                lookup_host(state, domain_key(host.as_str()), HostLoad::Domain(&host)).await?
         {
             by_host = Some((id, MatchedBy::CustomDomain));
         } else if let Some(base) = &state.config.base_domain

@@ -1,11 +1,14 @@
 //! Receives cache invalidations from other server processes (PostgreSQL
 //! LISTEN/NOTIFY) and applies them here. If the connection drops, messages
-//! may have been missed: everything cached is dropped on reconnect.
+//! may have been missed: everything cached is dropped once listening again.
 
 use crate::app::AppState;
 use crate::resolution::cache::Invalidation;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// Pause between attempts to listen again after a failure.
+const RETRY: Duration = Duration::from_millis(500);
 
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut listener = match state.store.invalidation_listener().await {
@@ -23,34 +26,51 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         };
         match received {
             Ok(Some(notification)) => match Invalidation::decode(notification.payload()) {
-                Some(Invalidation::SigningKeys) => {
-                    if let Err(err) = state
-                        .tokens
-                        .load(&state.store, &state.vault, state.clock.now())
-                        .await
-                    {
-                        tracing::warn!(error = %err, "could not reload token signing keys");
-                    }
-                }
+                Some(Invalidation::SigningKeys) => reload_signing_keys(&state).await,
                 Some(change) => state.apply(&change),
                 None => tracing::warn!(payload = notification.payload(), "unknown invalidation"),
             },
-            Ok(None) => {
-                tracing::warn!("invalidation listener reconnected; dropping every cached entry");
-                state.apply(&Invalidation::All);
-                if let Err(err) = state
-                    .tokens
-                    .load(&state.store, &state.vault, state.clock.now())
-                    .await
-                {
-                    tracing::warn!(error = %err, "could not reload token signing keys");
+            Ok(None) | Err(_) => {
+                if let Err(err) = received {
+                    tracing::warn!(error = %err, "invalidation listener failed; listening again");
                 }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "invalidation listener failed; retrying");
+                // A new connection with LISTEN done, retried until it works
+                // or the server stops. Meanwhile caches are dropped at every
+                // attempt, so nothing cached is older than one retry.
+                loop {
+                    state.apply(&Invalidation::All);
+                    match state.store.invalidation_listener().await {
+                        Ok(Some(again)) => {
+                            listener = again;
+                            break;
+                        }
+                        Ok(None) => return,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot listen for cache invalidations yet; retrying")
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(RETRY) => {}
+                        _ = stop.wait_for(|stop| *stop) => return,
+                    }
+                }
+                tracing::warn!("invalidation listener reconnected; dropping every cached entry");
+                // Only now, with LISTEN in place again: an entry loaded while
+                // the connection was down could have missed its notification,
+                // and one loaded from here on will hear of any change.
                 state.apply(&Invalidation::All);
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                reload_signing_keys(&state).await;
             }
         }
+    }
+}
+
+async fn reload_signing_keys(state: &AppState) {
+    if let Err(err) = state
+        .tokens
+        .load(&state.store, &state.vault, state.clock.now())
+        .await
+    {
+        tracing::warn!(error = %err, "could not reload token signing keys");
     }
 }
