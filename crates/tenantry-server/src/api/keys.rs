@@ -157,12 +157,32 @@ fn key_missing(err: StoreError) -> ApiError {
     }
 }
 
-/// A tenant key may only hand out scopes it holds itself.
+/// A tenant key may only hand out scopes it holds itself, and never an
+/// operator-issued one (`resolve:trusted`): only operators mint those.
 fn check_grantable(caller: &Caller, scopes: &Scopes) -> Result<(), ApiError> {
-    if let Caller::Tenant { scopes: own, .. } = caller
-        && let Some(missing) = own.missing(scopes)
+    if let Caller::Tenant { scopes: own, .. } = caller {
+        if let Some(scope) = scopes.operator_issued() {
+            return Err(ApiError::operator_required(format!(
+                "only an operator can grant the scope '{scope}'"
+            )));
+        }
+        if let Some(missing) = own.missing(scopes) {
+            return Err(insufficient_scope(missing));
+        }
+    }
+    Ok(())
+}
+
+/// A tenant key that expires cannot make a key that outlives it: every key
+/// it creates, rotates or re-dates (itself included) must expire by then.
+fn check_lifetime(caller: &Caller, expires_at: Option<DateTime<Utc>>) -> Result<(), ApiError> {
+    if let Caller::Tenant {
+        expires_at: Some(own),
+        ..
+    } = caller
+        && expires_at.is_none_or(|at| at > *own)
     {
-        return Err(insufficient_scope(missing));
+        return Err(ApiError::key_outlives_caller());
     }
     Ok(())
 }
@@ -213,6 +233,7 @@ pub async fn create(
         return Err(ApiError::Internal);
     };
     check_grantable(&caller, &scopes)?;
+    check_lifetime(&caller, expires_at)?;
 
     let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let minted = mint(KeyKind::Tenant, environment);
@@ -330,6 +351,9 @@ pub async fn update(
     if let Some(scopes) = &patch.scopes {
         check_grantable(&caller, scopes)?;
     }
+    if let Some(expires_at) = patch.expires_at {
+        check_lifetime(&caller, expires_at)?;
+    }
     let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let key = tx
         .update_key(&key_id, &patch, now)
@@ -414,6 +438,7 @@ pub async fn rotate(
         });
     }
     check_grantable(&caller, &old.scopes)?;
+    check_lifetime(&caller, old.expires_at)?;
     // The new key keeps the old key's own expiry, not the overlap deadline.
     let original_expiry = old.expires_at;
     let old_ends = now + chrono::Duration::seconds(overlap);
