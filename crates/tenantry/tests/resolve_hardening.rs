@@ -867,6 +867,14 @@ async fn anonymous_resolution_is_bounded(backend: Backend) {
     }
     from("192.0.2.1").await.assert_problem(429, "rate_limited");
     assert_eq!(from("192.0.2.2").await.status, StatusCode::OK);
+    // IPv6 clients share a bucket per /64: a block of addresses is one client.
+    for ip in ["2001:db8::1", "2001:db8::2"] {
+        assert_eq!(from(ip).await.status, StatusCode::OK);
+    }
+    from("2001:db8::ffff:1")
+        .await
+        .assert_problem(429, "rate_limited");
+    assert_eq!(from("2001:db8:0:1::1").await.status, StatusCode::OK);
 }
 
 // --- Item 13: a failed last-used flush keeps its batch ------------------------

@@ -126,7 +126,17 @@ async fn hold_anonymous(state: &AppState, source: &SourceAddr) -> Result<(), Api
     if limit == 0 {
         return Ok(());
     }
+    // One bucket per IPv6 /64 (what one host or site usually holds), so an
+    // attacker with a block of addresses gets one bucket, not billions that
+    // would crowd other buckets out of the in-memory limiter.
     let source = match source.0 {
+        Some(IpAddr::V6(ip)) if ip.to_ipv4_mapped().is_none() => {
+            let prefix = u128::from(ip) & !((1u128 << 64) - 1);
+            format!("{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+        Some(IpAddr::V6(ip)) => ip
+            .to_ipv4_mapped()
+            .map_or_else(|| ip.to_string(), |v4| v4.to_string()),
         Some(ip) => ip.to_string(),
         None => "unknown".to_owned(),
     };
