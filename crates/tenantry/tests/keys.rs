@@ -720,12 +720,16 @@ async fn keys_never_logged_in(backend: Backend, format: &str) {
         .await;
     // Wrong and tampered credentials: the 401 paths. The tampered key
     // differs from the real one in its last character only.
-    let mut tampered = rotated.clone();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'a' { 'b' } else { 'a' });
-    let tampered_token = format!("{}A", &token[..token.len() - 1]);
-    let wrong_operator = format!("{}A", &operator[..operator.len() - 1]);
-    let wrong_root = format!("{}x", &common::ROOT_KEY[..common::ROOT_KEY.len() - 1]);
+    let tamper = |credential: &str| {
+        let mut changed = credential.to_owned();
+        let last = changed.pop().unwrap();
+        changed.push(if last == 'A' { 'B' } else { 'A' });
+        changed
+    };
+    let tampered = tamper(&rotated);
+    let tampered_token = tamper(&token);
+    let wrong_operator = tamper(&operator);
+    let wrong_root = tamper(common::ROOT_KEY);
     let send = |headers: Vec<(&'static str, String)>, path: &'static str| {
         let server = &server;
         async move {

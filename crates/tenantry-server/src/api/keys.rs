@@ -318,7 +318,8 @@ pub async fn get(
 /// Change a key's name, scopes, enabled flag, expiry or metadata.
 #[utoipa::path(patch, path = "/v1/tenants/{id}/api-keys/{key_id}", tag = "keys", params(("id" = String, Path), ("key_id" = String, Path)),
     request_body = KeyPatchIn,
-    responses((status = 200, body = KeyOut), (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = KeyOut), (status = 403, description = "insufficient_scope, operator_required, key_outlives_caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update(
     State(state): State<AppState>,
@@ -408,7 +409,8 @@ pub async fn revoke(
 /// expiry and metadata; the old one keeps working for `overlap_seconds`.
 #[utoipa::path(post, path = "/v1/tenants/{id}/api-keys/{key_id}/rotate", tag = "keys", params(("id" = String, Path), ("key_id" = String, Path)),
     request_body = RotateIn,
-    responses((status = 201, body = NewKeyOut), (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 201, body = NewKeyOut), (status = 403, description = "insufficient_scope, operator_required, key_outlives_caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the key is revoked", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn rotate(

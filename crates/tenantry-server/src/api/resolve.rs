@@ -160,8 +160,9 @@ async fn hold_anonymous(state: &AppState, source: &SourceAddr) -> Result<(), Api
 /// (trusted callers only) → default tenant.
 #[utoipa::path(post, path = "/v1/resolve", tag = "resolution", request_body = ResolveIn,
     responses((status = 200, body = ResolveOut), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "tenant_suspended", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "tenant_suspended, tenant_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: too many resolutions from this address by callers that are not trusted", body = Problem, content_type = "application/problem+json")))]
 pub async fn resolve_post(
     State(state): State<AppState>,
     source: SourceAddr,
@@ -201,7 +202,8 @@ pub async fn resolve_post(
     responses((status = 200, body = ResolveOut, headers(("X-Tenant-Id" = String), ("X-Tenant-Plan" = String))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: too many resolutions from this address by callers that are not trusted", body = Problem, content_type = "application/problem+json")))]
 pub async fn resolve_get(
     State(state): State<AppState>,
     parts: Parts,
