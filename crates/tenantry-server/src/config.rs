@@ -139,8 +139,8 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
     (
         "trusted_proxies",
         false,
-        "",
-        "comma-separated IP addresses of gateways whose X-Real-IP header names the client's address",
+        "127.0.0.1,::1",
+        "comma-separated IP addresses of gateways whose X-Real-IP header names the client's address (empty: none)",
     ),
 ];
 
