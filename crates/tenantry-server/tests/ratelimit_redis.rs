@@ -180,13 +180,17 @@ async fn refills_on_the_servers_clock() {
 async fn a_shrunk_policy_never_reports_a_huge_remaining() {
     let (a, _) = two_limiters().await;
     let key = format!("{}:t:acme:shrunk", prefix());
-    // Drain a bucket of 100 per hour, then ask with a policy of 2 per hour:
-    // the stored TAT lies far beyond the new window, so the script's
-    // `remaining` is negative, which must read as 0 (not as 2^64 - n, nor as
-    // the limit).
+    // Drain a bucket of 100 per hour (its TAT an hour ahead), then ask with
+    // a policy of 2 per 10 minutes: the stored TAT lies 50 minutes beyond the
+    // new window, so the script's `remaining` is negative, which must read as
+    // 0 (not as 2^64 - n, nor as the limit).
     assert!(a.check(&key, per_hour(100), 100).await.allowed);
+    let shrunk = Policy {
+        limit: 2,
+        period: Duration::from_secs(600),
+    };
     for cost in [1, 0] {
-        let d = a.check(&key, per_hour(2), cost).await;
+        let d = a.check(&key, shrunk, cost).await;
         assert_eq!(d.remaining, 0, "cost {cost}: {d:?}");
         assert_eq!(d.limit, 2);
         if cost == 1 {
