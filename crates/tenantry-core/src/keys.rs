@@ -170,7 +170,8 @@ pub fn parse_key(key: &str) -> Option<ParsedKey<'_>> {
     })
 }
 
-/// What a key may do. `tenant:admin` implies every tenant scope.
+/// What a key may do. `tenant:admin` implies every tenant scope, but not the
+/// operator-issued ones (see [`Scope::operator_issued`]).
 #[derive(
     Debug,
     Clone,
@@ -223,6 +224,14 @@ impl Scope {
         Scope::AuditRead,
         Scope::ResolveTrusted,
     ];
+
+    /// Scopes that reach beyond the key's own tenant, so only an operator
+    /// may put them on a key: never implied by `tenant:admin`, never granted
+    /// by a tenant key. `resolve:trusted` lets its holder name any tenant in
+    /// `/v1/resolve`.
+    pub fn operator_issued(self) -> bool {
+        matches!(self, Scope::ResolveTrusted)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -296,9 +305,30 @@ impl Scopes {
         Scopes(Scope::ALL.to_vec())
     }
 
-    /// Whether these scopes grant `scope` (directly or through `tenant:admin`).
+    /// Whether these scopes grant `scope` (directly, or through
+    /// `tenant:admin` for a scope that is not operator-issued).
     pub fn grants(&self, scope: Scope) -> bool {
-        self.0.contains(&scope) || self.0.contains(&Scope::TenantAdmin)
+        self.0.contains(&scope)
+            || (!scope.operator_issued() && self.0.contains(&Scope::TenantAdmin))
+    }
+
+    /// What both grant: the scopes of either that the other grants too
+    /// (`tenant:admin` ∩ `keys:read` is `keys:read`). A token is worth the
+    /// intersection of its own scopes and its key's current ones.
+    pub fn intersect(&self, other: &Scopes) -> Scopes {
+        let mut scopes: Vec<Scope> = self
+            .iter()
+            .filter(|s| other.grants(*s))
+            .chain(other.iter().filter(|s| self.grants(*s)))
+            .collect();
+        scopes.sort();
+        scopes.dedup();
+        Scopes(scopes)
+    }
+
+    /// The first operator-issued scope among these, if any.
+    pub fn operator_issued(&self) -> Option<Scope> {
+        self.iter().find(|s| s.operator_issued())
     }
 
     /// The first of `required` these scopes do not grant.
@@ -333,6 +363,7 @@ pub enum VerifyCode {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -389,6 +420,20 @@ mod tests {
         assert!(!s.grants(Scope::CredentialsReveal));
         let admin = Scopes::parse("scopes", &["tenant:admin".into()]).expect("valid");
         assert!(admin.grants(Scope::CredentialsReveal));
+        // Operator-issued scopes are never implied by tenant:admin.
+        assert!(!admin.grants(Scope::ResolveTrusted));
+        assert_eq!(admin.missing(&Scopes::all()), Some(Scope::ResolveTrusted));
+        let trusted = Scopes::parse("scopes", &["resolve:trusted".into()]).expect("valid");
+        assert!(trusted.grants(Scope::ResolveTrusted));
+        assert_eq!(trusted.operator_issued(), Some(Scope::ResolveTrusted));
+        assert_eq!(admin.operator_issued(), None);
+        // Intersections honour implication both ways.
+        let read =
+            Scopes::parse("scopes", &["keys:read".into(), "usage:read".into()]).expect("valid");
+        assert_eq!(admin.intersect(&read), read);
+        assert_eq!(read.intersect(&admin), read);
+        assert!(admin.intersect(&trusted).is_empty());
+        assert_eq!(admin.intersect(&admin), admin);
         let err =
             Scopes::parse("scopes", &["tenant:read".into(), "root".into()]).expect_err("unknown");
         assert_eq!(err.field, "scopes[1]");

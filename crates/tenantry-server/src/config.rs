@@ -136,6 +136,18 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "10s",
         "how often last-used times of keys are written",
     ),
+    (
+        "resolve_anonymous_per_minute",
+        false,
+        "600",
+        "resolutions per minute per source address for callers that are not trusted (0: no limit)",
+    ),
+    (
+        "trusted_proxies",
+        false,
+        "127.0.0.1,::1",
+        "comma-separated IP addresses of gateways whose X-Real-IP header names the client's address (empty: none)",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +184,10 @@ pub struct Config {
     pub default_tenant: Option<TenantId>,
     pub token_ttl: Duration,
     pub key_usage_flush_interval: Duration,
+    /// Anonymous (not trusted) resolutions per minute per source address; 0: no limit.
+    pub resolve_anonymous_per_minute: u64,
+    /// Peers whose `X-Real-IP` names the source address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -392,6 +408,21 @@ impl Config {
             },
             key_usage_flush_interval: duration("key_usage_flush_interval")?
                 .max(Duration::from_millis(50)),
+            resolve_anonymous_per_minute: number("resolve_anonymous_per_minute")?,
+            trusted_proxies: get("trusted_proxies")
+                .0
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<std::net::IpAddr>().map_err(|_| {
+                        invalid(
+                            "trusted_proxies",
+                            "must be IP addresses separated by commas",
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 

@@ -153,15 +153,56 @@ async fn keys_are_independent_and_shared_by_name() {
 async fn refills_on_the_servers_clock() {
     let (a, b) = two_limiters().await;
     let key = format!("{}:t:acme:burst", prefix());
-    // 2 per 400 ms: T = 200 ms.
+    // 2 per 6 s: T = 3 s, far longer than three checks take even on a
+    // loaded machine, so the third is denied.
     let policy = Policy {
         limit: 2,
-        period: Duration::from_millis(400),
+        period: Duration::from_secs(6),
     };
     assert!(a.check(&key, policy, 1).await.allowed);
     assert!(b.check(&key, policy, 1).await.allowed);
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    assert!(a.check(&key, policy, 1).await.allowed);
+    let denied = a.check(&key, policy, 1).await;
+    assert!(!denied.allowed, "the burst is used up: {denied:?}");
+    assert_eq!(denied.remaining, 0, "{denied:?}");
+    assert!(
+        denied.retry_after_ms > 0 && denied.retry_after_ms <= 3000,
+        "at most one emission interval: {denied:?}"
+    );
+    // Once the interval has passed on the Redis server's clock, the other
+    // process gets a unit again.
+    tokio::time::sleep(Duration::from_millis(denied.retry_after_ms + 100)).await;
+    let refilled = b.check(&key, policy, 1).await;
+    assert!(refilled.allowed, "refilled: {refilled:?}");
+    assert_eq!(a.redis_errors() + b.redis_errors(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shrunk_policy_never_reports_a_huge_remaining() {
+    let (a, _) = two_limiters().await;
+    let key = format!("{}:t:acme:shrunk", prefix());
+    // Drain a bucket of 100 per hour (its TAT an hour ahead), then ask with
+    // a policy of 2 per 10 minutes: the stored TAT lies 50 minutes beyond the
+    // new window, so the script's `remaining` is negative, which must read as
+    // 0 (not as 2^64 - n, nor as the limit).
+    assert!(a.check(&key, per_hour(100), 100).await.allowed);
+    let shrunk = Policy {
+        limit: 2,
+        period: Duration::from_secs(600),
+    };
+    for cost in [1, 0] {
+        let d = a.check(&key, shrunk, cost).await;
+        assert_eq!(d.remaining, 0, "cost {cost}: {d:?}");
+        assert_eq!(d.limit, 2);
+        if cost == 1 {
+            assert!(!d.allowed, "{d:?}");
+            assert!(d.retry_after_ms > 0 && d.retry_after_ms < u64::MAX, "{d:?}");
+        }
+    }
+    assert_eq!(
+        a.redis_errors(),
+        0,
+        "decided by Redis, not the failure policy"
+    );
 }
 
 /// A redis-server of this test's own, killed when dropped.

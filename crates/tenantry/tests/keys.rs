@@ -659,12 +659,20 @@ async fn last_used_is_recorded(backend: Backend) {
 }
 
 async fn keys_never_logged(backend: Backend) {
+    // The default format (pretty) and json, each at trace level.
+    for format in ["pretty", "json"] {
+        keys_never_logged_in(backend, format).await;
+    }
+}
+
+async fn keys_never_logged_in(backend: Backend, format: &str) {
     let db = TestDb::new(backend).await;
     let mut server = TestServer::start_with(
         &db,
         &[
             ("TENANTRY_ROOT_KEY", common::ROOT_KEY),
             ("TENANTRY_LOG_LEVEL", "trace"),
+            ("TENANTRY_LOG", format),
         ],
     )
     .await;
@@ -710,22 +718,101 @@ async fn keys_never_logged(backend: Backend) {
     server
         .call_as(Some(&operator), Method::GET, "/v1/tenants", None)
         .await;
+    // Wrong and tampered credentials: the 401 paths. The tampered key
+    // differs from the real one in its last character only.
+    let tamper = |credential: &str| {
+        let mut changed = credential.to_owned();
+        let last = changed.pop().unwrap();
+        changed.push(if last == 'A' { 'B' } else { 'A' });
+        changed
+    };
+    let tampered = tamper(&rotated);
+    let tampered_token = tamper(&token);
+    let wrong_operator = tamper(&operator);
+    let wrong_root = tamper(common::ROOT_KEY);
+    let send = |headers: Vec<(&'static str, String)>, path: &'static str| {
+        let server = &server;
+        async move {
+            let mut req = server.client.get(server.url(path));
+            for (name, value) in headers {
+                req = req.header(name, value);
+            }
+            common::Reply::from(req.send().await.unwrap()).await
+        }
+    };
+    for credential in [&tampered, &tampered_token, &wrong_operator, &wrong_root] {
+        for header in ["x-api-key", "authorization"] {
+            let value = if header == "authorization" {
+                format!("Bearer {credential}")
+            } else {
+                credential.to_string()
+            };
+            let reply = send(vec![(header, value.clone())], "/v1/tenants/acme").await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+            let reply = send(vec![(header, value)], "/v1/resolve").await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+        }
+    }
+    // Good credentials through X-API-Key and GET /v1/resolve headers.
+    for credential in [&rotated, &operator] {
+        let reply = send(vec![("x-api-key", credential.to_string())], "/v1/tenants").await;
+        assert!(
+            reply.status.is_success() || reply.status == StatusCode::FORBIDDEN,
+            "{reply:?}"
+        );
+    }
+    let reply = send(
+        vec![
+            ("x-api-key", rotated.clone()),
+            ("authorization", format!("Bearer {token}")),
+            ("x-forwarded-host", "acme.example.test".into()),
+        ],
+        "/v1/resolve",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let reply = send(
+        vec![
+            ("authorization", format!("Bearer {}", common::ROOT_KEY)),
+            ("x-tenant-id", "acme".into()),
+        ],
+        "/v1/resolve",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     server.stop().await;
     let logs = server.logs();
+    // The level really was trace: trace lines are there.
+    let trace_line = match format {
+        "json" => logs.lines().any(|l| l.contains("\"level\":\"TRACE\"")),
+        _ => logs.lines().any(|l| l.contains("TRACE")),
+    };
+    assert!(trace_line, "{format}: no TRACE line in the output");
     assert!(logs.len() > 1000, "trace logging produced output");
     for secret in [
         key.as_str(),
         &key[16..],
         rotated.as_str(),
-        &rotated[16..],
+        // The secret part the tampered key shares with the real one.
+        &rotated[16..rotated.len() - 1],
+        tampered.as_str(),
         token.as_str(),
+        &token[..token.len() - 1],
         operator.as_str(),
+        &operator[16..operator.len() - 1],
         common::ROOT_KEY,
+        &common::ROOT_KEY[..common::ROOT_KEY.len() - 1],
     ] {
-        assert!(!logs.contains(secret), "a secret appeared in the logs");
+        assert!(
+            !logs.contains(secret),
+            "{format}: a secret appeared in the logs"
+        );
     }
     let signature = token.rsplit('.').next().unwrap();
-    assert!(!logs.contains(signature));
+    assert!(
+        !logs.contains(signature),
+        "{format}: a token signature appeared"
+    );
 }
 
 /// Property-style: thousands of arbitrary inputs to verify and resolve

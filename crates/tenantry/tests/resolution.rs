@@ -85,6 +85,16 @@ async fn resolution_chain(backend: Backend) {
 
     let by_domain = resolve(&server, json!({"host": "Support.Acme.com:8443"})).await;
     assert_eq!(matched(&by_domain), ("acme".into(), "custom_domain".into()));
+    // An anonymous caller learns only what a gateway needs.
+    assert_eq!(
+        by_domain.body["tenant"],
+        json!({"id": "acme", "status": "active", "plan": "professional"})
+    );
+    // A trusted caller (here the operator) gets the whole snapshot.
+    let by_domain = server
+        .post("/v1/resolve", json!({"host": "Support.Acme.com:8443"}))
+        .await;
+    assert_eq!(matched(&by_domain), ("acme".into(), "custom_domain".into()));
     let mut tenant = by_domain.body["tenant"].clone();
     let config = tenant.as_object_mut().unwrap().remove("config").unwrap();
     assert_eq!(

@@ -157,12 +157,32 @@ fn key_missing(err: StoreError) -> ApiError {
     }
 }
 
-/// A tenant key may only hand out scopes it holds itself.
+/// A tenant key may only hand out scopes it holds itself, and never an
+/// operator-issued one (`resolve:trusted`): only operators mint those.
 fn check_grantable(caller: &Caller, scopes: &Scopes) -> Result<(), ApiError> {
-    if let Caller::Tenant { scopes: own, .. } = caller
-        && let Some(missing) = own.missing(scopes)
+    if let Caller::Tenant { scopes: own, .. } = caller {
+        if let Some(scope) = scopes.operator_issued() {
+            return Err(ApiError::operator_required(format!(
+                "only an operator can grant the scope '{scope}'"
+            )));
+        }
+        if let Some(missing) = own.missing(scopes) {
+            return Err(insufficient_scope(missing));
+        }
+    }
+    Ok(())
+}
+
+/// A tenant key that expires cannot make a key that outlives it: every key
+/// it creates, rotates or re-dates (itself included) must expire by then.
+fn check_lifetime(caller: &Caller, expires_at: Option<DateTime<Utc>>) -> Result<(), ApiError> {
+    if let Caller::Tenant {
+        expires_at: Some(own),
+        ..
+    } = caller
+        && expires_at.is_none_or(|at| at > *own)
     {
-        return Err(insufficient_scope(missing));
+        return Err(ApiError::key_outlives_caller());
     }
     Ok(())
 }
@@ -213,6 +233,7 @@ pub async fn create(
         return Err(ApiError::Internal);
     };
     check_grantable(&caller, &scopes)?;
+    check_lifetime(&caller, expires_at)?;
 
     let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     let minted = mint(KeyKind::Tenant, environment);
@@ -297,7 +318,8 @@ pub async fn get(
 /// Change a key's name, scopes, enabled flag, expiry or metadata.
 #[utoipa::path(patch, path = "/v1/tenants/{id}/api-keys/{key_id}", tag = "keys", params(("id" = String, Path), ("key_id" = String, Path)),
     request_body = KeyPatchIn,
-    responses((status = 200, body = KeyOut), (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = KeyOut), (status = 403, description = "insufficient_scope, operator_required, key_outlives_caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update(
     State(state): State<AppState>,
@@ -329,6 +351,9 @@ pub async fn update(
     checks.finish()?;
     if let Some(scopes) = &patch.scopes {
         check_grantable(&caller, scopes)?;
+    }
+    if let Some(expires_at) = patch.expires_at {
+        check_lifetime(&caller, expires_at)?;
     }
     let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     // Revocation is final: a revoked key is not edited (nor seemingly revived
@@ -399,7 +424,8 @@ pub async fn revoke(
 /// expiry and metadata; the old one keeps working for `overlap_seconds`.
 #[utoipa::path(post, path = "/v1/tenants/{id}/api-keys/{key_id}/rotate", tag = "keys", params(("id" = String, Path), ("key_id" = String, Path)),
     request_body = RotateIn,
-    responses((status = 201, body = NewKeyOut), (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 201, body = NewKeyOut), (status = 403, description = "insufficient_scope, operator_required, key_outlives_caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the key is revoked", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn rotate(
@@ -446,6 +472,7 @@ pub async fn rotate(
         });
     }
     check_grantable(&caller, &old.scopes)?;
+    check_lifetime(&caller, old.expires_at)?;
     // The new key keeps the old key's own expiry, not the overlap deadline.
     let original_expiry = old.expires_at;
     let old_ends = now + chrono::Duration::seconds(overlap);

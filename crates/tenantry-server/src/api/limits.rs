@@ -1027,8 +1027,11 @@ pub async fn ratelimit(
         )
         .into());
     }
+    // Every bucket is the tenant's own: a key id names a key of this tenant,
+    // so tenant A draining `user_42` leaves tenant B's `user_42` untouched.
+    // (Tenant ids have no ':', key ids neither: the names cannot collide.)
     let bucket = match &input.key_id {
-        Some(key) => format!("k:{key}:{}", input.limit),
+        Some(key) => format!("t:{tenant}:k:{key}:{}", input.limit),
         None => format!("t:{tenant}:{}", input.limit),
     };
     let policy = crate::limits::ratelimit::Policy {

@@ -3,17 +3,18 @@
 //! or Envoy ext_authz can put Tenantry in front of any application.
 
 use crate::app::AppState;
-use crate::http::auth::{Caller, authenticate, bearer, looks_like_token};
+use crate::http::auth::{bearer, verify_credential};
 use crate::http::extract::ApiJson;
 use crate::http::problem::{ApiError, Problem};
 use crate::resolution::cache::TenantSnapshot;
-use crate::resolution::{Inputs, MatchedBy, resolve as run_chain};
+use crate::resolution::{Inputs, MatchedBy, resolve as run_chain, verify_credentials};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
 use tenantry_core::tenant::TenantStatus;
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -27,18 +28,28 @@ pub struct ResolveIn {
     pub tenant_id: Option<String>,
 }
 
+/// The resolved tenant. Callers that are not trusted (no operator key, no
+/// `resolve:trusted`) get only what a gateway needs: `id`, `status` and
+/// `plan`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ResolvedTenant {
     pub id: String,
-    pub name: String,
     pub status: TenantStatus,
     pub plan: String,
-    pub region: String,
-    pub subdomain: String,
-    /// The effective features, limits, rate limits and quotas (see
-    /// `GET /v1/tenants/{id}/config`).
-    #[schema(value_type = Object)]
-    pub config: serde_json::Value,
+    /// Trusted callers only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Trusted callers only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Trusted callers only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subdomain: Option<String>,
+    /// Trusted callers only: the effective features, limits, rate limits and
+    /// quotas (see `GET /v1/tenants/{id}/config`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -51,29 +62,97 @@ async fn output(
     state: &AppState,
     tenant: &TenantSnapshot,
     matched_by: MatchedBy,
+    trusted: bool,
 ) -> Result<ResolveOut, ApiError> {
-    let config = crate::limits::service::effective_config_of(state, &tenant.id).await?;
+    let mut out = ResolvedTenant {
+        id: tenant.id.to_string(),
+        status: tenant.status,
+        plan: tenant.plan.clone(),
+        name: None,
+        region: None,
+        subdomain: None,
+        config: None,
+    };
+    if trusted {
+        let config = crate::limits::service::effective_config_of(state, &tenant.id).await?;
+        out.name = Some(tenant.name.clone());
+        out.region = Some(tenant.region.clone());
+        out.subdomain = Some(tenant.subdomain.clone());
+        out.config = Some(config.summary());
+    }
     Ok(ResolveOut {
-        tenant: ResolvedTenant {
-            id: tenant.id.to_string(),
-            name: tenant.name.clone(),
-            status: tenant.status,
-            plan: tenant.plan.clone(),
-            region: tenant.region.clone(),
-            subdomain: tenant.subdomain.clone(),
-            config: config.summary(),
-        },
+        tenant: out,
         matched_by,
     })
 }
 
-/// The request's own credential, if it authenticates; a bad one is ignored
-/// here (it only decides whether `tenant_id` is honoured).
-async fn trusted_caller(state: &AppState, headers: &HeaderMap) -> bool {
-    let Some(credential) = crate::http::auth::credential(headers) else {
-        return false;
+/// The address a request comes from: the peer, or, when the peer is one of
+/// `trusted_proxies`, the client address its `X-Real-IP` names.
+pub struct SourceAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for SourceAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(SourceAddr(source_addr(state, parts)))
+    }
+}
+
+fn source_addr(state: &AppState, parts: &Parts) -> Option<IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())?;
+    if state.config.trusted_proxies.contains(&peer)
+        && let Some(real) = parts
+            .headers
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+    {
+        return Some(real);
+    }
+    Some(peer)
+}
+
+/// Resolutions by callers that are not trusted are limited per source
+/// address (`resolve_anonymous_per_minute`): `429` with `Retry-After` beyond.
+/// Checked before any refusal is answered, so guessing keys is limited too.
+async fn hold_anonymous(state: &AppState, source: &SourceAddr) -> Result<(), ApiError> {
+    let limit = state.config.resolve_anonymous_per_minute;
+    if limit == 0 {
+        return Ok(());
+    }
+    // One bucket per IPv6 /64 (what one host or site usually holds), so an
+    // attacker with a block of addresses gets one bucket, not billions that
+    // would crowd other buckets out of the in-memory limiter.
+    let source = match source.0 {
+        Some(IpAddr::V6(ip)) if ip.to_ipv4_mapped().is_none() => {
+            let prefix = u128::from(ip) & !((1u128 << 64) - 1);
+            format!("{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+        Some(IpAddr::V6(ip)) => ip
+            .to_ipv4_mapped()
+            .map_or_else(|| ip.to_string(), |v4| v4.to_string()),
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_owned(),
     };
-    matches!(authenticate(state, credential).await, Ok(c) if Caller::is_trusted_resolver(&c))
+    let policy = crate::limits::ratelimit::Policy {
+        limit,
+        period: std::time::Duration::from_secs(60),
+    };
+    let decision = state
+        .rate_limiter
+        .check(&format!("resolve-anon:{source}"), policy, 1)
+        .await;
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::RateLimited(decision))
+    }
 }
 
 /// Resolve the tenant of a request from the given inputs. The chain, first
@@ -81,23 +160,39 @@ async fn trusted_caller(state: &AppState, headers: &HeaderMap) -> bool {
 /// (trusted callers only) → default tenant.
 #[utoipa::path(post, path = "/v1/resolve", tag = "resolution", request_body = ResolveIn,
     responses((status = 200, body = ResolveOut), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "tenant_suspended", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "tenant_suspended, tenant_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: too many resolutions from this address by callers that are not trusted", body = Problem, content_type = "application/problem+json")))]
 pub async fn resolve_post(
     State(state): State<AppState>,
+    source: SourceAddr,
     headers: HeaderMap,
     ApiJson(input): ApiJson<ResolveIn>,
 ) -> Result<Json<ResolveOut>, ApiError> {
-    let trusted = input.tenant_id.is_some() && trusted_caller(&state, &headers).await;
+    // The caller's own credential (if any) decides trust; the body's key and
+    // token are the request being resolved. Every one of them is verified.
+    let caller_trusted = match crate::http::auth::credential(&headers) {
+        Some(credential) => verify_credential(&state, credential)
+            .await
+            .map(|caller| caller.is_trusted_resolver()),
+        None => Ok(false),
+    };
+    if !caller_trusted.as_ref().is_ok_and(|t| *t) {
+        hold_anonymous(&state, &source).await?;
+    }
+    let trusted = caller_trusted?;
+    let presented: Vec<&str> = [input.api_key.as_deref(), input.token.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let credentials = verify_credentials(&state, &presented).await?;
     let inputs = Inputs {
         host: input.host.as_deref(),
-        api_key: input.api_key.as_deref(),
-        token: input.token.as_deref(),
         tenant_id: input.tenant_id.as_deref(),
         trusted,
     };
-    let (tenant, matched_by) = run_chain(&state, &inputs).await?;
-    Ok(Json(output(&state, &tenant, matched_by).await?))
+    let (tenant, matched_by) = run_chain(&state, &inputs, credentials).await?;
+    Ok(Json(output(&state, &tenant, matched_by, trusted).await?))
 }
 
 /// Resolve the tenant of this very request, from `X-Forwarded-Host` or
@@ -107,11 +202,13 @@ pub async fn resolve_post(
     responses((status = 200, body = ResolveOut, headers(("X-Tenant-Id" = String), ("X-Tenant-Plan" = String))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: too many resolutions from this address by callers that are not trusted", body = Problem, content_type = "application/problem+json")))]
 pub async fn resolve_get(
     State(state): State<AppState>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
+    let source = SourceAddr(source_addr(&state, &parts));
     let headers = &parts.headers;
     let text = |name: &str| {
         headers
@@ -123,23 +220,27 @@ pub async fn resolve_get(
     let host = text("x-forwarded-host")
         .map(|h| h.split(',').next().unwrap_or(h).trim())
         .or_else(|| text("host"));
-    let bearer = bearer(&parts.headers);
-    let (token, bearer_key) = match bearer {
-        Some(b) if looks_like_token(b) => (Some(b), None),
-        other => (None, other),
-    };
-    let api_key = text("x-api-key").or(bearer_key);
-    let tenant_id = text("x-tenant-id");
-    let trusted = tenant_id.is_some() && trusted_caller(&state, headers).await;
+    // Every credential header is verified: `X-API-Key` and the bearer
+    // credential (a key or a token) both, and they must agree on the tenant.
+    // The root key, an operator key or a `resolve:trusted` one makes the
+    // request trusted (`X-Tenant-ID`, the full view).
+    let presented: Vec<&str> = [text("x-api-key"), bearer(&parts.headers)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let verified = verify_credentials(&state, &presented).await;
+    let trusted = verified.as_ref().is_ok_and(|c| c.trusted);
+    if !trusted {
+        hold_anonymous(&state, &source).await?;
+    }
+    let credentials = verified?;
     let inputs = Inputs {
         host,
-        api_key,
-        token,
-        tenant_id,
+        tenant_id: text("x-tenant-id"),
         trusted,
     };
-    let (tenant, matched_by) = run_chain(&state, &inputs).await?;
-    let mut response = Json(output(&state, &tenant, matched_by).await?).into_response();
+    let (tenant, matched_by) = run_chain(&state, &inputs, credentials).await?;
+    let mut response = Json(output(&state, &tenant, matched_by, trusted).await?).into_response();
     let out = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(tenant.id.as_str()) {
         out.insert(HeaderName::from_static("x-tenant-id"), v);

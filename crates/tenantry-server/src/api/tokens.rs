@@ -39,7 +39,8 @@ pub struct RotatedOut {
 }
 
 /// Make a short-lived access token (JWT, EdDSA) from a tenant API key. It
-/// carries the key's tenant, id and scopes.
+/// carries the key's tenant, id and scopes, and expires by the key's own
+/// expiry; it is worth no more than what its key still grants.
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = TokenIn,
     responses((status = 201, body = TokenOut), (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -53,6 +54,7 @@ pub async fn create(
         key_id,
         scopes,
         via_token: false,
+        expires_at: key_expires_at,
         ..
     } = caller
     else {
@@ -84,7 +86,14 @@ pub async fn create(
         }
     };
     let now = state.clock.now();
-    let expires_at = now + chrono::Duration::seconds(ttl);
+    // A token never outlives its key.
+    let mut expires_at = now + chrono::Duration::seconds(ttl);
+    if let Some(key_ends) = key_expires_at
+        && key_ends < expires_at
+    {
+        expires_at = key_ends;
+    }
+    let ttl = (expires_at - now).num_seconds().max(0);
     let claims = Claims {
         iss: "tenantry".into(),
         sub: key_id.clone(),

@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
-use tenantry_core::keys::{Environment, Scope, Scopes, VerifyCode};
+use tenantry_core::keys::{Environment, KeyKind, Scope, Scopes, VerifyCode};
 use tenantry_core::tenant::Actor;
 use tenantry_core::{SecretString, TenantId};
 
@@ -83,6 +83,9 @@ pub enum Caller {
         scopes: Scopes,
         environment: Option<Environment>,
         via_token: bool,
+        /// The expiry of the key behind the credential (for a token: its
+        /// key's): nothing this caller makes may outlive it.
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -154,41 +157,68 @@ pub fn insufficient_scope(scope: Scope) -> ApiError {
     }
 }
 
-/// Authenticates a credential (root key, operator key, tenant key or token).
+/// Authenticates a credential (root key, operator key, tenant key or token)
+/// for the API: any failure is a plain `401 unauthorized` (or `403
+/// tenant_suspended`).
 pub async fn authenticate(state: &AppState, credential: &str) -> Result<Caller, ApiError> {
+    verify_credential(state, credential)
+        .await
+        .map_err(|err| match err {
+            ApiError::InvalidCredentials(_) => ApiError::Unauthorized,
+            other => other,
+        })
+}
+
+/// Verifies one credential, in the one order every path uses: the root key,
+/// then operator keys (a well-formed `tnt_op_…` that is unknown or revoked
+/// is refused, never passed over), then access tokens, then tenant keys.
+/// Refusals are `401 invalid_credentials` with the reason, or `403
+/// tenant_suspended`.
+pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Caller, ApiError> {
     if state.root_key.matches(credential) {
         return Ok(Caller::Operator {
             actor: Actor::root(),
             root: true,
         });
     }
-    if let Some(key) = keys::verify_operator_key(state, credential).await? {
-        return Ok(Caller::Operator {
-            actor: Actor::from_trusted(format!("operator:{}", key.id)),
-            root: false,
-        });
+    if tenantry_core::keys::parse_key(credential).is_some_and(|p| p.kind == KeyKind::Operator) {
+        return match keys::verify_operator_key(state, credential).await? {
+            Some(key) => Ok(Caller::Operator {
+                actor: Actor::from_trusted(format!("operator:{}", key.id)),
+                root: false,
+            }),
+            None => Err(ApiError::InvalidCredentials(VerifyCode::NotFound)),
+        };
     }
     if looks_like_token(credential) {
         let verified = state
             .tokens
             .verify(credential, state.clock.now())
-            .map_err(|_| ApiError::Unauthorized)?;
-        if !tokens::key_still_valid(state, &verified).await? {
-            return Err(ApiError::Unauthorized);
-        }
+            .map_err(|err| {
+                ApiError::InvalidCredentials(match err {
+                    tokens::TokenError::Expired => VerifyCode::Expired,
+                    _ => VerifyCode::NotFound,
+                })
+            })?;
+        let Some(key) = tokens::live_key(state, &verified).await? else {
+            return Err(ApiError::InvalidCredentials(VerifyCode::Revoked));
+        };
         let tenant = keys::load_tenant(state, &verified.tenant_id)
             .await?
-            .ok_or(ApiError::Unauthorized)?;
+            .ok_or(ApiError::InvalidCredentials(VerifyCode::NotFound))?;
         return match tenant.status {
             tenantry_core::tenant::TenantStatus::Active => Ok(Caller::Tenant {
                 tenant,
+                scopes: verified.effective_scopes(&key),
                 key_id: verified.key_id,
-                scopes: verified.scopes,
                 environment: None,
                 via_token: true,
+                expires_at: key.expires_at,
             }),
             tenantry_core::tenant::TenantStatus::Suspended => Err(ApiError::TenantSuspended),
-            tenantry_core::tenant::TenantStatus::Deleted => Err(ApiError::Unauthorized),
+            tenantry_core::tenant::TenantStatus::Deleted => {
+                Err(ApiError::InvalidCredentials(VerifyCode::NotFound))
+            }
         };
     }
     let verification = keys::verify(state, credential, &Scopes::default()).await?;
@@ -199,9 +229,11 @@ pub async fn authenticate(state: &AppState, credential: &str) -> Result<Caller, 
             scopes: key.scopes.clone(),
             environment: Some(key.environment),
             via_token: false,
+            expires_at: key.expires_at,
         }),
         (VerifyCode::TenantSuspended, _, _) => Err(ApiError::TenantSuspended),
-        _ => Err(ApiError::Unauthorized),
+        (VerifyCode::Valid, _, _) => Err(ApiError::InvalidCredentials(VerifyCode::NotFound)),
+        (code, _, _) => Err(ApiError::InvalidCredentials(code)),
     }
 }
 

@@ -106,6 +106,24 @@ impl ApiError {
         ApiError::Validation(vec![err])
     }
 
+    /// `403 operator_required`: only an operator may do this.
+    pub fn operator_required(detail: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::Forbidden {
+            code: "operator_required",
+            detail: detail.into(),
+        }
+    }
+
+    /// `403 key_outlives_caller`: a key may not make a key (or change one's
+    /// expiry) to outlive itself.
+    pub fn key_outlives_caller() -> Self {
+        ApiError::Forbidden {
+            code: "key_outlives_caller",
+            detail: "a key with an expiry cannot make or change a key to expire later than itself, or never"
+                .into(),
+        }
+    }
+
     pub fn tenant_not_found() -> Self {
         ApiError::NotFound {
             code: "tenant_not_found",

@@ -92,12 +92,12 @@ if tat < now then tat = now end
 local new_tat = tat + cost * t
 local allow_at = new_tat - tau
 if allow_at > now then
-  return {0, math.floor((now + tau - tat) / t), tat - now, allow_at - now}
+  return {0, math.max(0, math.floor((now + tau - tat) / t)), tat - now, allow_at - now}
 end
 if cost > 0 then
   redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
 end
-return {1, math.floor((now + tau - new_tat) / t), new_tat - now, 0}
+return {1, math.max(0, math.floor((now + tau - new_tat) / t)), new_tat - now, 0}
 ";
 
 /// A policy's emission interval and burst window, in µs.
@@ -544,20 +544,24 @@ impl RedisBackend {
             .arg(params.tau)
             .arg(cost);
         let mut connection = self.connection().await?;
-        let reply: Vec<u64> = match invocation.invoke_async(&mut connection).await {
+        // Signed on the wire: a bucket whose TAT lies beyond the window (its
+        // policy shrank) would give a negative `remaining`, which must read
+        // as 0, never as a huge unsigned number.
+        let reply: Vec<i64> = match invocation.invoke_async(&mut connection).await {
             Ok(reply) => reply,
             // A dropped connection (Redis restarted, say) is replaced by the
             // manager as it fails: try once more on the new one.
             Err(err) if connection_error(&err) => invocation.invoke_async(&mut connection).await?,
             Err(err) => return Err(err),
         };
+        let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
         match reply[..] {
             [allowed, remaining, reset_after_us, retry_after_us] => Ok(Outcome {
                 allowed: allowed == 1,
                 tat: 0,
-                remaining,
-                reset_after_us,
-                retry_after_us,
+                remaining: unsigned(remaining),
+                reset_after_us: unsigned(reset_after_us),
+                retry_after_us: unsigned(retry_after_us),
             }),
             _ => Err(redis::RedisError::from((
                 redis::ErrorKind::TypeError,

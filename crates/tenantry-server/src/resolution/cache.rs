@@ -1,15 +1,16 @@
 //! In-memory caches of the hot path: key hash → key, tenant id → tenant
-//! snapshot, host → tenant id. Bounded, with short negative entries for
-//! unknown keys and hosts. Every change that could make an entry wrong
+//! snapshot, host → tenant id. Bounded, with shorter negative entries for
+//! unknown keys and hosts, kept apart from the positive ones so that made-up
+//! keys or hosts can only ever evict each other, never a real entry. Every change that could make an entry wrong
 //! invalidates it: locally at once, and on other server processes through
 //! PostgreSQL NOTIFY (see `workers::invalidation`).
 
-use moka::Expiry;
 use moka::sync::Cache;
+use std::borrow::Borrow;
 use std::hash::Hash;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tenantry_core::TenantId;
 use tenantry_core::keys::{ApiKey, OperatorKey};
 use tenantry_core::tenant::TenantStatus;
@@ -41,41 +42,81 @@ impl<T> Clone for Entry<T> {
     }
 }
 
-struct ExpireBy {
-    found: Duration,
-    missing: Duration,
+/// A cache of lookups: what was found, and, apart from it, what is known not
+/// to exist. Each half has its own bound, so a flood of lookups for things
+/// that do not exist (made-up keys, random hosts) evicts only negative
+/// entries.
+pub struct Lookup<K, T> {
+    found: Cache<K, Arc<T>>,
+    missing: Cache<K, ()>,
 }
 
-impl<K, T> Expiry<K, Entry<T>> for ExpireBy {
-    fn expire_after_create(
-        &self,
-        _key: &K,
-        value: &Entry<T>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(match value {
-            Entry::Found(_) => self.found,
-            Entry::Missing => self.missing,
-        })
-    }
-}
-
-fn cache<K, T>(capacity: u64) -> Cache<K, Entry<T>>
+impl<K, T> Lookup<K, T>
 where
     K: Hash + Eq + Send + Sync + 'static,
     T: Send + Sync + 'static,
 {
-    Cache::builder()
-        .max_capacity(capacity)
-        .expire_after(ExpireBy {
-            // A safety net only: changes invalidate entries explicitly.
-            found: Duration::from_secs(300),
-            // Every creation (tenant, domain, key) invalidates its entry, so
-            // negative entries need not be short; a minute bounds the cost of
-            // a missed notification.
-            missing: Duration::from_secs(60),
-        })
-        .build()
+    fn new(found: u64, missing: u64) -> Self {
+        Lookup {
+            found: Cache::builder()
+                .max_capacity(found)
+                // A safety net only: changes invalidate entries explicitly.
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+            missing: Cache::builder()
+                .max_capacity(missing)
+                // Every creation (tenant, domain, key) invalidates its entry,
+                // so negative entries need not be short; a minute bounds the
+                // cost of a missed notification.
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    pub fn get<Q>(&self, key: &Q) -> Option<Entry<T>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(value) = self.found.get(key) {
+            return Some(Entry::Found(value));
+        }
+        self.missing.contains_key(key).then_some(Entry::Missing)
+    }
+
+    fn insert(&self, key: K, entry: Entry<T>) {
+        match entry {
+            Entry::Found(value) => {
+                self.missing.invalidate(&key);
+                self.found.insert(key, value);
+            }
+            Entry::Missing => {
+                self.found.invalidate(&key);
+                self.missing.insert(key, ());
+            }
+        }
+    }
+
+    pub fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.found.invalidate(key);
+        self.missing.invalidate(key);
+    }
+
+    pub fn invalidate_all(&self) {
+        self.found.invalidate_all();
+        self.missing.invalidate_all();
+    }
+
+    /// Entries held (approximate, as moka counts them): found, missing.
+    pub fn entry_counts(&self) -> (u64, u64) {
+        self.found.run_pending_tasks();
+        self.missing.run_pending_tasks();
+        (self.found.entry_count(), self.missing.entry_count())
+    }
 }
 
 /// A change that makes cached entries wrong.
@@ -122,38 +163,42 @@ impl Invalidation {
 }
 
 pub struct Caches {
-    pub keys: Cache<[u8; 32], Entry<ApiKey>>,
-    pub operator_keys: Cache<[u8; 32], Entry<OperatorKey>>,
-    pub tenants: Cache<TenantId, Entry<TenantSnapshot>>,
+    pub keys: Lookup<[u8; 32], ApiKey>,
+    pub operator_keys: Lookup<[u8; 32], OperatorKey>,
+    pub tenants: Lookup<TenantId, TenantSnapshot>,
     /// `d:<domain>` for custom domains, `s:<label>` for subdomains.
-    pub hosts: Cache<String, Entry<TenantId>>,
+    pub hosts: Lookup<String, TenantId>,
     /// Key id → key hash, for tokens (which name their key by id). The
     /// mapping never changes, so it needs no invalidation.
     pub key_ids: Cache<String, [u8; 32]>,
     /// Effective configurations, by tenant.
-    pub configs: Cache<TenantId, Entry<crate::limits::config::EffectiveConfig>>,
+    pub configs: Lookup<TenantId, crate::limits::config::EffectiveConfig>,
     /// Plans, by name (all dropped when any plan changes: `All`).
-    pub plans: Cache<String, Entry<crate::limits::config::Plan>>,
+    pub plans: Lookup<String, crate::limits::config::Plan>,
     /// The meter catalog (one entry).
-    pub meters:
-        Cache<(), Entry<std::collections::HashMap<String, crate::limits::service::Aggregation>>>,
+    pub meters: Lookup<(), std::collections::HashMap<String, crate::limits::service::Aggregation>>,
     /// Bumped by every invalidation: a loader that read the database before
     /// an invalidation must not store what it read.
     generation: AtomicU64,
+    /// Makes "check the generation, then insert" atomic with respect to an
+    /// invalidation: stores share it, [`Caches::apply`] takes it alone, so no
+    /// invalidation can fall between a loader's check and its insert.
+    gate: RwLock<()>,
 }
 
 impl Default for Caches {
     fn default() -> Self {
         Caches {
-            keys: cache(1_000_000),
-            operator_keys: cache(10_000),
-            tenants: cache(200_000),
-            hosts: cache(200_000),
+            keys: Lookup::new(1_000_000, 100_000),
+            operator_keys: Lookup::new(10_000, 10_000),
+            tenants: Lookup::new(200_000, 100_000),
+            hosts: Lookup::new(200_000, 100_000),
             key_ids: Cache::new(100_000),
-            configs: cache(200_000),
-            plans: cache(1_000),
-            meters: cache(1),
+            configs: Lookup::new(200_000, 10_000),
+            plans: Lookup::new(1_000, 1_000),
+            meters: Lookup::new(1, 1),
             generation: AtomicU64::new(0),
+            gate: RwLock::new(()),
         }
     }
 }
@@ -165,17 +210,19 @@ impl Caches {
 
     /// Stores a loaded value unless an invalidation happened since
     /// `generation` was read.
-    pub fn store<K, T>(&self, cache: &Cache<K, Entry<T>>, generation: u64, key: K, value: Entry<T>)
+    pub fn store<K, T>(&self, cache: &Lookup<K, T>, generation: u64, key: K, value: Entry<T>)
     where
         K: Hash + Eq + Send + Sync + 'static,
         T: Send + Sync + 'static,
     {
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
         if self.generation() == generation {
             cache.insert(key, value);
         }
     }
 
     pub fn apply(&self, change: &Invalidation) {
+        let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
         match change {
             Invalidation::Key(h) => self.keys.invalidate(h),
@@ -197,7 +244,6 @@ impl Caches {
                 self.meters.invalidate_all();
             }
         }
-        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -226,6 +272,68 @@ mod tests {
             assert_eq!(Invalidation::decode(&change.encode()), Some(change));
         }
         assert_eq!(Invalidation::decode("garbage"), None);
+    }
+
+    #[test]
+    fn negative_entries_never_evict_positive_ones() {
+        let caches = Caches::default();
+        let real = TenantId::from_trusted("acme".into());
+        caches.store(
+            &caches.hosts,
+            caches.generation(),
+            "s:acme".into(),
+            Entry::Found(Arc::new(real.clone())),
+        );
+        // Far more made-up hosts than the negative half holds.
+        for i in 0..150_000u32 {
+            caches.store(
+                &caches.hosts,
+                caches.generation(),
+                format!("s:made-up-{i}"),
+                Entry::Missing,
+            );
+        }
+        let (found, missing) = caches.hosts.entry_counts();
+        assert_eq!(found, 1);
+        assert!(
+            missing <= 100_000,
+            "the negative half is bounded: {missing}"
+        );
+        assert!(matches!(caches.hosts.get("s:acme"), Some(Entry::Found(id)) if *id == real));
+        // A negative entry replaced by a found one (and back) leaves one entry.
+        caches.store(
+            &caches.hosts,
+            caches.generation(),
+            "s:acme".into(),
+            Entry::Missing,
+        );
+        assert!(matches!(caches.hosts.get("s:acme"), Some(Entry::Missing)));
+        caches.apply(&Invalidation::Host("s:acme".into()));
+        assert!(caches.hosts.get("s:acme").is_none());
+    }
+
+    /// A loader that read the generation before an invalidation never leaves
+    /// its (stale) value behind, however the two threads interleave.
+    #[test]
+    fn a_load_racing_an_invalidation_never_survives_it() {
+        let caches = Arc::new(Caches::default());
+        for round in 0..2_000u32 {
+            let key = [u8::try_from(round % 251).unwrap_or(0); 32];
+            let generation = caches.generation();
+            let barrier = Arc::new(std::sync::Barrier::new(2));
+            let invalidator = {
+                let caches = caches.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    caches.apply(&Invalidation::Key(key));
+                })
+            };
+            barrier.wait();
+            caches.store(&caches.keys, generation, key, Entry::Missing);
+            invalidator.join().unwrap_or_default();
+            assert!(caches.keys.get(&key).is_none(), "round {round}");
+        }
     }
 
     #[test]

@@ -222,6 +222,9 @@ struct Pending {
     operator_keys: HashMap<String, DateTime<Utc>>,
 }
 
+/// One tenant's keys and when each was last used.
+pub type TenantUsage = (TenantId, Vec<(String, DateTime<Utc>)>);
+
 /// Last-use times to write, per tenant, and for operator keys.
 pub type UsageBatch = (
     HashMap<TenantId, Vec<(String, DateTime<Utc>)>>,
@@ -244,6 +247,28 @@ impl KeyUsage {
     pub fn record_operator_key(&self, key_id: &str, at: DateTime<Utc>) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.operator_keys.insert(key_id.to_owned(), at);
+    }
+
+    /// Puts back what a failed flush could not write, so the next flush
+    /// writes it (uses recorded meanwhile win when they are later).
+    pub fn restore(&self, tenant_keys: &[TenantUsage], operator_keys: &[(String, DateTime<Utc>)]) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for (tenant, used) in tenant_keys {
+            for (key_id, at) in used {
+                pending
+                    .tenant_keys
+                    .entry(key_id.clone())
+                    .and_modify(|(_, existing)| *existing = (*existing).max(*at))
+                    .or_insert_with(|| (tenant.clone(), *at));
+            }
+        }
+        for (key_id, at) in operator_keys {
+            pending
+                .operator_keys
+                .entry(key_id.clone())
+                .and_modify(|existing| *existing = (*existing).max(*at))
+                .or_insert(*at);
+        }
     }
 
     /// Takes everything recorded since the last call.

@@ -7,12 +7,12 @@ pub mod keys;
 pub mod tokens;
 
 use crate::app::AppState;
+use crate::http::auth::{Caller, verify_credential};
 use crate::http::problem::ApiError;
 use cache::{Entry, TenantSnapshot, domain_key, subdomain_key};
 use serde::Serialize;
 use std::sync::Arc;
 use tenantry_core::TenantId;
-use tenantry_core::keys::{Scopes, VerifyCode};
 use tenantry_core::tenant::TenantStatus;
 use tenantry_core::values::Hostname;
 use tenantry_store::StoreError;
@@ -33,11 +33,57 @@ pub enum MatchedBy {
 #[derive(Debug, Default)]
 pub struct Inputs<'a> {
     pub host: Option<&'a str>,
-    pub api_key: Option<&'a str>,
-    pub token: Option<&'a str>,
     pub tenant_id: Option<&'a str>,
     /// Whether the caller may name a tenant directly (`X-Tenant-ID`).
     pub trusted: bool,
+}
+
+/// What the presented keys and tokens say, once every one of them verified.
+#[derive(Debug, Default)]
+pub struct Credentials {
+    /// The tenant the tenant keys and tokens belong to (all the same one).
+    pub tenant: Option<(Arc<TenantSnapshot>, MatchedBy)>,
+    /// Whether one of them makes its bearer a trusted resolver (the root
+    /// key, an operator key, or a key or token granting `resolve:trusted`).
+    pub trusted: bool,
+}
+
+/// Verifies every presented key and token, each in the one order of
+/// [`verify_credential`]: any that does not verify is `401` (an unknown
+/// operator key too), and all those of tenants must be of one tenant (`403
+/// tenant_mismatch` otherwise). Operator credentials name no tenant.
+pub async fn verify_credentials(
+    state: &AppState,
+    presented: &[&str],
+) -> Result<Credentials, ApiError> {
+    let mut out = Credentials::default();
+    for credential in presented.iter().filter(|c| !c.is_empty()) {
+        let caller = verify_credential(state, credential).await?;
+        out.trusted |= caller.is_trusted_resolver();
+        if let Caller::Tenant {
+            tenant, via_token, ..
+        } = caller
+        {
+            let by = if via_token {
+                MatchedBy::Token
+            } else {
+                MatchedBy::ApiKey
+            };
+            match &out.tenant {
+                Some((other, _)) if other.id != tenant.id => return Err(tenant_mismatch()),
+                Some(_) => {}
+                None => out.tenant = Some((tenant, by)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn tenant_mismatch() -> ApiError {
+    ApiError::Forbidden {
+        code: "tenant_mismatch",
+        detail: "the keys, tokens or host of this request belong to different tenants".into(),
+    }
 }
 
 /// Strips a port and one trailing dot, folds case.
@@ -85,12 +131,16 @@ enum HostLoad<'a> {
 }
 
 /// Runs the chain: custom domain → subdomain → API key → token → trusted
-/// `tenant_id` → default tenant. A presented key or token is verified even
-/// when the host decides, and must belong to the same tenant. A tenant that is suspended is `403 tenant_suspended`;
-/// deleted or unmatched, `404 tenant_not_found`.
+/// `tenant_id` → default tenant. The presented keys and tokens were all
+/// verified first ([`verify_credentials`]), even when the host decides, and
+/// must belong to the host's tenant. A tenant that is suspended is `403
+/// tenant_suspended`; deleted or unmatched, `404 tenant_not_found`; a
+/// `tenant_id` from a caller that is not trusted, `404` too (never the
+/// default tenant instead).
 pub async fn resolve(
     state: &AppState,
     inputs: &Inputs<'_>,
+    credentials: Credentials,
 ) -> Result<(Arc<TenantSnapshot>, MatchedBy), ApiError> {
     let found = |snapshot: Option<Arc<TenantSnapshot>>,
                  by: MatchedBy|
@@ -103,10 +153,10 @@ pub async fn resolve(
         }
     };
 
-    // The tenant the presented credential (key or token) belongs to, checked
-    // whether or not it decides the tenant: a gateway that resolves by host
-    // must not pass along a bad key, or another tenant's.
-    let credential = credential_tenant(state, inputs).await?;
+    // The tenant of the presented keys and tokens, checked whether or not it
+    // decides the tenant: a gateway that resolves by host must not pass
+    // along a bad key, or another tenant's.
+    let credential = credentials.tenant;
 
     let mut by_host = None;
     if let Some(host) = inputs.host.and_then(normalize_host) {
@@ -151,9 +201,10 @@ pub async fn resolve(
         return found(Some(tenant), matched_by);
     }
 
-    if inputs.trusted
-        && let Some(id) = inputs.tenant_id
-    {
+    if let Some(id) = inputs.tenant_id {
+        if !inputs.trusted {
+            return Err(ApiError::tenant_not_found());
+        }
         let Ok(id) = TenantId::parse(id) else {
             return Err(ApiError::tenant_not_found());
         };
@@ -164,41 +215,4 @@ pub async fn resolve(
         return found(keys::load_tenant(state, id).await?, MatchedBy::Default);
     }
     Err(ApiError::tenant_not_found())
-}
-
-/// Verifies the key or token among the inputs, if any: `Some` with its
-/// tenant, an error if it does not verify.
-async fn credential_tenant(
-    state: &AppState,
-    inputs: &Inputs<'_>,
-) -> Result<Option<(Arc<TenantSnapshot>, MatchedBy)>, ApiError> {
-    // An operator credential names no tenant: it only makes the caller trusted.
-    let tenant_key = inputs.api_key.filter(|k| {
-        !k.is_empty()
-            && !state.root_key.matches(k)
-            && tenantry_core::keys::parse_key(k)
-                .is_none_or(|p| p.kind == tenantry_core::keys::KeyKind::Tenant)
-    });
-    if let Some(key) = tenant_key {
-        let verification = keys::verify(state, key, &Scopes::default()).await?;
-        return match (verification.code, verification.tenant) {
-            (VerifyCode::Valid, Some(tenant)) => Ok(Some((tenant, MatchedBy::ApiKey))),
-            (VerifyCode::TenantSuspended, _) => Err(ApiError::TenantSuspended),
-            (code, _) => Err(ApiError::InvalidCredentials(code)),
-        };
-    }
-    if let Some(token) = inputs.token.filter(|t| !t.is_empty()) {
-        let verified = state
-            .tokens
-            .verify(token, state.clock.now())
-            .map_err(|_| ApiError::InvalidCredentials(VerifyCode::NotFound))?;
-        if !tokens::key_still_valid(state, &verified).await? {
-            return Err(ApiError::InvalidCredentials(VerifyCode::Revoked));
-        }
-        return match keys::load_tenant(state, &verified.tenant_id).await? {
-            Some(tenant) => Ok(Some((tenant, MatchedBy::Token))),
-            None => Err(ApiError::InvalidCredentials(VerifyCode::NotFound)),
-        };
-    }
-    Ok(None)
 }

@@ -15,7 +15,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::sync::RwLock;
 use tenantry_core::TenantId;
-use tenantry_core::keys::Scopes;
+use tenantry_core::keys::{ApiKey, Scopes};
 use tenantry_crypto::WrappedKey;
 use tenantry_store::{Store, StoreError};
 use zeroize::Zeroizing;
@@ -291,15 +291,19 @@ fn new_key() -> (String, Zeroizing<[u8; 32]>, [u8; 32]) {
 }
 
 /// Looks a token's key up and checks it is still good: a revoked, disabled
-/// or expired key's tokens die with it.
-pub async fn key_still_valid(state: &AppState, token: &VerifiedToken) -> Result<bool, StoreError> {
+/// or expired key's tokens die with it. `Some` with the key (whose current
+/// scopes and expiry bound the token's), `None` when it is not good.
+pub async fn live_key(
+    state: &AppState,
+    token: &VerifiedToken,
+) -> Result<Option<std::sync::Arc<ApiKey>>, StoreError> {
     let hash = match state.caches.key_ids.get(&token.key_id) {
         Some(hash) => hash,
         None => {
             let mut tx = state.store.tenant_read(&token.tenant_id).await?;
             let key = match tx.get_key(&token.key_id).await {
                 Ok(k) => k,
-                Err(StoreError::NotFound) => return Ok(false),
+                Err(StoreError::NotFound) => return Ok(None),
                 Err(e) => return Err(e),
             };
             tx.commit().await?;
@@ -311,11 +315,22 @@ pub async fn key_still_valid(state: &AppState, token: &VerifiedToken) -> Result<
         }
     };
     let Some(key) = super::keys::load_key(state, &hash).await? else {
-        return Ok(false);
+        return Ok(None);
     };
     let now = state.clock.now();
-    Ok(key.tenant_id == token.tenant_id
+    let live = key.tenant_id == token.tenant_id
+        && key.id == token.key_id
         && key.revoked_at.is_none()
         && key.enabled
-        && key.expires_at.is_none_or(|at| at > now))
+        && key.expires_at.is_none_or(|at| at > now);
+    Ok(live.then_some(key))
+}
+
+impl VerifiedToken {
+    /// What the token may do now: its own scopes narrowed to what its key
+    /// still grants (a key whose scopes were narrowed narrows its live
+    /// tokens at once).
+    pub fn effective_scopes(&self, key: &ApiKey) -> Scopes {
+        self.scopes.intersect(&key.scopes)
+    }
 }
