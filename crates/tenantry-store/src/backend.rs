@@ -18,10 +18,20 @@ pub const REQUEST_ROLE: &str = "tenantry_app";
 
 #[derive(Debug, Clone)]
 pub enum DatabaseOptions {
-    /// An SQLite file, created with its migrations if missing.
-    Sqlite { path: PathBuf, max_readers: u32 },
-    /// A PostgreSQL URL (`postgres://…`).
-    Postgres { url: String, max_connections: u32 },
+    /// An SQLite file, created with its migrations if missing. `timeout`:
+    /// how long a statement waits for a lock another process holds.
+    Sqlite {
+        path: PathBuf,
+        max_readers: u32,
+        timeout: Duration,
+    },
+    /// A PostgreSQL URL (`postgres://…`). `timeout`: how long a transaction
+    /// waits for a pool connection (and so for an unreachable server).
+    Postgres {
+        url: String,
+        max_connections: u32,
+        timeout: Duration,
+    },
 }
 
 /// A handle on the database, cheap to clone.
@@ -38,6 +48,8 @@ pub(crate) enum Backend {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        /// The writer's busy timeout, restored after a readiness probe.
+        busy_timeout: Duration,
     },
     Postgres {
         pool: PgPool,
@@ -57,7 +69,11 @@ impl Store {
     /// Connects (creating an SQLite file if needed). Does not migrate.
     pub async fn connect(options: &DatabaseOptions) -> Result<Store> {
         match options {
-            DatabaseOptions::Sqlite { path, max_readers } => {
+            DatabaseOptions::Sqlite {
+                path,
+                max_readers,
+                timeout,
+            } => {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| {
                         StoreError::Setup(format!("cannot create {}: {e}", parent.display()))
@@ -69,7 +85,10 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
+                    // A lock held by another process (a CLI command, a
+                    // backup) makes writes wait this long, then fail as
+                    // unavailable (503) rather than hang the request.
+                    .busy_timeout(*timeout)
                     .log_statements(tracing::log::LevelFilter::Trace);
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
@@ -80,12 +99,17 @@ impl Store {
                     .connect_with(connect.read_only(true))
                     .await?;
                 Ok(Store {
-                    backend: Backend::Sqlite { writer, reader },
+                    backend: Backend::Sqlite {
+                        writer,
+                        reader,
+                        busy_timeout: *timeout,
+                    },
                 })
             }
             DatabaseOptions::Postgres {
                 url,
                 max_connections,
+                timeout,
             } => {
                 let connect = PgConnectOptions::from_str(url)
                     .map_err(|_| {
@@ -96,7 +120,9 @@ impl Store {
                     .log_statements(tracing::log::LevelFilter::Trace);
                 let pool = PgPoolOptions::new()
                     .max_connections((*max_connections).max(2))
-                    .acquire_timeout(Duration::from_secs(10))
+                    // During an outage requests fail fast (503) instead of
+                    // queueing on the pool.
+                    .acquire_timeout(*timeout)
                     .connect_with(connect)
                     .await?;
                 Ok(Store {
@@ -160,11 +186,48 @@ impl Store {
         }
     }
 
-    /// A round trip to the database, for readiness checks.
+    /// A round trip to the database, for readiness checks. On SQLite it
+    /// also checks, without waiting, that the write lock can be taken (a
+    /// lock held by another process makes every write fail).
     pub async fn ping(&self) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite { reader, .. } => {
+            Backend::Sqlite {
+                reader,
+                writer,
+                busy_timeout,
+            } => {
                 sqlx::query("SELECT 1").execute(reader).await?;
+                // In a task of its own, so that a caller giving up (a
+                // timeout) cannot leave the writer mid-probe: inside a
+                // transaction or with no busy timeout.
+                let writer = writer.clone();
+                let restore = format!("PRAGMA busy_timeout = {}", busy_timeout.as_millis());
+                let probe = tokio::spawn(async move {
+                    let mut conn = writer.acquire().await?;
+                    sqlx::query("PRAGMA busy_timeout = 0")
+                        .execute(&mut *conn)
+                        .await?;
+                    let locked = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await;
+                    let rolled_back = match locked {
+                        Ok(_) => sqlx::query("ROLLBACK")
+                            .execute(&mut *conn)
+                            .await
+                            .map(|_| ()),
+                        Err(_) => Ok(()),
+                    };
+                    let restored = sqlx::query(&restore).execute(&mut *conn).await;
+                    if rolled_back.is_err() || restored.is_err() {
+                        // Never hand back a connection in an unknown state.
+                        conn.detach();
+                    }
+                    locked?;
+                    rolled_back?;
+                    restored?;
+                    Ok::<(), sqlx::Error>(())
+                });
+                probe
+                    .await
+                    .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))??;
             }
             Backend::Postgres { pool, .. } => {
                 sqlx::query("SELECT 1").execute(pool).await?;
@@ -175,7 +238,7 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { writer, reader } => {
+            Backend::Sqlite { writer, reader, .. } => {
                 writer.close().await;
                 reader.close().await;
             }
@@ -185,9 +248,15 @@ impl Store {
 
     async fn begin(&self, write: bool) -> Result<Conn> {
         Ok(match &self.backend {
-            Backend::Sqlite { writer, reader } => {
-                Conn::Sqlite(if write { writer } else { reader }.begin().await?)
+            // Writes take SQLite's write lock up front (BEGIN IMMEDIATE): a
+            // lock held by another process is then waited for (the busy
+            // timeout) instead of failing at once when a read transaction
+            // tries to upgrade. In this process writes are serialized by the
+            // one-connection writer pool anyway.
+            Backend::Sqlite { writer, .. } if write => {
+                Conn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
             }
+            Backend::Sqlite { reader, .. } => Conn::Sqlite(reader.begin().await?),
             Backend::Postgres { pool, .. } => Conn::Postgres(pool.begin().await?),
         })
     }

@@ -5,3 +5,4 @@ pub mod auth;
 pub mod extract;
 pub mod problem;
 pub mod router;
+pub mod serve;

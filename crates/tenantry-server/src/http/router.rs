@@ -18,9 +18,12 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 /// Every route of the server, with the middleware every request passes
-/// through (outermost first): request id, panic guard, logging, body limit.
+/// through (outermost first): request id, panic guard, logging, request
+/// timeout, body limit and body timeout.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
+    let body_timeout = state.config.body_timeout;
+    let request_timeout = state.config.request_timeout;
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -97,7 +100,22 @@ pub fn router(state: AppState) -> Router {
                 return ApiError::PayloadTooLarge { limit: body_limit }.into_response();
             }
             req.extensions_mut().insert(BodyLimit(body_limit));
-            next.run(req).await
+            // The body is read here, whole, within the body timeout: a
+            // client dribbling it byte by byte gets 408, not a handler
+            // (and a database transaction) waiting on it.
+            match read_body(req, body_limit, body_timeout).await {
+                Ok(req) => next.run(req).await,
+                Err(err) => err.into_response(),
+            }
+        }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| async move {
+            match tokio::time::timeout(request_timeout, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::warn!("request timed out");
+                    ApiError::RequestTimeout.into_response()
+                }
+            }
         }))
         .layer(
             TraceLayer::new_for_http()
@@ -122,6 +140,36 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Reads a request's body, at most `limit` bytes within `timeout`, and puts
+/// it back as an in-memory body.
+async fn read_body(req: Request, limit: usize, timeout: Duration) -> Result<Request, ApiError> {
+    use http_body::Body as _;
+    let (parts, mut body) = req.into_parts();
+    if body.is_end_stream() {
+        return Ok(Request::from_parts(parts, body));
+    }
+    let read = async {
+        let mut bytes = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let frame =
+                frame.map_err(|_| ApiError::MalformedJson("the body could not be read".into()))?;
+            if let Ok(data) = frame.into_data() {
+                if bytes.len() + data.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(bytes)
+    };
+    let bytes = tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| ApiError::RequestBodyTimeout)??;
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
 async fn openapi_json() -> Response {
     let mut response = crate::openapi::json().into_response();
     response.headers_mut().insert(
@@ -130,6 +178,3 @@ async fn openapi_json() -> Response {
     );
     response
 }
-
-/// How long the server waits on a slow client's request headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);

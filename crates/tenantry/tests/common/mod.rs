@@ -593,3 +593,54 @@ pub async fn raw_http(base: &str, request: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A lock held on the database from outside the server, until released:
+/// SQLite's write lock (`BEGIN EXCLUSIVE`: writes wait, WAL readers do not),
+/// or a PostgreSQL `ACCESS EXCLUSIVE` lock on one table (everything waits).
+pub enum DbLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl DbLock {
+    pub async fn take(db: &TestDb, pg_table: &str) -> DbLock {
+        use sqlx::{Connection, Executor};
+        match db.backend {
+            Backend::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(db.data_dir().join("tenantry.db"))
+                    .busy_timeout(Duration::from_secs(10));
+                let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .expect("open sqlite");
+                conn.execute("BEGIN EXCLUSIVE").await.expect("lock");
+                DbLock::Sqlite(conn)
+            }
+            Backend::Postgres => {
+                let name = db.pg_database.as_ref().expect("pg database");
+                let mut conn = sqlx::PgConnection::connect(&pg_url_for(name, None))
+                    .await
+                    .expect("connect");
+                conn.execute("BEGIN").await.expect("begin");
+                conn.execute(&*format!("LOCK TABLE {pg_table} IN ACCESS EXCLUSIVE MODE"))
+                    .await
+                    .expect("lock");
+                DbLock::Postgres(conn)
+            }
+        }
+    }
+
+    pub async fn release(self) {
+        use sqlx::{Connection, Executor};
+        match self {
+            DbLock::Sqlite(mut conn) => {
+                conn.execute("ROLLBACK").await.expect("unlock");
+                conn.close().await.expect("close");
+            }
+            DbLock::Postgres(mut conn) => {
+                conn.execute("ROLLBACK").await.expect("unlock");
+                conn.close().await.expect("close");
+            }
+        }
+    }
+}
