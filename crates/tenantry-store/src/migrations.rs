@@ -16,6 +16,7 @@ const SQLITE: Embedded = Embedded(&[
     (2, "api_keys", include_str!("../migrations/sqlite/0002_api_keys.sql")),
     (3, "vault", include_str!("../migrations/sqlite/0003_vault.sql")),
     (4, "limits", include_str!("../migrations/sqlite/0004_limits.sql")),
+    (8, "defence_in_depth", include_str!("../migrations/sqlite/0008_defence_in_depth.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -24,6 +25,7 @@ const POSTGRES: Embedded = Embedded(&[
     (2, "api_keys", include_str!("../migrations/postgres/0002_api_keys.sql")),
     (3, "vault", include_str!("../migrations/postgres/0003_vault.sql")),
     (4, "limits", include_str!("../migrations/postgres/0004_limits.sql")),
+    (8, "defence_in_depth", include_str!("../migrations/postgres/0008_defence_in_depth.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {
