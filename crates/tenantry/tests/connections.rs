@@ -155,6 +155,28 @@ async fn a_dribbled_body_gets_408(backend: Backend) {
         404,
         "nothing was created"
     );
+
+    // Without credentials the body is never waited for: 401 at once, well
+    // before the body timeout, though not a byte of it was sent.
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start_with(
+        &db,
+        &[
+            ("TENANTRY_ROOT_KEY", ROOT_KEY),
+            ("TENANTRY_BODY_TIMEOUT", "1h"),
+        ],
+    )
+    .await;
+    let mut stream = connect(&server).await;
+    stream
+        .write_all(
+            b"POST /v1/tenants HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let reply = read_response(&mut stream).await;
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
 }
 
 async fn idle_keep_alive_connections_are_closed(backend: Backend) {

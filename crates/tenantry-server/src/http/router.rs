@@ -11,7 +11,6 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -100,13 +99,12 @@ pub fn router(state: AppState) -> Router {
                 return ApiError::PayloadTooLarge { limit: body_limit }.into_response();
             }
             req.extensions_mut().insert(BodyLimit(body_limit));
-            // The body is read here, whole, within the body timeout: a
-            // client dribbling it byte by byte gets 408, not a handler
-            // (and a database transaction) waiting on it.
-            match read_body(req, body_limit, body_timeout).await {
-                Ok(req) => next.run(req).await,
-                Err(err) => err.into_response(),
-            }
+            // The whole body must arrive within the body timeout, counted
+            // from now (not per chunk: a client sending a byte a second
+            // would pass that). It is still read only by the handler's
+            // extractor, after authentication.
+            let req = super::body::with_deadline(req, body_timeout);
+            next.run(req).await
         }))
         .layer(middleware::from_fn(move |req: Request, next: Next| async move {
             match tokio::time::timeout(request_timeout, next.run(req)).await {
@@ -138,36 +136,6 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
-}
-
-/// Reads a request's body, at most `limit` bytes within `timeout`, and puts
-/// it back as an in-memory body.
-async fn read_body(req: Request, limit: usize, timeout: Duration) -> Result<Request, ApiError> {
-    use http_body::Body as _;
-    let (parts, mut body) = req.into_parts();
-    if body.is_end_stream() {
-        return Ok(Request::from_parts(parts, body));
-    }
-    let read = async {
-        let mut bytes = Vec::new();
-        while let Some(frame) =
-            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
-        {
-            let frame =
-                frame.map_err(|_| ApiError::MalformedJson("the body could not be read".into()))?;
-            if let Ok(data) = frame.into_data() {
-                if bytes.len() + data.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
-                bytes.extend_from_slice(&data);
-            }
-        }
-        Ok(bytes)
-    };
-    let bytes = tokio::time::timeout(timeout, read)
-        .await
-        .map_err(|_| ApiError::RequestBodyTimeout)??;
-    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
 async fn openapi_json() -> Response {
