@@ -191,6 +191,25 @@ async fn postgres_checks(
         );
     }
 
+    // The invalidation secret is the owner's alone: a role that can read
+    // it can forge cache invalidations.
+    for role in &roles {
+        let (readable,): (bool,) = sqlx::query_as(
+            "SELECT to_regclass('tenantry_secrets') IS NOT NULL \
+                AND has_table_privilege($1, 'tenantry_secrets', 'SELECT')",
+        )
+        .bind(role)
+        .fetch_one(&mut **c)
+        .await?;
+        if readable {
+            report.check(
+                false,
+                "tenantry_secrets",
+                format!("role {role} can read the invalidation secret (only the owner may)"),
+            );
+        }
+    }
+
     // Tables that hold tenant data without a tenant_id column: the
     // registry itself, and any table that points at it.
     let linked: Vec<(String,)> = sqlx::query_as(

@@ -425,6 +425,18 @@ async fn postgres_doctor_finds_missing_rls() {
         "{out}"
     );
 
+    // The invalidation secret readable by a transaction role.
+    sqlx::query("GRANT SELECT ON tenantry_secrets TO tenantry_app")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (code, out, _) = db.run_command(&["doctor"], &[]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("FAIL  tenantry_secrets: role tenantry_app can read the invalidation secret"),
+        "{out}"
+    );
+
     // The registry, and a table that points at it, without RLS.
     sqlx::query("ALTER TABLE tenants DISABLE ROW LEVEL SECURITY")
         .execute(&admin)
