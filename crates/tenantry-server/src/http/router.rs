@@ -107,10 +107,20 @@ pub fn router(state: AppState) -> Router {
             next.run(req).await
         }))
         .layer(middleware::from_fn(move |req: Request, next: Next| async move {
-            match tokio::time::timeout(request_timeout, next.run(req)).await {
-                Ok(response) => response,
+            // The handler runs in a task of its own and is never cancelled
+            // half-way: a change that commits still clears this process's
+            // caches after its commit. Past the timeout the caller gets 503
+            // and the handler's eventual answer is dropped.
+            use tracing::Instrument;
+            let mut handler = tokio::spawn(next.run(req).in_current_span());
+            match tokio::time::timeout(request_timeout, &mut handler).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(_)) => {
+                    tracing::error!("request handler panicked");
+                    ApiError::Internal.into_response()
+                }
                 Err(_) => {
-                    tracing::warn!("request timed out");
+                    tracing::warn!("request timed out; its handler finishes in the background");
                     ApiError::RequestTimeout.into_response()
                 }
             }
