@@ -148,6 +148,42 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "127.0.0.1,::1",
         "comma-separated IP addresses of gateways whose X-Real-IP header names the client's address (empty: none)",
     ),
+    (
+        "header_read_timeout",
+        false,
+        "10s",
+        "how long a client may take to send a request's headers (also the longest wait for the next request on a kept-alive connection); then the connection is closed",
+    ),
+    (
+        "body_timeout",
+        false,
+        "30s",
+        "how long a client may take to send a request's body; then 408 request_body_timeout",
+    ),
+    (
+        "request_timeout",
+        false,
+        "60s",
+        "longest time a request may take in all; then 503 request_timeout",
+    ),
+    (
+        "idle_timeout",
+        false,
+        "5s",
+        "how long a kept-alive connection may sit idle between requests before it is closed (at most header_read_timeout)",
+    ),
+    (
+        "max_connections",
+        false,
+        "1024",
+        "most client connections served at once; further ones wait in the listen backlog until one closes",
+    ),
+    (
+        "database_timeout",
+        false,
+        "5s",
+        "how long a request waits for a database connection (PostgreSQL) or the write lock (SQLite) before answering 503 database_unavailable",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +224,12 @@ pub struct Config {
     pub resolve_anonymous_per_minute: u64,
     /// Peers whose `X-Real-IP` names the source address.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub header_read_timeout: Duration,
+    pub body_timeout: Duration,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub database_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -343,6 +385,11 @@ impl Config {
             parse_duration(get(name).0)
                 .ok_or_else(|| invalid(name, "must be a duration such as 30s, 5m, 12h or 30d"))
         };
+        let positive = |name: &str| -> Result<Duration, ConfigError> {
+            Some(duration(name)?)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| invalid(name, "must be longer than 0"))
+        };
         Ok(Config {
             listen,
             data_dir: PathBuf::from(get("data_dir").0),
@@ -423,6 +470,15 @@ impl Config {
                     })
                 })
                 .collect::<Result<_, _>>()?,
+            header_read_timeout: positive("header_read_timeout")?,
+            body_timeout: positive("body_timeout")?,
+            request_timeout: positive("request_timeout")?,
+            idle_timeout: positive("idle_timeout")?,
+            max_connections: usize::try_from(number("max_connections")?)
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| invalid("max_connections", "must be between 1 and 1000000"))?,
+            database_timeout: positive("database_timeout")?,
         })
     }
 
@@ -433,10 +489,12 @@ impl Config {
             Some(url) => DatabaseOptions::Postgres {
                 url: url.expose().to_owned(),
                 max_connections: self.database_max_connections,
+                timeout: self.database_timeout,
             },
             None => DatabaseOptions::Sqlite {
                 path: self.data_dir.join("tenantry.db"),
                 max_readers: self.database_max_connections,
+                timeout: self.database_timeout,
             },
         }
     }
@@ -501,6 +559,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -20,7 +20,6 @@ use crate::app::AppState;
 use crate::config::Config;
 use anyhow::Context;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tenantry_core::SystemClock;
 use tenantry_store::Store;
@@ -74,16 +73,22 @@ pub async fn run(
 
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "listening on http://{local}");
-    let app = http::router::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let limits = http::serve::ConnectionLimits {
+        header_read_timeout: state.config.header_read_timeout,
+        idle_timeout: state.config.idle_timeout,
+        max_connections: state.config.max_connections,
+    };
+    let app = http::router::router(state);
     let stop_signal = stop_tx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_signal.send(true);
     });
+    let server = http::serve::serve(listener, app, limits, stop_rx.clone());
     let mut stopping = stop_rx.clone();
     tokio::select! {
-        result = server => result.context("server error")?,
+        () = server => {},
         () = async move {
             let _ = stopping.wait_for(|stop| *stop).await;
             tokio::time::sleep(shutdown_timeout).await;

@@ -9,19 +9,40 @@ use sqlx::sqlite::{
 };
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tenantry_core::TenantId;
 
-/// The role that migrations create for request transactions when the login
-/// role would bypass row-level security.
+/// What PostgreSQL transactions switch to, decided once at start-up.
+pub(crate) struct PgRoles {
+    request: String,
+    operator: String,
+    seal: Arc<crate::notify::NotifySeal>,
+}
+
+/// The role tenant-scoped transactions run as (created by the migrations).
 pub const REQUEST_ROLE: &str = "tenantry_app";
+
+/// The role operator transactions run as: the only one the cross-tenant
+/// read policies apply to (created by the migrations).
+pub const OPERATOR_ROLE: &str = "tenantry_operator";
 
 #[derive(Debug, Clone)]
 pub enum DatabaseOptions {
-    /// An SQLite file, created with its migrations if missing.
-    Sqlite { path: PathBuf, max_readers: u32 },
-    /// A PostgreSQL URL (`postgres://…`).
-    Postgres { url: String, max_connections: u32 },
+    /// An SQLite file, created with its migrations if missing. `timeout`:
+    /// how long a statement waits for a lock another process holds.
+    Sqlite {
+        path: PathBuf,
+        max_readers: u32,
+        timeout: Duration,
+    },
+    /// A PostgreSQL URL (`postgres://…`). `timeout`: how long a transaction
+    /// waits for a pool connection (and so for an unreachable server).
+    Postgres {
+        url: String,
+        max_connections: u32,
+        timeout: Duration,
+    },
 }
 
 /// A handle on the database, cheap to clone.
@@ -38,12 +59,15 @@ pub(crate) enum Backend {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        /// The writer's busy timeout, restored after a readiness probe.
+        busy_timeout: Duration,
     },
     Postgres {
         pool: PgPool,
-        /// `Some(role)` when the login role bypasses RLS and every
-        /// transaction switches to `role` with `SET LOCAL ROLE`.
-        request_role: Option<String>,
+        /// Set by [`Store::migrate`] / [`Store::prepare`]: the roles every
+        /// transaction switches to (`set_config('role', …, true)`), and the
+        /// key that authenticates its invalidations.
+        roles: Option<Arc<PgRoles>>,
     },
 }
 
@@ -57,7 +81,11 @@ impl Store {
     /// Connects (creating an SQLite file if needed). Does not migrate.
     pub async fn connect(options: &DatabaseOptions) -> Result<Store> {
         match options {
-            DatabaseOptions::Sqlite { path, max_readers } => {
+            DatabaseOptions::Sqlite {
+                path,
+                max_readers,
+                timeout,
+            } => {
                 if let Some(parent) = path.parent()
                     && !parent.as_os_str().is_empty()
                 {
@@ -78,7 +106,10 @@ impl Store {
                     // tenant's wrapped data key (and a replaced plaintext
                     // signing seed) cannot be recovered from free pages.
                     .pragma("secure_delete", "ON")
-                    .busy_timeout(Duration::from_secs(10))
+                    // A lock held by another process (a CLI command, a
+                    // backup) makes writes wait this long, then fail as
+                    // unavailable (503) rather than hang the request.
+                    .busy_timeout(*timeout)
                     .log_statements(tracing::log::LevelFilter::Trace);
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
@@ -89,12 +120,17 @@ impl Store {
                     .connect_with(connect.read_only(true))
                     .await?;
                 Ok(Store {
-                    backend: Backend::Sqlite { writer, reader },
+                    backend: Backend::Sqlite {
+                        writer,
+                        reader,
+                        busy_timeout: *timeout,
+                    },
                 })
             }
             DatabaseOptions::Postgres {
                 url,
                 max_connections,
+                timeout,
             } => {
                 let connect = PgConnectOptions::from_str(url)
                     .map_err(|_| {
@@ -105,14 +141,13 @@ impl Store {
                     .log_statements(tracing::log::LevelFilter::Trace);
                 let pool = PgPoolOptions::new()
                     .max_connections((*max_connections).max(2))
-                    .acquire_timeout(Duration::from_secs(10))
+                    // During an outage requests fail fast (503) instead of
+                    // queueing on the pool.
+                    .acquire_timeout(*timeout)
                     .connect_with(connect)
                     .await?;
                 Ok(Store {
-                    backend: Backend::Postgres {
-                        pool,
-                        request_role: None,
-                    },
+                    backend: Backend::Postgres { pool, roles: None },
                 })
             }
         }
@@ -125,9 +160,9 @@ impl Store {
             Backend::Sqlite { writer, .. } => {
                 migrations::sqlite().await?.run(&*writer).await?;
             }
-            Backend::Postgres { pool, request_role } => {
+            Backend::Postgres { pool, roles } => {
                 migrations::postgres().await?.run(&*pool).await?;
-                *request_role = choose_request_role(pool).await?;
+                *roles = Some(Arc::new(choose_roles(pool).await?));
             }
         }
         Ok(())
@@ -136,8 +171,8 @@ impl Store {
     /// Like [`Store::migrate`] without applying anything: for commands that
     /// inspect an already migrated database.
     pub async fn prepare(&mut self) -> Result<()> {
-        if let Backend::Postgres { pool, request_role } = &mut self.backend {
-            *request_role = choose_request_role(pool).await?;
+        if let Backend::Postgres { pool, roles } = &mut self.backend {
+            *roles = Some(Arc::new(choose_roles(pool).await?));
         }
         Ok(())
     }
@@ -149,11 +184,38 @@ impl Store {
         }
     }
 
-    /// The PostgreSQL role request transactions switch to, if any.
+    /// The PostgreSQL role tenant-scoped transactions switch to.
     pub fn request_role(&self) -> Option<&str> {
+        self.pg_roles().map(|r| r.request.as_str())
+    }
+
+    /// The PostgreSQL role operator transactions switch to.
+    pub fn operator_role(&self) -> Option<&str> {
+        self.pg_roles().map(|r| r.operator.as_str())
+    }
+
+    fn pg_roles(&self) -> Option<&PgRoles> {
         match &self.backend {
-            Backend::Postgres { request_role, .. } => request_role.as_deref(),
+            Backend::Postgres { roles, .. } => roles.as_deref(),
             Backend::Sqlite { .. } => None,
+        }
+    }
+
+    fn seal(&self) -> Option<Arc<crate::notify::NotifySeal>> {
+        self.pg_roles().map(|r| Arc::clone(&r.seal))
+    }
+
+    /// Checks a message received on the invalidation channel: it must carry
+    /// a valid MAC under this database's secret and a fresh timestamp.
+    /// Receivers also drop an id they have already seen (a replay).
+    pub fn verify_invalidation<'a>(
+        &self,
+        message: &'a str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> std::result::Result<crate::VerifiedNotice<'a>, crate::NoticeRejected> {
+        match self.pg_roles() {
+            Some(roles) => roles.seal.open(message, now.timestamp()),
+            None => Err(crate::NoticeRejected::Malformed),
         }
     }
 
@@ -169,11 +231,48 @@ impl Store {
         }
     }
 
-    /// A round trip to the database, for readiness checks.
+    /// A round trip to the database, for readiness checks. On SQLite it
+    /// also checks, without waiting, that the write lock can be taken (a
+    /// lock held by another process makes every write fail).
     pub async fn ping(&self) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite { reader, .. } => {
+            Backend::Sqlite {
+                reader,
+                writer,
+                busy_timeout,
+            } => {
                 sqlx::query("SELECT 1").execute(reader).await?;
+                // In a task of its own, so that a caller giving up (a
+                // timeout) cannot leave the writer mid-probe: inside a
+                // transaction or with no busy timeout.
+                let writer = writer.clone();
+                let restore = format!("PRAGMA busy_timeout = {}", busy_timeout.as_millis());
+                let probe = tokio::spawn(async move {
+                    let mut conn = writer.acquire().await?;
+                    sqlx::query("PRAGMA busy_timeout = 0")
+                        .execute(&mut *conn)
+                        .await?;
+                    let locked = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await;
+                    let rolled_back = match locked {
+                        Ok(_) => sqlx::query("ROLLBACK")
+                            .execute(&mut *conn)
+                            .await
+                            .map(|_| ()),
+                        Err(_) => Ok(()),
+                    };
+                    let restored = sqlx::query(&restore).execute(&mut *conn).await;
+                    if rolled_back.is_err() || restored.is_err() {
+                        // Never hand back a connection in an unknown state.
+                        conn.detach();
+                    }
+                    locked?;
+                    rolled_back?;
+                    restored?;
+                    Ok::<(), sqlx::Error>(())
+                });
+                probe
+                    .await
+                    .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))??;
             }
             Backend::Postgres { pool, .. } => {
                 sqlx::query("SELECT 1").execute(pool).await?;
@@ -208,7 +307,7 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { writer, reader } => {
+            Backend::Sqlite { writer, reader, .. } => {
                 writer.close().await;
                 reader.close().await;
             }
@@ -240,10 +339,11 @@ impl Store {
 
     async fn begin(&self, write: bool) -> Result<Conn> {
         Ok(match &self.backend {
-            // IMMEDIATE: a write transaction takes SQLite's write lock at
-            // BEGIN, so another process writing the same file (a `tenantry
-            // keys rotate` beside the server) makes it wait (busy timeout)
-            // instead of failing when a read would upgrade to a write.
+            // Writes take SQLite's write lock up front (BEGIN IMMEDIATE): a
+            // lock held by another process is then waited for (the busy
+            // timeout) instead of failing at once when a read transaction
+            // tries to upgrade. In this process writes are serialized by the
+            // one-connection writer pool anyway.
             Backend::Sqlite { writer, .. } if write => {
                 Conn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
             }
@@ -252,64 +352,124 @@ impl Store {
         })
     }
 
+    async fn begin_scoped(&self, write: bool) -> Result<Conn> {
+        if matches!(self.backend, Backend::Postgres { roles: None, .. }) {
+            // Without its roles a transaction would run as the login role,
+            // which may bypass row-level security.
+            return Err(StoreError::Setup(
+                "the PostgreSQL store was not prepared (migrate or prepare it first)".into(),
+            ));
+        }
+        self.begin(write).await
+    }
+
     /// A transaction bound to `tenant` that may write.
     pub async fn tenant_write(&self, tenant: &TenantId) -> Result<TenantTx> {
-        let conn = self.begin(true).await?;
-        TenantTx::enter(conn, self.request_role(), tenant.clone()).await
+        let conn = self.begin_scoped(true).await?;
+        TenantTx::enter(conn, self.request_role(), tenant.clone(), self.seal()).await
     }
 
     /// A read-only transaction bound to `tenant`.
     pub async fn tenant_read(&self, tenant: &TenantId) -> Result<TenantTx> {
-        let conn = self.begin(false).await?;
-        TenantTx::enter(conn, self.request_role(), tenant.clone()).await
+        let conn = self.begin_scoped(false).await?;
+        TenantTx::enter(conn, self.request_role(), tenant.clone(), self.seal()).await
     }
 
     /// The operator path, able to write the tenant registry.
     pub async fn operator_write(&self) -> Result<OperatorTx> {
-        let conn = self.begin(true).await?;
-        OperatorTx::enter(conn, self.request_role()).await
+        let conn = self.begin_scoped(true).await?;
+        OperatorTx::enter(conn, self.operator_role(), self.request_role(), self.seal()).await
     }
 
     /// The operator path, read-only.
     pub async fn operator_read(&self) -> Result<OperatorTx> {
-        let conn = self.begin(false).await?;
-        OperatorTx::enter(conn, self.request_role()).await
+        let conn = self.begin_scoped(false).await?;
+        OperatorTx::enter(conn, self.operator_role(), self.request_role(), self.seal()).await
     }
 }
 
-/// A login role that is a superuser or has BYPASSRLS would silently ignore
-/// row-level security. Such a role must switch to `tenantry_app` for every
-/// transaction; if it cannot, the server must not start.
-async fn choose_request_role(pool: &PgPool) -> Result<Option<String>> {
+/// Every PostgreSQL transaction switches role: tenant-scoped ones to
+/// `tenantry_app`, operator ones to `tenantry_operator`, so that neither runs
+/// as a login role that may bypass row-level security (superuser,
+/// BYPASSRLS) and a tenant transaction cannot use the operator's policies.
+/// Both roles must exist, be ordinary, and be granted to the login role
+/// (the migrations do all this when they can); otherwise the server must not
+/// start. Also reads the invalidation secret, which only the owner can.
+async fn choose_roles(pool: &PgPool) -> Result<PgRoles> {
     let (user, bypasses): (String, bool) = sqlx::query_as(
         "SELECT rolname::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
     )
     .fetch_one(pool)
     .await?;
-    if !bypasses {
-        return Ok(None);
-    }
-    let usable: Option<(bool, bool)> = sqlx::query_as(
-        "SELECT rolsuper OR rolbypassrls, pg_has_role(current_user, oid, 'MEMBER')
-           FROM pg_roles WHERE rolname = $1",
-    )
-    .bind(REQUEST_ROLE)
-    .fetch_optional(pool)
-    .await?;
-    match usable {
-        Some((false, true)) => {
-            tracing::info!(
-                login_role = %user,
-                request_role = REQUEST_ROLE,
-                "login role bypasses row-level security; request transactions switch to the request role"
-            );
-            Ok(Some(REQUEST_ROLE.to_owned()))
+    let mut problems = Vec::new();
+    for role in [REQUEST_ROLE, OPERATOR_ROLE] {
+        let usable: Option<(bool, bool)> = sqlx::query_as(
+            "SELECT rolsuper OR rolbypassrls, pg_has_role(current_user, oid, 'MEMBER')
+               FROM pg_roles WHERE rolname = $1",
+        )
+        .bind(role)
+        .fetch_optional(pool)
+        .await?;
+        match usable {
+            Some((false, true)) => {}
+            Some((true, _)) => problems.push(format!("'{role}' bypasses row-level security")),
+            Some((false, false)) => problems.push(format!("'{role}' is not granted to '{user}'")),
+            None => problems.push(format!("'{role}' does not exist")),
         }
-        _ => Err(StoreError::Setup(format!(
-            "refusing to start: database role '{user}' is a superuser or has BYPASSRLS, so PostgreSQL \
-             row-level security would not apply to it, and the role '{REQUEST_ROLE}' (created by the \
-             migrations when they run with CREATEROLE) is missing, privileged, or not granted to '{user}'. \
-             Connect as an ordinary role that owns the schema, or let the migrations create '{REQUEST_ROLE}'."
-        ))),
     }
+    if !problems.is_empty() {
+        let why = if bypasses {
+            format!(
+                "database role '{user}' is a superuser or has BYPASSRLS, so PostgreSQL row-level \
+                 security would not apply to it, and "
+            )
+        } else {
+            String::new()
+        };
+        return Err(StoreError::Setup(format!(
+            "refusing to start: {why}transactions must run as the roles '{REQUEST_ROLE}' (tenant \
+             requests) and '{OPERATOR_ROLE}' (the operator path), but {}. The migrations create \
+             and grant them when they run as a superuser or with CREATEROLE; otherwise, as a \
+             superuser: CREATE ROLE {REQUEST_ROLE} NOLOGIN NOINHERIT; CREATE ROLE {OPERATOR_ROLE} \
+             NOLOGIN NOINHERIT; GRANT {REQUEST_ROLE}, {OPERATOR_ROLE} TO \"{user}\";",
+            problems.join(", ")
+        )));
+    }
+    // Membership is not always enough to switch (PostgreSQL 16's SET
+    // option): try both, in a transaction that changes nothing.
+    let mut tx = pool.begin().await?;
+    for role in [REQUEST_ROLE, OPERATOR_ROLE] {
+        if let Err(err) = sqlx::query("SELECT set_config('role', $1, true)")
+            .bind(role)
+            .execute(&mut *tx)
+            .await
+        {
+            return Err(StoreError::Setup(format!(
+                "refusing to start: database role '{user}' cannot switch to '{role}': {err}"
+            )));
+        }
+    }
+    tx.rollback().await?;
+    let secret: Option<(Vec<u8>,)> =
+        sqlx::query_as("SELECT value FROM tenantry_secrets WHERE name = 'invalidation_hmac'")
+            .fetch_optional(pool)
+            .await?;
+    let seal = secret
+        .and_then(|(secret,)| crate::notify::NotifySeal::new(&secret))
+        .ok_or_else(|| {
+            StoreError::Setup("the invalidation secret is missing from tenantry_secrets".into())
+        })?;
+    if bypasses {
+        tracing::info!(
+            login_role = %user,
+            request_role = REQUEST_ROLE,
+            operator_role = OPERATOR_ROLE,
+            "login role bypasses row-level security; request transactions switch to the request role"
+        );
+    }
+    Ok(PgRoles {
+        request: REQUEST_ROLE.to_owned(),
+        operator: OPERATOR_ROLE.to_owned(),
+        seal: Arc::new(seal),
+    })
 }

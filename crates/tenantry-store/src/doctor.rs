@@ -148,37 +148,89 @@ async fn postgres_checks(
     let Conn::Postgres(c) = &mut tx.conn else {
         return Ok(());
     };
-    // The role request transactions run as, and whether it bypasses RLS.
-    let role = match store.request_role() {
-        Some(role) => role.to_owned(),
-        None => {
-            let (user,): (String,) = sqlx::query_as("SELECT session_user::text")
+    // The roles transactions run as, and whether they bypass RLS.
+    let mut roles = Vec::new();
+    for role in [store.request_role(), store.operator_role()] {
+        match role {
+            Some(role) => roles.push(role.to_owned()),
+            None => {
+                let (user,): (String,) = sqlx::query_as("SELECT session_user::text")
+                    .fetch_one(&mut **c)
+                    .await?;
+                roles.push(user);
+            }
+        }
+    }
+    if let Some(role) = roles.first() {
+        report
+            .notes
+            .push(format!("request transactions run as role '{role}'"));
+    }
+    if let Some(role) = roles.get(1) {
+        report
+            .notes
+            .push(format!("operator transactions run as role '{role}'"));
+    }
+    roles.dedup();
+    for role in &roles {
+        let (superuser, bypass): (bool, bool) =
+            sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
+                .bind(role)
                 .fetch_one(&mut **c)
                 .await?;
-            user
-        }
-    };
-    let (superuser, bypass): (bool, bool) =
-        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
-            .bind(&role)
-            .fetch_one(&mut **c)
-            .await?;
-    report
-        .notes
-        .push(format!("request transactions run as role '{role}'"));
-    report.check(
-        !superuser && !bypass,
-        format!("role {role}"),
-        if superuser {
-            "is a superuser: row-level security does not apply to it"
-        } else if bypass {
-            "has BYPASSRLS: row-level security does not apply to it"
-        } else {
-            "is subject to row-level security"
-        },
-    );
+        report.check(
+            !superuser && !bypass,
+            format!("role {role}"),
+            if superuser {
+                "is a superuser: row-level security does not apply to it"
+            } else if bypass {
+                "has BYPASSRLS: row-level security does not apply to it"
+            } else {
+                "is subject to row-level security"
+            },
+        );
+    }
 
-    for table in tables {
+    // The invalidation secret is the owner's alone: a role that can read
+    // it can forge cache invalidations.
+    for role in &roles {
+        let (readable,): (bool,) = sqlx::query_as(
+            "SELECT to_regclass('tenantry_secrets') IS NOT NULL \
+                AND has_table_privilege($1, 'tenantry_secrets', 'SELECT')",
+        )
+        .bind(role)
+        .fetch_one(&mut **c)
+        .await?;
+        if readable {
+            report.check(
+                false,
+                "tenantry_secrets",
+                format!("role {role} can read the invalidation secret (only the owner may)"),
+            );
+        }
+    }
+
+    // Tables that hold tenant data without a tenant_id column: the
+    // registry itself, and any table that points at it.
+    let linked: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT c.relname::text FROM pg_constraint k \
+           JOIN pg_class c ON c.oid = k.conrelid \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+          WHERE k.contype = 'f' AND k.confrelid = to_regclass('tenants') \
+            AND n.nspname = current_schema() ORDER BY 1",
+    )
+    .fetch_all(&mut **c)
+    .await?;
+    let mut tables: Vec<String> = tables.to_vec();
+    for (name,) in linked {
+        if !tables.contains(&name) {
+            tables.push(name);
+        }
+    }
+    if !tables.iter().any(|t| t == "tenants") {
+        tables.insert(0, "tenants".to_owned());
+    }
+    for table in &tables {
         let (enabled, forced): (bool, bool) = sqlx::query_as(
             "SELECT relrowsecurity, relforcerowsecurity FROM pg_class \
              WHERE oid = to_regclass(quote_ident($1))",
@@ -222,6 +274,10 @@ async fn postgres_checks(
                 "no policy restricts reads and writes to app.tenant_id"
             },
         );
+        extra_policies(c, table, report).await?;
+        if table == "tenants" {
+            continue; // its key is the tenant id itself
+        }
         let (leads,): (bool,) = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
                     ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
@@ -231,6 +287,66 @@ async fn postgres_checks(
         .fetch_one(&mut **c)
         .await?;
         report.check(leads, table.to_string(), index_detail(leads));
+    }
+    Ok(())
+}
+
+/// A policy: name, command, roles, USING and WITH CHECK expressions.
+type PolicyRow = (String, String, String, Option<String>, Option<String>);
+
+/// Permissive policies are OR-ed together: one extra policy (`USING (true)`,
+/// or an operator policy open to every role) opens the table whatever the
+/// others say. Only the shapes the migrations create are accepted: the
+/// tenant policy, and the operator's read policy for `tenantry_operator`.
+async fn extra_policies(
+    c: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    table: &str,
+    report: &mut Report,
+) -> Result<()> {
+    let column = if table == "tenants" {
+        "id"
+    } else {
+        "tenant_id"
+    };
+    let tenant_expr = format!("({column} = current_setting('app.tenant_id'::text, true))");
+    let operator_expr = "(current_setting('app.operator'::text, true) = 'on'::text)";
+    let policies: Vec<PolicyRow> = sqlx::query_as(
+        "SELECT polname::text AS name, polcmd::text AS command, \
+                CASE WHEN polroles = '{0}' THEN 'public' ELSE array_to_string(ARRAY( \
+                    SELECT rolname::text FROM pg_roles WHERE oid = ANY (polroles) ORDER BY 1), ',') END AS roles, \
+                pg_get_expr(polqual, polrelid) AS using, pg_get_expr(polwithcheck, polrelid) AS check \
+           FROM pg_policy WHERE polrelid = to_regclass(quote_ident($1)) AND polpermissive \
+          ORDER BY polname",
+    )
+    .bind(table)
+    .fetch_all(&mut **c)
+    .await?;
+    for (name, command, roles, using, check) in policies {
+        let tenant_policy = command == "*"
+            && (roles == "public" || roles == crate::backend::REQUEST_ROLE)
+            && using.as_deref() == Some(tenant_expr.as_str())
+            && check.as_deref() == Some(tenant_expr.as_str());
+        let operator_policy = roles == crate::backend::OPERATOR_ROLE
+            && using.as_deref() == Some(operator_expr)
+            && check.as_deref().is_none_or(|c| c == operator_expr);
+        if tenant_policy || operator_policy {
+            continue;
+        }
+        let detail = if using.as_deref() == Some(operator_expr) {
+            format!(
+                "permissive policy '{name}' grants the operator's cross-tenant view to {roles}, \
+                 not only to {}: a tenant transaction could set app.operator",
+                crate::backend::OPERATOR_ROLE
+            )
+        } else {
+            format!(
+                "extra permissive policy '{name}' (for {roles}) lets rows through whatever the \
+                 tenant context: USING {} WITH CHECK {}",
+                using.as_deref().unwrap_or("-"),
+                check.as_deref().unwrap_or("-")
+            )
+        };
+        report.check(false, table.to_string(), detail);
     }
     Ok(())
 }

@@ -23,14 +23,41 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The database could not be reached (as opposed to refusing a query).
+    /// The database could not be reached or cannot serve right now (as
+    /// opposed to refusing a query): the request may succeed if retried.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            )
-        )
+        match self {
+            StoreError::Database(err) => database_unavailable(err),
+            _ => false,
+        }
+    }
+}
+
+fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return false;
+            };
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes
+                // included: another connection holds the lock.
+                return code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            }
+            // PostgreSQL SQLSTATE: 08 connection exception, 57 operator
+            // intervention (admin or crash shutdown, cannot connect now),
+            // 53 insufficient resources (too many connections, disk full),
+            // 55000 (e.g. "database does not allow connections").
+            code.starts_with("08")
+                || code.starts_with("57")
+                || code.starts_with("53")
+                || code == "55000"
+        }
+        _ => false,
     }
 }
 

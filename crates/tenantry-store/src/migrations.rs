@@ -18,6 +18,7 @@ const SQLITE: Embedded = Embedded(&[
     (4, "limits", include_str!("../migrations/sqlite/0004_limits.sql")),
     (5, "vault_hardening", include_str!("../migrations/sqlite/0005_vault_hardening.sql")),
     (7, "domain_verification", include_str!("../migrations/sqlite/0007_domain_verification.sql")),
+    (8, "defence_in_depth", include_str!("../migrations/sqlite/0008_defence_in_depth.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -28,6 +29,7 @@ const POSTGRES: Embedded = Embedded(&[
     (4, "limits", include_str!("../migrations/postgres/0004_limits.sql")),
     (5, "vault_hardening", include_str!("../migrations/postgres/0005_vault_hardening.sql")),
     (7, "domain_verification", include_str!("../migrations/postgres/0007_domain_verification.sql")),
+    (8, "defence_in_depth", include_str!("../migrations/postgres/0008_defence_in_depth.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {

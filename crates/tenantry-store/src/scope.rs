@@ -3,7 +3,9 @@
 //! no other way to reach a tenant-scoped table.
 
 use crate::Result;
+use crate::notify::NotifySeal;
 use sqlx::{Postgres, Sqlite, Transaction};
+use std::sync::Arc;
 use tenantry_core::TenantId;
 
 /// An open transaction on the active backend.
@@ -31,13 +33,20 @@ pub const INVALIDATION_CHANNEL: &str = "tenantry_invalidate";
 
 impl Conn {
     /// Queues a notification that PostgreSQL delivers to every listening
-    /// process when (and only if) this transaction commits. SQLite has a
-    /// single process: nothing to tell.
-    async fn notify(&mut self, payload: &str) -> Result<()> {
+    /// process when (and only if) this transaction commits, authenticated
+    /// with `seal` (see [`crate::notify`]). SQLite has a single process:
+    /// nothing to tell.
+    async fn notify(&mut self, seal: Option<&NotifySeal>, payload: &str) -> Result<()> {
         if let Conn::Postgres(tx) = self {
+            let Some(seal) = seal else {
+                return Err(crate::StoreError::Setup(
+                    "the store was not prepared: no key for invalidations".into(),
+                ));
+            };
+            let message = seal.seal(payload, chrono::Utc::now().timestamp());
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(INVALIDATION_CHANNEL)
-                .bind(payload)
+                .bind(message)
                 .execute(&mut **tx)
                 .await?;
         }
@@ -52,9 +61,11 @@ impl Conn {
         Ok(())
     }
 
-    /// Sets the transaction-local PostgreSQL context: the role requests run
-    /// as, the tenant in scope, and whether this is the operator path.
-    /// Never a session-level `SET`: the context ends with the transaction.
+    /// Sets the transaction-local PostgreSQL context: the role the
+    /// transaction runs as (`tenantry_app` for a tenant, `tenantry_operator`
+    /// for the operator path), the tenant in scope, and whether this is the
+    /// operator path. Never a session-level `SET`: the context ends with the
+    /// transaction.
     async fn set_context(
         &mut self,
         request_role: Option<&str>,
@@ -97,6 +108,7 @@ impl Conn {
 pub struct TenantTx {
     pub(crate) conn: Conn,
     pub(crate) tenant: TenantId,
+    pub(crate) seal: Option<Arc<NotifySeal>>,
 }
 
 impl TenantTx {
@@ -104,9 +116,10 @@ impl TenantTx {
         mut conn: Conn,
         request_role: Option<&str>,
         tenant: TenantId,
+        seal: Option<Arc<NotifySeal>>,
     ) -> Result<TenantTx> {
         conn.set_context(request_role, Some(&tenant), false).await?;
-        Ok(TenantTx { conn, tenant })
+        Ok(TenantTx { conn, tenant, seal })
     }
 
     pub fn tenant_id(&self) -> &TenantId {
@@ -126,12 +139,13 @@ impl TenantTx {
         Ok(TenantTx {
             conn: self.conn,
             tenant: tenant.clone(),
+            seal: self.seal,
         })
     }
 
     /// Tells every server process, on commit, that something cached changed.
     pub async fn notify(&mut self, payload: &str) -> Result<()> {
-        self.conn.notify(payload).await
+        self.conn.notify(self.seal.as_deref(), payload).await
     }
 
     pub async fn commit(self) -> Result<()> {
@@ -143,15 +157,23 @@ impl TenantTx {
 /// cross-tenant lookups. Tenant-scoped writes need [`OperatorTx::scope_to`].
 pub struct OperatorTx {
     pub(crate) conn: Conn,
+    /// The role [`OperatorTx::scope_to`] switches to.
     pub(crate) request_role: Option<String>,
+    pub(crate) seal: Option<Arc<NotifySeal>>,
 }
 
 impl OperatorTx {
-    pub(crate) async fn enter(mut conn: Conn, request_role: Option<&str>) -> Result<OperatorTx> {
-        conn.set_context(request_role, None, true).await?;
+    pub(crate) async fn enter(
+        mut conn: Conn,
+        operator_role: Option<&str>,
+        request_role: Option<&str>,
+        seal: Option<Arc<NotifySeal>>,
+    ) -> Result<OperatorTx> {
+        conn.set_context(operator_role, None, true).await?;
         Ok(OperatorTx {
             conn,
             request_role: request_role.map(str::to_owned),
+            seal,
         })
     }
 
@@ -165,6 +187,7 @@ impl OperatorTx {
         Ok(TenantTx {
             conn: self.conn,
             tenant: tenant.clone(),
+            seal: self.seal,
         })
     }
 
@@ -174,6 +197,6 @@ impl OperatorTx {
 
     /// Tells every server process, on commit, that something cached changed.
     pub async fn notify(&mut self, payload: &str) -> Result<()> {
-        self.conn.notify(payload).await
+        self.conn.notify(self.seal.as_deref(), payload).await
     }
 }

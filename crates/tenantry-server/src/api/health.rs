@@ -17,15 +17,24 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The process can serve requests: its database answers.
+/// How long the readiness check waits for the database: a load balancer
+/// must hear "not ready" quickly, not time out on a hung pool.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
+/// The process can serve requests: its database answers (and, on SQLite,
+/// its write lock is free).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    match state.store.ping().await {
-        Ok(()) => Ok(Json(Health { status: "ready" })),
-        Err(err) => {
+    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => Ok(Json(Health { status: "ready" })),
+        Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check failed");
-            Err(ApiError::Unavailable("the database"))
+            Err(ApiError::DatabaseUnavailable)
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out");
+            Err(ApiError::DatabaseUnavailable)
         }
     }
 }

@@ -107,8 +107,11 @@ where
             .get::<BodyLimit>()
             .map(|l| l.0)
             .unwrap_or(0);
+        let deadline = req.extensions().get::<super::body::BodyDeadline>().cloned();
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            if super::body::timed_out(deadline.as_ref()) {
+                ApiError::RequestBodyTimeout
+            } else if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge { limit }
             } else {
                 ApiError::MalformedJson("the body could not be read".into())

@@ -2,6 +2,8 @@
 //! through, authentication, extractors and the mapping of errors to HTTP.
 
 pub mod auth;
+pub mod body;
 pub mod extract;
 pub mod problem;
 pub mod router;
+pub mod serve;

@@ -45,6 +45,13 @@ pub enum ApiError {
     MethodNotAllowed,
     RouteNotFound,
     Unavailable(&'static str),
+    /// The database cannot be reached or is locked (an outage): 503 with
+    /// `Retry-After`, never 500.
+    DatabaseUnavailable,
+    /// The client did not send its request body in time.
+    RequestBodyTimeout,
+    /// The request took longer than the configured request timeout.
+    RequestTimeout,
     /// Over a rate limit.
     RateLimited(crate::limits::ratelimit::Decision),
     /// A quota of this period is used up; `retry_after` seconds until it resets.
@@ -211,6 +218,24 @@ impl ApiError {
                 "Service Unavailable",
                 format!("{what} is unavailable; retry later"),
             ),
+            ApiError::DatabaseUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "Service Unavailable",
+                "the database is unavailable; retry later".into(),
+            ),
+            ApiError::RequestBodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_body_timeout",
+                "Request Timeout",
+                "the request body was not received in time".into(),
+            ),
+            ApiError::RequestTimeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request_timeout",
+                "Service Unavailable",
+                "the request took too long and was abandoned; retry later".into(),
+            ),
             ApiError::RateLimited(d) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -294,6 +319,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, problem) = self.to_problem();
+        let close = matches!(self, ApiError::RequestBodyTimeout);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         response
@@ -316,6 +342,20 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(DNS_RETRY_AFTER_SECS));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && !response.headers().contains_key(header::RETRY_AFTER)
+        {
+            // Every 503 is temporary: say when to try again.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if close {
+            // The rest of the body is still on the wire: do not wait for it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750: a challenge on every 401.
@@ -390,7 +430,7 @@ impl From<StoreError> for ApiError {
             },
             e if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
-                ApiError::Unavailable("the database")
+                ApiError::DatabaseUnavailable
             }
             other => {
                 tracing::error!(error = %other, "storage error");

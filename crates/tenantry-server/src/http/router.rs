@@ -11,16 +11,18 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 /// Every route of the server, with the middleware every request passes
-/// through (outermost first): request id, panic guard, logging, body limit.
+/// through (outermost first): request id, panic guard, logging, request
+/// timeout, body limit and body timeout.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
+    let body_timeout = state.config.body_timeout;
+    let request_timeout = state.config.request_timeout;
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -98,7 +100,31 @@ pub fn router(state: AppState) -> Router {
                 return ApiError::PayloadTooLarge { limit: body_limit }.into_response();
             }
             req.extensions_mut().insert(BodyLimit(body_limit));
+            // The whole body must arrive within the body timeout, counted
+            // from now (not per chunk: a client sending a byte a second
+            // would pass that). It is still read only by the handler's
+            // extractor, after authentication.
+            let req = super::body::with_deadline(req, body_timeout);
             next.run(req).await
+        }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| async move {
+            // The handler runs in a task of its own and is never cancelled
+            // half-way: a change that commits still clears this process's
+            // caches after its commit. Past the timeout the caller gets 503
+            // and the handler's eventual answer is dropped.
+            use tracing::Instrument;
+            let mut handler = tokio::spawn(next.run(req).in_current_span());
+            match tokio::time::timeout(request_timeout, &mut handler).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(_)) => {
+                    tracing::error!("request handler panicked");
+                    ApiError::Internal.into_response()
+                }
+                Err(_) => {
+                    tracing::warn!("request timed out; its handler finishes in the background");
+                    ApiError::RequestTimeout.into_response()
+                }
+            }
         }))
         .layer(
             TraceLayer::new_for_http()
@@ -131,6 +157,3 @@ async fn openapi_json() -> Response {
     );
     response
 }
-
-/// How long the server waits on a slow client's request headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);

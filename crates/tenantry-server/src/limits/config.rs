@@ -670,6 +670,7 @@ pub fn effective(plan: &Plan, overrides: &Value, version: i64) -> EffectiveConfi
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,11 @@
 //! Receives cache invalidations from other server processes (PostgreSQL
 //! LISTEN/NOTIFY) and applies them here. If the connection drops, messages
 //! may have been missed: everything cached is dropped once listening again.
+//!
+//! Any database user can NOTIFY this channel, so only messages signed with
+//! the database's invalidation secret are applied (see
+//! `tenantry_store::notify`); forged, stale and replayed ones are dropped
+//! with a warning.
 
 use crate::app::AppState;
 use crate::resolution::cache::Invalidation;
@@ -19,17 +24,39 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             return;
         }
     };
+    // Ids of the messages applied lately: a replay within the accepted
+    // window is dropped (older ones fail the timestamp check).
+    let seen: moka::sync::Cache<String, ()> = moka::sync::Cache::builder()
+        .max_capacity(1_000_000)
+        .time_to_live(Duration::from_secs(
+            2 * tenantry_store::notify::MAX_AGE_SECS.unsigned_abs() + 10,
+        ))
+        .build();
     loop {
         let received = tokio::select! {
             r = listener.try_recv() => r,
             _ = stop.wait_for(|stop| *stop) => break,
         };
         match received {
-            Ok(Some(notification)) => match Invalidation::decode(notification.payload()) {
-                Some(Invalidation::SigningKeys) => reload_signing_keys(&state).await,
-                Some(change) => state.apply(&change),
-                None => tracing::warn!(payload = notification.payload(), "unknown invalidation"),
-            },
+            Ok(Some(notification)) => {
+                let notice = match state
+                    .store
+                    .verify_invalidation(notification.payload(), state.clock.now())
+                {
+                    Ok(notice) => notice,
+                    Err(why) => {
+                        // The payload is not logged: it is the sender's text.
+                        tracing::warn!(reason = %why, "dropping an unauthenticated cache invalidation");
+                        continue;
+                    }
+                };
+                if seen.contains_key(notice.id) {
+                    tracing::warn!("dropping a replayed cache invalidation");
+                    continue;
+                }
+                seen.insert(notice.id.to_owned(), ());
+                apply(&state, notice.payload).await;
+            }
             Ok(None) | Err(_) => {
                 if let Err(err) = received {
                     tracing::warn!(error = %err, "invalidation listener failed; listening again");
@@ -62,6 +89,15 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                 reload_signing_keys(&state).await;
             }
         }
+    }
+}
+
+/// Applies one authenticated invalidation to this process.
+async fn apply(state: &AppState, payload: &str) {
+    match Invalidation::decode(payload) {
+        Some(Invalidation::SigningKeys) => reload_signing_keys(state).await,
+        Some(change) => state.apply(&change),
+        None => tracing::warn!(payload, "unknown invalidation"),
     }
 }
 

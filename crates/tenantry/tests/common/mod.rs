@@ -85,6 +85,41 @@ pub async fn pg_admin() -> sqlx::PgPool {
         .expect("connect to the test cluster")
 }
 
+/// Creates Tenantry's two transaction roles on the test cluster if missing
+/// (what an administrator does once for an ordinary owner role).
+pub async fn ensure_tenantry_roles(admin: &sqlx::PgPool) {
+    for role in ["tenantry_app", "tenantry_operator"] {
+        sqlx::query(&format!(
+            "DO $$ BEGIN CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        ))
+        .execute(admin)
+        .await
+        .expect("create role");
+    }
+}
+
+/// Creates an ordinary login role (no superuser, no BYPASSRLS, no
+/// CREATEROLE) granted the roles Tenantry's transactions switch to: an
+/// owner as a production administrator would set it up.
+pub async fn create_owner_role(role: &str) {
+    let admin = pg_admin().await;
+    sqlx::query(&format!(
+        "CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOBYPASSRLS"
+    ))
+    .execute(&admin)
+    .await
+    .expect("create owner role");
+    ensure_tenantry_roles(&admin).await;
+    sqlx::query(&format!(
+        "GRANT tenantry_app, tenantry_operator TO \"{role}\""
+    ))
+    .execute(&admin)
+    .await
+    .expect("grant roles");
+    admin.close().await;
+}
+
 /// A fresh database for one test: an SQLite file in a temporary directory,
 /// or a new PostgreSQL database on the test cluster.
 pub struct TestDb {
@@ -97,7 +132,23 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A fresh database. PostgreSQL: owned by the cluster's superuser, or,
+    /// when `TEST_PG_OWNER_ROLE` is set (`scripts/test` runs the PostgreSQL
+    /// tests a second time so), by a fresh ordinary login role: the
+    /// production shape, under which nothing bypasses row-level security.
     pub async fn new(backend: Backend) -> TestDb {
+        let as_owner = std::env::var("TEST_PG_OWNER_ROLE").is_ok_and(|v| !v.is_empty());
+        if backend == Backend::Postgres && as_owner {
+            let role = format!("owner_{}", random_suffix());
+            create_owner_role(&role).await;
+            return Self::with_owner(backend, Some(&role)).await;
+        }
+        Self::with_owner(backend, None).await
+    }
+
+    /// A fresh database owned by the superuser, whatever `TEST_PG_OWNER_ROLE`
+    /// says (for tests about the superuser case itself).
+    pub async fn as_superuser(backend: Backend) -> TestDb {
         Self::with_owner(backend, None).await
     }
 
@@ -115,6 +166,11 @@ impl TestDb {
             Backend::Postgres => {
                 let name = format!("tenantry_{}", random_suffix());
                 let admin = pg_admin().await;
+                if owner.is_some() {
+                    // The migrations of a role that cannot create roles need
+                    // them to exist already.
+                    ensure_tenantry_roles(&admin).await;
+                }
                 let owner_clause = owner.map(|o| format!(" OWNER \"{o}\"")).unwrap_or_default();
                 sqlx::query(&format!("CREATE DATABASE \"{name}\"{owner_clause}"))
                     .execute(&admin)
@@ -793,5 +849,56 @@ impl TestServer {
             "quota",
         );
         key
+    }
+}
+
+/// A lock held on the database from outside the server, until released:
+/// SQLite's write lock (`BEGIN EXCLUSIVE`: writes wait, WAL readers do not),
+/// or a PostgreSQL `ACCESS EXCLUSIVE` lock on one table (everything waits).
+pub enum DbLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl DbLock {
+    pub async fn take(db: &TestDb, pg_table: &str) -> DbLock {
+        use sqlx::{Connection, Executor};
+        match db.backend {
+            Backend::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(db.data_dir().join("tenantry.db"))
+                    .busy_timeout(Duration::from_secs(10));
+                let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .expect("open sqlite");
+                conn.execute("BEGIN EXCLUSIVE").await.expect("lock");
+                DbLock::Sqlite(conn)
+            }
+            Backend::Postgres => {
+                let name = db.pg_database.as_ref().expect("pg database");
+                let mut conn = sqlx::PgConnection::connect(&pg_url_for(name, None))
+                    .await
+                    .expect("connect");
+                conn.execute("BEGIN").await.expect("begin");
+                conn.execute(&*format!("LOCK TABLE {pg_table} IN ACCESS EXCLUSIVE MODE"))
+                    .await
+                    .expect("lock");
+                DbLock::Postgres(conn)
+            }
+        }
+    }
+
+    pub async fn release(self) {
+        use sqlx::{Connection, Executor};
+        match self {
+            DbLock::Sqlite(mut conn) => {
+                conn.execute("ROLLBACK").await.expect("unlock");
+                conn.close().await.expect("close");
+            }
+            DbLock::Postgres(mut conn) => {
+                conn.execute("ROLLBACK").await.expect("unlock");
+                conn.close().await.expect("close");
+            }
+        }
     }
 }
