@@ -18,6 +18,7 @@ on_both_backends!(
     keys_and_tokens_cannot_outlive_their_key,
     anonymous_resolution_is_bounded,
     a_failed_last_used_flush_is_retried,
+    verifying_another_tenants_key_leaves_no_trace,
 );
 
 async fn start(db: &TestDb, extra: &[(&str, &str)]) -> TestServer {
@@ -947,4 +948,56 @@ async fn a_failed_last_used_flush_is_retried(backend: Backend) {
         second.is_string() && time_of(&second) > time_of(&first),
         "the failed batch was retried: first {first}, now {second}"
     );
+}
+
+/// A tenant that verifies another tenant's key learns nothing (NOT_FOUND)
+/// and leaves nothing behind: the key's last use is not touched.
+async fn verifying_another_tenants_key_leaves_no_trace(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = start(&db, &[("TENANTRY_KEY_USAGE_FLUSH_INTERVAL", "100ms")]).await;
+    server.create_tenant("acme").await;
+    server.create_tenant("globex").await;
+    let acme = operator_key(
+        &server,
+        "acme",
+        json!({"name": "a", "scopes": ["keys:read"]}),
+    )
+    .await;
+    let globex = operator_key(
+        &server,
+        "globex",
+        json!({"name": "g", "scopes": ["tenant:read"]}),
+    )
+    .await;
+    let globex_key = globex["key"].as_str().unwrap();
+    let globex_path = format!(
+        "/v1/tenants/globex/api-keys/{}",
+        globex["id"].as_str().unwrap()
+    );
+    let answer = server
+        .call_as(
+            acme["key"].as_str(),
+            Method::POST,
+            "/v1/keys/verify",
+            Some(json!({"key": globex_key})),
+        )
+        .await;
+    assert_eq!(answer.body, json!({"valid": false, "code": "NOT_FOUND"}));
+    // Several flush intervals pass with nothing to write.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(server.get(&globex_path).await.body["last_used_at"].is_null());
+    // The operator's verification counts, and reaches the database.
+    let answer = server
+        .post("/v1/keys/verify", json!({"key": globex_key}))
+        .await;
+    assert_eq!(answer.body["code"], "VALID");
+    let mut recorded = false;
+    for _ in 0..50 {
+        if !server.get(&globex_path).await.body["last_used_at"].is_null() {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recorded, "a real use is recorded");
 }

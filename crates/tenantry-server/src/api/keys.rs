@@ -7,7 +7,7 @@ use crate::http::auth::{Caller, insufficient_scope};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, Problem};
 use crate::resolution::cache::Invalidation;
-use crate::resolution::keys::{mint, verify as verify_key};
+use crate::resolution::keys::{check as verify_key, mint};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -558,6 +558,10 @@ pub async fn verify(
         (true, _) | (_, VerifyCode::NotFound) => (VerifyCode::NotFound, None, None),
         (false, code) => (code, verification.key, verification.tenant),
     };
+    // Another tenant's key, answered NOT_FOUND, is not marked as used.
+    if let (VerifyCode::Valid, Some(key)) = (code, &key) {
+        crate::resolution::keys::record_use(&state, key);
+    }
     Ok(Json(VerifyOut {
         valid: code == VerifyCode::Valid,
         code,

@@ -126,8 +126,30 @@ pub async fn load_tenant(
 }
 
 /// Verifies a presented tenant key and, when `required` is not empty, that
-/// it grants those scopes. Malformed keys cost no I/O.
+/// it grants those scopes, and records a valid key's use. Malformed keys
+/// cost no I/O.
 pub async fn verify(
+    state: &AppState,
+    presented: &str,
+    required: &Scopes,
+) -> Result<Verification, StoreError> {
+    let verification = check(state, presented, required).await?;
+    if let (VerifyCode::Valid, Some(key)) = (verification.code, &verification.key) {
+        record_use(state, key);
+    }
+    Ok(verification)
+}
+
+/// Records that a key was used (written in the next batch).
+pub fn record_use(state: &AppState, key: &ApiKey) {
+    state
+        .key_usage
+        .record_tenant_key(&key.tenant_id, &key.id, state.clock.now());
+}
+
+/// Like [`verify`], without recording the key's use: for callers that may
+/// not be entitled to learn of the key (another tenant's caller).
+pub async fn check(
     state: &AppState,
     presented: &str,
     required: &Scopes,
@@ -161,11 +183,6 @@ pub async fn verify(
     } else {
         VerifyCode::Valid
     };
-    if code == VerifyCode::Valid {
-        state
-            .key_usage
-            .record_tenant_key(&key.tenant_id, &key.id, now);
-    }
     Ok(Verification {
         code,
         key: Some(key),
