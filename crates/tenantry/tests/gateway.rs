@@ -164,6 +164,17 @@ async fn nginx_resolves_the_tenant_of_every_request(backend: Backend) {
         .refused(&app, &[("host", "elsewhere.test")], 404, "tenant_not_found")
         .await;
 
+    // Another tenant's key on a tenant's host: 403 tenant_mismatch (not
+    // "suspended"), and the app is not reached.
+    gateway
+        .refused(
+            &app,
+            &[("host", "initech.example.test"), ("x-api-key", &globex_key)],
+            403,
+            "tenant_mismatch",
+        )
+        .await;
+
     // A key that is not one: 401, with Tenantry's challenge.
     let bogus = format!("tnt_sk_live_{}", "0".repeat(38));
     let reply = gateway

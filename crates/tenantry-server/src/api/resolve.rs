@@ -201,13 +201,29 @@ pub async fn resolve_post(
 #[utoipa::path(get, path = "/v1/resolve", tag = "resolution",
     responses((status = 200, body = ResolveOut, headers(("X-Tenant-Id" = String), ("X-Tenant-Plan" = String))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "tenant_suspended, tenant_mismatch (also in the X-Tenantry-Code header, for gateways that see only headers)", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "rate_limited: too many resolutions from this address by callers that are not trusted", body = Problem, content_type = "application/problem+json")))]
-pub async fn resolve_get(
-    State(state): State<AppState>,
-    parts: Parts,
-) -> Result<Response, ApiError> {
+pub async fn resolve_get(State(state): State<AppState>, parts: Parts) -> Response {
+    match resolve_this_request(state, parts).await {
+        Ok(response) => response,
+        Err(err) => {
+            // nginx's auth_request sees a denial's headers, not its body:
+            // the problem's code travels in a header too, so the gateway
+            // can tell tenant_mismatch from tenant_suspended.
+            let code = err.to_problem().1.code;
+            let mut response = err.into_response();
+            if let Ok(value) = HeaderValue::from_str(code) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static("x-tenantry-code"), value);
+            }
+            response
+        }
+    }
+}
+
+async fn resolve_this_request(state: AppState, parts: Parts) -> Result<Response, ApiError> {
     let source = SourceAddr(source_addr(&state, &parts));
     let headers = &parts.headers;
     let text = |name: &str| {
