@@ -529,6 +529,31 @@ async fn tenant_access_is_checked_before_validation(backend: Backend) {
         .call(Method::PATCH, "/v1/tenants/acme", Some(json!({"name": 42})))
         .await
         .assert_invalid("name");
+    // Its own tenant, with a key lacking the operation's scope: 403 before
+    // the body is looked at.
+    let reader = server
+        .post(
+            "/v1/tenants/globex/api-keys",
+            json!({"name": "reader", "scopes": ["tenant:read"]}),
+        )
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (method, suffix, body) in &invalid {
+        if suffix.is_empty() {
+            continue; // PATCH /v1/tenants/{id} is for operators: 403 operator_required.
+        }
+        let path = format!("/v1/tenants/globex{suffix}");
+        server
+            .call_as(Some(&reader), method.clone(), &path, Some(body.clone()))
+            .await
+            .assert_problem(403, "insufficient_scope");
+        malformed(&server, Some(&reader), method.clone(), path)
+            .await
+            .assert_problem(403, "insufficient_scope");
+    }
     // Its own tenant: the validation (or the missing operator scope) answers.
     server
         .call_as(

@@ -25,7 +25,12 @@ async fn check_tenant_path(parts: &mut Parts, state: &AppState) -> Result<(), Ap
     let id = TenantId::parse(&raw).map_err(|_| ApiError::tenant_not_found())?;
     match Caller::from_request_parts(parts, state).await? {
         Caller::Tenant { tenant, .. } if tenant.id != id => Err(ApiError::tenant_not_found()),
-        Caller::Tenant { .. } => Ok(()),
+        Caller::Tenant { scopes, .. } => match parts.extensions.get::<RequiredScope>() {
+            Some(RequiredScope(scope)) if !scopes.grants(*scope) => {
+                Err(super::auth::insufficient_scope(*scope))
+            }
+            _ => Ok(()),
+        },
         Caller::Operator { .. } => {
             if crate::resolution::keys::load_tenant(state, &id)
                 .await?
@@ -45,6 +50,11 @@ async fn check_tenant_path(parts: &mut Parts, state: &AppState) -> Result<(), Ap
         }
     }
 }
+
+/// The scope a route's handler requires of a tenant key (set by the
+/// router), checked with the tenant access, before any validation.
+#[derive(Debug, Clone, Copy)]
+pub struct RequiredScope(pub tenantry_core::keys::Scope);
 
 /// The raw `{id}` of a tenant path (`/v1/tenants/{id}/…`,
 /// `/v1/operator/tenants/{id}/…`), if the request is on one.

@@ -1,16 +1,20 @@
 use super::extract::BodyLimit;
+use super::extract::RequiredScope;
 use super::problem::ApiError;
 use crate::api::{
     credentials, domains, events, health, keyring, keys, limits, operator_keys, resolve, tenants,
     tokens,
 };
 use crate::app::AppState;
+use axum::Extension;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::handler::Handler;
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tenantry_core::keys::Scope;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -35,26 +39,26 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/suspend", post(tenants::suspend))
         .route("/v1/tenants/{id}/reactivate", post(tenants::reactivate))
         .route("/v1/tenants/{id}/events", get(events::list))
-        .route("/v1/tenants/{id}/domains", post(domains::add).get(domains::list))
+        .route("/v1/tenants/{id}/domains", post(domains::add.layer(scope(Scope::TenantAdmin))).get(domains::list))
         .route("/v1/tenants/{id}/domains/{domain}", axum::routing::delete(domains::remove))
         .route("/v1/tenants/{id}/domains/{domain}/verify", post(domains::verify))
-        .route("/v1/tenants/{id}/api-keys", post(keys::create).get(keys::list))
-        .route("/v1/tenants/{id}/api-keys/{key_id}", get(keys::get).patch(keys::update))
+        .route("/v1/tenants/{id}/api-keys", post(keys::create.layer(scope(Scope::KeysWrite))).get(keys::list))
+        .route("/v1/tenants/{id}/api-keys/{key_id}", get(keys::get).patch(keys::update.layer(scope(Scope::KeysWrite))))
         .route("/v1/tenants/{id}/api-keys/{key_id}/revoke", post(keys::revoke))
-        .route("/v1/tenants/{id}/api-keys/{key_id}/rotate", post(keys::rotate))
+        .route("/v1/tenants/{id}/api-keys/{key_id}/rotate", post(keys::rotate.layer(scope(Scope::KeysWrite))))
         .route("/v1/keys/verify", post(keys::verify))
         .route("/v1/operator-keys", post(operator_keys::create).get(operator_keys::list))
         .route("/v1/operator-keys/{key_id}/revoke", post(operator_keys::revoke))
-        .route("/v1/tenants/{id}/credentials", post(credentials::create).get(credentials::list))
+        .route("/v1/tenants/{id}/credentials", post(credentials::create.layer(scope(Scope::CredentialsWrite))).get(credentials::list))
         .route(
             "/v1/tenants/{id}/credentials/{cred_id}",
-            get(credentials::get).patch(credentials::update).delete(credentials::delete),
+            get(credentials::get).patch(credentials::update.layer(scope(Scope::CredentialsWrite))).delete(credentials::delete),
         )
         .route("/v1/tenants/{id}/credentials/{cred_id}/reveal", post(credentials::reveal))
         .route("/v1/tenants/{id}/credentials/{cred_id}/access-log", get(credentials::access_log))
         .route(
             "/v1/tenants/{id}/settings/{category}",
-            axum::routing::put(credentials::put_settings).get(credentials::get_settings),
+            axum::routing::put(credentials::put_settings.layer(scope(Scope::CredentialsWrite))).get(credentials::get_settings),
         )
         .route("/v1/tenants/{id}/settings/{category}/reveal", post(credentials::reveal_settings))
         .route("/v1/operator/keyring", get(keyring::status))
@@ -63,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plans", get(limits::list_plans))
         .route("/v1/plans/{name}", axum::routing::put(limits::put_plan))
         .route("/v1/meters", get(limits::list_meters).post(limits::create_meter))
-        .route("/v1/tenants/{id}/config", get(limits::get_config).patch(limits::patch_config))
+        .route("/v1/tenants/{id}/config", get(limits::get_config).patch(limits::patch_config.layer(scope(Scope::TenantAdmin))))
         .route("/v1/tenants/{id}/config/versions", get(limits::config_versions))
         .route("/v1/usage/events", post(limits::ingest))
         .route("/v1/tenants/{id}/usage", get(limits::usage_series))
@@ -156,4 +160,11 @@ async fn openapi_json() -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// Declares the scope a tenant key needs for a handler that reads a body,
+/// so the extractor refuses a key without it (403) before validating the
+/// body (422); the handler checks it again itself.
+fn scope(scope: Scope) -> Extension<RequiredScope> {
+    Extension(RequiredScope(scope))
 }
