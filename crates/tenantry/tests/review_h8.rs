@@ -7,7 +7,10 @@ use common::{Backend, TestDb, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-on_both_backends!(a_short_lived_token_cannot_mint_a_key_that_outlives_it);
+on_both_backends!(
+    a_short_lived_token_cannot_mint_a_key_that_outlives_it,
+    a_second_api_key_header_is_verified_too
+);
 
 /// Item 9 says nothing a credential makes may outlive it. A token lives at
 /// most an hour, but a token of a key without expiry (scope `keys:write`)
@@ -53,4 +56,39 @@ async fn a_short_lived_token_cannot_mint_a_key_that_outlives_it(backend: Backend
                     <= chrono::Utc::now() + chrono::Duration::seconds(120)),
         "a 60-second token minted a key that outlives it: {minted:?}"
     );
+}
+
+/// Item 8: every credential presented is verified. `GET /v1/resolve` reads
+/// only the first `X-API-Key` (`HeaderMap::get`), so a request carrying a
+/// valid key of tenant A and then a key of tenant B resolves to A with 200,
+/// and B's key (or any garbage) travels on to the app unverified.
+async fn a_second_api_key_header_is_verified_too(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let mut keys = Vec::new();
+    for tenant in ["acme", "globex"] {
+        server.create_tenant(tenant).await;
+        let key = server
+            .post(
+                &format!("/v1/tenants/{tenant}/api-keys"),
+                json!({"name": "k", "scopes": ["tenant:read"]}),
+            )
+            .await;
+        assert_eq!(key.status, StatusCode::CREATED, "{key:?}");
+        keys.push(key.body["key"].as_str().unwrap().to_owned());
+    }
+    for second in [keys[1].as_str(), "garbage"] {
+        let answer = common::raw_http(
+            &server.base,
+            &format!(
+                "GET /v1/resolve HTTP/1.1\r\nHost: t\r\nX-API-Key: {}\r\nX-API-Key: {second}\r\nConnection: close\r\n\r\n",
+                keys[0]
+            ),
+        )
+        .await;
+        assert!(
+            !answer.starts_with("HTTP/1.1 200"),
+            "a second X-API-Key ({second}) was not verified: {answer}"
+        );
+    }
 }
