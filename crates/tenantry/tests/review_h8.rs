@@ -9,7 +9,8 @@ use serde_json::json;
 
 on_both_backends!(
     a_short_lived_token_cannot_mint_a_key_that_outlives_it,
-    a_second_api_key_header_is_verified_too
+    a_second_api_key_header_is_verified_too,
+    a_tenant_admin_cannot_revive_an_operator_issued_key
 );
 
 /// Item 9 says nothing a credential makes may outlive it. A token lives at
@@ -91,4 +92,51 @@ async fn a_second_api_key_header_is_verified_too(backend: Backend) {
             "a second X-API-Key ({second}) was not verified: {answer}"
         );
     }
+}
+
+/// `resolve:trusted` is operator-issued (README: "a tenant key creating,
+/// patching or rotating a key with it gets 403 operator_required"), but
+/// `PATCH /v1/tenants/{id}/api-keys/{key_id}` only checks the scopes it is
+/// sent: a tenant admin re-enables the key an operator disabled, and drops
+/// the expiry the operator gave it, keeping a capability that reads every
+/// other tenant for ever.
+async fn a_tenant_admin_cannot_revive_an_operator_issued_key(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    for tenant in ["acme", "globex"] {
+        server.create_tenant(tenant).await;
+    }
+    let admin = server
+        .post(
+            "/v1/tenants/acme/api-keys",
+            json!({"name": "admin", "scopes": ["tenant:admin"]}),
+        )
+        .await;
+    let admin = admin.body["key"].as_str().unwrap().to_owned();
+    let expires = (chrono::Utc::now() + chrono::Duration::minutes(10)).to_rfc3339();
+    let gateway = server
+        .post(
+            "/v1/tenants/acme/api-keys",
+            json!({"name": "gateway", "scopes": ["resolve:trusted"], "expires_at": expires}),
+        )
+        .await;
+    assert_eq!(gateway.status, StatusCode::CREATED, "{gateway:?}");
+    let gateway_id = gateway.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/tenants/acme/api-keys/{gateway_id}");
+    let disabled = server.patch(&path, json!({"enabled": false})).await;
+    assert_eq!(disabled.status, StatusCode::OK, "{disabled:?}");
+
+    let revived = server
+        .call_as(
+            Some(&admin),
+            Method::PATCH,
+            &path,
+            Some(json!({"enabled": true, "expires_at": null})),
+        )
+        .await;
+    assert_eq!(
+        revived.status,
+        StatusCode::FORBIDDEN,
+        "a tenant admin re-enabled an operator-issued resolve:trusted key and removed its expiry: {revived:?}"
+    );
 }
