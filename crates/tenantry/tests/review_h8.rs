@@ -10,7 +10,8 @@ use serde_json::json;
 on_both_backends!(
     a_short_lived_token_cannot_mint_a_key_that_outlives_it,
     a_second_api_key_header_is_verified_too,
-    a_tenant_admin_cannot_revive_an_operator_issued_key
+    a_tenant_admin_cannot_revive_an_operator_issued_key,
+    a_keys_write_key_cannot_revive_a_stronger_key
 );
 
 /// Item 9 says nothing a credential makes may outlive it. A token lives at
@@ -138,5 +139,48 @@ async fn a_tenant_admin_cannot_revive_an_operator_issued_key(backend: Backend) {
         revived.status,
         StatusCode::FORBIDDEN,
         "a tenant admin re-enabled an operator-issued resolve:trusted key and removed its expiry: {revived:?}"
+    );
+}
+
+/// Same root cause inside one tenant: `PATCH` checks only the scopes it is
+/// sent, so a `keys:write` key (no `tenant:admin`) brings a disabled or
+/// rotated-out `tenant:admin` key back to life with no expiry.
+async fn a_keys_write_key_cannot_revive_a_stronger_key(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let writer = server
+        .post(
+            "/v1/tenants/acme/api-keys",
+            json!({"name": "writer", "scopes": ["keys:write", "keys:read"]}),
+        )
+        .await;
+    let writer = writer.body["key"].as_str().unwrap().to_owned();
+    let admin = server
+        .post(
+            "/v1/tenants/acme/api-keys",
+            json!({"name": "admin", "scopes": ["tenant:admin"]}),
+        )
+        .await;
+    let admin_id = admin.body["id"].as_str().unwrap().to_owned();
+    let rotated = server
+        .post(
+            &format!("/v1/tenants/acme/api-keys/{admin_id}/rotate"),
+            json!({"overlap_seconds": 0}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{rotated:?}");
+    let revived = server
+        .call_as(
+            Some(&writer),
+            Method::PATCH,
+            &format!("/v1/tenants/acme/api-keys/{admin_id}"),
+            Some(json!({"expires_at": null, "enabled": true})),
+        )
+        .await;
+    assert_eq!(
+        revived.status,
+        StatusCode::FORBIDDEN,
+        "a keys:write key revived a rotated-out tenant:admin key: {revived:?}"
     );
 }
