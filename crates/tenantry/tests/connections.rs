@@ -14,7 +14,8 @@ on_both_backends!(
     a_dribbled_body_gets_408,
     idle_keep_alive_connections_are_closed,
     connections_over_the_cap_wait_for_a_free_slot,
-    a_request_over_the_request_timeout_gets_503
+    a_request_over_the_request_timeout_gets_503,
+    a_client_that_never_reads_its_responses_is_disconnected
 );
 
 /// A generous bound for "closed within the limit": the limits in these tests
@@ -281,4 +282,50 @@ async fn a_request_over_the_request_timeout_gets_503(backend: Backend) {
         .patch("/v1/tenants/acme", serde_json::json!({"name": "Again"}))
         .await;
     assert_eq!(reply.status.as_u16(), 200, "{reply:?}");
+}
+
+/// Review of issue 8 (slow read): a client that pipelines requests and never
+/// reads the answers leaves hyper blocked writing a response. Neither the
+/// header-read timeout nor the idle timeout applies then (the idle timeout's
+/// graceful shutdown waits for the response being written), so the
+/// connection holds its slot for ever: `max_connections` such clients (1,024
+/// by default, each sending a few kilobytes) stop the server accepting
+/// anyone. A connection must be closed when the client does not take its
+/// response within a bound.
+async fn a_client_that_never_reads_its_responses_is_disconnected(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start_with(
+        &db,
+        &[
+            ("TENANTRY_ROOT_KEY", ROOT_KEY),
+            ("TENANTRY_MAX_CONNECTIONS", "1"),
+            ("TENANTRY_IDLE_TIMEOUT", "1s"),
+            ("TENANTRY_HEADER_READ_TIMEOUT", "1s"),
+            ("TENANTRY_REQUEST_TIMEOUT", "1s"),
+        ],
+    )
+    .await;
+    let addr: std::net::SocketAddr = server
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("a socket address");
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let mut slow = socket.connect(addr).await.unwrap();
+    // 400 pipelined requests for a 120 kB document, never read.
+    let request = b"GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n".repeat(400);
+    let _ = tokio::time::timeout(Duration::from_secs(3), slow.write_all(&request)).await;
+    // Well past every timeout of the server, another client is still not served.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut other = connect(&server).await;
+    other.write_all(HEALTHZ).await.unwrap();
+    let mut buf = [0u8; 64];
+    let answer = tokio::time::timeout(BOUND, other.read(&mut buf)).await;
+    assert!(
+        matches!(answer, Ok(Ok(n)) if n > 0),
+        "a client that never reads held the only connection slot for {:?} past every timeout",
+        BOUND + Duration::from_secs(5)
+    );
+    drop(slow);
 }
