@@ -488,6 +488,11 @@ async fn tenant_access_is_checked_before_validation(backend: Backend) {
             "/config",
             json!({"branding": {"primary_color": "blue"}}),
         ),
+        (
+            Method::POST,
+            "/domains/x.example.org/verify",
+            json!({"force": "yes"}),
+        ),
     ];
     for tenant in ["acme", "no-such-tenant"] {
         for (method, suffix, body) in &invalid {

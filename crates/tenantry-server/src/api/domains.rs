@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::app::announce;
 use crate::dns::DnsResolver;
 use crate::http::auth::Caller;
-use crate::http::extract::{ApiJson, ApiPath, parse_json};
+use crate::http::extract::{ApiJson, ApiPath, TenantPathChecked, parse_json};
 use crate::http::problem::{ApiError, Problem};
 use crate::resolution::cache::{Invalidation, domain_key};
 use axum::Json;
@@ -212,6 +212,7 @@ pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((id, domain)): ApiPath<(String, String)>,
+    _checked: TenantPathChecked,
     body: Bytes,
 ) -> Result<Json<DomainOut>, ApiError> {
     let access = caller.for_tenant(&id, Scope::TenantAdmin)?;

@@ -358,16 +358,26 @@ pub async fn update(
     let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
     // Revocation is final: a revoked key is not edited (nor seemingly revived
     // by `enabled: true`).
-    if tx
-        .get_key(&key_id)
-        .await
-        .map_err(key_missing)?
-        .revoked_at
-        .is_some()
-    {
+    let existing = tx.get_key(&key_id).await.map_err(key_missing)?;
+    if existing.revoked_at.is_some() {
         return Err(ApiError::Conflict {
             code: "key_revoked",
             detail: "a revoked key cannot be changed".into(),
+            field: None,
+        });
+    }
+    // A key is edited only by a caller that could have made it: one holding
+    // every scope it has (and an operator for the operator-issued ones), so
+    // a weaker key cannot re-enable or re-date a stronger one.
+    check_grantable(&caller, &existing.scopes)?;
+    // A rotated-out key is on its way out: a tenant key does not re-enable,
+    // widen or re-date it (rotate its successor instead); an operator may.
+    let revives =
+        patch.enabled == Some(true) || patch.expires_at.is_some() || patch.scopes.is_some();
+    if revives && !caller.is_operator() && tx.key_has_successor(&existing.id).await? {
+        return Err(ApiError::Conflict {
+            code: "key_already_rotated",
+            detail: "this key was rotated: its successor is the one to change".into(),
             field: None,
         });
     }

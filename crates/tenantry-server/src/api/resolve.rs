@@ -169,6 +169,11 @@ pub async fn resolve_post(
     headers: HeaderMap,
     ApiJson(input): ApiJson<ResolveIn>,
 ) -> Result<Json<ResolveOut>, ApiError> {
+    if crate::http::auth::ambiguous_credentials(&headers) {
+        return Err(ApiError::InvalidCredentials(
+            tenantry_core::keys::VerifyCode::NotFound,
+        ));
+    }
     // The caller's own credential (if any) decides trust; the body's key and
     // token are the request being resolved. Every one of them is verified.
     let caller_trusted = match crate::http::auth::credential(&headers) {
@@ -226,6 +231,13 @@ pub async fn resolve_get(State(state): State<AppState>, parts: Parts) -> Respons
 async fn resolve_this_request(state: AppState, parts: Parts) -> Result<Response, ApiError> {
     let source = SourceAddr(source_addr(&state, &parts));
     let headers = &parts.headers;
+    // A repeated credential header: the app behind the gateway could read
+    // another copy than the one verified here.
+    if crate::http::auth::ambiguous_credentials(headers) {
+        return Err(ApiError::InvalidCredentials(
+            tenantry_core::keys::VerifyCode::NotFound,
+        ));
+    }
     let text = |name: &str| {
         headers
             .get(name)

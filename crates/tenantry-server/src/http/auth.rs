@@ -66,6 +66,15 @@ pub fn credential(headers: &axum::http::HeaderMap) -> Option<&str> {
     })
 }
 
+/// Whether a request presents its credentials ambiguously: a repeated
+/// `Authorization` or `X-API-Key` header (a gateway or the app could read
+/// another copy than Tenantry did), or a bearer credential and an
+/// `X-API-Key` that differ where only one is read. Such a request is `401`.
+pub fn ambiguous_credentials(headers: &axum::http::HeaderMap) -> bool {
+    headers.get_all(header::AUTHORIZATION).iter().count() > 1
+        || headers.get_all("x-api-key").iter().count() > 1
+}
+
 /// Whether a credential has the shape of a JWT (three base64url parts).
 pub fn looks_like_token(credential: &str) -> bool {
     credential.starts_with("eyJ") && credential.bytes().filter(|b| *b == b'.').count() == 2
@@ -213,7 +222,12 @@ pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Cal
                 key_id: verified.key_id,
                 environment: None,
                 via_token: true,
-                expires_at: key.expires_at,
+                // A token is a credential of its own: nothing it makes may
+                // outlive it, nor its key.
+                expires_at: Some(
+                    key.expires_at
+                        .map_or(verified.expires_at, |at| at.min(verified.expires_at)),
+                ),
             }),
             tenantry_core::tenant::TenantStatus::Suspended => Err(ApiError::TenantSuspended),
             tenantry_core::tenant::TenantStatus::Deleted => {
@@ -260,6 +274,22 @@ impl FromRequestParts<AppState> for Caller {
         // count once against the tenant's limits.
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
+        }
+        if ambiguous_credentials(&parts.headers) {
+            return Err(ApiError::Unauthorized);
+        }
+        // One credential per request: a bearer credential and a different
+        // X-API-Key would leave one of them unchecked.
+        let api_key = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        if let (Some(bearer), Some(api_key)) = (bearer(&parts.headers), api_key)
+            && bearer != api_key
+        {
+            return Err(ApiError::Unauthorized);
         }
         let caller = match credential(&parts.headers) {
             Some(credential) => authenticate(state, credential).await?,

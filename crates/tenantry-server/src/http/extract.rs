@@ -51,6 +51,22 @@ async fn check_tenant_path(parts: &mut Parts, state: &AppState) -> Result<(), Ap
     }
 }
 
+/// The tenant access check of [`ApiJson`] for handlers that read their body
+/// themselves: put it before the body among the handler's arguments.
+pub struct TenantPathChecked;
+
+impl FromRequestParts<AppState> for TenantPathChecked {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        check_tenant_path(parts, state).await?;
+        Ok(TenantPathChecked)
+    }
+}
+
 /// The scope a route's handler requires of a tenant key (set by the
 /// router), checked with the tenant access, before any validation.
 #[derive(Debug, Clone, Copy)]

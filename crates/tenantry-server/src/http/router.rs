@@ -41,7 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/events", get(events::list))
         .route("/v1/tenants/{id}/domains", post(domains::add.layer(scope(Scope::TenantAdmin))).get(domains::list))
         .route("/v1/tenants/{id}/domains/{domain}", axum::routing::delete(domains::remove))
-        .route("/v1/tenants/{id}/domains/{domain}/verify", post(domains::verify))
+        .route("/v1/tenants/{id}/domains/{domain}/verify", post(domains::verify.layer(scope(Scope::TenantAdmin))))
         .route("/v1/tenants/{id}/api-keys", post(keys::create.layer(scope(Scope::KeysWrite))).get(keys::list))
         .route("/v1/tenants/{id}/api-keys/{key_id}", get(keys::get).patch(keys::update.layer(scope(Scope::KeysWrite))))
         .route("/v1/tenants/{id}/api-keys/{key_id}/revoke", post(keys::revoke))
