@@ -246,22 +246,26 @@ impl TestDb {
             .expect("connect")
     }
 
+    /// A read-only connection to the SQLite file, beside the server.
+    pub async fn sqlite_reader(&self) -> sqlx::SqlitePool {
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(self.data_dir().join("tenantry.db"))
+                    .read_only(true),
+            )
+            .await
+            .expect("open sqlite")
+    }
+
     /// Counts the rows of `table` whose tenant_id is `tenant`, bypassing
     /// isolation (SQLite file, or PostgreSQL superuser).
     pub async fn count_rows(&self, table: &str, tenant: &str) -> i64 {
         let sql = format!("SELECT count(*) FROM {table} WHERE tenant_id = $1");
         match self.backend {
             Backend::Sqlite => {
-                let path = self.data_dir().join("tenantry.db");
-                let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(
-                        sqlx::sqlite::SqliteConnectOptions::new()
-                            .filename(path)
-                            .read_only(true),
-                    )
-                    .await
-                    .expect("open sqlite");
+                let pool = self.sqlite_reader().await;
                 let (n,): (i64,) = sqlx::query_as(&sql)
                     .bind(tenant)
                     .fetch_one(&pool)
@@ -719,16 +723,7 @@ impl TestDb {
     pub async fn tenant_tables(&self) -> Vec<String> {
         let mut tables: Vec<String> = match self.backend {
             Backend::Sqlite => {
-                let path = self.data_dir().join("tenantry.db");
-                let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(
-                        sqlx::sqlite::SqliteConnectOptions::new()
-                            .filename(path)
-                            .read_only(true),
-                    )
-                    .await
-                    .expect("open sqlite");
+                let pool = self.sqlite_reader().await;
                 let rows: Vec<(String,)> = sqlx::query_as(
                     "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c \
                      WHERE m.type = 'table' AND c.name = 'tenant_id'",
