@@ -173,6 +173,12 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "how long a kept-alive connection may sit idle between requests before it is closed (at most header_read_timeout)",
     ),
     (
+        "write_timeout",
+        false,
+        "10s",
+        "how long a client may leave a pending response unread (the socket accepting none of it); then the connection is closed",
+    ),
+    (
         "max_connections",
         false,
         "1024",
@@ -228,6 +234,9 @@ pub struct Config {
     pub body_timeout: Duration,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
+    /// How long a write of a response may make no progress before the
+    /// connection is closed.
+    pub write_timeout: Duration,
     pub max_connections: usize,
     pub database_timeout: Duration,
 }
@@ -474,6 +483,7 @@ impl Config {
             body_timeout: positive("body_timeout")?,
             request_timeout: positive("request_timeout")?,
             idle_timeout: positive("idle_timeout")?,
+            write_timeout: positive("write_timeout")?,
             max_connections: usize::try_from(number("max_connections")?)
                 .ok()
                 .filter(|n| (1..=1_000_000).contains(n))

@@ -76,6 +76,7 @@ pub async fn run(
     let limits = http::serve::ConnectionLimits {
         header_read_timeout: state.config.header_read_timeout,
         idle_timeout: state.config.idle_timeout,
+        write_timeout: state.config.write_timeout,
         max_connections: state.config.max_connections,
     };
     let app = http::router::router(state);
