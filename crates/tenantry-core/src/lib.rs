@@ -4,6 +4,7 @@
 //! `Hostname::parse`, ...) and carried as types afterwards, so code further in
 //! never re-validates and cannot be handed an unchecked string.
 
+pub mod audit;
 pub mod clock;
 pub mod credentials;
 pub mod error;

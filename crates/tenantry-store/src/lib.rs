@@ -14,6 +14,7 @@
 //! `SELECT tenantry_isolate('table')`), then add its queries as methods on
 //! `TenantTx` in a module of its own. Purge and `tenantry doctor` discover it.
 
+mod audit;
 mod backend;
 pub mod doctor;
 mod domains;
@@ -28,6 +29,7 @@ mod scope;
 mod tenants;
 mod vault;
 
+pub use audit::AuditHead;
 pub use backend::{DatabaseOptions, Store};
 pub use error::{Conflict, StoreError};
 pub use events::EventPage;
