@@ -310,6 +310,14 @@ pub struct Operator {
     pub actor: Actor,
     /// Authenticated with the root key itself.
     pub root: bool,
+    grant: crate::grant::OperatorGrant,
+}
+
+impl Operator {
+    /// The operator's grant: what opens its transactions and changes.
+    pub fn grant(&self) -> &crate::grant::OperatorGrant {
+        &self.grant
+    }
 }
 
 impl FromRequestParts<AppState> for Operator {
@@ -319,8 +327,13 @@ impl FromRequestParts<AppState> for Operator {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match Caller::from_request_parts(parts, state).await? {
-            Caller::Operator { actor, root } => Ok(Operator { actor, root }),
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller {
+            Caller::Operator { ref actor, root } => Ok(Operator {
+                actor: actor.clone(),
+                root,
+                grant: crate::grant::OperatorGrant::from_caller(&caller),
+            }),
             // Another tenant's path is not found, before any scope says no.
             Caller::Tenant { tenant, .. }
                 if super::extract::tenant_path_id(parts, state)

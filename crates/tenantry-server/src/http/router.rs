@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let body_timeout = state.config.body_timeout;
     let request_timeout = state.config.request_timeout;
+    let request_state = state.clone();
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -111,7 +112,13 @@ pub fn router(state: AppState) -> Router {
             let req = super::body::with_deadline(req, body_timeout);
             next.run(req).await
         }))
-        .layer(middleware::from_fn(move |req: Request, next: Next| async move {
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            let state = request_state.clone();
+            async move {
+            // Every change the handler makes is recorded with this request.
+            let safe = req.method().is_safe();
+            let (info, req) = request_info(&state, req);
+            let next = crate::change::REQUEST.scope(info, next.run(req));
             // The handler runs in a task of its own and is never cancelled
             // half-way: a change that commits still clears this process's
             // caches after its commit. Past the timeout the caller gets 503
@@ -120,8 +127,8 @@ pub fn router(state: AppState) -> Router {
             // Reads change nothing that a cancellation could leave half
             // done: they skip the task (a spawn per request roughly doubled
             // the cost of the cheapest requests).
-            if req.method().is_safe() {
-                return match tokio::time::timeout(request_timeout, next.run(req)).await {
+            if safe {
+                return match tokio::time::timeout(request_timeout, next).await {
                     Ok(response) => response,
                     Err(_) => {
                         tracing::warn!("request timed out");
@@ -129,7 +136,7 @@ pub fn router(state: AppState) -> Router {
                     }
                 };
             }
-            let mut handler = tokio::spawn(next.run(req).in_current_span());
+            let mut handler = tokio::spawn(next.in_current_span());
             match tokio::time::timeout(request_timeout, &mut handler).await {
                 Ok(Ok(response)) => response,
                 Ok(Err(_)) => {
@@ -140,6 +147,7 @@ pub fn router(state: AppState) -> Router {
                     tracing::warn!("request timed out; its handler finishes in the background");
                     ApiError::RequestTimeout.into_response()
                 }
+            }
             }
         }))
         .layer(
@@ -163,6 +171,25 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Who sent a request, as the audit log records it: its id, the client
+/// address (behind a trusted proxy, the one it names) and user agent.
+fn request_info(state: &AppState, req: Request) -> (tenantry_core::audit::RequestInfo, Request) {
+    let (parts, body) = req.into_parts();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect::<String>())
+    };
+    let info = tenantry_core::audit::RequestInfo {
+        id: header("x-request-id"),
+        ip: crate::api::resolve::source_addr(state, &parts).map(|ip| ip.to_string()),
+        user_agent: header("user-agent"),
+    };
+    (info, Request::from_parts(parts, body))
 }
 
 async fn openapi_json() -> Response {
