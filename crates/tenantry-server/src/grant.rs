@@ -113,6 +113,15 @@ impl TenantGrant {
         state.store.tenant_read(&self.tenant).await
     }
 
+    /// A write transaction that records nothing, for bookkeeping that is
+    /// not a change anyone made (key last-used times, usage counters, a
+    /// quota's consumption). Disallowed by clippy outside an `#[allow]`
+    /// saying why: a change to anything a tenant or operator configured
+    /// goes through [`TenantGrant::change`].
+    pub async fn untracked_write(&self, state: &AppState) -> Result<TenantTx, StoreError> {
+        state.store.tenant_write(&self.tenant).await
+    }
+
     /// A change to this tenant: a write transaction whose commit records
     /// the change (see [`crate::change`]).
     pub async fn change(&self, state: &AppState) -> Result<TenantChange, StoreError> {
@@ -161,6 +170,13 @@ impl OperatorGrant {
 
     pub async fn read(&self, state: &AppState) -> Result<OperatorTx, StoreError> {
         state.store.operator_read().await
+    }
+
+    /// A write on the operator path that records nothing (bookkeeping: see
+    /// [`TenantGrant::untracked_write`]). Disallowed by clippy outside an
+    /// `#[allow]` saying why.
+    pub async fn untracked_write(&self, state: &AppState) -> Result<OperatorTx, StoreError> {
+        state.store.operator_write().await
     }
 
     /// A change on the operator path (the tenant registry, operator keys,

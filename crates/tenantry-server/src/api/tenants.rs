@@ -1,4 +1,5 @@
 //! `/v1/tenants`: the tenant registry and each tenant's lifecycle.
+#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
 
 use super::{Checks, Page, PageParams, cursor};
 use crate::app::AppState;

@@ -5,6 +5,7 @@
 //! caller may act on that tenant with that scope, and [`Operator`] is an
 //! extractor that only yields for operators. An unauthorised path to a
 //! store call therefore does not type-check.
+#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
 
 use super::problem::ApiError;
 use crate::app::AppState;
