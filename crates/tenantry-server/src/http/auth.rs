@@ -14,37 +14,12 @@ use crate::resolution::{keys, tokens};
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
+use tenantry_core::TenantId;
 use tenantry_core::keys::{Environment, KeyKind, Scope, Scopes, VerifyCode};
 use tenantry_core::tenant::Actor;
-use tenantry_core::{SecretString, TenantId};
 
-/// The operator root key, kept only as its SHA-256.
-pub struct RootKey {
-    hash: [u8; 32],
-}
-
-impl RootKey {
-    pub fn new(key: &SecretString) -> Self {
-        Self {
-            hash: Sha256::digest(key.expose().as_bytes()).into(),
-        }
-    }
-
-    /// Constant-time comparison of hashes (both 32 bytes, so lengths match).
-    pub fn matches(&self, presented: &str) -> bool {
-        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.hash.ct_eq(&presented).into()
-    }
-}
-
-impl std::fmt::Debug for RootKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RootKey([REDACTED])")
-    }
-}
+pub use crate::root_key::RootKey;
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
