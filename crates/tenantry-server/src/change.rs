@@ -22,12 +22,92 @@ use tenantry_store::{OperatorTx, StoreError, TenantTx};
 tokio::task_local! {
     /// The request being served, set by the router for each request's
     /// handler: changes take their audit `request` from it.
-    pub static REQUEST: RequestInfo;
+    pub static REQUEST: std::sync::Arc<RequestContext>;
+}
+
+/// What the audit log needs to know of the request being served.
+#[derive(Debug, Default)]
+pub struct RequestContext {
+    pub info: RequestInfo,
+    /// The tenant credential the request presented, once authentication
+    /// has told whose it is (valid or not): a refusal is recorded in that
+    /// tenant's chain.
+    credential: std::sync::Mutex<Option<(tenantry_core::TenantId, Principal)>>,
+}
+
+impl RequestContext {
+    pub fn new(info: RequestInfo) -> RequestContext {
+        RequestContext {
+            info,
+            credential: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn credential(&self) -> Option<(tenantry_core::TenantId, Principal)> {
+        self.credential
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// The request in progress, or nothing (a worker, a command).
 pub fn current_request() -> RequestInfo {
-    REQUEST.try_with(Clone::clone).unwrap_or_default()
+    REQUEST.try_with(|c| c.info.clone()).unwrap_or_default()
+}
+
+/// Notes whose tenant credential the current request presented.
+pub(crate) fn note_credential(tenant: &tenantry_core::TenantId, principal: Principal) {
+    let _ = REQUEST.try_with(|c| {
+        *c.credential.lock().unwrap_or_else(|p| p.into_inner()) = Some((tenant.clone(), principal));
+    });
+}
+
+/// Routes whose refusals are answers, not attempts on a tenant's
+/// resources: verifying a key or resolving a request is their whole job.
+const NOT_ATTEMPTS: [&str; 2] = ["/v1/keys/verify", "/v1/resolve"];
+
+/// Records a refused request (`401`, `403` or `404`) made with a tenant's
+/// credential in that tenant's chain, as its own change (nothing else
+/// happened). A failure to record is logged, and the refusal still sent.
+pub async fn record_refusal(
+    state: &AppState,
+    context: &RequestContext,
+    status: axum::http::StatusCode,
+    method: &axum::http::Method,
+    route: Option<&str>,
+) {
+    use axum::http::StatusCode;
+    if !matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+    ) {
+        return;
+    }
+    let Some(route) = route else { return };
+    if NOT_ATTEMPTS.contains(&route) {
+        return;
+    }
+    let Some((tenant, principal)) = context.credential() else {
+        return;
+    };
+    let result = async {
+        let tx = state.store.tenant_write(&tenant).await?;
+        let mut change = TenantChange::new(state, tx, principal);
+        let mut draft = change.record.draft(
+            "access.denied",
+            vec![AuditTarget::new("route", format!("{method} {route}"))],
+            serde_json::json!({}),
+        );
+        draft.outcome = Outcome::Denied;
+        draft.metadata = serde_json::json!({ "status": status.as_u16() });
+        change.record.audit.push(draft);
+        change.commit().await
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::warn!(error = %err, "a refused request could not be recorded in the audit log");
+    }
 }
 
 /// What a change records besides its rows.

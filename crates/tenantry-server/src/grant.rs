@@ -42,6 +42,20 @@ impl Principal {
         }
     }
 
+    pub(crate) fn api_key(key_id: &str) -> Principal {
+        Principal {
+            audit: AuditActor::new(ActorType::ApiKey, key_id, None),
+            legacy: Actor::from_trusted(format!("key:{key_id}")),
+        }
+    }
+
+    pub(crate) fn token(key_id: &str) -> Principal {
+        Principal {
+            audit: AuditActor::new(ActorType::Token, key_id, None),
+            legacy: Actor::from_trusted(format!("token:{key_id}")),
+        }
+    }
+
     /// The principal behind an authenticated caller.
     pub(crate) fn of(caller: &Caller) -> Principal {
         match caller {

@@ -185,6 +185,10 @@ pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Cal
                     _ => VerifyCode::NotFound,
                 })
             })?;
+        crate::change::note_credential(
+            &verified.tenant_id,
+            crate::grant::Principal::token(&verified.key_id),
+        );
         let Some(key) = tokens::live_key(state, &verified).await? else {
             return Err(ApiError::InvalidCredentials(VerifyCode::Revoked));
         };
@@ -212,6 +216,9 @@ pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Cal
         };
     }
     let verification = keys::verify(state, credential, &Scopes::default()).await?;
+    if let Some(key) = &verification.key {
+        crate::change::note_credential(&key.tenant_id, crate::grant::Principal::api_key(&key.id));
+    }
     match (verification.code, verification.key, verification.tenant) {
         (VerifyCode::Valid, Some(key), Some(tenant)) => Ok(Caller::Tenant {
             tenant,
