@@ -19,6 +19,7 @@ const SQLITE: Embedded = Embedded(&[
     (5, "vault_hardening", include_str!("../migrations/sqlite/0005_vault_hardening.sql")),
     (7, "domain_verification", include_str!("../migrations/sqlite/0007_domain_verification.sql")),
     (8, "defence_in_depth", include_str!("../migrations/sqlite/0008_defence_in_depth.sql")),
+    (10, "idempotency", include_str!("../migrations/sqlite/0010_idempotency.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -30,6 +31,7 @@ const POSTGRES: Embedded = Embedded(&[
     (5, "vault_hardening", include_str!("../migrations/postgres/0005_vault_hardening.sql")),
     (7, "domain_verification", include_str!("../migrations/postgres/0007_domain_verification.sql")),
     (8, "defence_in_depth", include_str!("../migrations/postgres/0008_defence_in_depth.sql")),
+    (10, "idempotency", include_str!("../migrations/postgres/0010_idempotency.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {
