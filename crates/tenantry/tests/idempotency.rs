@@ -210,10 +210,40 @@ async fn another_request_with_the_same_key_is_refused(backend: Backend) {
     post(&server, &second_admin, Some("k-1"), path, &body)
         .await
         .assert_problem(422, "idempotency_key_reused");
-    assert_eq!(key_count(&server, "acme").await, before + 1);
-    // The original still replays.
+    // Nor a narrower token of the same key, though the two tokens share
+    // their key's identity.
+    let token = |scopes: Value| {
+        let admin = admin.clone();
+        let server = &server;
+        async move {
+            let reply = post(
+                server,
+                &admin,
+                None,
+                "/v1/tokens",
+                &json!({"scopes": scopes}),
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+            reply.body["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let wide = token(json!(["tenant:admin"])).await;
+    let narrow = token(json!(["tenant:read"])).await;
+    // (A token's key may not outlive it.)
+    let expires = (chrono::Utc::now() + chrono::Duration::seconds(120)).to_rfc3339();
+    let short = json!({"name": "svc", "scopes": ["tenant:read"], "expires_at": expires});
+    let minted = post(&server, &wide, Some("via-token"), path, &short).await;
+    assert_eq!(minted.status, StatusCode::CREATED, "{minted:?}");
+    let stolen = post(&server, &narrow, Some("via-token"), path, &short).await;
+    stolen.assert_problem(422, "idempotency_key_reused");
+    assert!(!stolen.text.contains(minted.body["key"].as_str().unwrap()));
+    assert_eq!(key_count(&server, "acme").await, before + 2);
+    // The originals still replay.
     let again = post(&server, &admin, Some("k-1"), path, &body).await;
     assert!(replayed(&again) && again.text == first.text, "{again:?}");
+    let again = post(&server, &wide, Some("via-token"), path, &short).await;
+    assert!(replayed(&again) && again.text == minted.text, "{again:?}");
 }
 
 async fn invalid_keys_are_refused(backend: Backend) {

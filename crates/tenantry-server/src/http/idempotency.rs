@@ -265,10 +265,12 @@ async fn read_body(state: &AppState, parts: &Parts, body: Body) -> Result<Bytes,
         })
 }
 
-/// SHA-256 over the request's method, route, path and query, caller and
+/// SHA-256 over the request's method, route, path and query, caller (its
+/// identity and, for a tenant key or token, the scopes it holds now) and
 /// body, each length-prefixed. The caller is part of it: another key of the
-/// same tenant (with other scopes) cannot replay a response it could not
-/// have obtained itself.
+/// same tenant, a narrower token of the same key, or the same key after its
+/// scopes were narrowed cannot replay a response (a minted key, say) it
+/// could not have obtained itself.
 fn fingerprint(parts: &Parts, caller: &Caller, body: &[u8]) -> [u8; 32] {
     let route = parts
         .extensions
@@ -279,12 +281,21 @@ fn fingerprint(parts: &Parts, caller: &Caller, body: &[u8]) -> [u8; 32] {
         .path_and_query()
         .map_or(parts.uri.path(), |p| p.as_str());
     let actor = caller.actor();
+    let scopes = match caller {
+        Caller::Tenant { scopes, .. } => {
+            let mut names: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+            names.sort();
+            names.join(" ")
+        }
+        Caller::Operator { .. } => String::new(),
+    };
     let mut hash = Sha256::new();
     for part in [
         parts.method.as_str().as_bytes(),
         route.as_bytes(),
         path.as_bytes(),
         actor.as_str().as_bytes(),
+        scopes.as_bytes(),
         body,
     ] {
         hash.update((part.len() as u64).to_be_bytes());
@@ -435,8 +446,11 @@ async fn store(state: &AppState, claimed: &Claimed, stored: &StoredResponse) -> 
     tx.commit().await.map_err(|e| e.to_string())?;
     if !done {
         // Taken over meanwhile (this request outlived twice the request
-        // timeout): the newer request's answer stands.
-        tracing::warn!("an idempotency key reservation was taken over before its request finished");
+        // timeout; the newer request's answer stands), or purged with its
+        // tenant.
+        tracing::warn!(
+            "an idempotency key reservation was gone (taken over or purged) when its request finished"
+        );
     }
     Ok(())
 }
