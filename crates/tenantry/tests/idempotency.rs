@@ -20,6 +20,7 @@ on_both_backends!(
     expired_keys_run_again_and_are_pruned,
     a_pending_key_waits_then_an_abandoned_one_is_taken_over,
     stored_responses_hold_no_secret,
+    the_body_limit_and_deadline_still_apply,
 );
 
 /// POSTs `body` to `path` with `credential` and, if given, the key.
@@ -704,4 +705,43 @@ async fn stored_responses_hold_no_secret(backend: Backend) {
         tx.rollback().await.unwrap();
         pool.close().await;
     }
+}
+
+async fn the_body_limit_and_deadline_still_apply(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start_with(
+        &db,
+        &[
+            ("TENANTRY_ROOT_KEY", ROOT_KEY),
+            ("TENANTRY_BODY_TIMEOUT", "1s"),
+            ("TENANTRY_MAX_BODY_BYTES", "256"),
+        ],
+    )
+    .await;
+    let head = |extra: &str| {
+        format!(
+            "POST /v1/tenants HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ROOT_KEY}\r\n\
+             Idempotency-Key: k\r\nContent-Type: application/json\r\nConnection: close\r\n{extra}\r\n"
+        )
+    };
+    // Too large, without saying so up front (chunked): 413.
+    let big = format!(r#"{{"id": "acme", "name": "{}"}}"#, "x".repeat(400));
+    let chunked = format!(
+        "{}{:x}\r\n{big}\r\n0\r\n\r\n",
+        head("Transfer-Encoding: chunked\r\n"),
+        big.len()
+    );
+    let answer = common::raw_http(&server.base, &chunked).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    // A body that never finishes: 408 once the body timeout is over.
+    let partial = format!("{}{}", head("Content-Length: 40\r\n"), r#"{"id": "ac"#);
+    let answer = common::raw_http(&server.base, &partial).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_body_timeout"), "{answer}");
+    // Neither reserved the key: the complete request runs.
+    let body = json!({"id": "acme", "name": "Acme"});
+    let created = post(&server, ROOT_KEY, Some("k"), "/v1/tenants", &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert!(!replayed(&created));
 }
