@@ -95,10 +95,12 @@ impl KeyScope {
         }
     }
 
-    async fn open(&self, state: &AppState) -> Result<Tx, StoreError> {
-        Ok(match self {
-            KeyScope::Tenant(t) => Tx::Tenant(state.store.tenant_write(t).await?),
-            KeyScope::Operator => Tx::Operator(state.store.operator_write().await?),
+    async fn open(&self, state: &AppState, write: bool) -> Result<Tx, StoreError> {
+        Ok(match (self, write) {
+            (KeyScope::Tenant(t), true) => Tx::Tenant(state.store.tenant_write(t).await?),
+            (KeyScope::Tenant(t), false) => Tx::Tenant(state.store.tenant_read(t).await?),
+            (KeyScope::Operator, true) => Tx::Operator(state.store.operator_write().await?),
+            (KeyScope::Operator, false) => Tx::Operator(state.store.operator_read().await?),
         })
     }
 }
@@ -319,8 +321,48 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// What a request makes of the row it found under its key.
+enum Found {
+    /// The key is free, expired or abandoned: try to reserve it.
+    Free,
+    /// Another request holds it: wait.
+    Pending,
+    Done(StoredResponse),
+}
+
+/// Whether a row no longer holds its key: expired, or a reservation
+/// abandoned by a crash.
+fn is_stale(row: &IdempotencyRow, now: i64, abandoned_after: i64) -> bool {
+    row.expires_ms <= now
+        || (row.response.is_none() && row.reserved_ms.saturating_add(abandoned_after) <= now)
+}
+
+/// Reads a found row: another request's fingerprint is `422`.
+fn judge(
+    row: Option<IdempotencyRow>,
+    fingerprint: &[u8; 32],
+    now: i64,
+    abandoned_after: i64,
+) -> Result<Found, ApiError> {
+    let Some(row) = row else {
+        return Ok(Found::Free);
+    };
+    if is_stale(&row, now, abandoned_after) {
+        return Ok(Found::Free);
+    }
+    if row.fingerprint.as_slice() != fingerprint.as_slice() {
+        return Err(ApiError::idempotency_key_reused());
+    }
+    Ok(match row.response {
+        Some(stored) => Found::Done(stored),
+        None => Found::Pending,
+    })
+}
+
 /// Reserves the key for this request, or finds the response to replay, or
-/// waits (bounded) for the request that holds it.
+/// waits (bounded) for the request that holds it. Reservations are write
+/// transactions; waiting polls only read (SQLite has one writer, which the
+/// request being waited for needs).
 async fn claim(
     state: &AppState,
     scope: &KeyScope,
@@ -328,12 +370,14 @@ async fn claim(
     fingerprint: &[u8; 32],
 ) -> Result<Claim, ApiError> {
     let ttl = millis(state.config.idempotency_ttl);
-    // A reservation this old was left by a crash: its handler would have
-    // been answered 503 long ago (and, never cancelled, finished too).
+    // A reservation this old was left by a crash: its request would have
+    // been answered 503 long ago (and its handler, never cancelled by the
+    // timeout, would have finished too).
     let abandoned_after = millis(state.config.request_timeout).saturating_mul(2);
     let wait = MAX_WAIT.min(state.config.request_timeout / 2);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
+        // Reserve, or take over an expired or abandoned key.
         let token = hex::encode(rand::random::<[u8; 16]>());
         let now = now_ms(state);
         let reservation = Reservation {
@@ -343,44 +387,50 @@ async fn claim(
             now_ms: now,
             expires_ms: now.saturating_add(ttl),
         };
-        let mut tx = scope.open(state).await?;
+        let mut tx = scope.open(state, true).await?;
         if tx.reserve(&reservation).await? {
             tx.commit().await?;
             return Ok(Claim::Owned(token));
         }
-        let Some(row) = tx.get(key_hash).await? else {
-            // Released between the two statements: try again.
-            tx.commit().await?;
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ApiError::IdempotencyKeyInProgress);
-            }
-            continue;
-        };
-        let expired = row.expires_ms <= now;
-        let abandoned =
-            row.response.is_none() && row.reserved_ms.saturating_add(abandoned_after) <= now;
-        if expired || abandoned {
-            let taken = tx.take_over(&row.token, &reservation).await?;
+        let row = tx.get(key_hash).await?;
+        if let Some(held) = &row
+            && is_stale(held, now, abandoned_after)
+        {
+            let taken = tx.take_over(&held.token, &reservation).await?;
             tx.commit().await?;
             if taken {
-                if abandoned && !expired {
+                if held.response.is_none() && held.expires_ms > now {
                     tracing::info!("took over an abandoned idempotency key reservation");
                 }
                 return Ok(Claim::Owned(token));
             }
+            // Another request took it over first: it holds the key now.
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::IdempotencyKeyInProgress);
+            }
             continue;
         }
         tx.commit().await?;
-        if row.fingerprint.as_slice() != fingerprint.as_slice() {
-            return Err(ApiError::idempotency_key_reused());
-        }
-        if let Some(stored) = row.response {
-            return Ok(Claim::Replay(stored));
+        let mut found = judge(row, fingerprint, now, abandoned_after)?;
+        // Wait for the request that holds it, reading only.
+        loop {
+            match found {
+                Found::Done(stored) => return Ok(Claim::Replay(stored)),
+                Found::Free => break,
+                Found::Pending => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::IdempotencyKeyInProgress);
+            }
+            tokio::time::sleep(POLL).await;
+            let mut tx = scope.open(state, false).await?;
+            let row = tx.get(key_hash).await?;
+            tx.commit().await?;
+            found = judge(row, fingerprint, now_ms(state), abandoned_after)?;
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ApiError::IdempotencyKeyInProgress);
         }
-        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -438,7 +488,11 @@ async fn finish(state: &AppState, claimed: Claimed, response: Response) -> Respo
 }
 
 async fn store(state: &AppState, claimed: &Claimed, stored: &StoredResponse) -> Result<(), String> {
-    let mut tx = claimed.scope.open(state).await.map_err(|e| e.to_string())?;
+    let mut tx = claimed
+        .scope
+        .open(state, true)
+        .await
+        .map_err(|e| e.to_string())?;
     let done = tx
         .complete(&claimed.key_hash, &claimed.token, stored)
         .await
@@ -457,7 +511,7 @@ async fn store(state: &AppState, claimed: &Claimed, stored: &StoredResponse) -> 
 
 async fn release(state: &AppState, claimed: &Claimed) {
     let outcome = async {
-        let mut tx = claimed.scope.open(state).await?;
+        let mut tx = claimed.scope.open(state, true).await?;
         tx.release(&claimed.key_hash, &claimed.token).await?;
         tx.commit().await
     }
