@@ -384,3 +384,26 @@ impl OperatorTx {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_body_nor_key() {
+        let stored = StoredResponse {
+            status: 201,
+            content_type: Some("application/json".into()),
+            location: None,
+            kek_id: "kek_1".into(),
+            wrapped_key: vec![7; 60],
+            body: "tv1.idk_x.c2VjcmV0".into(),
+        };
+        let shown = format!("{stored:?}");
+        assert!(shown.contains("201"), "{shown}");
+        assert!(
+            !shown.contains("c2VjcmV0") && !shown.contains("7, 7"),
+            "{shown}"
+        );
+    }
+}

@@ -21,6 +21,7 @@ on_both_backends!(
     a_pending_key_waits_then_an_abandoned_one_is_taken_over,
     stored_responses_hold_no_secret,
     the_body_limit_and_deadline_still_apply,
+    a_server_error_releases_the_key,
 );
 
 /// POSTs `body` to `path` with `credential` and, if given, the key.
@@ -744,4 +745,38 @@ async fn the_body_limit_and_deadline_still_apply(backend: Backend) {
     let created = post(&server, ROOT_KEY, Some("k"), "/v1/tenants", &body).await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
     assert!(!replayed(&created));
+}
+
+async fn a_server_error_releases_the_key(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.expect_warning("a sealed secret could not be opened");
+    server.expect_warning("Status code: 500");
+    let admin = tenant_with_key(&server, "acme").await;
+    // The tenant's active data key cannot be opened: sealing fails, 500.
+    db.exec(match backend {
+        Backend::Sqlite => {
+            "INSERT INTO tenant_data_keys VALUES \
+             ('acme', 'dek_broken', 'kek_missing', X'00', 1, '2026-01-01 00:00:00+00:00')"
+        }
+        Backend::Postgres => {
+            "INSERT INTO tenant_data_keys VALUES \
+             ('acme', 'dek_broken', 'kek_missing', '\\x00', true, now())"
+        }
+    })
+    .await;
+    let path = "/v1/tenants/acme/credentials";
+    let body =
+        json!({"kind": "generic", "name": "c", "data": {"api_key": "cred-secret-0123456789"}});
+    let failed = post(&server, &admin, Some("cred"), path, &body).await;
+    failed.assert_problem(500, "decryption_failed");
+    // Not a result: the key is free again.
+    assert_eq!(db.count_rows("idempotency_keys", "acme").await, 0);
+    db.exec("DELETE FROM tenant_data_keys WHERE id = 'dek_broken'")
+        .await;
+    let created = post(&server, &admin, Some("cred"), path, &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert!(!replayed(&created));
+    let again = post(&server, &admin, Some("cred"), path, &body).await;
+    assert!(replayed(&again) && again.text == created.text, "{again:?}");
 }
