@@ -256,6 +256,31 @@ async fn complete(
     Ok(n == 1)
 }
 
+async fn touch(
+    conn: &mut Conn,
+    scope: Scope<'_>,
+    key_hash: &[u8],
+    token: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    let sql = format!(
+        "UPDATE {} SET reserved_ms = $1 WHERE key_hash = $2 AND token = $3 AND state = 'pending'{}",
+        scope.table(),
+        scope.filter(4)
+    );
+    let n = on_conn!(conn, |c| bind_scope!(
+        sqlx::query(sql.as_str())
+            .bind(now_ms)
+            .bind(key_hash)
+            .bind(token),
+        scope
+    )
+    .execute(&mut **c)
+    .await?
+    .rows_affected());
+    Ok(n == 1)
+}
+
 async fn release(conn: &mut Conn, scope: Scope<'_>, key_hash: &[u8], token: &str) -> Result<bool> {
     let sql = format!(
         "DELETE FROM {} WHERE key_hash = $1 AND token = $2 AND state = 'pending'{}",
@@ -327,6 +352,18 @@ macro_rules! idempotency_methods {
             ) -> Result<bool> {
                 let (conn, scope) = self.idempotency_parts();
                 complete(conn, scope, key_hash, token, response).await
+            }
+
+            /// Says the request holding `token` is still running (so its
+            /// reservation is not taken for abandoned).
+            pub async fn idempotency_touch(
+                &mut self,
+                key_hash: &[u8],
+                token: &str,
+                now_ms: i64,
+            ) -> Result<bool> {
+                let (conn, scope) = self.idempotency_parts();
+                touch(conn, scope, key_hash, token, now_ms).await
             }
 
             /// Gives up the reservation held by `token` (the request failed).

@@ -22,6 +22,7 @@ on_both_backends!(
     stored_responses_hold_no_secret,
     the_body_limit_and_deadline_still_apply,
     a_server_error_releases_the_key,
+    a_timed_out_request_is_not_run_twice,
 );
 
 /// POSTs `body` to `path` with `credential` and, if given, the key.
@@ -779,4 +780,61 @@ async fn a_server_error_releases_the_key(backend: Backend) {
     assert!(!replayed(&created));
     let again = post(&server, &admin, Some("cred"), path, &body).await;
     assert!(replayed(&again) && again.text == created.text, "{again:?}");
+}
+
+async fn a_timed_out_request_is_not_run_twice(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start_with(
+        &db,
+        &[
+            ("TENANTRY_ROOT_KEY", ROOT_KEY),
+            ("TENANTRY_REQUEST_TIMEOUT", "1s"),
+            ("TENANTRY_DATABASE_TIMEOUT", "30s"),
+        ],
+    )
+    .await;
+    for line in [
+        "request timed out",
+        "Status code: 503",
+        "slow statement",
+        "time to acquire exceeded slow threshold",
+    ] {
+        server.expect_warning(line);
+    }
+    let body = json!({"id": "acme", "name": "Acme"});
+    let lock = common::DbLock::take(&db, "tenants").await;
+    // The caller is told 503, but the handler goes on in the background.
+    let first = post(&server, ROOT_KEY, Some("k"), "/v1/tenants", &body).await;
+    first.assert_problem(503, "request_timeout");
+    // A retry while it is still stuck: not run a second time.
+    let retry = post(&server, ROOT_KEY, Some("k"), "/v1/tenants", &body).await;
+    assert!(
+        retry.body["code"] == "idempotency_key_in_progress"
+            || retry.body["code"] == "request_timeout",
+        "{retry:?}"
+    );
+    lock.release().await;
+    // Once it finishes, retries get its answer.
+    let mut answer = None;
+    for _ in 0..100 {
+        let reply = post(&server, ROOT_KEY, Some("k"), "/v1/tenants", &body).await;
+        let waiting = reply.body["code"] == "idempotency_key_in_progress"
+            || reply.body["code"] == "request_timeout";
+        if !waiting {
+            answer = Some(reply);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let answer = answer.unwrap_or_else(|| panic!("no answer:\n{}", server.logs()));
+    // The one run's answer (not a second run's 409 tenant_exists).
+    assert_eq!(
+        answer.status,
+        StatusCode::CREATED,
+        "{answer:?}\n{}",
+        server.logs()
+    );
+    let again = post(&server, ROOT_KEY, Some("k"), "/v1/tenants", &body).await;
+    assert!(replayed(&again) && again.text == answer.text, "{again:?}");
+    assert_eq!(tenant_count(&server).await, 1);
 }

@@ -21,8 +21,9 @@
 //! query, caller, body) matches, else `422 idempotency_key_reused`; one that
 //! finds it pending waits a little for it, then answers `409
 //! idempotency_key_in_progress`. Expired keys are ignored (and pruned by
-//! `workers::idempotency`); a reservation left behind by a crash is taken
-//! over once it is older than twice the request timeout.
+//! `workers::idempotency`); a reservation is renewed while its handler runs,
+//! and one left behind by a crash (not renewed for twice the request
+//! timeout) is taken over.
 
 use super::auth::Caller;
 use super::body::{BodyDeadline, timed_out};
@@ -140,6 +141,9 @@ impl Tx {
             .idempotency_complete(key_hash, token, response)
             .await)
     }
+    async fn touch(&mut self, key_hash: &[u8], token: &str, now: i64) -> Result<bool, StoreError> {
+        on_tx!(self, |t| t.idempotency_touch(key_hash, token, now).await)
+    }
     async fn release(&mut self, key_hash: &[u8], token: &str) -> Result<bool, StoreError> {
         on_tx!(self, |t| t.idempotency_release(key_hash, token).await)
     }
@@ -205,6 +209,14 @@ async fn idempotent(state: AppState, req: Request, next: Next) -> Result<Respons
         key_hash,
         token,
     };
+    // Renewed while the handler runs, in a task of its own (on SQLite the
+    // renewal waits for the one writer, which the handler may be holding).
+    let heartbeat = Heartbeat(tokio::spawn(renew(
+        state.clone(),
+        claimed.scope.clone(),
+        claimed.key_hash,
+        claimed.token.clone(),
+    )));
     // Released if the handler never returns (a panic unwinds through here).
     let mut guard = ReleaseOnDrop {
         state: state.clone(),
@@ -213,6 +225,7 @@ async fn idempotent(state: AppState, req: Request, next: Next) -> Result<Respons
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    drop(heartbeat);
     let Some(claimed) = guard.claimed.take() else {
         return Ok(response);
     };
@@ -321,6 +334,18 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A reservation not renewed for this long was left by a crash: the request
+/// holding one renews it every [`heartbeat_every`] while its handler runs
+/// (a slow handler, even one whose caller was answered 503 at the request
+/// timeout, keeps its key).
+fn abandoned_after(state: &AppState) -> i64 {
+    millis(state.config.request_timeout).saturating_mul(2)
+}
+
+fn heartbeat_every(state: &AppState) -> Duration {
+    (state.config.request_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(10))
+}
+
 /// What a request makes of the row it found under its key.
 enum Found {
     /// The key is free, expired or abandoned: try to reserve it.
@@ -370,15 +395,15 @@ async fn claim(
     fingerprint: &[u8; 32],
 ) -> Result<Claim, ApiError> {
     let ttl = millis(state.config.idempotency_ttl);
-    // A reservation this old was left by a crash: its request would have
-    // been answered 503 long ago (and its handler, never cancelled by the
-    // timeout, would have finished too).
-    let abandoned_after = millis(state.config.request_timeout).saturating_mul(2);
+    let abandoned_after = abandoned_after(state);
     let wait = MAX_WAIT.min(state.config.request_timeout / 2);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         // Reserve, or take over an expired or abandoned key.
         let token = hex::encode(rand::random::<[u8; 16]>());
+        let mut tx = scope.open(state, true).await?;
+        // The time once the write lock is ours: a reservation says when it
+        // was made, not when its request began waiting for the database.
         let now = now_ms(state);
         let reservation = Reservation {
             key_hash,
@@ -387,7 +412,6 @@ async fn claim(
             now_ms: now,
             expires_ms: now.saturating_add(ttl),
         };
-        let mut tx = scope.open(state, true).await?;
         if tx.reserve(&reservation).await? {
             tx.commit().await?;
             return Ok(Claim::Owned(token));
@@ -518,6 +542,39 @@ async fn release(state: &AppState, claimed: &Claimed) {
     .await;
     if let Err(err) = outcome {
         tracing::warn!(error = %err, "an idempotency key could not be released; it is taken over once abandoned");
+    }
+}
+
+/// Renews a reservation until aborted.
+async fn renew(state: AppState, scope: KeyScope, key_hash: [u8; 32], token: String) {
+    let every = heartbeat_every(&state);
+    loop {
+        tokio::time::sleep(every).await;
+        let outcome = async {
+            let mut tx = scope.open(&state, true).await?;
+            let held = tx.touch(&key_hash, &token, now_ms(&state)).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(held)
+        }
+        .await;
+        match outcome {
+            Ok(true) => {}
+            // Taken over or purged: nothing left to renew.
+            Ok(false) => return,
+            // The next beat tries again.
+            Err(err) => {
+                tracing::debug!(error = %err, "could not renew an idempotency key reservation")
+            }
+        }
+    }
+}
+
+/// Stops the renewal when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
