@@ -23,6 +23,7 @@ on_both_backends!(
     the_body_limit_and_deadline_still_apply,
     a_server_error_releases_the_key,
     a_timed_out_request_is_not_run_twice,
+    doctor_checks_the_operators_keys_are_theirs,
 );
 
 /// POSTs `body` to `path` with `credential` and, if given, the key.
@@ -837,4 +838,27 @@ async fn a_timed_out_request_is_not_run_twice(backend: Backend) {
     let again = post(&server, ROOT_KEY, Some("k"), "/v1/tenants", &body).await;
     assert!(replayed(&again) && again.text == answer.text, "{again:?}");
     assert_eq!(tenant_count(&server).await, 1);
+}
+
+async fn doctor_checks_the_operators_keys_are_theirs(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let (code, out, err) = db.run_command(&["doctor"], &[]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    if backend == Backend::Sqlite {
+        return; // no roles: one process, isolation in the store's types
+    }
+    assert!(
+        out.contains("operator_idempotency_keys: not readable by role tenantry_app"),
+        "{out}"
+    );
+    db.exec("GRANT SELECT ON operator_idempotency_keys TO tenantry_app")
+        .await;
+    let (code, out, _) = db.run_command(&["doctor"], &[]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("FAIL  operator_idempotency_keys: role tenantry_app"),
+        "{out}"
+    );
+    drop(server);
 }
