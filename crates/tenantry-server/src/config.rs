@@ -185,6 +185,12 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "most client connections served at once; further ones wait in the listen backlog until one closes",
     ),
     (
+        "idempotency_ttl",
+        false,
+        "24h",
+        "how long the response to a request with an Idempotency-Key is kept and replayed to retries",
+    ),
+    (
         "database_timeout",
         false,
         "5s",
@@ -239,6 +245,8 @@ pub struct Config {
     pub write_timeout: Duration,
     pub max_connections: usize,
     pub database_timeout: Duration,
+    /// How long an `Idempotency-Key`'s response is replayed.
+    pub idempotency_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -489,6 +497,7 @@ impl Config {
                 .filter(|n| (1..=1_000_000).contains(n))
                 .ok_or_else(|| invalid("max_connections", "must be between 1 and 1000000"))?,
             database_timeout: positive("database_timeout")?,
+            idempotency_ttl: positive("idempotency_ttl")?,
         })
     }
 

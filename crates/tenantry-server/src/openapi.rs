@@ -34,7 +34,7 @@ use utoipa::{Modify, OpenApi};
         limits::check_quota, limits::ratelimit, health::metrics,
     ),
     components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &IdempotencyKeys),
     security(("bearer" = [])),
     tags(
         (name = "tenants", description = "The tenant registry and lifecycle"),
@@ -51,6 +51,15 @@ use utoipa::{Modify, OpenApi};
 pub struct ApiDoc;
 
 struct BearerAuth;
+
+/// The `Idempotency-Key` header on the operations that honour it.
+struct IdempotencyKeys;
+
+impl Modify for IdempotencyKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        crate::http::idempotency::document(openapi);
+    }
+}
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

@@ -80,6 +80,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", post(tokens::create))
         .route("/v1/operator/signing-keys/rotate", post(tokens::rotate))
         .route("/.well-known/jwks.json", get(tokens::jwks))
+        // Idempotency-Key on the routes listed in http::idempotency::ROUTES.
+        .route_layer(middleware::from_fn_with_state(state.clone(), super::idempotency::layer))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(|mut req: Request, next: Next| async move {
