@@ -20,6 +20,7 @@ const SQLITE: Embedded = Embedded(&[
     (7, "domain_verification", include_str!("../migrations/sqlite/0007_domain_verification.sql")),
     (8, "defence_in_depth", include_str!("../migrations/sqlite/0008_defence_in_depth.sql")),
     (9, "audit", include_str!("../migrations/sqlite/0009_audit.sql")),
+    (13, "access_log_in_audit", include_str!("../migrations/sqlite/0013_access_log_in_audit.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -32,6 +33,7 @@ const POSTGRES: Embedded = Embedded(&[
     (7, "domain_verification", include_str!("../migrations/postgres/0007_domain_verification.sql")),
     (8, "defence_in_depth", include_str!("../migrations/postgres/0008_defence_in_depth.sql")),
     (9, "audit", include_str!("../migrations/postgres/0009_audit.sql")),
+    (13, "access_log_in_audit", include_str!("../migrations/postgres/0013_access_log_in_audit.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {
