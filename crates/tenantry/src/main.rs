@@ -194,8 +194,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
     let state = tenantry_server::app::AppState::for_command(store.clone(), config, vault);
     // The command acts on the server's own authority: whoever can run it
     // holds the keyring and the database credentials already.
-    #[allow(clippy::disallowed_methods)]
-    // system grant: an operator's command, recorded as actor `system`/`cli`
+    #[allow(clippy::disallowed_methods)] // system grant: a command (actor system/cli)
     let operator = OperatorGrant::system("cli");
     match command {
         KeysCommand::Rotate => {
@@ -208,8 +207,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
         }
         KeysCommand::RotateTenant { tenant } => {
             let id = tenantry_core::TenantId::parse(&tenant).map_err(|e| anyhow::anyhow!("{e}"))?;
-            #[allow(clippy::disallowed_methods)]
-            // system grant: an operator's command on one tenant
+            #[allow(clippy::disallowed_methods)] // system grant: a command on one tenant
             let grant = TenantGrant::system(id.clone(), "cli");
             let dek = rotation::rotate_tenant(&state, &grant)
                 .await

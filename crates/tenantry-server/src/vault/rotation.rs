@@ -51,8 +51,7 @@ pub async fn rewrap_batch(state: &AppState, batch: i64) -> Result<usize, VaultEr
     let vault = &state.vault;
     let keyring = vault.durable_keyring()?;
     let active = keyring.active().id().to_owned();
-    #[allow(clippy::disallowed_methods)]
-    // system grant: the rewrap worker and commands act on their own authority
+    #[allow(clippy::disallowed_methods)] // system grant: the rewrap worker's own authority
     let operator = OperatorGrant::system(REWRAP);
     let mut op = operator.read(state).await?;
     let pending = op.data_keys_not_wrapped_by(&active, batch).await?;
@@ -64,14 +63,12 @@ pub async fn rewrap_batch(state: &AppState, batch: i64) -> Result<usize, VaultEr
     op.commit().await?;
     let mut moved = 0;
     for (tenant, dek_id, kek_id) in pending {
-        #[allow(clippy::disallowed_methods)]
-        // system grant: the rewrap worker acts on every tenant's data keys
+        #[allow(clippy::disallowed_methods)] // system grant: rewraps every tenant's key
         let grant = TenantGrant::system(tenant.clone(), REWRAP);
         // Bookkeeping, not a change anyone made: the same data key, wrapped
         // by the KEK the recorded `keyring.rotated` activated; no secret,
         // no key id and no plaintext changes.
-        #[allow(clippy::disallowed_methods)]
-        // untracked write: a rewrap is the consequence of the audited keyring rotation
+        #[allow(clippy::disallowed_methods)] // untracked write: bookkeeping (above)
         let mut tx = grant.untracked_write(state).await?;
         let keys = tx.data_keys().await?;
         let Some(stored) = keys
@@ -111,8 +108,7 @@ async fn rewrap_signing_seeds(
     let active = keyring.active().id();
     // Bookkeeping like the data keys' rewrap: the same seeds under the KEK
     // the audited rotation activated.
-    #[allow(clippy::disallowed_methods)]
-    // untracked write: a rewrap is the consequence of the audited keyring rotation
+    #[allow(clippy::disallowed_methods)] // untracked write: bookkeeping (above)
     let mut op = grant.untracked_write(state).await?;
     let mut moved = 0;
     for key in op.signing_keys().await? {
