@@ -41,6 +41,6 @@ pub use limits::{ConfigVersionRow, MeterRow, NewUsageEvent, PlanRow};
 pub use notify::{NoticeRejected, VerifiedNotice};
 pub use scope::{OperatorTx, TenantTx};
 pub use tenants::{TenantFilter, TenantPage};
-pub use vault::{AccessLogEntry, StoredCredential, StoredDataKey};
+pub use vault::{StoredCredential, StoredDataKey};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

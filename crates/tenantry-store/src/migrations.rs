@@ -21,6 +21,7 @@ const SQLITE: Embedded = Embedded(&[
     (8, "defence_in_depth", include_str!("../migrations/sqlite/0008_defence_in_depth.sql")),
     (9, "audit", include_str!("../migrations/sqlite/0009_audit.sql")),
     (10, "idempotency", include_str!("../migrations/sqlite/0010_idempotency.sql")),
+    (13, "access_log_in_audit", include_str!("../migrations/sqlite/0013_access_log_in_audit.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -34,6 +35,7 @@ const POSTGRES: Embedded = Embedded(&[
     (8, "defence_in_depth", include_str!("../migrations/postgres/0008_defence_in_depth.sql")),
     (9, "audit", include_str!("../migrations/postgres/0009_audit.sql")),
     (10, "idempotency", include_str!("../migrations/postgres/0010_idempotency.sql")),
+    (13, "access_log_in_audit", include_str!("../migrations/postgres/0013_access_log_in_audit.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod limits;
 pub mod operator_keys;
 pub mod resolve;
+pub mod settings;
 pub mod tenants;
 pub mod tokens;
 

@@ -59,9 +59,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/credentials/{cred_id}/access-log", get(credentials::access_log))
         .route(
             "/v1/tenants/{id}/settings/{category}",
-            axum::routing::put(credentials::put_settings.layer(scope(Scope::CredentialsWrite))).get(credentials::get_settings),
+            axum::routing::put(crate::api::settings::put_settings.layer(scope(Scope::CredentialsWrite))).get(crate::api::settings::get_settings),
         )
-        .route("/v1/tenants/{id}/settings/{category}/reveal", post(credentials::reveal_settings))
+        .route("/v1/tenants/{id}/settings/{category}/reveal", post(crate::api::settings::reveal_settings))
         .route("/v1/operator/keyring", get(keyring::status))
         .route("/v1/operator/keyring/rotate", post(keyring::rotate))
         .route("/v1/operator/tenants/{id}/data-key/rotate", post(keyring::rotate_tenant))
