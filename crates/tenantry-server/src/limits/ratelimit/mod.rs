@@ -22,10 +22,12 @@
 //! buckets ([`memory`]) and the Redis backend ([`redis_backend`]); this module holds
 //! the policy types and the limiter that picks a backend.
 
+mod buckets;
 mod gcra;
 mod memory;
 mod redis_backend;
 
+pub use self::buckets::take;
 use self::gcra::Params;
 use self::memory::Memory;
 use self::redis_backend::RedisBackend;
