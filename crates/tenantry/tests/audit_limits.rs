@@ -11,6 +11,11 @@ use common::{Backend, ROOT_KEY, Reply, TestDb, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+/// acme's domains, the one it claims, and that one's verification.
+const DOMAINS: &str = "/v1/tenants/acme/domains";
+const DOMAIN: &str = "/v1/tenants/acme/domains/support.acme.com";
+const VERIFY: &str = "/v1/tenants/acme/domains/support.acme.com/verify";
+
 on_both_backends!(
     plans_and_meters_are_audited_in_the_operator_chain,
     config_changes_are_audited_in_the_tenant_chain,
@@ -70,104 +75,134 @@ fn entry(row: Row) -> Entry {
     }
 }
 
-/// The entries of one chain (`""`: the operator's), oldest first.
+/// The entries of one chain (`Some("")`: the operator's) or of every
+/// chain, oldest first, bypassing Tenantry (SQLite file, PostgreSQL
+/// superuser).
+async fn entries(db: &TestDb, tenant: Option<&str>) -> Vec<Entry> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_entries WHERE $1 IS NULL OR tenant_id = $1 \
+         ORDER BY tenant_id, sequence"
+    );
+    let rows: Vec<Row> = match db.backend {
+        Backend::Sqlite => {
+            let pool = db.sqlite_reader().await;
+            let rows = sqlx::query_as(&sql).bind(tenant).fetch_all(&pool).await;
+            pool.close().await;
+            rows.unwrap()
+        }
+        Backend::Postgres => {
+            let pool = db.pg_superuser().await;
+            let rows = sqlx::query_as(&sql).bind(tenant).fetch_all(&pool).await;
+            pool.close().await;
+            rows.unwrap()
+        }
+    };
+    rows.into_iter().map(entry).collect()
+}
+
 async fn chain(db: &TestDb, tenant: &str) -> Vec<Entry> {
-    let sql = format!("SELECT {COLUMNS} FROM audit_entries WHERE tenant_id = $1 ORDER BY sequence");
-    let rows: Vec<Row> = match db.backend {
-        Backend::Sqlite => {
-            let pool = db.sqlite_reader().await;
-            let rows = sqlx::query_as(&sql)
-                .bind(tenant)
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-            rows
-        }
-        Backend::Postgres => {
-            let pool = db.pg_superuser().await;
-            let rows = sqlx::query_as(&sql)
-                .bind(tenant)
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-            rows
-        }
-    };
-    rows.into_iter().map(entry).collect()
+    entries(db, Some(tenant)).await
 }
 
-/// Every entry of every chain.
 async fn every_entry(db: &TestDb) -> Vec<Entry> {
-    let sql = format!("SELECT {COLUMNS} FROM audit_entries");
-    let rows: Vec<Row> = match db.backend {
-        Backend::Sqlite => {
-            let pool = db.sqlite_reader().await;
-            let rows = sqlx::query_as(&sql).fetch_all(&pool).await.unwrap();
-            pool.close().await;
-            rows
-        }
-        Backend::Postgres => {
-            let pool = db.pg_superuser().await;
-            let rows = sqlx::query_as(&sql).fetch_all(&pool).await.unwrap();
-            pool.close().await;
-            rows
-        }
-    };
-    rows.into_iter().map(entry).collect()
+    entries(db, None).await
 }
 
-/// Sends a request with `key` and an `X-Request-Id`.
-async fn send(
-    server: &TestServer,
-    key: &str,
+/// One request, with its `X-Request-Id`.
+struct Call<'a> {
+    key: &'a str,
     method: Method,
-    path: &str,
+    path: &'a str,
     body: Option<Value>,
-    request_id: &str,
-) -> Reply {
+    request_id: &'a str,
+}
+
+fn call<'a>(
+    key: &'a str,
+    method: Method,
+    path: &'a str,
+    body: Option<Value>,
+    id: &'a str,
+) -> Call<'a> {
+    Call {
+        key,
+        method,
+        path,
+        body,
+        request_id: id,
+    }
+}
+
+async fn send(server: &TestServer, call: Call<'_>) -> Reply {
     let mut req = server
         .client
-        .request(method, server.url(path))
-        .bearer_auth(key)
-        .header("x-request-id", request_id);
-    if let Some(body) = body {
+        .request(call.method, server.url(call.path))
+        .bearer_auth(call.key)
+        .header("x-request-id", call.request_id);
+    if let Some(body) = call.body {
         req = req.json(&body);
     }
     Reply::from(req.send().await.unwrap()).await
 }
 
-/// The one entry `chain` gained since it had `before` entries.
-async fn one_new(db: &TestDb, tenant: &str, before: usize) -> Entry {
-    let mut entries = chain(db, tenant).await;
+/// What a call must record: one entry in `chain` (`""`: the operator's).
+struct Expect<'a> {
+    chain: &'a str,
+    action: &'a str,
+    target: (&'a str, &'a str),
+    actor: (&'a str, &'a str),
+}
+
+/// Sends `call`, which must succeed, and returns the one entry it added to
+/// `expect.chain`, checked against `expect` and the call's request id.
+async fn audited(db: &TestDb, server: &TestServer, call: Call<'_>, expect: Expect<'_>) -> Entry {
+    let before = chain(db, expect.chain).await.len();
+    let request_id = call.request_id.to_owned();
+    let reply = send(server, call).await;
+    assert!(reply.status.is_success(), "{reply:?}");
+    let mut entries = chain(db, expect.chain).await;
     assert_eq!(
         entries.len(),
         before + 1,
-        "exactly one new entry in chain {tenant:?}: {entries:#?}"
+        "exactly one new entry: {entries:#?}"
     );
-    entries.pop().unwrap()
-}
-
-fn assert_entry(
-    entry: &Entry,
-    action: &str,
-    target: (&str, &str),
-    actor: (&str, &str),
-    request_id: &str,
-) {
-    assert_eq!(entry.action, action, "{entry:#?}");
+    let entry = entries.pop().unwrap();
+    assert_eq!(entry.action, expect.action, "{entry:#?}");
+    let (kind, id) = expect.target;
     assert_eq!(
         entry.targets,
-        json!([{"type": target.0, "id": target.1}]),
+        json!([{"type": kind, "id": id}]),
         "{entry:#?}"
     );
+    let actor = (entry.actor_type.as_str(), entry.actor_id.as_str());
+    assert_eq!(actor, expect.actor, "{entry:#?}");
+    assert_eq!(entry.request["id"], request_id.as_str(), "{entry:#?}");
+    entry
+}
+
+/// Sends `call` and checks that it recorded nothing: no entry in any
+/// chain, and (for a tenant) no event in `tenant`'s history.
+async fn unrecorded(
+    db: &TestDb,
+    server: &TestServer,
+    tenant: Option<&str>,
+    call: Call<'_>,
+) -> Reply {
+    let before = every_entry(db).await.len();
+    let events = match tenant {
+        Some(t) => event_count(server, t).await,
+        None => 0,
+    };
+    let reply = send(server, call).await;
     assert_eq!(
-        (entry.actor_type.as_str(), entry.actor_id.as_str()),
-        actor,
-        "{entry:#?}"
+        every_entry(db).await.len(),
+        before,
+        "nothing recorded: {reply:?}"
     );
-    assert_eq!(entry.request["id"], request_id, "{entry:#?}");
+    if let Some(t) = tenant {
+        assert_eq!(event_count(server, t).await, events, "no event: {reply:?}");
+    }
+    reply
 }
 
 async fn tenant_key(server: &TestServer, tenant: &str, scopes: &[&str]) -> (String, String) {
@@ -204,144 +239,91 @@ async fn assert_no_secret(db: &TestDb, secrets: &[&str]) {
     }
 }
 
+const ROOT: (&str, &str) = ("operator", "root");
+
 async fn plans_and_meters_are_audited_in_the_operator_chain(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
-    let op = "";
+    let plan = |action| Expect {
+        chain: "",
+        action,
+        target: ("plan", "gold"),
+        actor: ROOT,
+    };
+    let put = |body: Value, id| call(ROOT_KEY, Method::PUT, "/v1/plans/gold", Some(body), id);
 
     // A new plan: one `plan.updated` whose changes are the definition.
-    let before = chain(&db, op).await.len();
-    let gold = json!({"description": "Gold", "quotas": {"messages_outbound": 5000}, "features": {"analytics": true}});
-    let put = send(
-        &server,
-        ROOT_KEY,
-        Method::PUT,
-        "/v1/plans/gold",
-        Some(gold.clone()),
-        "req-plan-1",
-    )
-    .await;
-    assert_eq!(put.status, StatusCode::OK, "{put:?}");
-    let created = one_new(&db, op, before).await;
-    assert_entry(
-        &created,
-        "plan.updated",
-        ("plan", "gold"),
-        ("operator", "root"),
-        "req-plan-1",
-    );
+    let gold = json!({"description": "Gold", "quotas": {"messages_outbound": 5000}});
+    let created = audited(&db, &server, put(gold, "req-plan-1"), plan("plan.updated")).await;
     assert_eq!(
         created.changes["after"]["quotas"]["messages_outbound"],
         5000
     );
 
-    // Replaced: one entry with what changed, and nothing else.
-    let before = chain(&db, op).await.len();
-    let changed = json!({"description": "Gold", "quotas": {"messages_outbound": 6000}, "features": {"analytics": true}});
-    let put = send(
+    // Replaced: one entry with the sections that changed.
+    let gold = json!({"description": "Gold", "quotas": {"messages_outbound": 6000}});
+    let updated = audited(
+        &db,
         &server,
-        ROOT_KEY,
-        Method::PUT,
-        "/v1/plans/gold",
-        Some(changed.clone()),
-        "req-plan-2",
+        put(gold.clone(), "req-plan-2"),
+        plan("plan.updated"),
     )
     .await;
-    assert_eq!(put.status, StatusCode::OK, "{put:?}");
-    let updated = one_new(&db, op, before).await;
-    assert_entry(
-        &updated,
-        "plan.updated",
-        ("plan", "gold"),
-        ("operator", "root"),
-        "req-plan-2",
-    );
     assert_eq!(
         updated.changes,
         json!({"quotas": {"from": {"messages_outbound": 5000}, "to": {"messages_outbound": 6000}}})
     );
 
-    // The same definition again changes nothing and records nothing.
-    let put = send(
-        &server,
-        ROOT_KEY,
-        Method::PUT,
-        "/v1/plans/gold",
-        Some(changed),
-        "req-plan-3",
-    )
-    .await;
-    assert_eq!(put.status, StatusCode::OK, "{put:?}");
-    assert_eq!(put.body["quotas"]["messages_outbound"], 6000);
-    // An invalid plan, and a tenant key, record nothing.
-    let bad = send(
-        &server,
-        ROOT_KEY,
-        Method::PUT,
-        "/v1/plans/gold",
-        Some(json!({"quotas": {"x": -1}})),
-        "req-plan-4",
-    )
-    .await;
+    // The same definition again, an invalid one, a tenant key: nothing.
+    let same = unrecorded(&db, &server, None, put(gold, "req-plan-3")).await;
+    assert_eq!(same.status, StatusCode::OK, "{same:?}");
+    assert_eq!(same.body["quotas"]["messages_outbound"], 6000);
+    let bad = json!({"quotas": {"x": -1}});
+    let bad = unrecorded(&db, &server, None, put(bad, "req-plan-4")).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
     server.create_tenant("acme").await;
     let (key, _) = tenant_key(&server, "acme", &["tenant:admin"]).await;
-    let before_tenant = chain(&db, op).await.len();
-    let refused = send(
-        &server,
+    let by_tenant = call(
         &key,
         Method::PUT,
         "/v1/plans/gold",
         Some(json!({})),
         "req-plan-5",
-    )
-    .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
-    assert_eq!(chain(&db, op).await.len(), before_tenant);
-    assert!(
-        chain(&db, op)
-            .await
-            .iter()
-            .all(|e| !["req-plan-3", "req-plan-4", "req-plan-5"]
-                .contains(&e.request["id"].as_str().unwrap_or(""))),
-        "no entry for a no-op or a refusal"
     );
+    unrecorded(&db, &server, None, by_tenant)
+        .await
+        .assert_problem(403, "operator_required");
 
     // A meter: one `meter.created`; the same name again is 409 with nothing.
-    let before = chain(&db, op).await.len();
-    let meter = send(
-        &server,
+    let body = json!({"name": "sms_segments", "description": "SMS"});
+    let meter = call(
         ROOT_KEY,
         Method::POST,
         "/v1/meters",
-        Some(json!({"name": "sms_segments", "description": "SMS"})),
-        "req-meter-1",
-    )
-    .await;
-    assert_eq!(meter.status, StatusCode::CREATED, "{meter:?}");
-    let created = one_new(&db, op, before).await;
-    assert_entry(
-        &created,
-        "meter.created",
-        ("meter", "sms_segments"),
-        ("operator", "root"),
+        Some(body.clone()),
         "req-meter-1",
     );
+    let expect = Expect {
+        chain: "",
+        action: "meter.created",
+        target: ("meter", "sms_segments"),
+        actor: ROOT,
+    };
+    let created = audited(&db, &server, meter, expect).await;
     assert_eq!(
         created.changes,
         json!({"after": {"name": "sms_segments", "aggregation": "sum", "description": "SMS"}})
     );
-    let again = send(
-        &server,
+    let again = call(
         ROOT_KEY,
         Method::POST,
         "/v1/meters",
-        Some(json!({"name": "sms_segments"})),
+        Some(body),
         "req-meter-2",
-    )
-    .await;
-    again.assert_problem(409, "meter_exists");
-    assert_eq!(chain(&db, op).await.len(), before + 1);
+    );
+    unrecorded(&db, &server, None, again)
+        .await
+        .assert_problem(409, "meter_exists");
 
     assert_no_secret(&db, &[ROOT_KEY, &key]).await;
 }
@@ -353,29 +335,33 @@ async fn config_changes_are_audited_in_the_tenant_chain(backend: Backend) {
     server.create_tenant("globex").await;
     let (key, key_id) = tenant_key(&server, "acme", &["tenant:admin"]).await;
     let (other_key, _) = tenant_key(&server, "globex", &["tenant:admin"]).await;
-    let path = "/v1/tenants/acme/config";
+    let patch = |key, body: Value, id| {
+        call(
+            key,
+            Method::PATCH,
+            "/v1/tenants/acme/config",
+            Some(body),
+            id,
+        )
+    };
+    let by = |actor| Expect {
+        chain: "acme",
+        action: "config.updated",
+        target: ("tenant", "acme"),
+        actor,
+    };
 
-    // A tenant admin's patch: one entry, actor the key, the touched fields.
-    let before = chain(&db, "acme").await.len();
+    // A tenant admin's patch: one entry, actor the key, the touched fields,
+    // and its event in the history.
     let events = event_count(&server, "acme").await;
-    let patch = send(
+    let body = json!({"branding": {"company_name": "Acme"}});
+    let entry = audited(
+        &db,
         &server,
-        &key,
-        Method::PATCH,
-        path,
-        Some(json!({"branding": {"company_name": "Acme"}})),
-        "req-cfg-1",
+        patch(&key, body, "req-cfg-1"),
+        by(("api_key", &key_id)),
     )
     .await;
-    assert_eq!(patch.status, StatusCode::OK, "{patch:?}");
-    let entry = one_new(&db, "acme", before).await;
-    assert_entry(
-        &entry,
-        "config.updated",
-        ("tenant", "acme"),
-        ("api_key", &key_id),
-        "req-cfg-1",
-    );
     assert_eq!(
         entry.changes,
         json!({"branding.company_name": {"from": null, "to": "Acme"}})
@@ -384,17 +370,8 @@ async fn config_changes_are_audited_in_the_tenant_chain(backend: Backend) {
     assert_eq!(event_count(&server, "acme").await, events + 1);
 
     // An operator's: actor the operator; before/after of what it replaced.
-    let before = chain(&db, "acme").await.len();
-    let patch = send(&server, ROOT_KEY, Method::PATCH, path, Some(json!({"rate_limits": {"messages_per_minute": 7}, "branding": {"company_name": "Acme Inc"}})), "req-cfg-2").await;
-    assert_eq!(patch.status, StatusCode::OK, "{patch:?}");
-    let entry = one_new(&db, "acme", before).await;
-    assert_entry(
-        &entry,
-        "config.updated",
-        ("tenant", "acme"),
-        ("operator", "root"),
-        "req-cfg-2",
-    );
+    let body = json!({"rate_limits": {"messages_per_minute": 7}, "branding": {"company_name": "Acme Inc"}});
+    let entry = audited(&db, &server, patch(ROOT_KEY, body, "req-cfg-2"), by(ROOT)).await;
     assert_eq!(
         entry.changes,
         json!({
@@ -403,229 +380,150 @@ async fn config_changes_are_audited_in_the_tenant_chain(backend: Backend) {
         })
     );
 
-    // Refused or invalid: no entry, no event.
-    let before = chain(&db, "acme").await.len();
-    let events = event_count(&server, "acme").await;
-    let invalid = send(
-        &server,
-        &key,
-        Method::PATCH,
-        path,
-        Some(json!({"branding": {"primary_color": "red"}})),
-        "req-cfg-3",
-    )
-    .await;
+    // Invalid, operator-only, another tenant's key: nothing recorded.
+    let body = json!({"branding": {"primary_color": "red"}});
+    let invalid = unrecorded(&db, &server, Some("acme"), patch(&key, body, "req-cfg-3")).await;
     assert_eq!(
         invalid.status,
         StatusCode::UNPROCESSABLE_ENTITY,
         "{invalid:?}"
     );
-    let operator_only = send(
-        &server,
-        &key,
-        Method::PATCH,
-        path,
-        Some(json!({"features": {"analytics": true}})),
-        "req-cfg-4",
-    )
-    .await;
+    let body = json!({"features": {"analytics": true}});
+    let operator_only =
+        unrecorded(&db, &server, Some("acme"), patch(&key, body, "req-cfg-4")).await;
     operator_only.assert_problem(403, "operator_required");
-    let foreign = send(
+    let body = json!({"branding": {"company_name": "Mine"}});
+    let foreign = unrecorded(
+        &db,
         &server,
-        &other_key,
-        Method::PATCH,
-        path,
-        Some(json!({"branding": {"company_name": "Mine"}})),
-        "req-cfg-5",
+        Some("acme"),
+        patch(&other_key, body, "req-cfg-5"),
     )
     .await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{foreign:?}");
-    assert_eq!(chain(&db, "acme").await.len(), before);
-    assert_eq!(event_count(&server, "acme").await, events);
 
     // A deleted tenant's configuration: 409 once the tenant row is locked
     // inside the change, which rolls back with nothing recorded.
     let deleted = server.delete("/v1/tenants/acme").await;
     assert!(deleted.status.is_success(), "{deleted:?}");
-    let before = chain(&db, "acme").await.len();
-    let events = event_count(&server, "acme").await;
-    let conflict = send(
+    let body = json!({"branding": {"company_name": "Gone"}});
+    let conflict = unrecorded(
+        &db,
         &server,
-        ROOT_KEY,
-        Method::PATCH,
-        path,
-        Some(json!({"branding": {"company_name": "Gone"}})),
-        "req-cfg-6",
+        Some("acme"),
+        patch(ROOT_KEY, body, "req-cfg-6"),
     )
     .await;
     conflict.assert_problem(409, "tenant_deleted");
-    assert_eq!(chain(&db, "acme").await.len(), before);
-    assert_eq!(event_count(&server, "acme").await, events);
 
     assert_no_secret(&db, &[ROOT_KEY, &key, &other_key]).await;
 }
 
 async fn domain_changes_are_audited_in_the_tenant_chain(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start_with(
-        &db,
-        &[
-            ("TENANTRY_ROOT_KEY", ROOT_KEY),
-            ("TENANTRY_BASE_DOMAIN", "example.test"),
-        ],
-    )
-    .await;
+    let env = [
+        ("TENANTRY_ROOT_KEY", ROOT_KEY),
+        ("TENANTRY_BASE_DOMAIN", "example.test"),
+    ];
+    let server = TestServer::start_with(&db, &env).await;
     server.create_tenant("acme").await;
     server.create_tenant("globex").await;
     let (key, key_id) = tenant_key(&server, "acme", &["tenant:admin"]).await;
     let (other_key, _) = tenant_key(&server, "globex", &["tenant:admin"]).await;
-    let domains = "/v1/tenants/acme/domains";
+    let claim = json!({"domain": "support.acme.com"});
+    let domain = |action, actor| Expect {
+        chain: "acme",
+        action,
+        target: ("domain", "support.acme.com"),
+        actor,
+    };
+    let admin = ("api_key", key_id.as_str());
 
     // Claimed by a tenant admin: `domain.added`, actor the key.
-    let before = chain(&db, "acme").await.len();
-    let add = send(
-        &server,
+    let add = call(
         &key,
         Method::POST,
-        domains,
-        Some(json!({"domain": "support.acme.com"})),
-        "req-dom-1",
-    )
-    .await;
-    assert_eq!(add.status, StatusCode::CREATED, "{add:?}");
-    let entry = one_new(&db, "acme", before).await;
-    assert_entry(
-        &entry,
-        "domain.added",
-        ("domain", "support.acme.com"),
-        ("api_key", &key_id),
+        DOMAINS,
+        Some(claim.clone()),
         "req-dom-1",
     );
+    let entry = audited(&db, &server, add, domain("domain.added", admin)).await;
     assert_eq!(entry.changes["after"]["status"], "pending");
 
     // Claimed again: the insert fails inside the change (409), which rolls
     // back with no entry and no event.
-    let before = chain(&db, "acme").await.len();
-    let events = event_count(&server, "acme").await;
-    let again = send(
-        &server,
+    let again = call(
         &key,
         Method::POST,
-        domains,
-        Some(json!({"domain": "support.acme.com"})),
+        DOMAINS,
+        Some(claim.clone()),
         "req-dom-2",
-    )
-    .await;
-    again.assert_problem(409, "domain_taken");
-    assert_eq!(chain(&db, "acme").await.len(), before);
-    assert_eq!(event_count(&server, "acme").await, events);
+    );
+    unrecorded(&db, &server, Some("acme"), again)
+        .await
+        .assert_problem(409, "domain_taken");
 
     // Another tenant claims it too (pending claims may coexist).
-    let claim = send(
+    let path = "/v1/tenants/globex/domains";
+    let other = send(
         &server,
-        &other_key,
-        Method::POST,
-        "/v1/tenants/globex/domains",
-        Some(json!({"domain": "support.acme.com"})),
-        "req-dom-3",
+        call(&other_key, Method::POST, path, Some(claim), "req-dom-3"),
     )
     .await;
-    assert_eq!(claim.status, StatusCode::CREATED, "{claim:?}");
+    assert_eq!(other.status, StatusCode::CREATED, "{other:?}");
     let globex_before = chain(&db, "globex").await.len();
 
     // Force-verified by an operator: `domain.verified`, actor the operator.
-    let before = chain(&db, "acme").await.len();
-    let verify = send(
-        &server,
+    let force = call(
         ROOT_KEY,
         Method::POST,
-        "/v1/tenants/acme/domains/support.acme.com/verify",
+        VERIFY,
         Some(json!({"force": true})),
         "req-dom-4",
-    )
-    .await;
-    assert_eq!(verify.status, StatusCode::OK, "{verify:?}");
-    let entry = one_new(&db, "acme", before).await;
-    assert_entry(
-        &entry,
-        "domain.verified",
-        ("domain", "support.acme.com"),
-        ("operator", "root"),
-        "req-dom-4",
     );
+    let entry = audited(&db, &server, force, domain("domain.verified", ROOT)).await;
     assert_eq!(
         entry.changes,
         json!({"status": {"from": "pending", "to": "verified"}})
     );
     assert_eq!(entry.metadata, json!({"forced": true}));
     // The losing claim is dropped by the server, in its own tenant's chain.
-    let lost = one_new(&db, "globex", globex_before).await;
-    assert_eq!(lost.action, "domain.removed");
-    assert_eq!(lost.actor_type, "system");
+    let globex = chain(&db, "globex").await;
+    assert_eq!(globex.len(), globex_before + 1, "{globex:#?}");
+    let lost = globex.last().unwrap();
+    assert_eq!(
+        (lost.action.as_str(), lost.actor_type.as_str()),
+        ("domain.removed", "system")
+    );
     assert_eq!(lost.metadata["reason"], "verified_by_another_tenant");
     assert!(
         !lost.raw.contains(&key_id),
         "the winner's key is not the loser's to see"
     );
-    let listed = server.get("/v1/tenants/globex/domains").await;
+    let listed = server.get(path).await;
     assert_eq!(listed.body["data"], json!([]), "{listed:?}");
-    // Verifying it again changes nothing and records nothing.
-    let again = send(
+
+    // Verifying it again, or another tenant's delete (404): nothing.
+    let again = unrecorded(
+        &db,
         &server,
-        &key,
-        Method::POST,
-        "/v1/tenants/acme/domains/support.acme.com/verify",
-        None,
-        "req-dom-5",
+        Some("acme"),
+        call(&key, Method::POST, VERIFY, None, "req-dom-5"),
     )
     .await;
     assert_eq!(again.status, StatusCode::OK, "{again:?}");
-    assert_eq!(chain(&db, "acme").await.len(), before + 1);
-
-    // Another tenant's domain is not found, with nothing recorded anywhere.
-    let foreign = send(
-        &server,
-        &other_key,
-        Method::DELETE,
-        "/v1/tenants/acme/domains/support.acme.com",
-        None,
-        "req-dom-6",
-    )
-    .await;
+    let foreign = call(&other_key, Method::DELETE, DOMAIN, None, "req-dom-6");
+    let foreign = unrecorded(&db, &server, Some("acme"), foreign).await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{foreign:?}");
-    assert_eq!(chain(&db, "acme").await.len(), before + 1);
 
-    // Removed: `domain.removed`, actor the key.
-    let removed = send(
-        &server,
-        &key,
-        Method::DELETE,
-        "/v1/tenants/acme/domains/support.acme.com",
-        None,
-        "req-dom-7",
-    )
-    .await;
-    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{removed:?}");
-    let entry = one_new(&db, "acme", before + 1).await;
-    assert_entry(
-        &entry,
-        "domain.removed",
-        ("domain", "support.acme.com"),
-        ("api_key", &key_id),
-        "req-dom-7",
-    );
+    // Removed: `domain.removed`, actor the key; then it is gone.
+    let remove = call(&key, Method::DELETE, DOMAIN, None, "req-dom-7");
+    let entry = audited(&db, &server, remove, domain("domain.removed", admin)).await;
     assert_eq!(entry.changes["before"]["status"], "verified");
-    let missing = send(
-        &server,
-        &key,
-        Method::DELETE,
-        "/v1/tenants/acme/domains/support.acme.com",
-        None,
-        "req-dom-8",
-    )
-    .await;
-    missing.assert_problem(404, "domain_not_found");
-    assert_eq!(chain(&db, "acme").await.len(), before + 2);
+    let missing = call(&key, Method::DELETE, DOMAIN, None, "req-dom-8");
+    unrecorded(&db, &server, Some("acme"), missing)
+        .await
+        .assert_problem(404, "domain_not_found");
 
     assert_no_secret(&db, &[ROOT_KEY, &key, &other_key]).await;
 }
@@ -635,66 +533,59 @@ async fn metering_records_no_audit_entry(backend: Backend) {
     let server = TestServer::start(&db).await;
     server.create_tenant("acme").await;
     let (key, _) = tenant_key(&server, "acme", &["usage:write", "usage:read"]).await;
-    let patch = server
-        .patch(
-            "/v1/tenants/acme/config",
-            json!({"quotas": {"api_calls": {"limit": 1000}, "messages_outbound": {"limit": 10}}, "rate_limits": {"messages_per_minute": 100}}),
-        )
-        .await;
+    let config = json!({
+        "quotas": {"api_calls": {"limit": 1000}, "messages_outbound": {"limit": 10}},
+        "rate_limits": {"messages_per_minute": 100},
+    });
+    let patch = server.patch("/v1/tenants/acme/config", config).await;
     assert_eq!(patch.status, StatusCode::OK, "{patch:?}");
     let before = every_entry(&db).await.len();
 
     // Usage events, quota consumption (crossing a threshold included), a
     // rate-limit decision, and API calls consuming the api_calls quota.
+    let events = json!({"events": [
+        {"id": "e1", "meter": "messages_outbound", "quantity": 9},
+        {"id": "e2", "meter": "messages_inbound"},
+    ]});
     let usage = send(
         &server,
-        &key,
-        Method::POST,
-        "/v1/usage/events",
-        Some(json!({"events": [
-            {"id": "e1", "meter": "messages_outbound", "quantity": 9},
-            {"id": "e2", "meter": "messages_inbound"},
-        ]})),
-        "req-meter-1",
+        call(
+            &key,
+            Method::POST,
+            "/v1/usage/events",
+            Some(events),
+            "req-m-1",
+        ),
     )
     .await;
-    assert_eq!(usage.status, StatusCode::OK, "{usage:?}");
     assert_eq!(usage.body["accepted"], 2, "{usage:?}");
+    let consume = json!({"meter": "messages_outbound", "quantity": 1, "consume": true});
     let quota = send(
         &server,
-        &key,
-        Method::POST,
-        "/v1/quotas/check",
-        Some(json!({"meter": "messages_outbound", "quantity": 1, "consume": true})),
-        "req-meter-2",
+        call(
+            &key,
+            Method::POST,
+            "/v1/quotas/check",
+            Some(consume),
+            "req-m-2",
+        ),
     )
     .await;
-    assert_eq!(quota.status, StatusCode::OK, "{quota:?}");
     assert_eq!(quota.body["used"], 10, "{quota:?}");
+    let take = json!({"limit": "messages_per_minute"});
     let rate = send(
         &server,
-        &key,
-        Method::POST,
-        "/v1/ratelimit",
-        Some(json!({"limit": "messages_per_minute"})),
-        "req-meter-3",
+        call(&key, Method::POST, "/v1/ratelimit", Some(take), "req-m-3"),
     )
     .await;
-    assert_eq!(rate.status, StatusCode::OK, "{rate:?}");
+    assert_eq!(rate.body["allowed"], true, "{rate:?}");
     let stats = send(
         &server,
-        &key,
-        Method::GET,
-        "/v1/tenants/acme/stats",
-        None,
-        "req-meter-4",
+        call(&key, Method::GET, "/v1/tenants/acme/stats", None, "req-m-4"),
     )
     .await;
-    assert_eq!(stats.status, StatusCode::OK, "{stats:?}");
-    assert!(
-        stats.body["quotas"]["api_calls"]["used"].as_i64().unwrap() >= 3,
-        "{stats:?}"
-    );
+    let used = stats.body["quotas"]["api_calls"]["used"].as_i64();
+    assert!(used.is_some_and(|n| n >= 3), "{stats:?}");
 
     assert_eq!(
         every_entry(&db).await.len(),
@@ -703,12 +594,14 @@ async fn metering_records_no_audit_entry(backend: Backend) {
     );
     // The threshold crossing stays in the tenant's event history.
     let events = server.get("/v1/tenants/acme/events?limit=200").await;
+    let kinds: Vec<&Value> = events.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["type"])
+        .collect();
     assert!(
-        events.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["type"] == "quota.threshold_reached"),
+        kinds.contains(&&json!("quota.threshold_reached")),
         "{events:?}"
     );
     assert_no_secret(&db, &[ROOT_KEY, &key]).await;

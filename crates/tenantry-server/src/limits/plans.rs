@@ -61,7 +61,9 @@ pub async fn put(
     let after = plan.to_json();
     let now = state.clock.now();
     let mut change = grant.change(state).await?;
-    let before = change.tx().get_plan(name).await?;
+    // Locked: a concurrent put of this plan waits, and then diffs against
+    // this one's result.
+    let before = change.tx().plan_for_update(name).await?;
     let changes = match &before {
         None => json!({ "after": after }),
         Some((_, def, updated_at)) => {
