@@ -21,6 +21,7 @@ on_both_backends!(
     config_changes_are_audited_in_the_tenant_chain,
     domain_changes_are_audited_in_the_tenant_chain,
     metering_records_no_audit_entry,
+    concurrent_changes_each_diff_against_the_one_before,
 );
 
 /// One audit entry, as stored.
@@ -605,4 +606,99 @@ async fn metering_records_no_audit_entry(backend: Backend) {
         "{events:?}"
     );
     assert_no_secret(&db, &[ROOT_KEY, &key]).await;
+}
+
+/// Sends each `(method, path, body)` as the operator at once.
+async fn all_at_once(server: &TestServer, calls: Vec<(Method, String, Value)>) -> Vec<Reply> {
+    let mut set = tokio::task::JoinSet::new();
+    for (method, path, body) in calls {
+        let request = server
+            .client
+            .request(method, server.url(&path))
+            .bearer_auth(ROOT_KEY)
+            .json(&body);
+        set.spawn(async move { Reply::from(request.send().await.unwrap()).await });
+    }
+    set.join_all().await
+}
+
+/// `(from, to)` of `field` in each entry of `action`, oldest first: each
+/// change's `from` must be the `to` of the one before it.
+fn assert_chained(entries: &[Entry], action: &str, field: &str, first: Value, n: usize) {
+    let steps: Vec<(Value, Value)> = entries
+        .iter()
+        .filter(|e| e.action == action)
+        .map(|e| {
+            (
+                e.changes[field]["from"].clone(),
+                e.changes[field]["to"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(steps.len(), n, "one entry per change: {entries:#?}");
+    let mut previous = first;
+    for (from, to) in steps {
+        assert_eq!(
+            from, previous,
+            "a change diffed against a stale value: {entries:#?}"
+        );
+        previous = to;
+    }
+}
+
+async fn concurrent_changes_each_diff_against_the_one_before(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let n = 6;
+
+    // Concurrent patches of one field: versions 1..n, each entry's `from`
+    // the value the one before set.
+    let calls = (0..n)
+        .map(|i| {
+            let body = json!({"branding": {"company_name": format!("Acme {i}")}});
+            (Method::PATCH, "/v1/tenants/acme/config".to_owned(), body)
+        })
+        .collect();
+    for reply in all_at_once(&server, calls).await {
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    }
+    let acme = chain(&db, "acme").await;
+    assert_chained(
+        &acme,
+        "config.updated",
+        "branding.company_name",
+        Value::Null,
+        n,
+    );
+    let versions: Vec<i64> = acme
+        .iter()
+        .filter_map(|e| e.metadata["version"].as_i64())
+        .collect();
+    assert_eq!(versions, (1..=n as i64).collect::<Vec<_>>(), "{acme:#?}");
+
+    // Concurrent replacements of one plan: the same.
+    let put = server
+        .call(
+            Method::PUT,
+            "/v1/plans/gold",
+            Some(json!({"description": "v"})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{put:?}");
+    let calls = (0..n)
+        .map(|i| {
+            let body = json!({"description": format!("v{i}")});
+            (Method::PUT, "/v1/plans/gold".to_owned(), body)
+        })
+        .collect();
+    for reply in all_at_once(&server, calls).await {
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    }
+    let operator: Vec<Entry> = chain(&db, "")
+        .await
+        .into_iter()
+        .filter(|e| e.changes.get("after").is_none())
+        .collect();
+    assert_chained(&operator, "plan.updated", "description", json!("v"), n);
 }
