@@ -3,8 +3,8 @@
 //! drifts (regenerate with `cargo run -- openapi > openapi.json`).
 
 use crate::api::{
-    self, credentials, domains, events, health, keyring, keys, limits, operator_keys, resolve,
-    tenants, tokens,
+    self, credentials, domains, events, health, keyring, keys, operator_keys, resolve, tenants,
+    tokens,
 };
 use crate::http::problem::{FieldError, Problem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -29,9 +29,9 @@ use utoipa::{Modify, OpenApi};
         credentials::create, credentials::list, credentials::get, credentials::update, credentials::delete,
         credentials::reveal, credentials::access_log, api::settings::put_settings, api::settings::get_settings,
         api::settings::reveal_settings, keyring::status, keyring::rotate, keyring::rotate_tenant,
-        limits::list_plans, limits::put_plan, limits::list_meters, limits::create_meter, limits::get_config,
-        limits::patch_config, limits::config_versions, limits::ingest, limits::usage_series, limits::stats,
-        limits::check_quota, limits::ratelimit, health::metrics,
+        api::plans::list_plans, api::plans::put_plan, api::meters::list_meters, api::meters::create_meter, api::config::get_config,
+        api::config::patch_config, api::config::config_versions, api::usage::ingest, api::usage::usage_series, api::usage::stats,
+        api::quotas::check_quota, api::ratelimit::ratelimit, health::metrics,
     ),
     components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>)),
     modifiers(&BearerAuth, &IdempotencyKeys),

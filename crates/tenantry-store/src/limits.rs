@@ -43,6 +43,22 @@ impl OperatorTx {
         .await?))
     }
 
+    /// [`Self::get_plan`], the row locked until the transaction ends
+    /// (PostgreSQL; SQLite's write transactions are serialised already), so
+    /// that concurrent changes to one plan each see the one before.
+    pub async fn plan_for_update(&mut self, name: &str) -> Result<Option<PlanRow>> {
+        let sql = match &self.conn {
+            crate::scope::Conn::Postgres(_) => {
+                "SELECT name, definition, updated_at FROM plans WHERE name = $1 FOR UPDATE"
+            }
+            _ => "SELECT name, definition, updated_at FROM plans WHERE name = $1",
+        };
+        Ok(on_conn!(&mut self.conn, |c| sqlx::query_as(sql)
+            .bind(name)
+            .fetch_optional(&mut **c)
+            .await?))
+    }
+
     pub async fn put_plan(
         &mut self,
         name: &str,

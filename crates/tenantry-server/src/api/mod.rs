@@ -3,18 +3,23 @@
 //! transaction, and map results to DTOs (`…In` for requests, `…Out` for
 //! responses), kept apart from storage rows.
 
+pub mod config;
 pub mod credentials;
 pub mod domains;
 pub mod events;
 pub mod health;
 pub mod keyring;
 pub mod keys;
-pub mod limits;
+pub mod meters;
 pub mod operator_keys;
+pub mod plans;
+pub mod quotas;
+pub mod ratelimit;
 pub mod resolve;
 pub mod settings;
 pub mod tenants;
 pub mod tokens;
+pub mod usage;
 
 use crate::http::problem::ApiError;
 use base64::Engine;

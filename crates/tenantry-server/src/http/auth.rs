@@ -361,11 +361,12 @@ async fn hold_to_limits(
     }
     if config.quota("api_calls").is_some_and(|q| q.limit.is_some()) {
         let now = state.clock.now();
-        let mut tx = state.store.tenant_write(tenant).await?;
-        let decision =
-            crate::limits::quotas::check(state, &mut tx, &config, "api_calls", 1, true, now)
-                .await?;
-        tx.commit().await?;
+        // The server meters the call itself (before any permission check,
+        // whatever the key's scopes): bookkeeping, not a change anyone made.
+        #[allow(clippy::disallowed_methods)]
+        // system grant: per-call quota metering of a tenant key
+        let grant = crate::grant::TenantGrant::system(tenant.clone(), "api-call-metering");
+        let decision = crate::limits::quotas::consume_api_call(state, &grant, &config, now).await?;
         if !decision.allowed {
             let retry_after = (decision.resets_at - now).num_seconds().max(1) as u64;
             return Err(ApiError::QuotaExceeded {

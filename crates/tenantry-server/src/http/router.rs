@@ -2,8 +2,7 @@ use super::extract::BodyLimit;
 use super::extract::RequiredScope;
 use super::problem::ApiError;
 use crate::api::{
-    credentials, domains, events, health, keyring, keys, limits, operator_keys, resolve, tenants,
-    tokens,
+    credentials, domains, events, health, keyring, keys, operator_keys, resolve, tenants, tokens,
 };
 use crate::app::AppState;
 use axum::Extension;
@@ -65,16 +64,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operator/keyring", get(keyring::status))
         .route("/v1/operator/keyring/rotate", post(keyring::rotate))
         .route("/v1/operator/tenants/{id}/data-key/rotate", post(keyring::rotate_tenant))
-        .route("/v1/plans", get(limits::list_plans))
-        .route("/v1/plans/{name}", axum::routing::put(limits::put_plan))
-        .route("/v1/meters", get(limits::list_meters).post(limits::create_meter))
-        .route("/v1/tenants/{id}/config", get(limits::get_config).patch(limits::patch_config.layer(scope(Scope::TenantAdmin))))
-        .route("/v1/tenants/{id}/config/versions", get(limits::config_versions))
-        .route("/v1/usage/events", post(limits::ingest))
-        .route("/v1/tenants/{id}/usage", get(limits::usage_series))
-        .route("/v1/tenants/{id}/stats", get(limits::stats))
-        .route("/v1/quotas/check", post(limits::check_quota))
-        .route("/v1/ratelimit", post(limits::ratelimit))
+        .route("/v1/plans", get(crate::api::plans::list_plans))
+        .route("/v1/plans/{name}", axum::routing::put(crate::api::plans::put_plan))
+        .route("/v1/meters", get(crate::api::meters::list_meters).post(crate::api::meters::create_meter))
+        .route("/v1/tenants/{id}/config", get(crate::api::config::get_config).patch(crate::api::config::patch_config.layer(scope(Scope::TenantAdmin))))
+        .route("/v1/tenants/{id}/config/versions", get(crate::api::config::config_versions))
+        .route("/v1/usage/events", post(crate::api::usage::ingest))
+        .route("/v1/tenants/{id}/usage", get(crate::api::usage::usage_series))
+        .route("/v1/tenants/{id}/stats", get(crate::api::usage::stats))
+        .route("/v1/quotas/check", post(crate::api::quotas::check_quota))
+        .route("/v1/ratelimit", post(crate::api::ratelimit::ratelimit))
         .route("/metrics", get(health::metrics))
         .route("/v1/resolve", post(resolve::resolve_post).get(resolve::resolve_get))
         .route("/v1/tokens", post(tokens::create))

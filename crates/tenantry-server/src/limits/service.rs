@@ -1,10 +1,10 @@
 //! Reading plans, meters and effective configurations, cached in memory and
 //! invalidated like the rest (a config change is `Invalidation::Tenant`, a
 //! plan change `Invalidation::All`).
-#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
 
 use super::config::{EffectiveConfig, Plan, effective};
 use crate::app::AppState;
+use crate::grant::{OperatorGrant, TenantGrant};
 use crate::resolution::cache::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,6 +47,14 @@ pub fn plan_from_row(name: &str, definition: &serde_json::Value) -> Result<Plan,
         .map_err(|_| StoreError::Corrupt(format!("plan {name} is invalid")))
 }
 
+/// The server's own authority to read the plan and meter catalog, which
+/// every caller's limits are made of (a read: nothing is written).
+pub(crate) fn catalog() -> OperatorGrant {
+    #[allow(clippy::disallowed_methods)]
+    // system grant: the catalog cache reads plans and meters for every caller
+    OperatorGrant::system("limits")
+}
+
 /// A plan, from the cache or the database.
 pub async fn load_plan(state: &AppState, name: &str) -> Result<Option<Arc<Plan>>, StoreError> {
     if let Some(entry) = state.caches.plans.get(name) {
@@ -56,7 +64,7 @@ pub async fn load_plan(state: &AppState, name: &str) -> Result<Option<Arc<Plan>>
         });
     }
     let generation = state.caches.generation();
-    let mut op = state.store.operator_read().await?;
+    let mut op = catalog().read(state).await?;
     let row = op.get_plan(name).await?;
     op.commit().await?;
     let plan = row
@@ -78,7 +86,7 @@ pub async fn meters(state: &AppState) -> Result<Arc<HashMap<String, Aggregation>
         return Ok(m);
     }
     let generation = state.caches.generation();
-    let mut op = state.store.operator_read().await?;
+    let mut op = catalog().read(state).await?;
     let rows = op.list_meters().await?;
     op.commit().await?;
     let map: HashMap<String, Aggregation> = rows
@@ -162,7 +170,12 @@ pub async fn effective_config_of(
     if let Some(Entry::Found(config)) = state.caches.configs.get(tenant) {
         return Ok(config);
     }
-    let mut tx = state.store.tenant_read(tenant).await?;
+    // A read of what is in force for whoever acts on the tenant (the
+    // resolution snapshot, the limits of every call): nothing is written.
+    #[allow(clippy::disallowed_methods)]
+    // system grant: reads the tenant's configuration for its callers
+    let grant = TenantGrant::system(tenant.clone(), "limits");
+    let mut tx = grant.read(state).await?;
     let config = effective_config(state, &mut tx).await?;
     tx.commit().await?;
     Ok(config)

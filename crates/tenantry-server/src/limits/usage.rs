@@ -1,14 +1,22 @@
 //! Usage metering: idempotent events aggregated per hour, day and month
 //! (UTC), for billing and quotas.
-#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
+//!
+//! Metering is not a change anyone made: it writes through untracked
+//! transactions ([`TenantGrant::untracked_write`]) and records no audit
+//! entry (it is the hot path).
 
 use super::config::{ALERT_THRESHOLDS, EffectiveConfig};
 use super::service::Aggregation;
+use super::service::effective_config;
 use crate::app::AppState;
+use crate::grant::TenantGrant;
+use crate::http::problem::ApiError;
+use crate::tenancy::or_tenant_not_found;
 use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
-use tenantry_core::tenant::{Actor, TenantEventKind};
+use std::sync::Arc;
+use tenantry_core::tenant::{Actor, TenantEventKind, TenantStatus};
 use tenantry_store::{NewUsageEvent, StoreError, TenantTx};
 
 pub const GRANULARITIES: [&str; 3] = ["hour", "day", "month"];
@@ -182,9 +190,15 @@ pub async fn alert_thresholds(
                 .record_quota_alert(meter, period, *threshold, now)
                 .await?
         {
+            // Crossing a threshold is a fact of metering, not a change
+            // anyone made: it stays in the tenant's event history and out of
+            // the audit log. HOOK (webhooks issue): this is where a
+            // `quota.threshold_reached` outbound event belongs, written in
+            // this same transaction so it is emitted once per period.
             let id = state
                 .ids
                 .sortable("evt", now.timestamp_millis().max(0) as u64);
+            #[allow(clippy::disallowed_methods)] // metering writes no change: see above
             tx.record_event(
                 id,
                 TenantEventKind::QuotaThresholdReached,
@@ -196,4 +210,111 @@ pub async fn alert_thresholds(
         }
     }
     Ok(())
+}
+
+/// What became of one event handed to [`ingest`].
+#[derive(Debug, Clone)]
+pub enum Ingested {
+    /// Recorded (`Accepted`) or known already (`Duplicate`).
+    Counted(Outcome),
+    /// Not recorded: which field, and why.
+    Refused {
+        field: &'static str,
+        reason: &'static str,
+    },
+}
+
+/// Records checked events of the grant's tenant in one untracked write
+/// (usage is bookkeeping, not a change: no audit entry). Returns what
+/// became of each event, in order. A tenant that is gone or deleted
+/// refuses them all; events older than its retention window are refused.
+pub async fn ingest(
+    state: &AppState,
+    grant: &TenantGrant,
+    events: &[CheckedEvent],
+    now: DateTime<Utc>,
+) -> Result<Vec<Ingested>, StoreError> {
+    let no_tenant = || Ingested::Refused {
+        field: "tenant_id",
+        reason: "no such tenant",
+    };
+    #[allow(clippy::disallowed_methods)] // usage counters: metering, not a change anyone made
+    let mut tx = grant.untracked_write(state).await?;
+    let active = match tx.tenant().await {
+        Ok(t) => t.status != TenantStatus::Deleted,
+        Err(StoreError::NotFound) => false,
+        Err(e) => return Err(e),
+    };
+    if !active {
+        return Ok(events.iter().map(|_| no_tenant()).collect());
+    }
+    let config = effective_config(state, &mut tx).await?;
+    let oldest = now - Duration::days(config.retention_days());
+    let (kept, too_old): (Vec<_>, Vec<_>) = events
+        .iter()
+        .enumerate()
+        .partition(|(_, e)| e.occurred_at >= oldest);
+    let mut results: Vec<Option<Ingested>> = events.iter().map(|_| None).collect();
+    for (i, _) in too_old {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = Some(Ingested::Refused {
+                field: "timestamp",
+                reason: "is older than the tenant's retention window",
+            });
+        }
+    }
+    let batch: Vec<CheckedEvent> = kept.iter().map(|(_, e)| (*e).clone()).collect();
+    let outcomes = record_batch(state, &mut tx, &config, &batch, now).await?;
+    for ((i, _), outcome) in kept.into_iter().zip(outcomes) {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = Some(Ingested::Counted(outcome));
+        }
+    }
+    tx.commit().await?;
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or(Ingested::Refused {
+                field: "event",
+                reason: "not processed",
+            })
+        })
+        .collect())
+}
+
+/// A meter's counters of `granularity` from the period starting at `from`
+/// up to `to` (exclusive), oldest first.
+pub async fn series(
+    state: &AppState,
+    grant: &TenantGrant,
+    meter: &str,
+    granularity: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, i64)>, ApiError> {
+    let mut tx = grant.read(state).await?;
+    tx.tenant().await.map_err(or_tenant_not_found)?;
+    let rows = tx.counter_series(meter, granularity, from, to).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Per meter: this month's totals and today's (UTC), with the configuration
+/// in force (its quotas), read in one transaction.
+pub async fn totals(
+    state: &AppState,
+    grant: &TenantGrant,
+    now: DateTime<Utc>,
+) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>, Arc<EffectiveConfig>), ApiError> {
+    let mut tx = grant.read(state).await?;
+    tx.tenant().await.map_err(or_tenant_not_found)?;
+    let month = tx
+        .counters_of_period("month", period_start("month", now))
+        .await?;
+    let today = tx
+        .counters_of_period("day", period_start("day", now))
+        .await?;
+    let config = effective_config(state, &mut tx).await?;
+    tx.commit().await?;
+    Ok((month, today, config))
 }

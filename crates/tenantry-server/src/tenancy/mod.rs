@@ -2,6 +2,8 @@
 //! deleting and purging tenants. Called by the API, the purge worker and
 //! the CLI alike; every operation is one change (see [`crate::change`]).
 
+pub mod domains;
+
 use crate::app::AppState;
 use crate::change::TenantChange;
 use crate::grant::{OperatorGrant, TenantGrant};
