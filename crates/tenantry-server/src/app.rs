@@ -50,6 +50,25 @@ impl AppState {
         }))
     }
 
+    /// The state a command (`tenantry signing-keys rotate`, …) needs to make
+    /// changes through the same operations as the server: it serves no
+    /// requests, so its root key matches nothing and its limiter is local.
+    pub fn for_command(store: Store, config: Config, vault: crate::vault::Vault) -> Self {
+        let unusable = tenantry_core::SecretString::new(format!(
+            "command-{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        ));
+        Self::new(
+            store,
+            Arc::new(tenantry_core::SystemClock),
+            config,
+            RootKey::new(&unusable),
+            vault,
+            crate::limits::ratelimit::RateLimiter::in_memory(),
+        )
+    }
+
     /// Drops cache entries made wrong by a committed change (on this
     /// process; other processes learn of it through the transaction's NOTIFY).
     pub fn forget(&self, changes: &[Invalidation]) {
