@@ -106,35 +106,97 @@ async fn entries(db: &TestDb) -> Vec<Entry> {
         .collect()
 }
 
-/// Sends a request with `key` and an `X-Request-Id`.
-async fn call(
-    server: &TestServer,
-    key: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-    request_id: &str,
-) -> common::Reply {
-    let mut req = server
-        .client
-        .request(method, server.url(path))
-        .bearer_auth(key)
-        .header("x-request-id", request_id);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    common::Reply::from(req.send().await.unwrap()).await
+/// Sends requests and checks what they recorded.
+struct Probe<'a> {
+    db: &'a TestDb,
+    server: &'a TestServer,
 }
 
-/// Asserts that there is exactly one entry more than `before` (which one
-/// it is, [`entry_of`] finds by its request id: rows are listed by chain).
-async fn one_new_entry(db: &TestDb, before: usize) {
-    let all = entries(db).await;
-    assert_eq!(
-        all.len(),
-        before + 1,
-        "expected exactly one new entry: {all:#?}"
-    );
+/// What an entry must say: its chain (`""`: the operator's), action,
+/// actor (type, id) and targets (`Null`: checked by the caller, when they
+/// name what the reply made).
+struct Expected<'a> {
+    chain: &'a str,
+    action: &'a str,
+    actor: (&'a str, &'a str),
+    targets: Value,
+}
+
+static REQUESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Probe<'_> {
+    /// Sends a request with `key` and a fresh `X-Request-Id`, and asserts
+    /// its status.
+    async fn send(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: StatusCode,
+    ) -> (common::Reply, String) {
+        let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let request_id = format!("req-audit-keys-{n}");
+        let mut req = self
+            .server
+            .client
+            .request(method, self.server.url(path))
+            .bearer_auth(key)
+            .header("x-request-id", &request_id);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let reply = common::Reply::from(req.send().await.unwrap()).await;
+        assert_eq!(reply.status, status, "{path}: {reply:?}");
+        (reply, request_id)
+    }
+
+    /// [`Self::send`], asserting that exactly one entry was added, the one
+    /// with the request's id, and that it says what `expected` says.
+    async fn audited(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: StatusCode,
+        expected: Expected<'_>,
+    ) -> (common::Reply, Entry) {
+        let before = entries(self.db).await.len();
+        let (reply, request_id) = self.send(key, method, path, body, status).await;
+        let all = entries(self.db).await;
+        assert_eq!(all.len(), before + 1, "{path}: not one new entry: {all:#?}");
+        let entry = entry_of(self.db, &request_id).await;
+        assert_eq!(
+            (entry.chain.as_str(), entry.action.as_str()),
+            (expected.chain, expected.action),
+            "{entry:#?}"
+        );
+        assert_eq!(
+            (entry.actor_type.as_str(), entry.actor_id.as_str()),
+            expected.actor,
+            "{entry:#?}"
+        );
+        if !expected.targets.is_null() {
+            assert_eq!(entry.targets, expected.targets, "{entry:#?}");
+        }
+        (reply, entry)
+    }
+
+    /// [`Self::send`], asserting that nothing was recorded.
+    async fn unaudited(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: StatusCode,
+    ) -> common::Reply {
+        let before = entries(self.db).await.len();
+        let (reply, _) = self.send(key, method, path, body, status).await;
+        assert_eq!(entries(self.db).await.len(), before, "{path} recorded");
+        reply
+    }
 }
 
 /// The one entry that carries `request_id`, asserting there is exactly one.
@@ -148,8 +210,14 @@ async fn entry_of(db: &TestDb, request_id: &str) -> Entry {
     found.into_iter().next().unwrap()
 }
 
-fn target(kind: &str, id: &str) -> Value {
-    json!({ "type": kind, "id": id })
+fn targets(kind: &str, ids: &[&str]) -> Value {
+    ids.iter()
+        .map(|id| json!({ "type": kind, "id": id }))
+        .collect()
+}
+
+fn text(reply: &common::Reply, field: &str) -> String {
+    reply.body[field].as_str().unwrap().to_owned()
 }
 
 async fn event_types(server: &TestServer, tenant: &str) -> Vec<String> {
@@ -188,93 +256,80 @@ fn hex(bytes: &[u8]) -> String {
 async fn api_key_changes_are_audited(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
+    let probe = Probe {
+        db: &db,
+        server: &server,
+    };
     server.create_tenant("acme").await;
     server.create_tenant("globex").await;
+    let keys = "/v1/tenants/acme/api-keys";
 
     // Created by the operator.
-    let before = entries(&db).await.len();
-    let created = call(
-        &server,
-        ROOT_KEY,
-        Method::POST,
-        "/v1/tenants/acme/api-keys",
-        Some(json!({"name": "admin", "scopes": ["keys:write", "keys:read"], "metadata": {"team": "core"}})),
-        "req-key-create",
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
-    let admin_key = created.body["key"].as_str().unwrap().to_owned();
-    let admin_id = created.body["id"].as_str().unwrap().to_owned();
-    one_new_entry(&db, before).await;
-    let entry = entry_of(&db, "req-key-create").await;
-    assert_eq!(entry.chain, "acme");
-    assert_eq!(entry.action, "api_key.created");
-    assert_eq!(entry.targets, json!([target("api_key", &admin_id)]));
-    assert_eq!(
-        (entry.actor_type.as_str(), entry.actor_id.as_str()),
-        ("operator", "root")
-    );
+    let (created, entry) = probe
+        .audited(
+            ROOT_KEY,
+            Method::POST,
+            keys,
+            Some(json!({"name": "admin", "scopes": ["keys:write", "keys:read"], "metadata": {"team": "core"}})),
+            StatusCode::CREATED,
+            Expected {
+                chain: "acme",
+                action: "api_key.created",
+                actor: ("operator", "root"),
+                targets: Value::Null,
+            },
+        )
+        .await;
+    let (admin_key, admin_id) = (text(&created, "key"), text(&created, "id"));
+    assert_eq!(entry.targets, targets("api_key", &[&admin_id]));
     assert_eq!(entry.changes["after"]["name"], "admin");
     assert_eq!(entry.changes["after"]["metadata"], json!({"team": "core"}));
+    let by_admin = ("api_key", admin_id.as_str());
 
     // Created by a tenant key: the key is the actor.
-    let before = entries(&db).await.len();
-    let made = call(
-        &server,
-        &admin_key,
-        Method::POST,
-        "/v1/tenants/acme/api-keys",
-        Some(json!({"name": "svc", "scopes": ["keys:read"]})),
-        "req-key-create-2",
-    )
-    .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
-    let svc_key = made.body["key"].as_str().unwrap().to_owned();
-    let svc_id = made.body["id"].as_str().unwrap().to_owned();
-    one_new_entry(&db, before).await;
-    let entry = entry_of(&db, "req-key-create-2").await;
-    assert_eq!(
-        (entry.chain.as_str(), entry.action.as_str()),
-        ("acme", "api_key.created")
-    );
-    assert_eq!(
-        (entry.actor_type.as_str(), entry.actor_id.as_str()),
-        ("api_key", admin_id.as_str())
-    );
+    let (made, _) = probe
+        .audited(
+            &admin_key,
+            Method::POST,
+            keys,
+            Some(json!({"name": "svc", "scopes": ["keys:read"]})),
+            StatusCode::CREATED,
+            Expected {
+                chain: "acme",
+                action: "api_key.created",
+                actor: by_admin,
+                targets: Value::Null,
+            },
+        )
+        .await;
+    let (svc_key, svc_id) = (text(&made, "key"), text(&made, "id"));
+    let svc = format!("{keys}/{svc_id}");
 
-    // Updated: before and after of what changed, nothing else.
-    let before = entries(&db).await.len();
-    let updated = call(
-        &server,
-        &admin_key,
-        Method::PATCH,
-        &format!("/v1/tenants/acme/api-keys/{svc_id}"),
-        Some(json!({"name": "svc-2"})),
-        "req-key-update",
-    )
-    .await;
-    assert_eq!(updated.status, StatusCode::OK, "{updated:?}");
-    one_new_entry(&db, before).await;
-    let entry = entry_of(&db, "req-key-update").await;
-    assert_eq!(entry.action, "api_key.updated");
-    assert_eq!(entry.targets, json!([target("api_key", &svc_id)]));
+    // Updated: before and after of what changed, nothing else; a patch
+    // that changes nothing records nothing.
+    let (_, entry) = probe
+        .audited(
+            &admin_key,
+            Method::PATCH,
+            &svc,
+            Some(json!({"name": "svc-2"})),
+            StatusCode::OK,
+            Expected {
+                chain: "acme",
+                action: "api_key.updated",
+                actor: by_admin,
+                targets: targets("api_key", &[&svc_id]),
+            },
+        )
+        .await;
     assert_eq!(
         entry.changes,
         json!({"name": {"from": "svc", "to": "svc-2"}})
     );
-    // A patch that changes nothing records nothing.
-    let before = entries(&db).await.len();
-    let same = call(
-        &server,
-        &admin_key,
-        Method::PATCH,
-        &format!("/v1/tenants/acme/api-keys/{svc_id}"),
-        Some(json!({"name": "svc-2"})),
-        "req-key-update-noop",
-    )
-    .await;
-    assert_eq!(same.status, StatusCode::OK, "{same:?}");
-    assert_eq!(entries(&db).await.len(), before);
+    let same = Some(json!({"name": "svc-2"}));
+    probe
+        .unaudited(&admin_key, Method::PATCH, &svc, same, StatusCode::OK)
+        .await;
 
     // Another tenant's key: 404, and nothing in any chain.
     let foreign = server
@@ -283,56 +338,40 @@ async fn api_key_changes_are_audited(backend: Backend) {
             json!({"name": "g", "scopes": ["keys:write"]}),
         )
         .await;
-    let foreign_key = foreign.body["key"].as_str().unwrap().to_owned();
-    let before = entries(&db).await.len();
+    let foreign_key = text(&foreign, "key");
     for (method, path) in [
-        (
-            Method::POST,
-            format!("/v1/tenants/acme/api-keys/{svc_id}/revoke"),
-        ),
-        (
-            Method::POST,
-            format!("/v1/tenants/acme/api-keys/{svc_id}/rotate"),
-        ),
-        (Method::PATCH, format!("/v1/tenants/acme/api-keys/{svc_id}")),
+        (Method::POST, format!("{svc}/revoke")),
+        (Method::POST, format!("{svc}/rotate")),
+        (Method::PATCH, svc.clone()),
         (
             Method::POST,
             format!("/v1/tenants/globex/api-keys/{svc_id}/revoke"),
         ),
     ] {
-        let reply = call(
-            &server,
-            &foreign_key,
-            method,
-            &path,
-            Some(json!({})),
-            "req-foreign",
-        )
-        .await;
-        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}: {reply:?}");
+        let body = Some(json!({}));
+        probe
+            .unaudited(&foreign_key, method, &path, body, StatusCode::NOT_FOUND)
+            .await;
     }
-    assert_eq!(entries(&db).await.len(), before);
 
     // Rotated: one entry, targeting the old key and the new one.
-    let rotated = call(
-        &server,
-        &admin_key,
-        Method::POST,
-        &format!("/v1/tenants/acme/api-keys/{svc_id}/rotate"),
-        Some(json!({"overlap_seconds": 60})),
-        "req-key-rotate",
-    )
-    .await;
-    assert_eq!(rotated.status, StatusCode::CREATED, "{rotated:?}");
-    let new_key = rotated.body["key"].as_str().unwrap().to_owned();
-    let new_id = rotated.body["id"].as_str().unwrap().to_owned();
-    one_new_entry(&db, before).await;
-    let entry = entry_of(&db, "req-key-rotate").await;
-    assert_eq!(entry.action, "api_key.rotated");
-    assert_eq!(
-        entry.targets,
-        json!([target("api_key", &svc_id), target("api_key", &new_id)])
-    );
+    let (rotated, entry) = probe
+        .audited(
+            &admin_key,
+            Method::POST,
+            &format!("{svc}/rotate"),
+            Some(json!({"overlap_seconds": 60})),
+            StatusCode::CREATED,
+            Expected {
+                chain: "acme",
+                action: "api_key.rotated",
+                actor: by_admin,
+                targets: Value::Null,
+            },
+        )
+        .await;
+    let (new_key, new_id) = (text(&rotated, "key"), text(&rotated, "id"));
+    assert_eq!(entry.targets, targets("api_key", &[&svc_id, &new_id]));
     assert_eq!(entry.changes["old_key"]["expires_at"]["from"], Value::Null);
     assert!(
         entry.changes["old_key"]["expires_at"]["to"].is_string(),
@@ -345,71 +384,56 @@ async fn api_key_changes_are_audited(backend: Backend) {
     assert_eq!(entry.metadata["overlap_seconds"], 60);
 
     // Revoked, once: revoking again records nothing.
-    let before = entries(&db).await.len();
-    let revoked = call(
-        &server,
-        &admin_key,
-        Method::POST,
-        &format!("/v1/tenants/acme/api-keys/{new_id}/revoke"),
-        None,
-        "req-key-revoke",
-    )
-    .await;
-    assert_eq!(revoked.status, StatusCode::OK, "{revoked:?}");
-    one_new_entry(&db, before).await;
-    let entry = entry_of(&db, "req-key-revoke").await;
-    assert_eq!(entry.action, "api_key.revoked");
-    assert_eq!(entry.targets, json!([target("api_key", &new_id)]));
+    let revoke = format!("{keys}/{new_id}/revoke");
+    let (_, entry) = probe
+        .audited(
+            &admin_key,
+            Method::POST,
+            &revoke,
+            None,
+            StatusCode::OK,
+            Expected {
+                chain: "acme",
+                action: "api_key.revoked",
+                actor: by_admin,
+                targets: targets("api_key", &[&new_id]),
+            },
+        )
+        .await;
     assert_eq!(entry.changes["revoked_at"]["from"], Value::Null);
-    let again = call(
-        &server,
-        &admin_key,
-        Method::POST,
-        &format!("/v1/tenants/acme/api-keys/{new_id}/revoke"),
-        None,
-        "req-key-revoke-again",
-    )
-    .await;
-    assert_eq!(again.status, StatusCode::OK, "{again:?}");
-    assert_eq!(entries(&db).await.len(), before + 1);
+    probe
+        .unaudited(&admin_key, Method::POST, &revoke, None, StatusCode::OK)
+        .await;
 
     // A token: issued in the tenant's chain by the key, never the token.
-    let issued = call(
-        &server,
-        &admin_key,
-        Method::POST,
-        "/v1/tokens",
-        Some(json!({"scopes": ["keys:read"], "ttl_seconds": 600})),
-        "req-token",
-    )
-    .await;
-    assert_eq!(issued.status, StatusCode::CREATED, "{issued:?}");
-    let token = issued.body["token"].as_str().unwrap().to_owned();
-    one_new_entry(&db, before + 1).await;
-    let entry = entry_of(&db, "req-token").await;
-    assert_eq!(
-        (entry.chain.as_str(), entry.action.as_str()),
-        ("acme", "token.issued")
-    );
-    assert_eq!(entry.targets, json!([target("api_key", &admin_id)]));
-    assert_eq!(
-        (entry.actor_type.as_str(), entry.actor_id.as_str()),
-        ("api_key", admin_id.as_str())
-    );
+    let (issued, entry) = probe
+        .audited(
+            &admin_key,
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"scopes": ["keys:read"], "ttl_seconds": 600})),
+            StatusCode::CREATED,
+            Expected {
+                chain: "acme",
+                action: "token.issued",
+                actor: by_admin,
+                targets: targets("api_key", &[&admin_id]),
+            },
+        )
+        .await;
     assert_eq!(entry.metadata["scopes"], json!(["keys:read"]));
+    let token = text(&issued, "token");
     // A token cannot make tokens: refused, and nothing recorded.
-    let before = entries(&db).await.len();
-    let refused = call(
-        &server,
-        &token,
-        Method::POST,
-        "/v1/tokens",
-        Some(json!({})),
-        "req-token-2",
-    )
-    .await;
-    refused.assert_problem(403, "api_key_required");
-    assert_eq!(entries(&db).await.len(), before);
+    probe
+        .unaudited(
+            &token,
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({})),
+            StatusCode::FORBIDDEN,
+        )
+        .await
+        .assert_problem(403, "api_key_required");
 
     // Verifying keys and reading them change nothing and record nothing.
     for (method, path, body) in [
@@ -418,17 +442,13 @@ async fn api_key_changes_are_audited(backend: Backend) {
             "/v1/keys/verify".to_owned(),
             Some(json!({"key": svc_key})),
         ),
-        (Method::GET, "/v1/tenants/acme/api-keys".to_owned(), None),
-        (
-            Method::GET,
-            format!("/v1/tenants/acme/api-keys/{svc_id}"),
-            None,
-        ),
+        (Method::GET, keys.to_owned(), None),
+        (Method::GET, svc.clone(), None),
     ] {
-        let reply = call(&server, &admin_key, method, &path, body, "req-read").await;
-        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        probe
+            .unaudited(&admin_key, method, &path, body, StatusCode::OK)
+            .await;
     }
-    assert_eq!(entries(&db).await.len(), before);
 
     // The events the tenant has always seen are still there, once each.
     assert_eq!(
@@ -459,115 +479,96 @@ async fn api_key_changes_are_audited(backend: Backend) {
 async fn operator_changes_are_audited(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
+    let probe = Probe {
+        db: &db,
+        server: &server,
+    };
 
-    let before = entries(&db).await.len();
-    let created = call(
-        &server,
-        ROOT_KEY,
-        Method::POST,
-        "/v1/operator-keys",
-        Some(json!({"name": "ops"})),
-        "req-opk-create",
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
-    let op_key = created.body["key"].as_str().unwrap().to_owned();
-    let op_id = created.body["id"].as_str().unwrap().to_owned();
-    one_new_entry(&db, before).await;
-    let entry = entry_of(&db, "req-opk-create").await;
-    assert_eq!(
-        (entry.chain.as_str(), entry.action.as_str()),
-        ("", "operator_key.created")
-    );
-    assert_eq!(entry.targets, json!([target("operator_key", &op_id)]));
-    assert_eq!(
-        (entry.actor_type.as_str(), entry.actor_id.as_str()),
-        ("operator", "root")
-    );
+    let (created, entry) = probe
+        .audited(
+            ROOT_KEY,
+            Method::POST,
+            "/v1/operator-keys",
+            Some(json!({"name": "ops"})),
+            StatusCode::CREATED,
+            Expected {
+                chain: "",
+                action: "operator_key.created",
+                actor: ("operator", "root"),
+                targets: Value::Null,
+            },
+        )
+        .await;
+    let (op_key, op_id) = (text(&created, "key"), text(&created, "id"));
+    assert_eq!(entry.targets, targets("operator_key", &[&op_id]));
     assert_eq!(entry.changes["after"]["name"], "ops");
 
     // A signing-key rotation by the operator key: the key is the actor.
-    let before = entries(&db).await.len();
-    let rotated = call(
-        &server,
-        &op_key,
-        Method::POST,
-        "/v1/operator/signing-keys/rotate",
-        None,
-        "req-signing-rotate",
-    )
-    .await;
-    assert_eq!(rotated.status, StatusCode::OK, "{rotated:?}");
-    let kid = rotated.body["kid"].as_str().unwrap().to_owned();
-    one_new_entry(&db, before).await;
-    let entry = entry_of(&db, "req-signing-rotate").await;
+    let (rotated, entry) = probe
+        .audited(
+            &op_key,
+            Method::POST,
+            "/v1/operator/signing-keys/rotate",
+            None,
+            StatusCode::OK,
+            Expected {
+                chain: "",
+                action: "signing_key.rotated",
+                actor: ("operator", &op_id),
+                targets: Value::Null,
+            },
+        )
+        .await;
+    assert_eq!(
+        entry.targets,
+        targets("signing_key", &[&text(&rotated, "kid")])
+    );
+
+    // The command does the same, as the system.
+    let before = entries(&db).await;
+    let (code, out, err) = db.run_command(&["signing-keys", "rotate"], &[]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let all = entries(&db).await;
+    assert_eq!(all.len(), before.len() + 1, "{all:#?}");
+    let entry = all
+        .iter()
+        .find(|e| !before.iter().any(|b| b.columns == e.columns))
+        .unwrap();
     assert_eq!(
         (entry.chain.as_str(), entry.action.as_str()),
         ("", "signing_key.rotated")
     );
-    assert_eq!(entry.targets, json!([target("signing_key", &kid)]));
-    assert_eq!(
-        (entry.actor_type.as_str(), entry.actor_id.as_str()),
-        ("operator", op_id.as_str())
-    );
-
-    // The command does the same, as the system.
-    let before = entries(&db).await.len();
-    let (code, out, err) = db.run_command(&["signing-keys", "rotate"], &[]).await;
-    assert_eq!(code, 0, "{out}\n{err}");
-    let all = entries(&db).await;
-    assert_eq!(all.len(), before + 1, "{all:#?}");
-    let entry = all
-        .iter()
-        .filter(|e| e.action == "signing_key.rotated")
-        .find(|e| e.request["id"] != "req-signing-rotate")
-        .unwrap();
-    assert_eq!(entry.chain, "");
     assert_eq!(
         (entry.actor_type.as_str(), entry.actor_id.as_str()),
         ("system", "cli")
     );
 
-    // Revoked once, by the root key; again, nothing is recorded.
-    let before = entries(&db).await.len();
-    let revoked = call(
-        &server,
-        ROOT_KEY,
-        Method::POST,
-        &format!("/v1/operator-keys/{op_id}/revoke"),
-        None,
-        "req-opk-revoke",
-    )
-    .await;
-    assert_eq!(revoked.status, StatusCode::OK, "{revoked:?}");
-    one_new_entry(&db, before).await;
-    let entry = entry_of(&db, "req-opk-revoke").await;
-    assert_eq!(
-        (entry.chain.as_str(), entry.action.as_str()),
-        ("", "operator_key.revoked")
-    );
-    assert_eq!(entry.targets, json!([target("operator_key", &op_id)]));
-    let again = call(
-        &server,
-        ROOT_KEY,
-        Method::POST,
-        &format!("/v1/operator-keys/{op_id}/revoke"),
-        None,
-        "req-opk-revoke-again",
-    )
-    .await;
-    assert_eq!(again.status, StatusCode::OK, "{again:?}");
-    let unknown = call(
-        &server,
-        ROOT_KEY,
-        Method::POST,
-        "/v1/operator-keys/opk_nope/revoke",
-        None,
-        "req-opk-revoke-unknown",
-    )
-    .await;
-    unknown.assert_problem(404, "key_not_found");
-    assert_eq!(entries(&db).await.len(), before + 1);
+    // Revoked once, by the root key; again, or an unknown key, nothing is
+    // recorded.
+    let revoke = format!("/v1/operator-keys/{op_id}/revoke");
+    probe
+        .audited(
+            ROOT_KEY,
+            Method::POST,
+            &revoke,
+            None,
+            StatusCode::OK,
+            Expected {
+                chain: "",
+                action: "operator_key.revoked",
+                actor: ("operator", "root"),
+                targets: targets("operator_key", &[&op_id]),
+            },
+        )
+        .await;
+    probe
+        .unaudited(ROOT_KEY, Method::POST, &revoke, None, StatusCode::OK)
+        .await;
+    let unknown = "/v1/operator-keys/opk_nope/revoke";
+    probe
+        .unaudited(ROOT_KEY, Method::POST, unknown, None, StatusCode::NOT_FOUND)
+        .await
+        .assert_problem(404, "key_not_found");
     assert_no_secrets(&db, &[&op_key, ROOT_KEY]).await;
 }
 
