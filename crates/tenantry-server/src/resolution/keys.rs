@@ -1,4 +1,4 @@
-//! Making and verifying API keys: the per-request hot path. A key is
+//! Verifying API keys: the per-request hot path. A key is
 //! rejected by shape and checksum before any lookup; a well-formed one is
 //! looked up by its SHA-256 in the cache, then the database, through the
 //! resolver's grant ([`super::resolver`]). Making and changing keys is in
