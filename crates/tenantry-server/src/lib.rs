@@ -9,6 +9,7 @@ pub mod dns;
 pub mod grant;
 pub mod http;
 pub mod ids;
+pub mod keys;
 pub mod limits;
 pub mod logging;
 pub mod openapi;

@@ -378,6 +378,27 @@ impl OperatorTx {
             .ok_or(StoreError::NotFound)
     }
 
+    /// Revokes an operator key that is not revoked yet: `None` when it is
+    /// unknown or was revoked already (a concurrent revocation that
+    /// committed first included: PostgreSQL re-checks the condition after
+    /// waiting for its row lock).
+    pub async fn revoke_live_operator_key(
+        &mut self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>> {
+        let sql = format!(
+            "UPDATE operator_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING {OPERATOR_COLUMNS}"
+        );
+        let row: Option<OperatorKeyRow> =
+            on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())
+                .bind(id)
+                .bind(now)
+                .fetch_optional(&mut **c)
+                .await?);
+        row.map(operator_key_from_row).transpose()
+    }
+
     pub async fn touch_operator_keys(&mut self, used: &[(String, DateTime<Utc>)]) -> Result<()> {
         for (id, at) in used {
             on_conn!(&mut self.conn, |c| {

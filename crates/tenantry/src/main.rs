@@ -178,11 +178,13 @@ async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
 async fn rotate_signing_key(config: Config) -> anyhow::Result<ExitCode> {
     let store = tenantry_server::open_store(&config).await?;
     let vault = tenantry_server::vault::Vault::load(&config)?;
-    let kid =
-        tenantry_server::resolution::tokens::TokenKeys::rotate(&store, &vault, chrono::Utc::now())
-            .await?;
-    println!("token signing key rotated; new key {kid}");
+    let state = tenantry_server::app::AppState::for_command(store.clone(), config, vault);
+    #[allow(clippy::disallowed_methods)] // system grant: the operator's own command on the host
+    let grant = tenantry_server::grant::OperatorGrant::system("cli");
+    let rotated = tenantry_server::keys::signing::rotate(&state, &grant).await;
     store.close().await;
+    let kid = rotated.map_err(|err| anyhow::anyhow!("cannot rotate the signing key: {err:?}"))?;
+    println!("token signing key rotated; new key {kid}");
     Ok(ExitCode::SUCCESS)
 }
 

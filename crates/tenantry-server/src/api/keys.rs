@@ -1,25 +1,21 @@
-//! `/v1/tenants/{id}/api-keys` (a tenant's keys) and `/v1/keys/verify`.
-#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
+//! `/v1/tenants/{id}/api-keys` (a tenant's keys) and `/v1/keys/verify`:
+//! parsing and answering; the behaviour is in [`crate::keys::tenant_keys`].
 
-use super::tenants::{or_tenant_not_found, record};
 use super::{Checks, Page, PageParams, cursor};
-use crate::app::{AppState, announce};
-use crate::http::auth::{Caller, insufficient_scope};
+use crate::app::AppState;
+use crate::http::auth::Caller;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, Problem};
-use crate::resolution::cache::Invalidation;
-use crate::resolution::keys::{check as verify_key, mint};
+use crate::keys::tenant_keys::{self, MAX_OVERLAP_SECONDS, NewKey};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tenantry_core::ValidationError;
-use tenantry_core::keys::{ApiKey, ApiKeyPatch, Environment, KeyKind, Scope, Scopes, VerifyCode};
-use tenantry_core::tenant::{TenantEventKind, TenantStatus};
+use tenantry_core::keys::{ApiKey, ApiKeyPatch, Environment, Scope, Scopes, VerifyCode};
+use tenantry_core::tenant::TenantStatus;
 use tenantry_core::values::Metadata;
-use tenantry_store::StoreError;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -144,50 +140,6 @@ pub struct VerifyOut {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-fn key_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "key_not_found",
-        detail: "this tenant has no such key".into(),
-    }
-}
-
-fn key_missing(err: StoreError) -> ApiError {
-    match err {
-        StoreError::NotFound => key_not_found(),
-        other => other.into(),
-    }
-}
-
-/// A tenant key may only hand out scopes it holds itself, and never an
-/// operator-issued one (`resolve:trusted`): only operators mint those.
-fn check_grantable(caller: &Caller, scopes: &Scopes) -> Result<(), ApiError> {
-    if let Caller::Tenant { scopes: own, .. } = caller {
-        if let Some(scope) = scopes.operator_issued() {
-            return Err(ApiError::operator_required(format!(
-                "only an operator can grant the scope '{scope}'"
-            )));
-        }
-        if let Some(missing) = own.missing(scopes) {
-            return Err(insufficient_scope(missing));
-        }
-    }
-    Ok(())
-}
-
-/// A tenant key that expires cannot make a key that outlives it: every key
-/// it creates, rotates or re-dates (itself included) must expire by then.
-fn check_lifetime(caller: &Caller, expires_at: Option<DateTime<Utc>>) -> Result<(), ApiError> {
-    if let Caller::Tenant {
-        expires_at: Some(own),
-        ..
-    } = caller
-        && expires_at.is_none_or(|at| at > *own)
-    {
-        return Err(ApiError::key_outlives_caller());
-    }
-    Ok(())
-}
-
 fn future(
     field: &'static str,
     at: Option<DateTime<Utc>>,
@@ -213,7 +165,7 @@ pub async fn create(
     ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<KeyIn>,
 ) -> Result<(StatusCode, Json<NewKeyOut>), ApiError> {
-    let access = caller.for_tenant(&id, Scope::KeysWrite)?;
+    let grant = caller.grant(&id, Scope::KeysWrite)?;
     let now = state.clock.now();
     let mut checks = Checks::default();
     let name = checks.check(super::parse_name(&input.name));
@@ -233,46 +185,18 @@ pub async fn create(
     else {
         return Err(ApiError::Internal);
     };
-    check_grantable(&caller, &scopes)?;
-    check_lifetime(&caller, expires_at)?;
-
-    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
-    let minted = mint(KeyKind::Tenant, environment);
-    let key = ApiKey {
-        id: state.ids.random("key"),
-        tenant_id: access.tenant.clone(),
-        key_hash: minted.hash,
-        start: minted.start,
+    let new = NewKey {
         name,
         scopes,
         environment,
-        enabled: true,
         expires_at,
-        revoked_at: None,
         metadata,
-        last_used_at: None,
-        rotated_from: None,
-        created_at: now,
-        updated_at: now,
     };
-    tx.insert_key(&key).await?;
-    record(
-        &state,
-        &mut tx,
-        TenantEventKind::KeyCreated,
-        &access.actor,
-        json!({ "key_id": key.id, "name": key.name }),
-    )
-    .await?;
-    let changes = [Invalidation::Key(key.key_hash)];
-    announce(&mut tx, &changes).await?;
-    tx.commit().await?;
-    state.forget(&changes);
-    tracing::info!(tenant_id = %access.tenant, key_id = %key.id, "API key created");
+    let (key, secret) = tenant_keys::create(&state, &caller, &grant, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(NewKeyOut {
-            key: minted.secret.expose().to_owned(),
+            key: secret.expose().to_owned(),
             details: KeyOut::from(&key),
         }),
     ))
@@ -287,13 +211,10 @@ pub async fn list(
     ApiPath(id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<Page<KeyOut>>, ApiError> {
-    let access = caller.for_tenant(&id, Scope::KeysRead)?;
+    let grant = caller.grant(&id, Scope::KeysRead)?;
     let limit = page.limit()?;
     let after = page.after("keys")?;
-    let mut tx = state.store.tenant_read(&access.tenant).await?;
-    tx.tenant().await.map_err(or_tenant_not_found)?;
-    let found = tx.list_keys(after.as_deref(), limit).await?;
-    tx.commit().await?;
+    let found = tenant_keys::list(&state, &grant, after.as_deref(), limit).await?;
     Ok(Json(Page {
         next_cursor: found.next_after.map(|last| cursor("keys", &last)),
         data: found.keys.iter().map(KeyOut::from).collect(),
@@ -308,11 +229,8 @@ pub async fn get(
     caller: Caller,
     ApiPath((id, key_id)): ApiPath<(String, String)>,
 ) -> Result<Json<KeyOut>, ApiError> {
-    let access = caller.for_tenant(&id, Scope::KeysRead)?;
-    let mut tx = state.store.tenant_read(&access.tenant).await?;
-    tx.tenant().await.map_err(or_tenant_not_found)?;
-    let key = tx.get_key(&key_id).await.map_err(key_missing)?;
-    tx.commit().await?;
+    let grant = caller.grant(&id, Scope::KeysRead)?;
+    let key = tenant_keys::get(&state, &grant, &key_id).await?;
     Ok(Json(KeyOut::from(&key)))
 }
 
@@ -328,7 +246,7 @@ pub async fn update(
     ApiPath((id, key_id)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<KeyPatchIn>,
 ) -> Result<Json<KeyOut>, ApiError> {
-    let access = caller.for_tenant(&id, Scope::KeysWrite)?;
+    let grant = caller.grant(&id, Scope::KeysWrite)?;
     let now = state.clock.now();
     let mut checks = Checks::default();
     let patch = ApiKeyPatch {
@@ -350,54 +268,7 @@ pub async fn update(
             .and_then(|m| checks.check(Metadata::parse("metadata", m))),
     };
     checks.finish()?;
-    if let Some(scopes) = &patch.scopes {
-        check_grantable(&caller, scopes)?;
-    }
-    if let Some(expires_at) = patch.expires_at {
-        check_lifetime(&caller, expires_at)?;
-    }
-    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
-    // Revocation is final: a revoked key is not edited (nor seemingly revived
-    // by `enabled: true`).
-    let existing = tx.get_key(&key_id).await.map_err(key_missing)?;
-    if existing.revoked_at.is_some() {
-        return Err(ApiError::Conflict {
-            code: "key_revoked",
-            detail: "a revoked key cannot be changed".into(),
-            field: None,
-        });
-    }
-    // A key is edited only by a caller that could have made it: one holding
-    // every scope it has (and an operator for the operator-issued ones), so
-    // a weaker key cannot re-enable or re-date a stronger one.
-    check_grantable(&caller, &existing.scopes)?;
-    // A rotated-out key is on its way out: a tenant key does not re-enable,
-    // widen or re-date it (rotate its successor instead); an operator may.
-    let revives =
-        patch.enabled == Some(true) || patch.expires_at.is_some() || patch.scopes.is_some();
-    if revives && !caller.is_operator() && tx.key_has_successor(&existing.id).await? {
-        return Err(ApiError::Conflict {
-            code: "key_already_rotated",
-            detail: "this key was rotated: its successor is the one to change".into(),
-            field: None,
-        });
-    }
-    let key = tx
-        .update_key(&key_id, &patch, now)
-        .await
-        .map_err(key_missing)?;
-    record(
-        &state,
-        &mut tx,
-        TenantEventKind::KeyUpdated,
-        &access.actor,
-        json!({ "key_id": key.id }),
-    )
-    .await?;
-    let changes = [Invalidation::Key(key.key_hash)];
-    announce(&mut tx, &changes).await?;
-    tx.commit().await?;
-    state.forget(&changes);
+    let key = tenant_keys::update(&state, &caller, &grant, &key_id, &patch).await?;
     Ok(Json(KeyOut::from(&key)))
 }
 
@@ -409,25 +280,8 @@ pub async fn revoke(
     caller: Caller,
     ApiPath((id, key_id)): ApiPath<(String, String)>,
 ) -> Result<Json<KeyOut>, ApiError> {
-    let access = caller.for_tenant(&id, Scope::KeysWrite)?;
-    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
-    let key = tx
-        .revoke_key(&key_id, state.clock.now())
-        .await
-        .map_err(key_missing)?;
-    record(
-        &state,
-        &mut tx,
-        TenantEventKind::KeyRevoked,
-        &access.actor,
-        json!({ "key_id": key.id }),
-    )
-    .await?;
-    let changes = [Invalidation::Key(key.key_hash)];
-    announce(&mut tx, &changes).await?;
-    tx.commit().await?;
-    state.forget(&changes);
-    tracing::info!(tenant_id = %access.tenant, key_id = %key.id, "API key revoked");
+    let grant = caller.grant(&id, Scope::KeysWrite)?;
+    let key = tenant_keys::revoke(&state, &grant, &key_id).await?;
     Ok(Json(KeyOut::from(&key)))
 }
 
@@ -445,9 +299,9 @@ pub async fn rotate(
     ApiPath((id, key_id)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<RotateIn>,
 ) -> Result<(StatusCode, Json<NewKeyOut>), ApiError> {
-    let access = caller.for_tenant(&id, Scope::KeysWrite)?;
+    let grant = caller.grant(&id, Scope::KeysWrite)?;
     let overlap = input.overlap_seconds.unwrap_or(0);
-    if !(0..=30 * 86_400).contains(&overlap) {
+    if !(0..=MAX_OVERLAP_SECONDS).contains(&overlap) {
         return Err(ValidationError::new(
             "overlap_seconds",
             "out_of_range",
@@ -455,84 +309,11 @@ pub async fn rotate(
         )
         .into());
     }
-    let now = state.clock.now();
-    let mut tx = super::tenants::open_live_tenant(&state, &access.tenant).await?;
-    let old = tx.get_key(&key_id).await.map_err(key_missing)?;
-    if old.revoked_at.is_some() {
-        return Err(ApiError::Conflict {
-            code: "key_revoked",
-            detail: "a revoked key cannot be rotated".into(),
-            field: None,
-        });
-    }
-    // A key is rotated once: otherwise a leaked key, still alive during its
-    // overlap window, could mint fresh successors of itself. The tenant row
-    // is locked, so concurrent rotations see each other's successor.
-    if old.expires_at.is_some_and(|at| at <= now) {
-        return Err(ApiError::Conflict {
-            code: "key_expired",
-            detail: "an expired key cannot be rotated".into(),
-            field: None,
-        });
-    }
-    if tx.key_has_successor(&old.id).await? {
-        return Err(ApiError::Conflict {
-            code: "key_already_rotated",
-            detail: "this key was rotated already: rotate its successor".into(),
-            field: None,
-        });
-    }
-    check_grantable(&caller, &old.scopes)?;
-    check_lifetime(&caller, old.expires_at)?;
-    // The new key keeps the old key's own expiry, not the overlap deadline.
-    let original_expiry = old.expires_at;
-    let old_ends = now + chrono::Duration::seconds(overlap);
-    let old_expiry = Some(old.expires_at.map_or(old_ends, |at| at.min(old_ends)));
-    let old = tx
-        .update_key(
-            &old.id,
-            &ApiKeyPatch {
-                expires_at: Some(old_expiry),
-                ..ApiKeyPatch::default()
-            },
-            now,
-        )
-        .await?;
-    let minted = mint(KeyKind::Tenant, old.environment);
-    let key = ApiKey {
-        id: state.ids.random("key"),
-        key_hash: minted.hash,
-        start: minted.start,
-        enabled: true,
-        expires_at: original_expiry,
-        revoked_at: None,
-        last_used_at: None,
-        rotated_from: Some(old.id.clone()),
-        created_at: now,
-        updated_at: now,
-        ..old.clone()
-    };
-    tx.insert_key(&key).await?;
-    record(
-        &state,
-        &mut tx,
-        TenantEventKind::KeyRotated,
-        &access.actor,
-        json!({ "key_id": old.id, "new_key_id": key.id, "old_key_expires_at": old.expires_at }),
-    )
-    .await?;
-    let changes = [
-        Invalidation::Key(old.key_hash),
-        Invalidation::Key(key.key_hash),
-    ];
-    announce(&mut tx, &changes).await?;
-    tx.commit().await?;
-    state.forget(&changes);
-    tracing::info!(tenant_id = %access.tenant, key_id = %old.id, new_key_id = %key.id, "API key rotated");
+    let (key, secret) = tenant_keys::rotate(&state, &caller, &grant, &key_id, overlap).await?;
     Ok((
         StatusCode::CREATED,
         Json(NewKeyOut {
-            key: minted.secret.expose().to_owned(),
+            key: secret.expose().to_owned(),
             details: KeyOut::from(&key),
         }),
     ))
@@ -552,27 +333,8 @@ pub async fn verify(
         Some(names) => Scopes::parse("scopes", names).ok(),
         None => Some(Scopes::default()),
     };
-    let mut verification = verify_key(
-        &state,
-        &input.key,
-        required.as_ref().unwrap_or(&Scopes::default()),
-    )
-    .await?;
-    if required.is_none() && verification.code == VerifyCode::Valid {
-        verification.code = VerifyCode::InsufficientScopes;
-    }
-    let foreign = match (&caller, &verification.tenant) {
-        (Caller::Tenant { tenant: own, .. }, Some(t)) => own.id != t.id,
-        _ => false,
-    };
-    let (code, key, tenant) = match (foreign, verification.code) {
-        (true, _) | (_, VerifyCode::NotFound) => (VerifyCode::NotFound, None, None),
-        (false, code) => (code, verification.key, verification.tenant),
-    };
-    // Another tenant's key, answered NOT_FOUND, is not marked as used.
-    if let (VerifyCode::Valid, Some(key)) = (code, &key) {
-        crate::resolution::keys::record_use(&state, key);
-    }
+    let verdict = tenant_keys::verify(&state, &caller, &input.key, required.as_ref()).await?;
+    let (code, key, tenant) = (verdict.code, verdict.key, verdict.tenant);
     Ok(Json(VerifyOut {
         valid: code == VerifyCode::Valid,
         code,

@@ -1,19 +1,17 @@
-//! `/v1/operator-keys`: keys that act on every tenant, made with the root key.
-#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
+//! `/v1/operator-keys`: keys that act on every tenant, made with the root
+//! key. The behaviour is in [`crate::keys::operator_keys`].
 
 use crate::app::AppState;
 use crate::http::auth::Operator;
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::problem::{ApiError, Problem};
-use crate::resolution::cache::Invalidation;
-use crate::resolution::keys::mint;
+use crate::keys::operator_keys;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_core::keys::{Environment, KeyKind, OperatorKey};
-use tenantry_store::StoreError;
+use tenantry_core::keys::{Environment, OperatorKey};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -87,28 +85,11 @@ pub async fn create(
         Some(e) => Environment::parse("environment", e)?,
         None => Environment::Live,
     };
-    let minted = mint(KeyKind::Operator, environment);
-    let key = OperatorKey {
-        id: state.ids.random("opk"),
-        key_hash: minted.hash,
-        start: minted.start,
-        name,
-        environment,
-        revoked_at: None,
-        last_used_at: None,
-        created_at: state.clock.now(),
-    };
-    let mut op = state.store.operator_write().await?;
-    op.insert_operator_key(&key).await?;
-    let changes = [Invalidation::OperatorKey(key.key_hash)];
-    op.notify(&changes[0].encode()).await?;
-    op.commit().await?;
-    state.forget(&changes);
-    tracing::info!(key_id = %key.id, "operator key created");
+    let (key, secret) = operator_keys::create(&state, operator.grant(), name, environment).await?;
     Ok((
         StatusCode::CREATED,
         Json(NewOperatorKeyOut {
-            key: minted.secret.expose().to_owned(),
+            key: secret.expose().to_owned(),
             details: (&key).into(),
         }),
     ))
@@ -118,11 +99,9 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/operator-keys", tag = "keys", responses((status = 200, body = OperatorKeyList)))]
 pub async fn list(
     State(state): State<AppState>,
-    _operator: Operator,
+    operator: Operator,
 ) -> Result<Json<OperatorKeyList>, ApiError> {
-    let mut op = state.store.operator_read().await?;
-    let keys = op.list_operator_keys().await?;
-    op.commit().await?;
+    let keys = operator_keys::list(&state, operator.grant()).await?;
     Ok(Json(OperatorKeyList {
         data: keys.iter().map(OperatorKeyOut::from).collect(),
     }))
@@ -137,20 +116,6 @@ pub async fn revoke(
     ApiPath(key_id): ApiPath<String>,
 ) -> Result<Json<OperatorKeyOut>, ApiError> {
     root_required(&operator)?;
-    let mut op = state.store.operator_write().await?;
-    let key = op
-        .revoke_operator_key(&key_id, state.clock.now())
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound {
-                code: "key_not_found",
-                detail: "no such operator key".into(),
-            },
-            other => other.into(),
-        })?;
-    let changes = [Invalidation::OperatorKey(key.key_hash)];
-    op.notify(&changes[0].encode()).await?;
-    op.commit().await?;
-    state.forget(&changes);
+    let key = operator_keys::revoke(&state, operator.grant(), &key_id).await?;
     Ok(Json((&key).into()))
 }

@@ -1,22 +1,35 @@
 //! Where the tenant is decided: from a request's host, API key, token or
 //! trusted header, through a chain where the first match wins, backed by
-//! in-memory caches that every change invalidates.
-#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
+//! in-memory caches that every change invalidates. Reads only: its lookups
+//! across tenants go through one system grant, [`resolver`].
 
 pub mod cache;
 pub mod keys;
 pub mod tokens;
 
 use crate::app::AppState;
+use crate::grant::OperatorGrant;
 use crate::http::auth::{Caller, verify_credential};
 use crate::http::problem::ApiError;
 use cache::{Entry, TenantSnapshot, domain_key, subdomain_key};
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use tenantry_core::TenantId;
 use tenantry_core::tenant::TenantStatus;
 use tenantry_core::values::Hostname;
 use tenantry_store::StoreError;
+
+/// The server's own authority for the lookups every request makes before
+/// anyone is authenticated (a key's or host's tenant, a tenant's snapshot):
+/// made once, so the hot path costs no more than it did. It only reads.
+pub(crate) fn resolver() -> &'static OperatorGrant {
+    #[allow(clippy::disallowed_methods)] // system grant: resolution reads across tenants by design
+    fn make() -> OperatorGrant {
+        OperatorGrant::system("resolution")
+    }
+    static RESOLVER: LazyLock<OperatorGrant> = LazyLock::new(make);
+    &RESOLVER
+}
 
 /// Which link of the chain matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -112,7 +125,7 @@ async fn lookup_host(
         });
     }
     let generation = caches.generation();
-    let mut op = state.store.operator_read().await?;
+    let mut op = resolver().read(state).await?;
     let found = match load {
         HostLoad::Domain(domain) => op.find_domain_owner(domain).await?,
         HostLoad::Subdomain(label) => op.find_tenant_by_subdomain(label).await?,

@@ -3,8 +3,8 @@
 //! Written on `ed25519-dalek` rather than a general JWT crate because we
 //! accept exactly one algorithm: verification refuses any header whose `alg`
 //! is not `EdDSA` (so `none`, HS256-with-the-public-key and friends never
-//! reach a verifier), requires a `kid` we issued, and checks `exp`.
-#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
+//! reach a verifier), requires a `kid` we issued, and checks `exp`. Issuing
+//! tokens and rotating the signing keys are changes: [`crate::keys`].
 
 use crate::app::AppState;
 use crate::vault::{Vault, VaultError};
@@ -96,6 +96,12 @@ impl TokenKeys {
         vault: &Vault,
         now: DateTime<Utc>,
     ) -> Result<(), VaultError> {
+        // Untracked: sealing a seed an older version left in clear, and
+        // making the very first signing key, are the server's own start-up
+        // bookkeeping, not a change anyone made (rotations are recorded:
+        // `keys::signing::rotate`). Takes a `Store` because it also runs
+        // before any request, beside `AppState::new`.
+        #[allow(clippy::disallowed_methods)] // untracked write: start-up bookkeeping (see above)
         let mut op = store.operator_write().await?;
         op.lock_signing_keys().await?;
         let mut rows = op.signing_keys().await?;
@@ -113,7 +119,7 @@ impl TokenKeys {
             }
         }
         if rows.iter().all(|r| r.retired_at.is_some()) {
-            let (kid, seed, public) = new_key();
+            let (kid, seed, public) = new_signing_key();
             let wrapped = vault.wrap_signing_seed(&kid, &seed)?;
             op.add_signing_key(&kid, &wrapped.kek_id, &wrapped.ciphertext, &public, now)
                 .await?;
@@ -162,27 +168,6 @@ impl TokenKeys {
         }
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
         Ok(())
-    }
-
-    /// Activates a new signing key; the previous one keeps verifying until
-    /// its tokens have expired, then is deleted.
-    pub async fn rotate(
-        store: &Store,
-        vault: &Vault,
-        now: DateTime<Utc>,
-    ) -> Result<String, VaultError> {
-        let (kid, seed, public) = new_key();
-        let wrapped = vault.wrap_signing_seed(&kid, &seed)?;
-        let mut op = store.operator_write().await?;
-        op.lock_signing_keys().await?;
-        op.add_signing_key(&kid, &wrapped.kek_id, &wrapped.ciphertext, &public, now)
-            .await?;
-        op.prune_signing_keys(now - chrono::Duration::seconds(2 * MAX_TTL_SECONDS))
-            .await?;
-        op.notify(&crate::resolution::cache::Invalidation::SigningKeys.encode())
-            .await?;
-        op.commit().await?;
-        Ok(kid)
     }
 
     pub fn sign(&self, claims: &Claims) -> Option<String> {
@@ -283,7 +268,8 @@ impl TokenKeys {
     }
 }
 
-fn new_key() -> (String, Zeroizing<[u8; 32]>, [u8; 32]) {
+/// A fresh signing key: its `kid`, seed and public key.
+pub(crate) fn new_signing_key() -> (String, Zeroizing<[u8; 32]>, [u8; 32]) {
     let mut seed = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(&mut seed[..]);
     let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
@@ -301,7 +287,10 @@ pub async fn live_key(
     let hash = match state.caches.key_ids.get(&token.key_id) {
         Some(hash) => hash,
         None => {
-            let mut tx = state.store.tenant_read(&token.tenant_id).await?;
+            let mut tx = super::resolver()
+                .on_tenant(token.tenant_id.clone())
+                .read(state)
+                .await?;
             let key = match tx.get_key(&token.key_id).await {
                 Ok(k) => k,
                 Err(StoreError::NotFound) => return Ok(None),
