@@ -19,6 +19,8 @@ const SQLITE: Embedded = Embedded(&[
     (5, "vault_hardening", include_str!("../migrations/sqlite/0005_vault_hardening.sql")),
     (7, "domain_verification", include_str!("../migrations/sqlite/0007_domain_verification.sql")),
     (8, "defence_in_depth", include_str!("../migrations/sqlite/0008_defence_in_depth.sql")),
+    (9, "audit", include_str!("../migrations/sqlite/0009_audit.sql")),
+    (11, "audit_checkpoints", include_str!("../migrations/sqlite/0011_audit_checkpoints.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -30,6 +32,8 @@ const POSTGRES: Embedded = Embedded(&[
     (5, "vault_hardening", include_str!("../migrations/postgres/0005_vault_hardening.sql")),
     (7, "domain_verification", include_str!("../migrations/postgres/0007_domain_verification.sql")),
     (8, "defence_in_depth", include_str!("../migrations/postgres/0008_defence_in_depth.sql")),
+    (9, "audit", include_str!("../migrations/postgres/0009_audit.sql")),
+    (11, "audit_checkpoints", include_str!("../migrations/postgres/0011_audit_checkpoints.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {
