@@ -59,6 +59,7 @@ pub async fn rewrap_batch(store: &Store, vault: &Vault, batch: i64) -> Result<us
     if seeds_pending {
         moved += rewrap_signing_seeds(store, vault, &keyring).await?;
     }
+    moved += crate::audit::keys::rewrap_seed(store, vault, &keyring).await?;
     Ok(moved)
 }
 
