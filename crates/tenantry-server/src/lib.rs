@@ -4,8 +4,10 @@
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod change;
 pub mod config;
 pub mod dns;
+pub mod grant;
 pub mod http;
 pub mod ids;
 pub mod limits;
@@ -14,6 +16,7 @@ pub mod openapi;
 pub mod resolution;
 pub mod root_key;
 pub mod seed;
+pub mod tenancy;
 pub mod vault;
 pub mod workers;
 

@@ -2,13 +2,39 @@
 //! start into `<data dir>/root.key` (mode 0600) and printed once.
 
 use crate::config::Config;
-use crate::http::auth::RootKey;
 use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
 use std::io::Write;
+use subtle::ConstantTimeEq;
 use tenantry_core::SecretString;
 use tenantry_core::ids::base62;
 
 pub const FILE_NAME: &str = "root.key";
+
+/// The operator root key, kept only as its SHA-256.
+pub struct RootKey {
+    hash: [u8; 32],
+}
+
+impl RootKey {
+    pub fn new(key: &SecretString) -> Self {
+        Self {
+            hash: Sha256::digest(key.expose().as_bytes()).into(),
+        }
+    }
+
+    /// Constant-time comparison of hashes (both 32 bytes, so lengths match).
+    pub fn matches(&self, presented: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.hash.ct_eq(&presented).into()
+    }
+}
+
+impl std::fmt::Debug for RootKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RootKey([REDACTED])")
+    }
+}
 
 pub fn load_or_create(config: &Config) -> anyhow::Result<RootKey> {
     if let Some(key) = &config.root_key {

@@ -2,6 +2,7 @@
 //! the quota service against a real database, with an injected clock
 //! instead of sleeping. Runs on SQLite and, when `TEST_PG_URL` is set (as
 //! `scripts/test` does), on PostgreSQL.
+#![allow(clippy::disallowed_methods)] // Tests set up and inspect rows below the API.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use chrono::{TimeZone, Utc};

@@ -12,7 +12,12 @@
 //!     the hot one, against its time alone (ratio). PostgreSQL locks one
 //!     chain's head row per append, so other tenants need not queue; SQLite
 //!     has one writer for the whole file, so there every write queues.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::time::{Duration, Instant};
 use tenantry_core::TenantId;

@@ -366,13 +366,27 @@ impl Store {
     /// A transaction bound to `tenant` that may write.
     pub async fn tenant_write(&self, tenant: &TenantId) -> Result<TenantTx> {
         let conn = self.begin_scoped(true).await?;
-        TenantTx::enter(conn, self.request_role(), tenant.clone(), self.seal()).await
+        TenantTx::enter(
+            conn,
+            self.request_role(),
+            self.operator_role(),
+            tenant.clone(),
+            self.seal(),
+        )
+        .await
     }
 
     /// A read-only transaction bound to `tenant`.
     pub async fn tenant_read(&self, tenant: &TenantId) -> Result<TenantTx> {
         let conn = self.begin_scoped(false).await?;
-        TenantTx::enter(conn, self.request_role(), tenant.clone(), self.seal()).await
+        TenantTx::enter(
+            conn,
+            self.request_role(),
+            self.operator_role(),
+            tenant.clone(),
+            self.seal(),
+        )
+        .await
     }
 
     /// The operator path, able to write the tenant registry.

@@ -109,17 +109,43 @@ pub struct TenantTx {
     pub(crate) conn: Conn,
     pub(crate) tenant: TenantId,
     pub(crate) seal: Option<Arc<NotifySeal>>,
+    /// The roles [`TenantTx::into_operator`] and [`TenantTx::rescope`]
+    /// switch to.
+    pub(crate) operator_role: Option<String>,
+    pub(crate) request_role: Option<String>,
 }
 
 impl TenantTx {
     pub(crate) async fn enter(
         mut conn: Conn,
         request_role: Option<&str>,
+        operator_role: Option<&str>,
         tenant: TenantId,
         seal: Option<Arc<NotifySeal>>,
     ) -> Result<TenantTx> {
         conn.set_context(request_role, Some(&tenant), false).await?;
-        Ok(TenantTx { conn, tenant, seal })
+        Ok(TenantTx {
+            conn,
+            tenant,
+            seal,
+            operator_role: operator_role.map(str::to_owned),
+            request_role: request_role.map(str::to_owned),
+        })
+    }
+
+    /// Continues this same transaction on the operator path (after a
+    /// purge: the purge is recorded in the operator's audit chain, in the
+    /// transaction that deleted the tenant).
+    pub(crate) async fn into_operator(mut self) -> Result<OperatorTx> {
+        self.conn
+            .set_context(self.operator_role.as_deref(), None, true)
+            .await?;
+        Ok(OperatorTx {
+            conn: self.conn,
+            request_role: self.request_role,
+            operator_role: self.operator_role,
+            seal: self.seal,
+        })
     }
 
     pub fn tenant_id(&self) -> &TenantId {
@@ -140,6 +166,8 @@ impl TenantTx {
             conn: self.conn,
             tenant: tenant.clone(),
             seal: self.seal,
+            operator_role: self.operator_role,
+            request_role: self.request_role,
         })
     }
 
@@ -159,6 +187,7 @@ pub struct OperatorTx {
     pub(crate) conn: Conn,
     /// The role [`OperatorTx::scope_to`] switches to.
     pub(crate) request_role: Option<String>,
+    pub(crate) operator_role: Option<String>,
     pub(crate) seal: Option<Arc<NotifySeal>>,
 }
 
@@ -173,6 +202,7 @@ impl OperatorTx {
         Ok(OperatorTx {
             conn,
             request_role: request_role.map(str::to_owned),
+            operator_role: operator_role.map(str::to_owned),
             seal,
         })
     }
@@ -188,6 +218,8 @@ impl OperatorTx {
             conn: self.conn,
             tenant: tenant.clone(),
             seal: self.seal,
+            operator_role: self.operator_role,
+            request_role: self.request_role,
         })
     }
 

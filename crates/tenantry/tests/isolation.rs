@@ -1,5 +1,6 @@
 //! Isolation enforced by PostgreSQL itself, checked with raw SQL under the
 //! role the server's requests really run as; and `tenantry doctor`.
+#![allow(clippy::disallowed_methods)] // Isolation tests open transactions below the API on purpose.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

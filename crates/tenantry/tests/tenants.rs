@@ -41,7 +41,12 @@ async fn lifecycle(backend: Backend) {
             json!({"id": "acme", "name": "Acme Insurance", "plan": "professional", "region": "eu-west-1", "metadata": {"crm": "x"}}),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert_eq!(
+        created.status,
+        StatusCode::CREATED,
+        "{created:?} {}",
+        server.logs()
+    );
     let t = &created.body;
     assert_eq!(t["id"], "acme");
     assert_eq!(t["name"], "Acme Insurance");

@@ -11,8 +11,9 @@ use crate::audit::export::{Export, Format};
 use crate::audit::keys::PublicKeyOut;
 use crate::audit::verify::VerifyReport;
 use crate::audit::{ChainTx, origin};
+use crate::grant::{OperatorGrant, TenantGrant};
 use crate::http::auth::{Caller, Operator};
-use crate::http::extract::{ApiPath, ApiQuery, RequestMeta, TenantPathChecked};
+use crate::http::extract::{ApiPath, ApiQuery, TenantPathChecked};
 use crate::http::problem::{ApiError, Problem};
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -22,9 +23,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_core::ValidationError;
-use tenantry_core::audit::{
-    ActorType, AuditActor, AuditEntry, AuditTarget, Chain, Outcome, RequestInfo,
-};
+use tenantry_core::audit::{AuditActor, AuditEntry, AuditTarget, Chain, Outcome, RequestInfo};
 use tenantry_core::keys::Scope;
 use tenantry_store::{AuditFilter, StoredCheckpoint};
 
@@ -270,11 +269,11 @@ impl AuditQuery {
 
 async fn list_chain(
     state: &AppState,
-    chain: &Chain,
+    access: Access<'_>,
     query: &AuditQuery,
 ) -> Result<Json<Page<AuditEntryOut>>, ApiError> {
     let (filter, limit, before) = query.filter()?;
-    let mut tx = ChainTx::read(&state.store, chain).await?;
+    let mut tx = open(state, &access).await?;
     let entries = tx.list(&filter, before, limit).await?;
     tx.commit().await?;
     let next_cursor = (entries.len() == limit as usize)
@@ -290,10 +289,24 @@ async fn list_chain(
     }))
 }
 
-fn tenant_chain(caller: &Caller, id: &str) -> Result<Chain, ApiError> {
-    Ok(Chain::Tenant(
-        caller.for_tenant(id, Scope::AuditRead)?.tenant,
-    ))
+/// The permission check of every tenant audit route: the grant (proof the
+/// caller may read this tenant's audit log) and its chain.
+fn tenant_chain(caller: &Caller, id: &str) -> Result<(Chain, TenantGrant), ApiError> {
+    let grant = caller.grant(id, Scope::AuditRead)?;
+    Ok((Chain::Tenant(grant.tenant().clone()), grant))
+}
+
+/// A read transaction on a chain, opened from the caller's grant.
+async fn open(state: &AppState, access: &Access<'_>) -> Result<ChainTx, ApiError> {
+    Ok(match access {
+        Access::Tenant(grant) => ChainTx::Tenant(grant.read(state).await?),
+        Access::Operator(grant) => ChainTx::Operator(grant.read(state).await?),
+    })
+}
+
+enum Access<'a> {
+    Tenant(&'a TenantGrant),
+    Operator(&'a OperatorGrant),
 }
 
 /// A tenant's audit entries, newest first (highest sequence first).
@@ -306,8 +319,8 @@ pub async fn list(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<Page<AuditEntryOut>>, ApiError> {
-    let chain = tenant_chain(&caller, &id)?;
-    list_chain(&state, &chain, &query).await
+    let (_, grant) = tenant_chain(&caller, &id)?;
+    list_chain(&state, Access::Tenant(&grant), &query).await
 }
 
 /// The operator chain's entries (changes that belong to no tenant), newest first.
@@ -316,10 +329,10 @@ pub async fn list(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn operator_list(
     State(state): State<AppState>,
-    _operator: Operator,
+    operator: Operator,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<Page<AuditEntryOut>>, ApiError> {
-    list_chain(&state, &Chain::Operator, &query).await
+    list_chain(&state, Access::Operator(operator.grant()), &query).await
 }
 
 /// `limit` and `cursor` of the checkpoint list.
@@ -335,6 +348,7 @@ pub struct CheckpointQuery {
 async fn checkpoints_of(
     state: &AppState,
     chain: &Chain,
+    access: Access<'_>,
     query: CheckpointQuery,
 ) -> Result<Json<Page<CheckpointOut>>, ApiError> {
     let page = super::PageParams {
@@ -352,7 +366,7 @@ async fn checkpoints_of(
             ))
         })?),
     };
-    let mut tx = ChainTx::read(&state.store, chain).await?;
+    let mut tx = open(state, &access).await?;
     let found = tx.checkpoints(before, limit).await?;
     tx.commit().await?;
     let next_cursor = (found.len() == limit as usize)
@@ -381,8 +395,8 @@ pub async fn checkpoints(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<CheckpointQuery>,
 ) -> Result<Json<Page<CheckpointOut>>, ApiError> {
-    let chain = tenant_chain(&caller, &id)?;
-    checkpoints_of(&state, &chain, query).await
+    let (chain, grant) = tenant_chain(&caller, &id)?;
+    checkpoints_of(&state, &chain, Access::Tenant(&grant), query).await
 }
 
 /// The operator chain's signed checkpoints, newest first.
@@ -390,10 +404,16 @@ pub async fn checkpoints(
     responses((status = 200, body = Page<CheckpointOut>), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn operator_checkpoints(
     State(state): State<AppState>,
-    _operator: Operator,
+    operator: Operator,
     ApiQuery(query): ApiQuery<CheckpointQuery>,
 ) -> Result<Json<Page<CheckpointOut>>, ApiError> {
-    checkpoints_of(&state, &Chain::Operator, query).await
+    checkpoints_of(
+        &state,
+        &Chain::Operator,
+        Access::Operator(operator.grant()),
+        query,
+    )
+    .await
 }
 
 /// Recomputes a tenant's chain from its pruned anchor and checks every
@@ -407,7 +427,7 @@ pub async fn verify(
     _checked: TenantPathChecked,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<VerifyReport>, ApiError> {
-    let chain = tenant_chain(&caller, &id)?;
+    let (chain, _grant) = tenant_chain(&caller, &id)?;
     Ok(Json(
         crate::audit::verify::verify_stored(&state.store, &chain).await?,
     ))
@@ -508,7 +528,7 @@ pub async fn export(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let chain = tenant_chain(&caller, &id)?;
+    let (chain, _grant) = tenant_chain(&caller, &id)?;
     export_chain(&state, chain, query).await
 }
 
@@ -545,27 +565,8 @@ pub struct AuditKeyRotatedOut {
 pub async fn rotate_key(
     State(state): State<AppState>,
     operator: Operator,
-    meta: RequestMeta,
 ) -> Result<Json<AuditKeyRotatedOut>, ApiError> {
-    let actor_id = operator
-        .actor
-        .as_str()
-        .strip_prefix("operator:")
-        .unwrap_or(operator.actor.as_str())
-        .to_owned();
-    let actor = AuditActor::new(ActorType::Operator, actor_id, None);
-    let request = RequestInfo {
-        id: meta.request_id,
-        ip: meta.source_ip,
-        user_agent: meta.user_agent,
-    };
-    let now = state.clock.now();
-    let entry_id = state
-        .ids
-        .sortable("aud", now.timestamp_millis().max(0) as u64);
-    let key_id =
-        crate::audit::keys::rotate(&state.store, &state.vault, actor, request, entry_id, now)
-            .await?;
+    let key_id = crate::audit::keys::rotate(&state, operator.grant()).await?;
     tracing::info!(%key_id, "audit checkpoint signing key rotated");
     Ok(Json(AuditKeyRotatedOut { key_id }))
 }

@@ -101,7 +101,7 @@ impl FromRequestParts<AppState> for SourceAddr {
     }
 }
 
-fn source_addr(state: &AppState, parts: &Parts) -> Option<IpAddr> {
+pub(crate) fn source_addr(state: &AppState, parts: &Parts) -> Option<IpAddr> {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

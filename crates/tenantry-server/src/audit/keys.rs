@@ -3,6 +3,7 @@
 //! the key id), and only for the active key; rotation retires the active key
 //! (its seed erased, its public key kept for ever so the checkpoints it
 //! signed stay verifiable) and makes a new one.
+#![allow(clippy::disallowed_methods)] // The audit log's own bookkeeping (checkpoints, their key, retention, verification and export reads), run by the worker and the CLI on the server's authority and by handlers after their grant check; it records no change. Key rotation goes through the change path.
 
 use crate::vault::{Vault, VaultError};
 use chrono::{DateTime, Utc};
@@ -202,40 +203,35 @@ pub async fn active_signer(
 }
 
 /// Retires the active key (its public key stays listed and verifying) and
-/// makes a new one. Returns the new key's id.
-/// The rotation is recorded on the operator chain, in the same transaction.
+/// makes a new one: a change on the operator path, recorded in the
+/// operator's chain by its commit. Returns the new key's id.
 pub async fn rotate(
-    store: &Store,
-    vault: &Vault,
-    actor: tenantry_core::audit::AuditActor,
-    request: tenantry_core::audit::RequestInfo,
-    entry_id: String,
-    now: DateTime<Utc>,
+    state: &crate::app::AppState,
+    grant: &crate::grant::OperatorGrant,
 ) -> Result<String, VaultError> {
-    let (row, _seed) = new_key(vault)?;
-    let mut op = store.operator_write().await?;
-    op.lock_audit_signing_keys().await?;
-    let previous = op
+    let (row, _seed) = new_key(&state.vault)?;
+    let mut change = grant.change(state).await?;
+    change.tx().lock_audit_signing_keys().await?;
+    let previous = change
+        .tx()
         .audit_signing_keys()
         .await?
         .into_iter()
         .find(|r| r.retired_at.is_none())
         .map(|r| r.key_id);
-    op.add_audit_signing_key(&row, now).await?;
-    let draft = tenantry_core::audit::AuditDraft {
-        actor,
-        action: "audit_signing_key.rotated".into(),
-        targets: vec![tenantry_core::audit::AuditTarget::new(
+    change
+        .tx()
+        .add_audit_signing_key(&row, state.clock.now())
+        .await?;
+    change.audit(
+        "audit_signing_key.rotated",
+        vec![tenantry_core::audit::AuditTarget::new(
             "audit_signing_key",
             row.key_id.clone(),
         )],
-        outcome: tenantry_core::audit::Outcome::Success,
-        request,
-        changes: serde_json::json!({"before": {"active_key_id": previous}, "after": {"active_key_id": row.key_id}}),
-        metadata: serde_json::json!({}),
-    };
-    op.append_operator_audit(entry_id, &draft, now).await?;
-    op.commit().await?;
+        serde_json::json!({"before": {"active_key_id": previous}, "after": {"active_key_id": row.key_id}}),
+    );
+    change.commit().await?;
     Ok(row.key_id)
 }
 

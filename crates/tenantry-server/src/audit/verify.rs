@@ -3,6 +3,7 @@
 //! signature and that its (size, hash) is the chain's at that size, and
 //! finally that the head row agrees. The same walk verifies an NDJSON export
 //! with no database.
+#![allow(clippy::disallowed_methods)] // The audit log's own bookkeeping (checkpoints, their key, retention, verification and export reads), run by the worker and the CLI on the server's authority and by handlers after their grant check; it records no change. Key rotation goes through the change path.
 
 use super::{ChainTx, chain_of_origin, hash_bytes, origin};
 use serde::Serialize;

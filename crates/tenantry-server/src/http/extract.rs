@@ -23,7 +23,8 @@ async fn check_tenant_path(parts: &mut Parts, state: &AppState) -> Result<(), Ap
         return Ok(());
     };
     let id = TenantId::parse(&raw).map_err(|_| ApiError::tenant_not_found())?;
-    match Caller::from_request_parts(parts, state).await? {
+    let caller = Caller::from_request_parts(parts, state).await?;
+    match &caller {
         Caller::Tenant { tenant, .. } if tenant.id != id => Err(ApiError::tenant_not_found()),
         Caller::Tenant { scopes, .. } => match parts.extensions.get::<RequiredScope>() {
             Some(RequiredScope(scope)) if !scopes.grants(*scope) => {
@@ -40,7 +41,9 @@ async fn check_tenant_path(parts: &mut Parts, state: &AppState) -> Result<(), Ap
             }
             // A cached "no such tenant" may predate its creation on another
             // process by the moment its invalidation takes: ask the database.
-            let mut op = state.store.operator_read().await?;
+            let mut op = crate::grant::OperatorGrant::from_caller(&caller)
+                .read(state)
+                .await?;
             let found = op.get_tenant(&id).await?;
             op.commit().await?;
             match found {

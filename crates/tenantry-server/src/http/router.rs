@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let body_timeout = state.config.body_timeout;
     let request_timeout = state.config.request_timeout;
+    let request_state = state.clone();
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -121,37 +122,36 @@ pub fn router(state: AppState) -> Router {
             let req = super::body::with_deadline(req, body_timeout);
             next.run(req).await
         }))
-        .layer(middleware::from_fn(move |req: Request, next: Next| async move {
-            // The handler runs in a task of its own and is never cancelled
-            // half-way: a change that commits still clears this process's
-            // caches after its commit. Past the timeout the caller gets 503
-            // and the handler's eventual answer is dropped.
-            use tracing::Instrument;
-            // Reads change nothing that a cancellation could leave half
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            let state = request_state.clone();
+            async move {
+            // Every change the handler makes is recorded with this request.
+            let safe = req.method().is_safe();
+            let method = req.method().clone();
+            let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+            let (info, req) = request_info(&state, req);
+            let context = std::sync::Arc::new(crate::change::RequestContext::new(info));
+            let next = crate::change::REQUEST.scope(context.clone(), next.run(req));
+            // Changes run to completion (see `run_to_completion`). Reads
+            // change nothing that a cancellation could leave half
             // done: they skip the task (a spawn per request roughly doubled
             // the cost of the cheapest requests).
-            if req.method().is_safe() {
-                return match tokio::time::timeout(request_timeout, next.run(req)).await {
+            let response = if safe {
+                match tokio::time::timeout(request_timeout, next).await {
                     Ok(response) => response,
                     Err(_) => {
                         tracing::warn!("request timed out");
                         ApiError::RequestTimeout.into_response()
                     }
-                };
-            }
-            let mut handler = tokio::spawn(next.run(req).in_current_span());
-            match tokio::time::timeout(request_timeout, &mut handler).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(_)) => {
-                    tracing::error!("request handler panicked");
-                    ApiError::Internal.into_response()
                 }
-                Err(_) => {
-                    tracing::warn!("request timed out; its handler finishes in the background");
-                    ApiError::RequestTimeout.into_response()
-                }
+            } else {
+                run_to_completion(next, request_timeout).await
+            };
+            crate::change::record_refusal(&state, &context, response.status(), &method, route.as_deref()).await;
+            response
             }
         }))
+
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -173,6 +173,48 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Runs a handler that may change something in a task of its own, never
+/// cancelled half-way: a change that commits still clears this process's
+/// caches after its commit. Past the timeout the caller gets 503 and the
+/// handler's eventual answer is dropped.
+async fn run_to_completion(
+    handler: impl std::future::Future<Output = Response> + Send + 'static,
+    timeout: std::time::Duration,
+) -> Response {
+    use tracing::Instrument;
+    let mut handler = tokio::spawn(handler.in_current_span());
+    match tokio::time::timeout(timeout, &mut handler).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => {
+            tracing::error!("request handler panicked");
+            ApiError::Internal.into_response()
+        }
+        Err(_) => {
+            tracing::warn!("request timed out; its handler finishes in the background");
+            ApiError::RequestTimeout.into_response()
+        }
+    }
+}
+
+/// Who sent a request, as the audit log records it: its id, the client
+/// address (behind a trusted proxy, the one it names) and user agent.
+fn request_info(state: &AppState, req: Request) -> (tenantry_core::audit::RequestInfo, Request) {
+    let (parts, body) = req.into_parts();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect::<String>())
+    };
+    let info = tenantry_core::audit::RequestInfo {
+        id: header("x-request-id"),
+        ip: crate::api::resolve::source_addr(state, &parts).map(|ip| ip.to_string()),
+        user_agent: header("user-agent"),
+    };
+    (info, Request::from_parts(parts, body))
 }
 
 async fn openapi_json() -> Response {

@@ -1,6 +1,7 @@
 //! Writes keys' last-used times in batches, so that verifying a key costs no
 //! database write. Runs every `key_usage_flush_interval`, and once more at
 //! shutdown.
+#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
 
 use crate::app::AppState;
 use chrono::{DateTime, Utc};

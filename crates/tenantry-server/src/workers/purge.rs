@@ -2,7 +2,6 @@
 //! of the tenant, in every tenant-scoped table.
 
 use crate::app::AppState;
-use tenantry_core::tenant::TenantStatus;
 use tenantry_store::StoreError;
 use tokio::sync::watch;
 
@@ -29,23 +28,16 @@ pub async fn purge_due(state: &AppState) -> Result<usize, StoreError> {
     let Some(cutoff) = state.clock.now().checked_sub_signed(grace) else {
         return Ok(0);
     };
-    let mut op = state.store.operator_read().await?;
+    #[allow(clippy::disallowed_methods)] // system grant: the purge worker
+    let worker = crate::grant::OperatorGrant::system("purge");
+    let mut op = worker.read(state).await?;
     let due = op.tenants_due_for_purge(cutoff).await?;
     op.commit().await?;
     let mut purged = 0;
     for id in due {
-        let mut tx = state.store.tenant_write(&id).await?;
-        // Re-check under the lock: the tenant may have been restored since.
-        let tenant = match tx.tenant_for_update().await {
-            Ok(t) => t,
-            Err(StoreError::NotFound) => continue,
-            Err(e) => return Err(e),
-        };
-        if tenant.status == TenantStatus::Deleted
-            && tenant.deleted_at.is_some_and(|at| at <= cutoff)
-        {
-            crate::api::tenants::purge(state, tx).await?;
-            tracing::info!(tenant_id = %id, "tenant purged after its grace period");
+        let grant = worker.on_tenant(id);
+        if crate::tenancy::purge_if_due(state, &grant, cutoff).await? {
+            tracing::info!(tenant_id = %grant.tenant(), "tenant purged after its grace period");
             purged += 1;
         }
     }

@@ -287,6 +287,59 @@ impl TestDb {
         }
     }
 
+    /// The audit entries of a chain (`tenant`, or `""` for the operator's),
+    /// in sequence order, as stored, bypassing Tenantry: each row as a JSON
+    /// object of its columns (the JSON columns parsed).
+    pub async fn audit_rows(&self, tenant: &str) -> Vec<Value> {
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+        );
+        let sql = "SELECT sequence, id, actor_type, actor_id, action, targets, outcome, request, \
+                   changes, metadata FROM audit_entries WHERE tenant_id = $1 ORDER BY sequence";
+        let rows: Vec<Row> = match self.backend {
+            Backend::Sqlite => {
+                let pool = self.sqlite_reader().await;
+                let rows = sqlx::query_as(sql)
+                    .bind(tenant)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("audit rows");
+                pool.close().await;
+                rows
+            }
+            Backend::Postgres => {
+                let pool = self.pg_superuser().await;
+                let rows = sqlx::query_as(sql)
+                    .bind(tenant)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("audit rows");
+                pool.close().await;
+                rows
+            }
+        };
+        let json = |text: &str| serde_json::from_str::<Value>(text).expect("audit JSON column");
+        rows.into_iter()
+            .map(|(sequence, id, actor_type, actor_id, action, targets, outcome, request, changes, metadata)| {
+                serde_json::json!({
+                    "sequence": sequence, "id": id,
+                    "actor": {"type": actor_type, "id": actor_id},
+                    "action": action, "targets": json(&targets), "outcome": outcome,
+                    "request": json(&request), "changes": json(&changes), "metadata": json(&metadata),
+                })
+            })
+            .collect()
+    }
+
     /// Runs one SQL statement on the database, bypassing Tenantry (SQLite
     /// file, or PostgreSQL superuser); returns rows affected.
     pub async fn exec(&self, sql: &str) -> u64 {
@@ -903,6 +956,7 @@ impl TestDb {
     /// itself (until every change records its entry, and since checkpoints
     /// come from a worker on a schedule), so tests of "every tenant table"
     /// cover the audit tables. The checkpoint is a placeholder, not signed.
+    #[allow(clippy::disallowed_methods)] // Test set-up below the server: writes the store directly.
     pub async fn seed_audit_chain(&self, tenant: &str) {
         use tenantry_core::audit::{AuditActor, AuditDraft, Outcome, RequestInfo};
         let options = match self.backend {
