@@ -50,6 +50,22 @@ impl AppState {
         }))
     }
 
+    /// The state an operator command (`tenantry keys …`) runs its changes
+    /// with: it serves no requests, so its root key matches nothing and its
+    /// rate limiter is local.
+    pub fn for_command(store: Store, config: Config, vault: crate::vault::Vault) -> Self {
+        let unusable =
+            tenantry_core::SecretString::new(crate::ids::IdGenerator::default().random("cmd"));
+        Self::new(
+            store,
+            Arc::new(tenantry_core::SystemClock),
+            config,
+            RootKey::new(&unusable),
+            vault,
+            crate::limits::ratelimit::RateLimiter::in_memory(),
+        )
+    }
+
     /// Drops cache entries made wrong by a committed change (on this
     /// process; other processes learn of it through the transaction's NOTIFY).
     pub fn forget(&self, changes: &[Invalidation]) {

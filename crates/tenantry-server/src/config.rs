@@ -185,6 +185,12 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "most client connections served at once; further ones wait in the listen backlog until one closes",
     ),
     (
+        "idempotency_ttl",
+        false,
+        "24h",
+        "how long the response to a request with an Idempotency-Key is kept and replayed to retries",
+    ),
+    (
         "database_timeout",
         false,
         "5s",
@@ -255,6 +261,8 @@ pub struct Config {
     pub audit_checkpoint_interval: Duration,
     /// Default audit retention in days (0: keep everything).
     pub audit_retention_days: u32,
+    /// How long an `Idempotency-Key`'s response is replayed.
+    pub idempotency_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -511,6 +519,7 @@ impl Config {
                 .ok()
                 .filter(|d| *d <= 36_500)
                 .ok_or_else(|| invalid("audit_retention_days", "must be between 0 and 36500"))?,
+            idempotency_ttl: positive("idempotency_ttl")?,
         })
     }
 

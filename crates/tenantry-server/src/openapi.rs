@@ -27,8 +27,8 @@ use utoipa::{Modify, OpenApi};
         resolve::resolve_post, resolve::resolve_get,
         tokens::create, tokens::jwks, tokens::rotate,
         credentials::create, credentials::list, credentials::get, credentials::update, credentials::delete,
-        credentials::reveal, credentials::access_log, credentials::put_settings, credentials::get_settings,
-        credentials::reveal_settings, keyring::status, keyring::rotate, keyring::rotate_tenant,
+        credentials::reveal, credentials::access_log, api::settings::put_settings, api::settings::get_settings,
+        api::settings::reveal_settings, keyring::status, keyring::rotate, keyring::rotate_tenant,
         limits::list_plans, limits::put_plan, limits::list_meters, limits::create_meter, limits::get_config,
         limits::patch_config, limits::config_versions, limits::ingest, limits::usage_series, limits::stats,
         limits::check_quota, limits::ratelimit, health::metrics,
@@ -37,7 +37,7 @@ use utoipa::{Modify, OpenApi};
         audit::keys, audit::rotate_key,
     ),
     components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &IdempotencyKeys),
     security(("bearer" = [])),
     tags(
         (name = "tenants", description = "The tenant registry and lifecycle"),
@@ -55,6 +55,15 @@ use utoipa::{Modify, OpenApi};
 pub struct ApiDoc;
 
 struct BearerAuth;
+
+/// The `Idempotency-Key` header on the operations that honour it.
+struct IdempotencyKeys;
+
+impl Modify for IdempotencyKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        crate::http::idempotency::document(openapi);
+    }
+}
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

@@ -353,3 +353,63 @@ impl OperatorTx {
         self.conn.audit_range(chain.key(), after, limit).await
     }
 }
+
+impl Conn {
+    /// Entries of a chain with `action` whose targets include `target`, in
+    /// sequence order, after `after`, at most `limit`. The target is found
+    /// by its exact canonical text inside the stored (canonical) `targets`
+    /// (`instr`/`strpos`: case-sensitive on both backends, unlike `LIKE`).
+    pub(crate) async fn audit_entries_about(
+        &mut self,
+        key: &str,
+        action: &str,
+        target: &tenantry_core::audit::AuditTarget,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        let needle = serde_json::to_value(target)
+            .map(|v| canonical_json(&v))
+            .map_err(|e| StoreError::Corrupt(format!("audit target: {e}")))?;
+        let contains = match self {
+            Conn::Postgres(_) => "strpos(targets, $3) > 0",
+            Conn::Sqlite(_) => "instr(targets, $3) > 0",
+        };
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE tenant_id = $1 AND action = $2 \
+             AND {contains} AND sequence > $4 ORDER BY sequence LIMIT $5"
+        );
+        let rows: Vec<EntryTuple> = on_conn!(self, |c| sqlx::query_as(&sql)
+            .bind(key)
+            .bind(action)
+            .bind(&needle)
+            .bind(after as i64)
+            .bind(i64::from(limit))
+            .fetch_all(&mut **c)
+            .await?);
+        let entries: Vec<AuditEntry> = rows
+            .into_iter()
+            .map(|t| EntryRow::from_tuple(t).into_entry())
+            .collect::<Result<_>>()?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.targets.contains(target))
+            .collect())
+    }
+}
+
+impl TenantTx {
+    /// This tenant's entries with `action` about `target` (e.g. a
+    /// credential's reveals), in sequence order, after `after`.
+    pub async fn audit_entries_about(
+        &mut self,
+        action: &str,
+        target: &tenantry_core::audit::AuditTarget,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        let key = self.tenant.as_str().to_owned();
+        self.conn
+            .audit_entries_about(&key, action, target, after, limit)
+            .await
+    }
+}

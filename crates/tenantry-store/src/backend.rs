@@ -348,7 +348,13 @@ impl Store {
                 Conn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
             }
             Backend::Sqlite { reader, .. } => Conn::Sqlite(reader.begin().await?),
-            Backend::Postgres { pool, .. } => Conn::Postgres(pool.begin().await?),
+            Backend::Postgres { pool, .. } if write => Conn::Postgres(pool.begin().await?),
+            // A read transaction cannot write, on either backend (SQLite's
+            // reader pool is read-only): nothing opened to read can be used
+            // to change something outside the change path.
+            Backend::Postgres { pool, .. } => {
+                Conn::Postgres(pool.begin_with("BEGIN READ ONLY").await?)
+            }
         })
     }
 

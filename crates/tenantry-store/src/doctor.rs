@@ -211,6 +211,27 @@ async fn postgres_checks(
         }
     }
 
+    // The operators' idempotency keys (the responses operators were given)
+    // are the operator path's alone: a tenant transaction must not read them.
+    if let Some(request_role) = store.request_role() {
+        let (readable,): (bool,) = sqlx::query_as(
+            "SELECT to_regclass('operator_idempotency_keys') IS NOT NULL \
+                AND has_table_privilege($1, 'operator_idempotency_keys', 'SELECT')",
+        )
+        .bind(request_role)
+        .fetch_one(&mut **c)
+        .await?;
+        report.check(
+            !readable,
+            "operator_idempotency_keys",
+            if readable {
+                format!("role {request_role} (tenant transactions) can read the operators' idempotency keys")
+            } else {
+                format!("not readable by role {request_role} (tenant transactions)")
+            },
+        );
+    }
+
     // Tables that hold tenant data without a tenant_id column: the
     // registry itself, and any table that points at it.
     let linked: Vec<(String,)> = sqlx::query_as(

@@ -20,7 +20,9 @@ const SQLITE: Embedded = Embedded(&[
     (7, "domain_verification", include_str!("../migrations/sqlite/0007_domain_verification.sql")),
     (8, "defence_in_depth", include_str!("../migrations/sqlite/0008_defence_in_depth.sql")),
     (9, "audit", include_str!("../migrations/sqlite/0009_audit.sql")),
+    (10, "idempotency", include_str!("../migrations/sqlite/0010_idempotency.sql")),
     (11, "audit_checkpoints", include_str!("../migrations/sqlite/0011_audit_checkpoints.sql")),
+    (13, "access_log_in_audit", include_str!("../migrations/sqlite/0013_access_log_in_audit.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -33,7 +35,9 @@ const POSTGRES: Embedded = Embedded(&[
     (7, "domain_verification", include_str!("../migrations/postgres/0007_domain_verification.sql")),
     (8, "defence_in_depth", include_str!("../migrations/postgres/0008_defence_in_depth.sql")),
     (9, "audit", include_str!("../migrations/postgres/0009_audit.sql")),
+    (10, "idempotency", include_str!("../migrations/postgres/0010_idempotency.sql")),
     (11, "audit_checkpoints", include_str!("../migrations/postgres/0011_audit_checkpoints.sql")),
+    (13, "access_log_in_audit", include_str!("../migrations/postgres/0013_access_log_in_audit.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {

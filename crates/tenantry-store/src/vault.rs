@@ -1,6 +1,6 @@
 //! Storage of the credential vault: tenants' wrapped data keys, credentials
-//! (public fields and sealed envelopes), tenant settings and the access log
-//! of every reveal. Encryption itself happens above, in the server's vault.
+//! (public fields and sealed envelopes) and tenant settings (reveals are
+//! recorded in the audit log). Encryption itself happens above, in the server's vault.
 
 use crate::Result;
 use crate::error::StoreError;
@@ -34,29 +34,6 @@ pub struct StoredCredential {
     pub last_revealed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct AccessLogEntry {
-    pub id: String,
-    /// `credential:<id>` or `settings:<category>`.
-    pub target: String,
-    pub action: String,
-    pub actor: String,
-    pub source_ip: Option<String>,
-    pub request_id: Option<String>,
-    pub user_agent: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-type AccessRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    DateTime<Utc>,
-);
 type DataKeyRow = (String, String, Vec<u8>, bool, DateTime<Utc>);
 type CredentialRow = (
     String,
@@ -270,66 +247,6 @@ impl TenantTx {
             return Err(StoreError::NotFound);
         }
         Ok(())
-    }
-
-    pub async fn record_access(&mut self, entry: &AccessLogEntry) -> Result<()> {
-        on_conn!(&mut self.conn, |c| {
-            sqlx::query(
-            "INSERT INTO secret_access_log (tenant_id, id, target, action, actor, source_ip, request_id, user_agent, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        )
-        .bind(self.tenant.as_str())
-        .bind(&entry.id)
-        .bind(&entry.target)
-        .bind(&entry.action)
-        .bind(&entry.actor)
-        .bind(&entry.source_ip)
-        .bind(&entry.request_id)
-        .bind(&entry.user_agent)
-        .bind(entry.created_at)
-        .execute(&mut **c)
-        .await?
-        .rows_affected()
-        });
-        Ok(())
-    }
-
-    /// Access-log entries of one target, oldest first.
-    pub async fn access_log(
-        &mut self,
-        target: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<AccessLogEntry>> {
-        let rows: Vec<AccessRow> = on_conn!(&mut self.conn, |c| {
-            sqlx::query_as(
-                "SELECT id, target, action, actor, source_ip, request_id, user_agent, created_at FROM secret_access_log \
-                 WHERE tenant_id = $1 AND target = $2 AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
-            )
-            .bind(self.tenant.as_str())
-            .bind(target)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&mut **c)
-            .await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, target, action, actor, source_ip, request_id, user_agent, created_at)| {
-                    AccessLogEntry {
-                        id,
-                        target,
-                        action,
-                        actor,
-                        source_ip,
-                        request_id,
-                        user_agent,
-                        created_at,
-                    }
-                },
-            )
-            .collect())
     }
 
     pub async fn put_settings(

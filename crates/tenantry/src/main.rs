@@ -219,24 +219,36 @@ async fn rotate_signing_key(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    use tenantry_server::grant::{OperatorGrant, TenantGrant};
     use tenantry_server::vault::{Vault, rotation};
     let store = tenantry_server::open_store(&config).await?;
     let vault = Vault::load(&config)?;
+    let state = tenantry_server::app::AppState::for_command(store.clone(), config, vault);
+    // The command acts on the server's own authority: whoever can run it
+    // holds the keyring and the database credentials already.
+    #[allow(clippy::disallowed_methods)] // system grant: a command (actor system/cli)
+    let operator = OperatorGrant::system("cli");
     match command {
         KeysCommand::Rotate => {
-            let kek = vault.rotate().await?;
+            let kek = rotation::rotate_keyring(&state, &operator)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             println!("new key-encryption key {kek} is active; rewrapping data keys…");
-            let moved = rotation::rewrap_all(&store, &vault).await?;
+            let moved = rotation::rewrap_all(&state).await?;
             println!("rewrapped {moved} data keys");
         }
         KeysCommand::RotateTenant { tenant } => {
             let id = tenantry_core::TenantId::parse(&tenant).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let dek = rotation::rotate_tenant(&store, &vault, &id, chrono::Utc::now()).await?;
+            #[allow(clippy::disallowed_methods)] // system grant: a command on one tenant
+            let grant = TenantGrant::system(id.clone(), "cli");
+            let dek = rotation::rotate_tenant(&state, &grant)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             println!("tenant {id} now uses data key {dek}; its secrets were re-encrypted");
         }
         KeysCommand::Status => {}
     }
-    let status = rotation::status(&store, &vault).await?;
+    let status = rotation::status(&state, &operator).await?;
     println!("active key-encryption key: {}", status.active_kek);
     for kek in &status.keks {
         println!(

@@ -207,6 +207,21 @@ async fn postgres_rls_under_the_request_role() {
     );
     a.commit().await.unwrap();
     g.commit().await.unwrap();
+    // A read transaction (what a grant's `read` opens) cannot write: only
+    // a change can.
+    let mut read = store.tenant_read(&acme).await.unwrap();
+    let err = read
+        .record_event(
+            "evt_readonly".into(),
+            tenantry_core::tenant::TenantEventKind::Updated,
+            &tenantry_core::tenant::Actor::system(),
+            serde_json::json!({}),
+            chrono::Utc::now(),
+        )
+        .await
+        .expect_err("a read transaction refuses writes");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    drop(read);
     let settings = store.session_settings("app.tenant_id").await.unwrap();
     assert_eq!(settings.len(), 2, "both connections were used");
     assert!(settings.iter().all(String::is_empty), "{settings:?}");

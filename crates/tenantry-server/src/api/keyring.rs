@@ -1,5 +1,6 @@
-//! `/v1/operator/keyring`: the key-encryption keys, their use, and rotation.
-#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
+//! `/v1/operator/keyring`: the key-encryption keys, their use, and rotation
+//! (of the keyring, or of one tenant's data key). Handlers call
+//! [`crate::vault::rotation`].
 
 use crate::app::AppState;
 use crate::http::auth::Operator;
@@ -10,8 +11,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
-use serde_json::json;
-use tenantry_core::tenant::TenantEventKind;
 
 /// The keyring: which KEK is active, how many data keys each wraps, and the
 /// rewrap backlog.
@@ -19,9 +18,9 @@ use tenantry_core::tenant::TenantEventKind;
     responses((status = 200, body = KeyringStatus), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn status(
     State(state): State<AppState>,
-    _operator: Operator,
+    operator: Operator,
 ) -> Result<Json<KeyringStatus>, ApiError> {
-    Ok(Json(rotation::status(&state.store, &state.vault).await?))
+    Ok(Json(rotation::status(&state, operator.grant()).await?))
 }
 
 /// Activate a new KEK (written to the keyring file); data keys are rewrapped
@@ -31,13 +30,12 @@ pub async fn status(
         (status = 503, description = "keyring_write_failed: the keyring file could not be changed; nothing was activated", body = Problem, content_type = "application/problem+json")))]
 pub async fn rotate(
     State(state): State<AppState>,
-    _operator: Operator,
+    operator: Operator,
 ) -> Result<(StatusCode, Json<KeyringStatus>), ApiError> {
-    let kek = state.vault.rotate().await?;
-    tracing::info!(kek_id = %kek, "key-encryption key rotated; rewrapping data keys");
+    rotation::rotate_keyring(&state, operator.grant()).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(rotation::status(&state.store, &state.vault).await?),
+        Json(rotation::status(&state, operator.grant()).await?),
     ))
 }
 
@@ -56,24 +54,7 @@ pub async fn rotate_tenant(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TenantKeyRotated>, ApiError> {
     let tenant = crate::api::tenants::path_tenant(&id)?;
-    let dek = rotation::rotate_tenant(&state.store, &state.vault, &tenant, state.clock.now())
-        .await
-        .map_err(|e| match e {
-            crate::vault::VaultError::Store(tenantry_store::StoreError::NotFound) => {
-                ApiError::tenant_not_found()
-            }
-            other => other.into(),
-        })?;
-    let mut tx = state.store.tenant_write(&tenant).await?;
-    crate::api::tenants::record(
-        &state,
-        &mut tx,
-        TenantEventKind::DataKeyRotated,
-        &operator.actor,
-        json!({ "data_key_id": dek }),
-    )
-    .await?;
-    tx.commit().await?;
+    let dek = rotation::rotate_tenant(&state, &operator.grant().on_tenant(tenant.clone())).await?;
     Ok(Json(TenantKeyRotated {
         tenant_id: tenant.to_string(),
         data_key_id: dek,

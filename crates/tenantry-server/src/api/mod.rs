@@ -13,6 +13,7 @@ pub mod keys;
 pub mod limits;
 pub mod operator_keys;
 pub mod resolve;
+pub mod settings;
 pub mod tenants;
 pub mod tokens;
 

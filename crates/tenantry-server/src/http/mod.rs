@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod extract;
+pub mod idempotency;
 pub mod problem;
 pub mod router;
 pub mod serve;

@@ -76,11 +76,18 @@ pub enum ApiError {
     },
     /// The DNS resolver could not answer (custom-domain verification).
     DnsUnavailable,
+    /// Another request with the same `Idempotency-Key` is still running:
+    /// `409 idempotency_key_in_progress` with `Retry-After`.
+    IdempotencyKeyInProgress,
     Internal,
 }
 
 /// Seconds a client should wait before retrying after `dns_unavailable`.
 const DNS_RETRY_AFTER_SECS: u64 = 5;
+
+/// Seconds a client should wait before retrying after
+/// `idempotency_key_in_progress`.
+const IDEMPOTENCY_RETRY_AFTER_SECS: u64 = 1;
 
 /// The RFC 9457 body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -128,6 +135,26 @@ impl ApiError {
             code: "key_outlives_caller",
             detail: "a key with an expiry cannot make or change a key to expire later than itself, or never"
                 .into(),
+        }
+    }
+
+    /// `422 idempotency_key_reused`: the key was used for another request.
+    pub fn idempotency_key_reused() -> Self {
+        ApiError::Unprocessable {
+            code: "idempotency_key_reused",
+            detail: "this Idempotency-Key was used for a different request (method, path, caller or body); use a new key".into(),
+            field: Some("Idempotency-Key"),
+        }
+    }
+
+    /// `409 idempotency_key_unavailable`: the key was used, but the response
+    /// it gave can no longer be opened (its key-encryption key was removed
+    /// from the keyring).
+    pub fn idempotency_response_unavailable() -> Self {
+        ApiError::Conflict {
+            code: "idempotency_key_unavailable",
+            detail: "this Idempotency-Key was already used, but its stored response can no longer be read; use a new key".into(),
+            field: Some("Idempotency-Key"),
         }
     }
 
@@ -272,6 +299,12 @@ impl ApiError {
                 "Service Unavailable",
                 format!("the DNS resolver did not answer; retry in {DNS_RETRY_AFTER_SECS} s"),
             ),
+            ApiError::IdempotencyKeyInProgress => (
+                StatusCode::CONFLICT,
+                "idempotency_key_in_progress",
+                "Conflict",
+                format!("a request with this Idempotency-Key is still running; retry in {IDEMPOTENCY_RETRY_AFTER_SECS} s"),
+            ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -296,6 +329,7 @@ impl ApiError {
                     })
                     .collect(),
             ),
+            ApiError::IdempotencyKeyInProgress => (Some("Idempotency-Key".to_owned()), Vec::new()),
             ApiError::Conflict { field, .. } | ApiError::Unprocessable { field, .. } => {
                 (field.map(str::to_owned), Vec::new())
             }
@@ -337,6 +371,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        }
+        if let ApiError::IdempotencyKeyInProgress = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(IDEMPOTENCY_RETRY_AFTER_SECS),
+            );
         }
         if let ApiError::DnsUnavailable = &self {
             response

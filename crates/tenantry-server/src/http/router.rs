@@ -59,9 +59,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/credentials/{cred_id}/access-log", get(credentials::access_log))
         .route(
             "/v1/tenants/{id}/settings/{category}",
-            axum::routing::put(credentials::put_settings.layer(scope(Scope::CredentialsWrite))).get(credentials::get_settings),
+            axum::routing::put(crate::api::settings::put_settings.layer(scope(Scope::CredentialsWrite))).get(crate::api::settings::get_settings),
         )
-        .route("/v1/tenants/{id}/settings/{category}/reveal", post(credentials::reveal_settings))
+        .route("/v1/tenants/{id}/settings/{category}/reveal", post(crate::api::settings::reveal_settings))
         .route("/v1/operator/keyring", get(keyring::status))
         .route("/v1/operator/keyring/rotate", post(keyring::rotate))
         .route("/v1/operator/tenants/{id}/data-key/rotate", post(keyring::rotate_tenant))
@@ -90,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operator/audit/export", get(audit::operator_export))
         .route("/v1/operator/audit/signing-keys/rotate", post(audit::rotate_key))
         .route("/v1/audit/keys", get(audit::keys))
+        // Idempotency-Key on the routes listed in http::idempotency::ROUTES.
+        .route_layer(middleware::from_fn_with_state(state.clone(), super::idempotency::layer))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(|mut req: Request, next: Next| async move {

@@ -5,13 +5,16 @@
 //! Cipher and envelope format live in the `tenantry-crypto` crate; this
 //! module decides which key to use and where keys come from.
 
+pub mod credentials;
 mod keyring_file;
 pub mod rotation;
 pub mod seal;
+pub mod settings;
 
 use crate::config::Config;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use tenantry_core::TenantId;
@@ -173,8 +176,9 @@ impl Vault {
     /// Activates a new KEK: added to the keyring file under its lock (the
     /// old keys kept after it, starting from the file as it is on disk),
     /// read back and checked, and only then used for new wraps; the rewrap
-    /// worker moves existing data keys to it.
-    pub async fn rotate(&self) -> Result<String, VaultError> {
+    /// worker moves existing data keys to it. Returns the new KEK's id and
+    /// the one it replaced as active.
+    pub async fn rotate(&self) -> Result<(String, Option<String>), VaultError> {
         let Source::File(path) = &self.source else {
             return Err(VaultError::ReadOnlyKeyring);
         };
@@ -184,9 +188,10 @@ impl Vault {
             .await
             .map_err(|e| VaultError::KeyringWrite(format!("the rotation did not finish: {e}")))??;
         let id = keyring.active().id().to_owned();
+        let previous = keyring.ids().get(1).cloned();
         self.set_keyring(keyring);
         self.rewrap_now.notify_one();
-        Ok(id)
+        Ok((id, previous))
     }
 
     /// Seals a token-signing seed under the durable keyring's active KEK.
@@ -296,5 +301,44 @@ impl Vault {
             .find(|k| k.id == dek_id)
             .ok_or_else(|| VaultError::MissingDataKey(dek_id.to_owned()))?;
         self.cached(&tenant, stored)
+    }
+}
+
+/// The data keys that open a set of envelopes, loaded once (through the
+/// vault's cache) from the tenant's own transaction, so opening is then
+/// pure computation: every reveal and every re-encryption opens with this.
+pub struct DataKeys(HashMap<String, Arc<DataKey>>);
+
+impl DataKeys {
+    /// The keys named by `envelopes`; an envelope whose key is gone (the
+    /// tenant was crypto-shredded) fails here.
+    pub async fn for_envelopes(
+        vault: &Vault,
+        tx: &mut TenantTx,
+        envelopes: &[&str],
+    ) -> Result<DataKeys, VaultError> {
+        let mut keys = HashMap::new();
+        for envelope in envelopes {
+            let dek_id = tenantry_crypto::envelope_dek_id(envelope)?;
+            if !keys.contains_key(dek_id) {
+                let dek = vault.dek(tx, dek_id).await?;
+                keys.insert(dek_id.to_owned(), dek);
+            }
+        }
+        Ok(DataKeys(keys))
+    }
+
+    /// Opens one envelope with the key it names.
+    pub fn open(
+        &self,
+        binding: &tenantry_crypto::Binding<'_>,
+        envelope: &str,
+    ) -> Result<serde_json::Value, VaultError> {
+        let dek_id = tenantry_crypto::envelope_dek_id(envelope)?;
+        let dek = self
+            .0
+            .get(dek_id)
+            .ok_or_else(|| VaultError::MissingDataKey(dek_id.to_owned()))?;
+        seal::open_value(dek, binding, envelope)
     }
 }

@@ -1,18 +1,45 @@
-//! Key rotation: moving data keys to the active KEK (rewrap, resumable: the
-//! backlog is whatever the database says is wrapped by another KEK), and
-//! giving one tenant a new data key (re-encrypting its secrets).
-#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
+//! Key rotation: activating a new key-encryption key (recorded in the
+//! operator's audit chain), moving data keys to the active KEK (rewrap,
+//! resumable: the backlog is whatever the database says is wrapped by
+//! another KEK), and giving one tenant a new data key (re-encrypting its
+//! secrets, recorded in the tenant's chain). Called by the API, the rewrap
+//! worker and the `tenantry keys` commands alike.
 
-use super::seal::{
-    envelope_of, open_value, seal_settings, seal_value, sealed_field, settings_envelopes,
-};
-use super::{Vault, VaultError};
-use chrono::{DateTime, Utc};
+use super::VaultError;
+use super::{credentials, settings};
+use crate::app::AppState;
+use crate::grant::{OperatorGrant, TenantGrant};
+use crate::http::problem::ApiError;
 use serde::Serialize;
-use tenantry_core::TenantId;
-use tenantry_core::credentials::CredentialKind;
-use tenantry_crypto::{Binding, WrappedKey};
-use tenantry_store::Store;
+use serde_json::json;
+use tenantry_core::audit::AuditTarget;
+use tenantry_core::tenant::TenantEventKind;
+use tenantry_crypto::WrappedKey;
+
+/// The name the rewrap worker (and the commands' rewrap) acts under.
+const REWRAP: &str = "rewrap";
+
+/// Activates a new KEK in the keyring file and records it in the operator
+/// chain. The change is opened first, so a database that is down refuses
+/// the rotation before the file is touched; the file cannot roll back with
+/// the transaction, so a commit that fails after it is reported, not
+/// undone (the new key is in the file, and nothing is wrapped by it that
+/// the file does not hold).
+pub async fn rotate_keyring(state: &AppState, grant: &OperatorGrant) -> Result<String, ApiError> {
+    let mut change = grant.change(state).await?;
+    let (active, previous) = state.vault.rotate().await?;
+    change.audit(
+        "keyring.rotated",
+        vec![AuditTarget::new("kek", active.as_str())],
+        json!({ "active_kek": { "from": previous, "to": active } }),
+    );
+    if let Err(err) = change.commit().await {
+        tracing::error!(kek_id = %active, error = %err, "the keyring was rotated but its audit entry could not be written");
+        return Err(err.into());
+    }
+    tracing::info!(kek_id = %active, "key-encryption key rotated; rewrapping data keys");
+    Ok(active)
+}
 
 /// Rewraps up to `batch` data keys not yet under the active KEK, and every
 /// token-signing seed not under it. Returns how many were moved; 0 means the
@@ -20,10 +47,13 @@ use tenantry_store::Store;
 /// keyring, which are reported, not lost). The keyring is read from disk
 /// first: keys only ever move to a KEK that is durably in the keyring file,
 /// and a process whose copy is stale never moves them back to an older one.
-pub async fn rewrap_batch(store: &Store, vault: &Vault, batch: i64) -> Result<usize, VaultError> {
+pub async fn rewrap_batch(state: &AppState, batch: i64) -> Result<usize, VaultError> {
+    let vault = &state.vault;
     let keyring = vault.durable_keyring()?;
     let active = keyring.active().id().to_owned();
-    let mut op = store.operator_read().await?;
+    #[allow(clippy::disallowed_methods)] // system grant: the rewrap worker's own authority
+    let operator = OperatorGrant::system(REWRAP);
+    let mut op = operator.read(state).await?;
     let pending = op.data_keys_not_wrapped_by(&active, batch).await?;
     let seeds_pending = op.signing_keys().await?.iter().any(|k| {
         k.sealed_seed
@@ -33,7 +63,13 @@ pub async fn rewrap_batch(store: &Store, vault: &Vault, batch: i64) -> Result<us
     op.commit().await?;
     let mut moved = 0;
     for (tenant, dek_id, kek_id) in pending {
-        let mut tx = store.tenant_write(&tenant).await?;
+        #[allow(clippy::disallowed_methods)] // system grant: rewraps every tenant's key
+        let grant = TenantGrant::system(tenant.clone(), REWRAP);
+        // Bookkeeping, not a change anyone made: the same data key, wrapped
+        // by the KEK the recorded `keyring.rotated` activated; no secret,
+        // no key id and no plaintext changes.
+        #[allow(clippy::disallowed_methods)] // untracked write: bookkeeping (above)
+        let mut tx = grant.untracked_write(state).await?;
         let keys = tx.data_keys().await?;
         let Some(stored) = keys
             .into_iter()
@@ -58,19 +94,23 @@ pub async fn rewrap_batch(store: &Store, vault: &Vault, batch: i64) -> Result<us
         tx.commit().await?;
     }
     if seeds_pending {
-        moved += rewrap_signing_seeds(store, vault, &keyring).await?;
+        moved += rewrap_signing_seeds(state, &operator, &keyring).await?;
     }
-    moved += crate::audit::keys::rewrap_seed(store, vault, &keyring).await?;
+    moved += crate::audit::keys::rewrap_seed(&state.store, &state.vault, &keyring).await?;
     Ok(moved)
 }
 
 async fn rewrap_signing_seeds(
-    store: &Store,
-    vault: &Vault,
+    state: &AppState,
+    grant: &OperatorGrant,
     keyring: &tenantry_crypto::Keyring,
 ) -> Result<usize, VaultError> {
+    let vault = &state.vault;
     let active = keyring.active().id();
-    let mut op = store.operator_write().await?;
+    // Bookkeeping like the data keys' rewrap: the same seeds under the KEK
+    // the audited rotation activated.
+    #[allow(clippy::disallowed_methods)] // untracked write: bookkeeping (above)
+    let mut op = grant.untracked_write(state).await?;
     let mut moved = 0;
     for key in op.signing_keys().await? {
         let Some((kek_id, ciphertext)) = key.sealed_seed else {
@@ -105,10 +145,10 @@ async fn rewrap_signing_seeds(
 }
 
 /// Rewraps until nothing is left to move.
-pub async fn rewrap_all(store: &Store, vault: &Vault) -> Result<usize, VaultError> {
+pub async fn rewrap_all(state: &AppState) -> Result<usize, VaultError> {
     let mut total = 0;
     loop {
-        let moved = rewrap_batch(store, vault, 500).await?;
+        let moved = rewrap_batch(state, 500).await?;
         if moved == 0 {
             return Ok(total);
         }
@@ -138,7 +178,8 @@ pub struct KeyringStatus {
     pub writable: bool,
 }
 
-pub async fn status(store: &Store, vault: &Vault) -> Result<KeyringStatus, VaultError> {
+pub async fn status(state: &AppState, grant: &OperatorGrant) -> Result<KeyringStatus, VaultError> {
+    let vault = &state.vault;
     // The file as it is now (the CLI may have rotated it); if it cannot be
     // read, the status still answers, from the keyring in memory.
     if let Err(err) = vault.reload() {
@@ -146,7 +187,7 @@ pub async fn status(store: &Store, vault: &Vault) -> Result<KeyringStatus, Vault
     }
     let keyring = vault.keyring();
     let active = keyring.active().id().to_owned();
-    let mut op = store.operator_read().await?;
+    let mut op = grant.read(state).await?;
     let counts = op.data_keys_per_kek().await?;
     op.commit().await?;
     let mut keks: Vec<KekStatus> = keyring
@@ -192,74 +233,57 @@ pub async fn status(store: &Store, vault: &Vault) -> Result<KeyringStatus, Vault
 }
 
 /// Gives a tenant a new data key and re-encrypts every secret it has with
-/// it, in one transaction; the old keys are then deleted.
-pub async fn rotate_tenant(
-    store: &Store,
-    vault: &Vault,
-    tenant: &TenantId,
-    now: DateTime<Utc>,
-) -> Result<String, VaultError> {
-    let mut tx = store.tenant_write(tenant).await?;
-    tx.tenant_for_update().await?;
-    let old_keys = tx.data_keys().await?;
-    let new = vault.new_dek(&mut tx, now).await?;
-    let mut old = std::collections::HashMap::new();
-    for stored in &old_keys {
-        old.insert(stored.id.clone(), vault.unwrap(tenant, stored)?);
-    }
-    let open = |envelope: &str, binding: &Binding<'_>| -> Result<serde_json::Value, VaultError> {
-        let dek_id = tenantry_crypto::envelope_dek_id(envelope)?;
-        let dek = old
-            .get(dek_id)
-            .ok_or_else(|| VaultError::MissingDataKey(dek_id.to_owned()))?;
-        open_value(dek, binding, envelope)
-    };
-    for mut cred in tx.list_credentials().await? {
-        let kind = CredentialKind::parse(&cred.kind)
-            .map_err(|_| VaultError::Crypto(tenantry_crypto::CryptoError::Malformed))?;
-        let names: Vec<String> = cred.sealed.keys().cloned().collect();
-        for name in names {
-            let binding = Binding {
-                tenant_id: tenant.as_str(),
-                record_id: &cred.id,
-                kind: kind.as_str(),
-                field: &name,
-            };
-            let envelope = cred
-                .sealed
-                .get(&name)
-                .and_then(envelope_of)
-                .ok_or(VaultError::Crypto(tenantry_crypto::CryptoError::Malformed))?;
-            let value = open(envelope, &binding)?;
-            let (envelope, mask) = seal_value(&new, &binding, &value)?;
-            cred.sealed.insert(name, sealed_field(envelope, mask));
-        }
-        tx.update_credential(&cred).await?;
-    }
-    for (category, stored) in tx.all_settings().await? {
-        let mut envelopes = Vec::new();
-        settings_envelopes(&stored, "", &mut envelopes);
-        if envelopes.is_empty() {
+/// it, in one change (recorded in the tenant's chain and event history);
+/// the old keys are then deleted. The tenant's row is locked first, so
+/// rotations, reveals and writes of its secrets queue behind each other.
+pub async fn rotate_tenant(state: &AppState, grant: &TenantGrant) -> Result<String, ApiError> {
+    let now = state.clock.now();
+    let (mut change, _) = crate::tenancy::lock(state, grant).await?;
+    let tenant = grant.tenant().clone();
+    let old_keys = change.tx().data_keys().await?;
+    let previous = old_keys.iter().find(|k| k.active).map(|k| k.id.clone());
+    let new = state.vault.new_dek(change.tx(), now).await?;
+    let (mut credentials_done, mut settings_done) = (0, 0);
+    for mut cred in change.tx().list_credentials().await? {
+        if cred.sealed.is_empty() {
             continue;
         }
-        let plain = super::seal::open_settings(&stored, "", &mut |pointer, envelope| {
-            let binding = Binding {
-                tenant_id: tenant.as_str(),
-                record_id: &category,
-                kind: "settings",
-                field: pointer,
-            };
-            open(envelope, &binding)
-        })?;
-        let resealed = seal_settings(&new, tenant.as_str(), &category, "", &plain)?;
-        tx.put_settings(&category, &resealed, now).await?;
+        let keys = credentials::keys_for(state, change.tx(), &cred).await?;
+        credentials::reseal(&keys, &new, tenant.as_str(), &mut cred)?;
+        change.tx().update_credential(&cred).await?;
+        credentials_done += 1;
+    }
+    for (category, stored) in change.tx().all_settings().await? {
+        let keys = settings::keys_for(state, change.tx(), &stored).await?;
+        if let Some(resealed) = settings::reseal(&keys, &new, tenant.as_str(), &category, &stored)?
+        {
+            change.tx().put_settings(&category, &resealed, now).await?;
+            settings_done += 1;
+        }
     }
     for stored in &old_keys {
-        tx.delete_data_key(&stored.id).await?;
+        change.tx().delete_data_key(&stored.id).await?;
     }
-    tx.commit().await?;
+    let dek = new.id().to_owned();
+    change.event(
+        TenantEventKind::DataKeyRotated,
+        json!({ "data_key_id": dek }),
+    );
+    change.audit_with(
+        "data_key.rotated",
+        vec![
+            crate::tenancy::target(&tenant),
+            AuditTarget::new("data_key", dek.as_str()),
+        ],
+        json!({ "active_data_key": { "from": previous, "to": dek } }),
+        json!({ "reencrypted": { "credentials": credentials_done, "settings": settings_done } }),
+    );
+    change.commit().await?;
     for stored in &old_keys {
-        vault.deks.invalidate(&(tenant.clone(), stored.id.clone()));
+        state
+            .vault
+            .deks
+            .invalidate(&(tenant.clone(), stored.id.clone()));
     }
-    Ok(new.id().to_owned())
+    Ok(dek)
 }

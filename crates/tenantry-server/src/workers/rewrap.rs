@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
-        match rewrap_batch(&state.store, &state.vault, 200).await {
+        match rewrap_batch(&state, 200).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(

@@ -843,6 +843,21 @@ impl TestServer {
                 .await,
             "key use",
         );
+        // A tenant caller's Idempotency-Key.
+        ok(
+            &Reply::from(
+                self.client
+                    .post(self.url(&format!("/v1/tenants/{tenant}/domains")))
+                    .bearer_auth(&key)
+                    .header("Idempotency-Key", "seed")
+                    .json(&json!({"domain": format!("{tenant}-idem.example.org")}))
+                    .send()
+                    .await
+                    .expect("request"),
+            )
+            .await,
+            "idempotent request",
+        );
         let credential = self
             .post(
                 &format!("/v1/tenants/{tenant}/credentials"),
