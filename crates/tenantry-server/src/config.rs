@@ -196,6 +196,18 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "5s",
         "how long a request waits for a database connection (PostgreSQL) or the write lock (SQLite) before answering 503 database_unavailable",
     ),
+    (
+        "audit_checkpoint_interval",
+        false,
+        "1h",
+        "how often a signed checkpoint of every audit chain is published (also for chains with no new entries); retention is applied at the same pace",
+    ),
+    (
+        "audit_retention_days",
+        false,
+        "0",
+        "days of audit entries kept for a tenant whose configuration sets no retention_policy.audit_retention_days, and for the operator chain (0: keep everything)",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,6 +257,10 @@ pub struct Config {
     pub write_timeout: Duration,
     pub max_connections: usize,
     pub database_timeout: Duration,
+    /// How often audit checkpoints are published (and retention applied).
+    pub audit_checkpoint_interval: Duration,
+    /// Default audit retention in days (0: keep everything).
+    pub audit_retention_days: u32,
     /// How long an `Idempotency-Key`'s response is replayed.
     pub idempotency_ttl: Duration,
 }
@@ -497,6 +513,12 @@ impl Config {
                 .filter(|n| (1..=1_000_000).contains(n))
                 .ok_or_else(|| invalid("max_connections", "must be between 1 and 1000000"))?,
             database_timeout: positive("database_timeout")?,
+            audit_checkpoint_interval: positive("audit_checkpoint_interval")?
+                .max(Duration::from_millis(100)),
+            audit_retention_days: u32::try_from(number("audit_retention_days")?)
+                .ok()
+                .filter(|d| *d <= 36_500)
+                .ok_or_else(|| invalid("audit_retention_days", "must be between 0 and 36500"))?,
             idempotency_ttl: positive("idempotency_ttl")?,
         })
     }

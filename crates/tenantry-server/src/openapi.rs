@@ -3,8 +3,8 @@
 //! drifts (regenerate with `cargo run -- openapi > openapi.json`).
 
 use crate::api::{
-    self, credentials, domains, events, health, keyring, keys, operator_keys, resolve, tenants,
-    tokens,
+    self, audit, credentials, domains, events, health, keyring, keys, operator_keys, resolve,
+    tenants, tokens,
 };
 use crate::http::problem::{FieldError, Problem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -32,8 +32,11 @@ use utoipa::{Modify, OpenApi};
         api::plans::list_plans, api::plans::put_plan, api::meters::list_meters, api::meters::create_meter, api::config::get_config,
         api::config::patch_config, api::config::config_versions, api::usage::ingest, api::usage::usage_series, api::usage::stats,
         api::quotas::check_quota, api::ratelimit::ratelimit, health::metrics,
+        audit::list, audit::operator_list, audit::checkpoints, audit::operator_checkpoints,
+        audit::verify, audit::operator_verify, audit::export, audit::operator_export,
+        audit::keys, audit::rotate_key,
     ),
-    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>)),
+    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>)),
     modifiers(&BearerAuth, &IdempotencyKeys),
     security(("bearer" = [])),
     tags(
@@ -46,6 +49,7 @@ use utoipa::{Modify, OpenApi};
         (name = "plans", description = "Plans and tenant configuration"),
         (name = "usage", description = "Usage metering, quotas and rate limits"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "audit", description = "The tamper-evident audit log: entries, signed checkpoints, verification and export"),
     )
 )]
 pub struct ApiDoc;

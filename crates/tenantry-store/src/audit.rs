@@ -260,6 +260,11 @@ impl Conn {
         Ok(head_from_row(row))
     }
 
+    /// [`Conn::lock_audit_head`] for the checkpoint and retention paths.
+    pub(crate) async fn lock_audit_head_pub(&mut self, key: &str) -> Result<AuditHead> {
+        self.lock_audit_head(key).await
+    }
+
     pub(crate) async fn audit_head(&mut self, key: &str) -> Result<Option<AuditHead>> {
         let row: Option<HeadRow> = on_conn!(self, |c| {
             sqlx::query_as(

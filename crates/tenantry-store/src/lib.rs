@@ -15,6 +15,7 @@
 //! `TenantTx` in a module of its own. Purge and `tenantry doctor` discover it.
 
 mod audit;
+mod audit_checkpoints;
 mod backend;
 pub mod doctor;
 mod domains;
@@ -31,6 +32,7 @@ mod tenants;
 mod vault;
 
 pub use audit::AuditHead;
+pub use audit_checkpoints::{AuditFilter, OperatorChain, StoredAuditKey, StoredCheckpoint};
 pub use backend::{DatabaseOptions, Store};
 pub use error::{Conflict, StoreError};
 pub use events::EventPage;

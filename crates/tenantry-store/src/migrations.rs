@@ -21,6 +21,7 @@ const SQLITE: Embedded = Embedded(&[
     (8, "defence_in_depth", include_str!("../migrations/sqlite/0008_defence_in_depth.sql")),
     (9, "audit", include_str!("../migrations/sqlite/0009_audit.sql")),
     (10, "idempotency", include_str!("../migrations/sqlite/0010_idempotency.sql")),
+    (11, "audit_checkpoints", include_str!("../migrations/sqlite/0011_audit_checkpoints.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/sqlite/0013_access_log_in_audit.sql")),
 ]);
 
@@ -35,6 +36,7 @@ const POSTGRES: Embedded = Embedded(&[
     (8, "defence_in_depth", include_str!("../migrations/postgres/0008_defence_in_depth.sql")),
     (9, "audit", include_str!("../migrations/postgres/0009_audit.sql")),
     (10, "idempotency", include_str!("../migrations/postgres/0010_idempotency.sql")),
+    (11, "audit_checkpoints", include_str!("../migrations/postgres/0011_audit_checkpoints.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/postgres/0013_access_log_in_audit.sql")),
 ]);
 

@@ -44,6 +44,30 @@ enum Command {
     /// Manage the keys that sign access tokens.
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(SigningKeysCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute audit chains and check their signed checkpoints; prints one
+    /// JSON report per chain and exits 1 if any chain does not verify.
+    /// Without --tenant or --file: every chain (each tenant's and the
+    /// operator's).
+    Verify {
+        /// Only this tenant's chain (`operator`: the operator chain).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Verify an NDJSON export instead, offline (no database).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// With --file: trust only this checkpoint key (a signed-note vkey
+        /// from GET /v1/audit/keys; repeatable). Without it, the keys in the
+        /// file are used, which proves the file consistent, not authentic.
+        #[arg(long = "public-key")]
+        public_keys: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -87,6 +111,11 @@ fn main() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
+        Command::Audit(AuditCommand::Verify {
+            file: Some(file),
+            public_keys,
+            ..
+        }) => return verify_export_file(&file, &public_keys),
         _ => {}
     }
     let config = match Config::load() {
@@ -132,6 +161,9 @@ fn main() -> ExitCode {
             }
             Command::SigningKeys(SigningKeysCommand::Rotate) => rotate_signing_key(config).await,
             Command::Keys(command) => keys(config, command).await,
+            Command::Audit(AuditCommand::Verify { tenant, .. }) => {
+                audit_verify(config, tenant).await
+            }
             Command::Openapi | Command::Settings => Ok(ExitCode::SUCCESS),
         }
     });
@@ -244,4 +276,63 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
     );
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn audit_verify(config: Config, tenant: Option<String>) -> anyhow::Result<ExitCode> {
+    use tenantry_core::audit::Chain;
+    let store = tenantry_server::open_store(&config).await?;
+    let chains = match tenant.as_deref() {
+        None => tenantry_server::audit::chains(&store).await?,
+        Some("operator") => vec![Chain::Operator],
+        Some(id) => vec![Chain::Tenant(
+            tenantry_core::TenantId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )],
+    };
+    let mut all_ok = true;
+    for chain in &chains {
+        let report = tenantry_server::audit::verify::verify_stored(&store, chain).await?;
+        all_ok &= report.ok;
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    store.close().await;
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `tenantry audit verify --file`: no configuration, no database.
+fn verify_export_file(path: &std::path::Path, public_keys: &[String]) -> ExitCode {
+    let mut trusted = Vec::new();
+    for vkey in public_keys {
+        match tenantry_crypto::note::NoteVerifier::parse(vkey) {
+            Ok(v) => trusted.push(v),
+            Err(err) => {
+                eprintln!("tenantry: --public-key {vkey}: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("tenantry: cannot read {}: {err}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    match tenantry_server::audit::verify::verify_export(&text, &trusted) {
+        Ok(report) => {
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(why) => {
+            eprintln!("tenantry: {}: {why}", path.display());
+            ExitCode::FAILURE
+        }
+    }
 }

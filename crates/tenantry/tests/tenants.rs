@@ -806,6 +806,8 @@ async fn purge_deletes_every_row(backend: Backend) {
     server.create_tenant("kept").await;
     server.seed_every_tenant_table("acme").await;
     server.seed_every_tenant_table("kept").await;
+    db.seed_audit_chain("acme").await;
+    db.seed_audit_chain("kept").await;
     assert_tenant_rows(&db, "acme", true).await;
     server.delete("/v1/tenants/acme").await;
     // Soft delete keeps everything.
@@ -844,6 +846,7 @@ async fn grace_period_purge(backend: Backend) {
     for tenant in ["acme", "restored", "kept"] {
         server.create_tenant(tenant).await;
         server.seed_every_tenant_table(tenant).await;
+        db.seed_audit_chain(tenant).await;
     }
     server.delete("/v1/tenants/acme").await;
     server.delete("/v1/tenants/restored").await;

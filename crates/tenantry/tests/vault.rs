@@ -1057,6 +1057,8 @@ async fn embedded_mode_generates_a_master_key_once() {
     server.expect_warning("cannot open a token signing key");
     server.expect_warning("cannot rewrap a token signing seed");
     server.expect_warning("cannot rewrap a data key");
+    server.expect_warning("audit checkpoint pass failed");
+    server.expect_warning("cannot rewrap the audit checkpoint key");
     reveal(&server, "acme", &id)
         .await
         .assert_problem(500, "decryption_failed");

@@ -3,6 +3,7 @@
 //! transaction, and map results to DTOs (`…In` for requests, `…Out` for
 //! responses), kept apart from storage rows.
 
+pub mod audit;
 pub mod config;
 pub mod credentials;
 pub mod domains;

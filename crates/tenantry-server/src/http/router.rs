@@ -2,7 +2,8 @@ use super::extract::BodyLimit;
 use super::extract::RequiredScope;
 use super::problem::ApiError;
 use crate::api::{
-    credentials, domains, events, health, keyring, keys, operator_keys, resolve, tenants, tokens,
+    audit, credentials, domains, events, health, keyring, keys, operator_keys, resolve, tenants,
+    tokens,
 };
 use crate::app::AppState;
 use axum::Extension;
@@ -79,6 +80,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", post(tokens::create))
         .route("/v1/operator/signing-keys/rotate", post(tokens::rotate))
         .route("/.well-known/jwks.json", get(tokens::jwks))
+        .route("/v1/tenants/{id}/audit", get(audit::list.layer(scope(Scope::AuditRead))))
+        .route("/v1/tenants/{id}/audit/checkpoints", get(audit::checkpoints.layer(scope(Scope::AuditRead))))
+        .route("/v1/tenants/{id}/audit/verify", get(audit::verify.layer(scope(Scope::AuditRead))))
+        .route("/v1/tenants/{id}/audit/export", get(audit::export.layer(scope(Scope::AuditRead))))
+        .route("/v1/operator/audit", get(audit::operator_list))
+        .route("/v1/operator/audit/checkpoints", get(audit::operator_checkpoints))
+        .route("/v1/operator/audit/verify", get(audit::operator_verify))
+        .route("/v1/operator/audit/export", get(audit::operator_export))
+        .route("/v1/operator/audit/signing-keys/rotate", post(audit::rotate_key))
+        .route("/v1/audit/keys", get(audit::keys))
         // Idempotency-Key on the routes listed in http::idempotency::ROUTES.
         .route_layer(middleware::from_fn_with_state(state.clone(), super::idempotency::layer))
         .fallback(|| async { ApiError::RouteNotFound })

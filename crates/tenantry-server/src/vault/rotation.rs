@@ -96,6 +96,7 @@ pub async fn rewrap_batch(state: &AppState, batch: i64) -> Result<usize, VaultEr
     if seeds_pending {
         moved += rewrap_signing_seeds(state, &operator, &keyring).await?;
     }
+    moved += crate::audit::keys::rewrap_seed(&state.store, &state.vault, &keyring).await?;
     Ok(moved)
 }
 

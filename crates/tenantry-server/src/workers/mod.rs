@@ -1,5 +1,6 @@
 //! Background workers. Each stops when the shutdown channel says so.
 
+pub mod audit;
 pub mod idempotency;
 pub mod invalidation;
 pub mod key_usage;
@@ -15,6 +16,7 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
         tokio::spawn(purge::run(state.clone(), stop.clone())),
         tokio::spawn(key_usage::run(state.clone(), stop.clone())),
         tokio::spawn(rewrap::run(state.clone(), stop.clone())),
+        tokio::spawn(audit::run(state.clone(), stop.clone())),
         tokio::spawn(idempotency::run(state.clone(), stop.clone())),
         tokio::spawn(invalidation::run(state.clone(), stop)),
     ]

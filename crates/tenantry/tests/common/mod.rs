@@ -965,3 +965,58 @@ impl DbLock {
         }
     }
 }
+
+impl TestDb {
+    /// Gives `tenant` an audit entry and a checkpoint row through the store
+    /// itself (until every change records its entry, and since checkpoints
+    /// come from a worker on a schedule), so tests of "every tenant table"
+    /// cover the audit tables. The checkpoint is a placeholder, not signed.
+    #[allow(clippy::disallowed_methods)] // Test set-up below the server: writes the store directly.
+    pub async fn seed_audit_chain(&self, tenant: &str) {
+        use tenantry_core::audit::{AuditActor, AuditDraft, Outcome, RequestInfo};
+        let options = match self.backend {
+            Backend::Sqlite => tenantry_store::DatabaseOptions::Sqlite {
+                path: self.data_dir().join("tenantry.db"),
+                max_readers: 1,
+                timeout: Duration::from_secs(20),
+            },
+            Backend::Postgres => tenantry_store::DatabaseOptions::Postgres {
+                url: self.url.clone().expect("url"),
+                max_connections: 2,
+                timeout: Duration::from_secs(20),
+            },
+        };
+        let mut store = tenantry_store::Store::connect(&options)
+            .await
+            .expect("connect");
+        store.prepare().await.expect("prepare");
+        let id = tenantry_core::TenantId::parse(tenant).expect("tenant id");
+        let mut tx = store.tenant_write(&id).await.expect("tx");
+        let draft = AuditDraft {
+            actor: AuditActor::root(),
+            action: "test.seeded".into(),
+            targets: vec![],
+            outcome: Outcome::Success,
+            request: RequestInfo::default(),
+            changes: serde_json::json!({}),
+            metadata: serde_json::json!({}),
+        };
+        let now = chrono::Utc::now();
+        let entry = tx
+            .append_audit(format!("aud_seed_{}", random_suffix()), &draft, now)
+            .await
+            .expect("append");
+        tx.insert_audit_checkpoint(&tenantry_store::StoredCheckpoint {
+            slot: -1,
+            size: entry.sequence,
+            head_hash: entry.hash,
+            created_at: now,
+            key_id: "00000000".into(),
+            note: "placeholder\n".into(),
+        })
+        .await
+        .expect("checkpoint");
+        tx.commit().await.expect("commit");
+        store.close().await;
+    }
+}

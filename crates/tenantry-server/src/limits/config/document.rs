@@ -113,6 +113,14 @@ impl EffectiveConfig {
             .unwrap_or(DEFAULT_MESSAGE_RETENTION_DAYS)
     }
 
+    /// The tenant's own audit retention (`retention_policy.audit_retention_days`),
+    /// if it sets one; otherwise the operator default applies.
+    pub fn audit_retention_days(&self) -> Option<i64> {
+        self.retention_policy
+            .get("audit_retention_days")
+            .map(|r| r.value)
+    }
+
     /// The features and limits, as the resolution snapshot carries them.
     pub fn summary(&self) -> Value {
         self.summary.clone()

@@ -246,8 +246,8 @@ pub fn validate_overrides(overrides: &Value) -> Result<(), Vec<ValidationError>>
             "retention_policy" => match value {
                 Value::Object(policy) => {
                     for (k, v) in policy {
-                        if k != "message_retention_days" && k != "conversation_retention_days" {
-                            errors.push(err(format!("retention_policy.{k}"), "unknown_field", "takes message_retention_days and conversation_retention_days"));
+                        if k != "message_retention_days" && k != "conversation_retention_days" && k != "audit_retention_days" {
+                            errors.push(err(format!("retention_policy.{k}"), "unknown_field", "takes message_retention_days, conversation_retention_days and audit_retention_days"));
                         } else if !v.as_i64().is_some_and(|d| (1..=3650).contains(&d)) {
                             errors.push(err(format!("retention_policy.{k}"), "invalid_value", "must be a whole number of days from 1 to 3650"));
                         }
