@@ -1,5 +1,4 @@
 //! The state every request handler shares.
-#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
 
 use crate::config::Config;
 use crate::ids::IdGenerator;
@@ -89,17 +88,4 @@ impl std::ops::Deref for AppState {
     fn deref(&self) -> &Inner {
         &self.0
     }
-}
-
-/// Queues cache invalidations in a tenant transaction: other server processes
-/// receive them when (and only if) it commits. Call [`AppState::forget`] with
-/// the same changes after the commit.
-pub async fn announce(
-    tx: &mut tenantry_store::TenantTx,
-    changes: &[Invalidation],
-) -> Result<(), tenantry_store::StoreError> {
-    for change in changes {
-        tx.notify(&change.encode()).await?;
-    }
-    Ok(())
 }

@@ -1,5 +1,4 @@
 //! `/v1/tenants`: the tenant registry and each tenant's lifecycle.
-#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
 
 use super::{Checks, Page, PageParams, cursor};
 use crate::app::AppState;
@@ -13,11 +12,10 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_core::keys::Scope;
-use tenantry_core::tenant::Actor;
-use tenantry_core::tenant::{NewTenant, Tenant, TenantEventKind, TenantPatch, TenantStatus};
+use tenantry_core::tenant::{NewTenant, Tenant, TenantPatch, TenantStatus};
 use tenantry_core::values::{Metadata, PlanName, Region, Subdomain, TenantName};
 use tenantry_core::{TenantId, ValidationError};
-use tenantry_store::{TenantFilter, TenantTx};
+use tenantry_store::TenantFilter;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -100,28 +98,6 @@ pub fn path_tenant(id: &str) -> Result<TenantId, ApiError> {
 
 pub use crate::tenancy::or_tenant_not_found;
 
-/// Opens a write transaction on an existing tenant, locking its registry row.
-async fn lock_tenant(state: &AppState, id: &TenantId) -> Result<(TenantTx, Tenant), ApiError> {
-    let mut tx = state.store.tenant_write(id).await?;
-    let tenant = tx.tenant_for_update().await.map_err(or_tenant_not_found)?;
-    Ok((tx, tenant))
-}
-
-pub async fn record(
-    state: &AppState,
-    tx: &mut TenantTx,
-    kind: TenantEventKind,
-    actor: &Actor,
-    data: serde_json::Value,
-) -> Result<(), ApiError> {
-    let now = state.clock.now();
-    let id = state
-        .ids
-        .sortable("evt", now.timestamp_millis().max(0) as u64);
-    tx.record_event(id, kind, actor, data, now).await?;
-    Ok(())
-}
-
 /// Create a tenant.
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = TenantIn,
     responses(
@@ -179,7 +155,7 @@ pub async fn create(
     responses((status = 200, body = Page<TenantOut>), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
-    _operator: Operator,
+    operator: Operator,
     ApiQuery(params): ApiQuery<ListTenantsParams>,
 ) -> Result<Json<Page<TenantOut>>, ApiError> {
     let page = PageParams {
@@ -208,7 +184,7 @@ pub async fn list(
         status: status.flatten(),
         plan: plan.flatten(),
     };
-    let mut op = state.store.operator_read().await?;
+    let mut op = operator.grant().read(&state).await?;
     let found = op.list_tenants(&filter, after.as_deref(), limit).await?;
     op.commit().await?;
     Ok(Json(Page {
@@ -319,18 +295,4 @@ pub async fn delete(
     }
     let tenant = crate::tenancy::delete(&state, &grant).await?;
     Ok(Json(TenantOut::from(tenant)).into_response())
-}
-
-/// Opens a write transaction on a tenant that exists and is not deleted,
-/// its registry row locked: where changes to a tenant's own rows begin.
-pub async fn open_live_tenant(state: &AppState, id: &TenantId) -> Result<TenantTx, ApiError> {
-    let (tx, tenant) = lock_tenant(state, id).await?;
-    if tenant.status == TenantStatus::Deleted {
-        return Err(ApiError::Conflict {
-            code: "tenant_deleted",
-            detail: "the tenant is deleted".into(),
-            field: None,
-        });
-    }
-    Ok(tx)
 }

@@ -1,11 +1,11 @@
 //! Who is calling, and what they may do.
 //!
 //! Handlers take a [`Caller`] (anyone authenticated) and ask it for a
-//! capability: [`Caller::for_tenant`] yields a [`TenantAccess`] only when the
-//! caller may act on that tenant with that scope, and [`Operator`] is an
-//! extractor that only yields for operators. An unauthorised path to a
-//! store call therefore does not type-check.
-#![allow(clippy::disallowed_methods)] // Not yet on the change path (issue 9): transactions opened directly.
+//! capability: [`Caller::grant`] (in `crate::grant`) yields a `TenantGrant`
+//! only when the caller may act on that tenant with that scope, and
+//! [`Operator`] is an extractor that only yields for operators. Only grants
+//! open transactions, so an unauthorised path to a store call does not
+//! type-check.
 
 use super::problem::ApiError;
 use crate::app::AppState;
@@ -74,13 +74,6 @@ pub enum Caller {
     },
 }
 
-/// Proof that the caller may act on `tenant` with the scope it asked for.
-#[derive(Debug, Clone)]
-pub struct TenantAccess {
-    pub tenant: TenantId,
-    pub actor: Actor,
-}
-
 impl Caller {
     pub fn actor(&self) -> Actor {
         match self {
@@ -103,34 +96,6 @@ impl Caller {
         match self {
             Caller::Operator { .. } => true,
             Caller::Tenant { scopes, .. } => scopes.grants(Scope::ResolveTrusted),
-        }
-    }
-
-    /// Access to `tenant` with `scope`. Another tenant's resources answer 404
-    /// (their existence is not revealed); a missing scope answers 403.
-    pub fn for_tenant(&self, tenant: &str, scope: Scope) -> Result<TenantAccess, ApiError> {
-        let id = TenantId::parse(tenant).map_err(|_| ApiError::tenant_not_found())?;
-        match self {
-            Caller::Operator { actor, .. } => Ok(TenantAccess {
-                tenant: id,
-                actor: actor.clone(),
-            }),
-            Caller::Tenant {
-                tenant: own,
-                scopes,
-                ..
-            } => {
-                if own.id != id {
-                    return Err(ApiError::tenant_not_found());
-                }
-                if !scopes.grants(scope) {
-                    return Err(insufficient_scope(scope));
-                }
-                Ok(TenantAccess {
-                    tenant: id,
-                    actor: self.actor(),
-                })
-            }
         }
     }
 }
