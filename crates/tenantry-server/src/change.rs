@@ -63,6 +63,10 @@ pub(crate) fn note_credential(tenant: &tenantry_core::TenantId, principal: Princ
     });
 }
 
+/// How many refusals of one credential a minute are recorded; beyond, they
+/// are still refused but not recorded.
+pub const REFUSALS_RECORDED_PER_MINUTE: u64 = 60;
+
 /// Routes whose refusals are answers, not attempts on a tenant's
 /// resources: verifying a key or resolving a request is their whole job.
 const NOT_ATTEMPTS: [&str; 2] = ["/v1/keys/verify", "/v1/resolve"];
@@ -91,6 +95,18 @@ pub async fn record_refusal(
     let Some((tenant, principal)) = context.credential() else {
         return;
     };
+    // Refusals come before any rate limit (a revoked key is never held to
+    // one): each credential gets its refusals recorded up to a bound, so a
+    // leaked key cannot turn into unbounded audit writes.
+    let bucket = format!("t:{tenant}:refusals:{}", principal.audit.id);
+    let policy = crate::limits::ratelimit::Policy {
+        limit: REFUSALS_RECORDED_PER_MINUTE,
+        period: std::time::Duration::from_secs(60),
+    };
+    if !state.rate_limiter.check(&bucket, policy, 1).await.allowed {
+        tracing::debug!(tenant_id = %tenant, "refusal not recorded: over the per-credential bound");
+        return;
+    }
     let result = async {
         let tx = state.store.tenant_write(&tenant).await?;
         let mut change = TenantChange::new(state, tx, principal);

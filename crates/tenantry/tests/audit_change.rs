@@ -14,6 +14,7 @@ on_both_backends!(
     refusals_are_recorded_in_the_credentials_tenant,
     a_failed_change_records_nothing,
     a_purge_is_recorded_in_the_operator_chain,
+    refusals_of_one_credential_are_recorded_up_to_a_bound,
 );
 
 async fn key_for(server: &TestServer, tenant: &str, scopes: Value) -> (String, String) {
@@ -245,4 +246,32 @@ async fn a_purge_is_recorded_in_the_operator_chain(backend: Backend) {
     assert_eq!(last["action"], "tenant.purged");
     assert_eq!(last["targets"], json!([{"type": "tenant", "id": "gone"}]));
     assert_eq!(last["actor"]["type"], "operator");
+}
+
+async fn refusals_of_one_credential_are_recorded_up_to_a_bound(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("leaky").await;
+    let (key_id, key) = key_for(&server, "leaky", json!(["tenant:read"])).await;
+    let revoked = server
+        .post(
+            &format!("/v1/tenants/leaky/api-keys/{key_id}/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    let before = db.audit_rows("leaky").await.len();
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        let reply = server
+            .call_as(Some(&key), Method::GET, "/v1/tenants/leaky", None)
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let elapsed = started.elapsed().as_secs();
+    let recorded = (db.audit_rows("leaky").await.len() - before) as u64;
+    // The bound is 60 a minute (one more per second that passes).
+    assert!(recorded >= 60, "{recorded}");
+    assert!(recorded <= 60 + elapsed + 1, "{recorded} in {elapsed} s");
+    assert!(recorded < 100, "every refusal was written: {recorded}");
 }

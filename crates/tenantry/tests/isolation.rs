@@ -158,6 +158,22 @@ async fn postgres_rls_under_the_request_role() {
         .unwrap();
     assert_eq!(n, 0);
     tx.rollback().await.unwrap();
+    // The audit checkpoint keys are the operator's: a tenant transaction can
+    // neither read nor add a verifier key.
+    for sql in [
+        "SELECT count(*) FROM audit_signing_keys",
+        "INSERT INTO audit_signing_keys (key_id, name, public_key, created_at) \
+         VALUES ('forged', 'tenantry.audit', '\\x00', now())",
+    ] {
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("SET LOCAL ROLE tenantry_app").await.unwrap();
+        let err = sqlx::query(sql)
+            .execute(&mut *tx)
+            .await
+            .expect_err("audit_signing_keys is not the tenant role's");
+        assert!(err.to_string().contains("permission denied"), "{err}");
+        tx.rollback().await.unwrap();
+    }
     // The operator role with its flag reads across tenants; without the
     // flag it reads nothing.
     for (flag, expected) in [("on", 2), ("", 0)] {

@@ -1,0 +1,3 @@
+-- PostgreSQL only (table privileges): SQLite has no roles. Kept so both
+-- backends share numbers.
+SELECT 1;
