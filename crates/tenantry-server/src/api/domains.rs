@@ -141,7 +141,7 @@ pub async fn verify(
     };
     if input.force && !caller.is_operator() {
         return Err(ApiError::Forbidden {
-            code: "operator_required",
+            code: crate::http::codes::Code::OperatorRequired,
             detail: "only an operator key may force-verify a domain".into(),
         });
     }

@@ -64,7 +64,7 @@ fn root_required(operator: &Operator) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Forbidden {
-            code: "root_key_required",
+            code: crate::http::codes::Code::RootKeyRequired,
             detail: "only the root key manages operator keys".into(),
         })
     }

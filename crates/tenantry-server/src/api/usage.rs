@@ -257,7 +257,7 @@ pub async fn ingest(
                         .1
                         .push((i, event)),
                     Err(ApiError::Forbidden {
-                        code: "insufficient_scope",
+                        code: crate::http::codes::Code::InsufficientScope,
                         ..
                     }) => {
                         return Err(crate::http::auth::insufficient_scope(Scope::UsageWrite));

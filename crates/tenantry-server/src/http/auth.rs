@@ -102,7 +102,7 @@ impl Caller {
 
 pub fn insufficient_scope(scope: Scope) -> ApiError {
     ApiError::Forbidden {
-        code: "insufficient_scope",
+        code: crate::http::codes::Code::InsufficientScope,
         detail: format!("this key lacks the scope '{scope}'").into(),
     }
 }
@@ -291,7 +291,7 @@ impl FromRequestParts<AppState> for Operator {
                 Err(ApiError::tenant_not_found())
             }
             Caller::Tenant { .. } => Err(ApiError::Forbidden {
-                code: "operator_required",
+                code: crate::http::codes::Code::OperatorRequired,
                 detail: "this action needs an operator key".into(),
             }),
         }

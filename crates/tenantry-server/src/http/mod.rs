@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod codes;
 pub mod extract;
 pub mod idempotency;
 pub mod problem;

@@ -9,6 +9,8 @@ use std::borrow::Cow;
 use tenantry_core::ValidationError;
 use tenantry_store::{Conflict, StoreError};
 
+pub use super::codes::Code;
+
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 #[derive(Debug)]
@@ -17,17 +19,17 @@ pub enum ApiError {
     Unauthorized,
     /// Something that does not exist, or is not the caller's to see.
     NotFound {
-        code: &'static str,
+        code: Code,
         detail: Cow<'static, str>,
     },
     Conflict {
-        code: &'static str,
+        code: Code,
         detail: Cow<'static, str>,
         field: Option<&'static str>,
     },
     /// The caller is known but may not do this.
     Forbidden {
-        code: &'static str,
+        code: Code,
         detail: Cow<'static, str>,
     },
     /// The tenant exists but is suspended.
@@ -64,13 +66,13 @@ pub enum ApiError {
     /// The keyring file could not be changed (`keyring_write_failed`) or
     /// read (`keyring_unavailable`): a server-side storage problem, 503.
     Keyring {
-        code: &'static str,
+        code: Code,
         detail: &'static str,
     },
     /// Well-formed input that cannot be acted on, with its own stable code
     /// (e.g. `domain_verification_failed`).
     Unprocessable {
-        code: &'static str,
+        code: Code,
         detail: Cow<'static, str>,
         field: Option<&'static str>,
     },
@@ -123,7 +125,7 @@ impl ApiError {
     /// `403 operator_required`: only an operator may do this.
     pub fn operator_required(detail: impl Into<Cow<'static, str>>) -> Self {
         ApiError::Forbidden {
-            code: "operator_required",
+            code: Code::OperatorRequired,
             detail: detail.into(),
         }
     }
@@ -132,7 +134,7 @@ impl ApiError {
     /// expiry) to outlive itself.
     pub fn key_outlives_caller() -> Self {
         ApiError::Forbidden {
-            code: "key_outlives_caller",
+            code: Code::KeyOutlivesCaller,
             detail: "a key with an expiry cannot make or change a key to expire later than itself, or never"
                 .into(),
         }
@@ -141,7 +143,7 @@ impl ApiError {
     /// `422 idempotency_key_reused`: the key was used for another request.
     pub fn idempotency_key_reused() -> Self {
         ApiError::Unprocessable {
-            code: "idempotency_key_reused",
+            code: Code::IdempotencyKeyReused,
             detail: "this Idempotency-Key was used for a different request (method, path, caller or body); use a new key".into(),
             field: Some("Idempotency-Key"),
         }
@@ -152,7 +154,7 @@ impl ApiError {
     /// from the keyring).
     pub fn idempotency_response_unavailable() -> Self {
         ApiError::Conflict {
-            code: "idempotency_key_unavailable",
+            code: Code::IdempotencyKeyUnavailable,
             detail: "this Idempotency-Key was already used, but its stored response can no longer be read; use a new key".into(),
             field: Some("Idempotency-Key"),
         }
@@ -160,34 +162,34 @@ impl ApiError {
 
     pub fn tenant_not_found() -> Self {
         ApiError::NotFound {
-            code: "tenant_not_found",
+            code: Code::TenantNotFound,
             detail: "no such tenant".into(),
         }
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
+    fn parts(&self) -> (StatusCode, Code, &'static str, String) {
         match self {
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                Code::Unauthorized,
                 "Unauthorized",
                 "a valid key or token is required: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'".into(),
             ),
             ApiError::NotFound { code, detail } => {
-                (StatusCode::NOT_FOUND, code, "Not Found", detail.to_string())
+                (StatusCode::NOT_FOUND, *code, "Not Found", detail.to_string())
             }
             ApiError::Forbidden { code, detail } => {
-                (StatusCode::FORBIDDEN, code, "Forbidden", detail.to_string())
+                (StatusCode::FORBIDDEN, *code, "Forbidden", detail.to_string())
             }
             ApiError::TenantSuspended => (
                 StatusCode::FORBIDDEN,
-                "tenant_suspended",
+                Code::TenantSuspended,
                 "Tenant Suspended",
                 "the tenant is suspended".into(),
             ),
             ApiError::InvalidCredentials(code) => (
                 StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                Code::InvalidCredentials,
                 "Unauthorized",
                 format!(
                     "the key or token is not valid ({})",
@@ -198,11 +200,11 @@ impl ApiError {
                 ),
             ),
             ApiError::Conflict { code, detail, .. } => {
-                (StatusCode::CONFLICT, code, "Conflict", detail.to_string())
+                (StatusCode::CONFLICT, *code, "Conflict", detail.to_string())
             }
             ApiError::Validation(errors) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
+                Code::ValidationFailed,
                 "Invalid input",
                 errors
                     .first()
@@ -211,103 +213,103 @@ impl ApiError {
             ),
             ApiError::MalformedJson(why) => (
                 StatusCode::BAD_REQUEST,
-                "malformed_json",
+                Code::MalformedJson,
                 "Malformed JSON",
                 format!("the request body is not valid JSON: {why}"),
             ),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                Code::UnsupportedMediaType,
                 "Unsupported Media Type",
                 "send the body as JSON with 'Content-Type: application/json'".into(),
             ),
             ApiError::PayloadTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                Code::PayloadTooLarge,
                 "Payload Too Large",
                 format!("the request body is larger than {limit} bytes"),
             ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                Code::MethodNotAllowed,
                 "Method Not Allowed",
                 "this method is not allowed on this path".into(),
             ),
             ApiError::RouteNotFound => (
                 StatusCode::NOT_FOUND,
-                "not_found",
+                Code::NotFound,
                 "Not Found",
                 "no such route".into(),
             ),
             ApiError::Unavailable(what) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                Code::Unavailable,
                 "Service Unavailable",
                 format!("{what} is unavailable; retry later"),
             ),
             ApiError::DatabaseUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
+                Code::DatabaseUnavailable,
                 "Service Unavailable",
                 "the database is unavailable; retry later".into(),
             ),
             ApiError::RequestBodyTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
-                "request_body_timeout",
+                Code::RequestBodyTimeout,
                 "Request Timeout",
                 "the request body was not received in time".into(),
             ),
             ApiError::RequestTimeout => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "request_timeout",
+                Code::RequestTimeout,
                 "Service Unavailable",
                 "the request took too long and was abandoned; retry later".into(),
             ),
             ApiError::RateLimited(d) => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                Code::RateLimited,
                 "Too Many Requests",
                 format!("over the rate limit of {} requests; retry after {} ms", d.limit, d.retry_after_ms),
             ),
             ApiError::QuotaExceeded { meter, retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
+                Code::QuotaExceeded,
                 "Quota Exceeded",
                 format!("the tenant's {meter} quota for this period is used up; it resets in {retry_after} s"),
             ),
             ApiError::DecryptionFailed => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "decryption_failed",
+                Code::DecryptionFailed,
                 "Decryption Failed",
                 "the stored secret could not be decrypted: it was tampered with, moved from another tenant or record, or its key is gone".into(),
             ),
             ApiError::Keyring { code, detail } => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                code,
+                *code,
                 "Service Unavailable",
                 (*detail).into(),
             ),
             ApiError::Unprocessable { code, detail, .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                code,
+                *code,
                 "Unprocessable",
                 detail.to_string(),
             ),
             ApiError::DnsUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "dns_unavailable",
+                Code::DnsUnavailable,
                 "Service Unavailable",
                 format!("the DNS resolver did not answer; retry in {DNS_RETRY_AFTER_SECS} s"),
             ),
             ApiError::IdempotencyKeyInProgress => (
                 StatusCode::CONFLICT,
-                "idempotency_key_in_progress",
+                Code::IdempotencyKeyInProgress,
                 "Conflict",
                 format!("a request with this Idempotency-Key is still running; retry in {IDEMPOTENCY_RETRY_AFTER_SECS} s"),
             ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
+                Code::InternalError,
                 "Internal Server Error",
                 "an internal error occurred; the request id identifies it in the server's logs"
                     .into(),
@@ -338,11 +340,14 @@ impl ApiError {
         (
             status,
             Problem {
-                kind: format!("https://tenantry.dev/problems/{}", code.replace('_', "-")),
+                kind: format!(
+                    "https://tenantry.dev/problems/{}",
+                    code.as_str().replace('_', "-")
+                ),
                 title,
                 status: status.as_u16(),
                 detail,
-                code,
+                code: code.as_str(),
                 field,
                 errors,
             },
@@ -413,21 +418,21 @@ impl From<crate::vault::VaultError> for ApiError {
         match err {
             VaultError::Store(e) => e.into(),
             VaultError::ReadOnlyKeyring => ApiError::Conflict {
-                code: "keyring_read_only",
+                code: Code::KeyringReadOnly,
                 detail: "the keyring comes from TENANTRY_MASTER_KEY; rotate by restarting with a new key first (or use TENANTRY_MASTER_KEY_FILE)".into(),
                 field: None,
             },
             VaultError::KeyringWrite(why) => {
                 tracing::error!(error = %why, "cannot write the keyring");
                 ApiError::Keyring {
-                    code: "keyring_write_failed",
+                    code: Code::KeyringWriteFailed,
                     detail: "the keyring file could not be changed (see the server's logs); nothing was activated and every existing key still works",
                 }
             }
             VaultError::KeyringRead(why) => {
                 tracing::error!(error = %why, "cannot read the keyring");
                 ApiError::Keyring {
-                    code: "keyring_unavailable",
+                    code: Code::KeyringUnavailable,
                     detail: "the keyring file could not be read (see the server's logs)",
                 }
             }
@@ -450,21 +455,21 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => ApiError::NotFound {
-                code: "not_found",
+                code: Code::NotFound,
                 detail: "no such resource".into(),
             },
             StoreError::Conflict(Conflict::TenantId) => ApiError::Conflict {
-                code: "tenant_exists",
+                code: Code::TenantExists,
                 detail: "a tenant with this id already exists".into(),
                 field: Some("id"),
             },
             StoreError::Conflict(Conflict::Subdomain) => ApiError::Conflict {
-                code: "subdomain_taken",
+                code: Code::SubdomainTaken,
                 detail: "another tenant already uses this subdomain".into(),
                 field: Some("subdomain"),
             },
             StoreError::Conflict(Conflict::Domain) => ApiError::Conflict {
-                code: "domain_taken",
+                code: Code::DomainTaken,
                 detail: "this domain is already attached to a tenant".into(),
                 field: Some("domain"),
             },

@@ -77,7 +77,7 @@ pub async fn revoke(
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => ApiError::NotFound {
-                    code: "key_not_found",
+                    code: crate::http::codes::Code::KeyNotFound,
                     detail: "no such operator key".into(),
                 },
                 other => other.into(),

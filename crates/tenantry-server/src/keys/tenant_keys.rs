@@ -35,7 +35,7 @@ pub const MAX_OVERLAP_SECONDS: i64 = 30 * 86_400;
 
 pub fn key_not_found() -> ApiError {
     ApiError::NotFound {
-        code: "key_not_found",
+        code: crate::http::codes::Code::KeyNotFound,
         detail: "this tenant has no such key".into(),
     }
 }
@@ -47,7 +47,7 @@ fn key_missing(err: StoreError) -> ApiError {
     }
 }
 
-fn conflict(code: &'static str, detail: &'static str) -> ApiError {
+fn conflict(code: crate::http::codes::Code, detail: &'static str) -> ApiError {
     ApiError::Conflict {
         code,
         detail: detail.into(),
@@ -224,7 +224,10 @@ pub async fn update(
     // by `enabled: true`).
     let existing = change.tx().get_key(key_id).await.map_err(key_missing)?;
     if existing.revoked_at.is_some() {
-        return Err(conflict("key_revoked", "a revoked key cannot be changed"));
+        return Err(conflict(
+            crate::http::codes::Code::KeyRevoked,
+            "a revoked key cannot be changed",
+        ));
     }
     // A key is edited only by a caller that could have made it: one holding
     // every scope it has (and an operator for the operator-issued ones), so
@@ -236,7 +239,7 @@ pub async fn update(
         patch.enabled == Some(true) || patch.expires_at.is_some() || patch.scopes.is_some();
     if revives && !caller.is_operator() && change.tx().key_has_successor(&existing.id).await? {
         return Err(conflict(
-            "key_already_rotated",
+            crate::http::codes::Code::KeyAlreadyRotated,
             "this key was rotated: its successor is the one to change",
         ));
     }
@@ -304,17 +307,23 @@ pub async fn rotate(
     let mut change = tenancy::open_live(state, grant).await?;
     let old = change.tx().get_key(key_id).await.map_err(key_missing)?;
     if old.revoked_at.is_some() {
-        return Err(conflict("key_revoked", "a revoked key cannot be rotated"));
+        return Err(conflict(
+            crate::http::codes::Code::KeyRevoked,
+            "a revoked key cannot be rotated",
+        ));
     }
     // A key is rotated once: otherwise a leaked key, still alive during its
     // overlap window, could mint fresh successors of itself. The tenant row
     // is locked, so concurrent rotations see each other's successor.
     if old.expires_at.is_some_and(|at| at <= now) {
-        return Err(conflict("key_expired", "an expired key cannot be rotated"));
+        return Err(conflict(
+            crate::http::codes::Code::KeyExpired,
+            "an expired key cannot be rotated",
+        ));
     }
     if change.tx().key_has_successor(&old.id).await? {
         return Err(conflict(
-            "key_already_rotated",
+            crate::http::codes::Code::KeyAlreadyRotated,
             "this key was rotated already: rotate its successor",
         ));
     }

@@ -21,7 +21,7 @@ pub struct IssuedToken {
 
 fn api_key_required() -> ApiError {
     ApiError::Forbidden {
-        code: "api_key_required",
+        code: crate::http::codes::Code::ApiKeyRequired,
         detail: "access tokens are made from a tenant API key".into(),
     }
 }

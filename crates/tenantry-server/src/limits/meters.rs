@@ -89,7 +89,7 @@ pub async fn create(
     {
         // Dropped: rolls back, nothing recorded.
         return Err(ApiError::Conflict {
-            code: "meter_exists",
+            code: crate::http::codes::Code::MeterExists,
             detail: "a meter with this name exists".into(),
             field: Some("name"),
         });

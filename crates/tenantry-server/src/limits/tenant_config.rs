@@ -42,7 +42,7 @@ pub async fn patch(
             .find(|s| patch.get(*s).is_some())
     {
         return Err(ApiError::Forbidden {
-            code: "operator_required",
+            code: crate::http::codes::Code::OperatorRequired,
             detail: format!("changing {section} needs an operator key").into(),
         });
     }

@@ -95,7 +95,7 @@ pub async fn verify_credentials(
 
 fn tenant_mismatch() -> ApiError {
     ApiError::Forbidden {
-        code: "tenant_mismatch",
+        code: crate::http::codes::Code::TenantMismatch,
         detail: "the keys, tokens or host of this request belong to different tenants".into(),
     }
 }
@@ -205,7 +205,7 @@ pub async fn resolve(
             && other.id != tenant.0.id
         {
             return Err(ApiError::Forbidden {
-                code: "tenant_mismatch",
+                code: crate::http::codes::Code::TenantMismatch,
                 detail: "the key or token belongs to another tenant than the host".into(),
             });
         }

@@ -27,14 +27,14 @@ use tenantry_store::StoreError;
 
 pub fn domain_not_found() -> ApiError {
     ApiError::NotFound {
-        code: "domain_not_found",
+        code: crate::http::codes::Code::DomainNotFound,
         detail: "this tenant has no such domain".into(),
     }
 }
 
 fn domain_taken() -> ApiError {
     ApiError::Conflict {
-        code: "domain_taken",
+        code: crate::http::codes::Code::DomainTaken,
         detail: "this domain is verified by another tenant".into(),
         field: Some("domain"),
     }
@@ -42,7 +42,7 @@ fn domain_taken() -> ApiError {
 
 fn tenant_deleted() -> ApiError {
     ApiError::Conflict {
-        code: "tenant_deleted",
+        code: crate::http::codes::Code::TenantDeleted,
         detail: "the tenant is deleted".into(),
         field: None,
     }
@@ -89,7 +89,7 @@ pub async fn add(
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => ApiError::Conflict {
-                code: "domain_taken",
+                code: crate::http::codes::Code::DomainTaken,
                 detail: "this tenant has claimed this domain already".into(),
                 field: Some("domain"),
             },
@@ -298,7 +298,7 @@ async fn check_challenge(state: &AppState, claim: &CustomDomain) -> Result<(), A
         )
     };
     Err(ApiError::Unprocessable {
-        code: "domain_verification_failed",
+        code: crate::http::codes::Code::DomainVerificationFailed,
         detail: detail.into(),
         field: None,
     })

@@ -26,7 +26,7 @@ pub fn or_tenant_not_found(err: StoreError) -> ApiError {
 
 fn tenant_deleted(detail: &'static str) -> ApiError {
     ApiError::Conflict {
-        code: "tenant_deleted",
+        code: crate::http::codes::Code::TenantDeleted,
         detail: detail.into(),
         field: None,
     }

@@ -23,7 +23,7 @@ pub const REVEALED: &str = "credential.revealed";
 
 pub fn credential_not_found() -> ApiError {
     ApiError::NotFound {
-        code: "credential_not_found",
+        code: crate::http::codes::Code::CredentialNotFound,
         detail: "this tenant has no such credential".into(),
     }
 }

@@ -25,7 +25,7 @@ const MAX_SETTINGS_BYTES: usize = 64 * 1024;
 
 fn settings_not_found() -> ApiError {
     ApiError::NotFound {
-        code: "settings_not_found",
+        code: crate::http::codes::Code::SettingsNotFound,
         detail: "this tenant has no settings in this category".into(),
     }
 }
@@ -49,7 +49,7 @@ pub fn parse_category(category: &str) -> Result<String, ApiError> {
         Ok(category.to_owned())
     } else {
         Err(ApiError::NotFound {
-            code: "settings_not_found",
+            code: crate::http::codes::Code::SettingsNotFound,
             detail: "categories are 1 to 63 characters of a-z, 0-9, '-' and '_'".into(),
         })
     }
