@@ -63,10 +63,15 @@ enum AuditCommand {
         #[arg(long)]
         file: Option<std::path::PathBuf>,
         /// With --file: trust only this checkpoint key (a signed-note vkey
-        /// from GET /v1/audit/keys; repeatable). Without it, the keys in the
-        /// file are used, which proves the file consistent, not authentic.
+        /// from GET /v1/audit/keys, obtained apart from the file; repeatable).
+        /// Required, unless --trust-file-keys.
         #[arg(long = "public-key")]
         public_keys: Vec<String>,
+        /// With --file and no --public-key: check against the keys the file
+        /// itself carries, which proves it consistent, not authentic (anyone
+        /// can sign a file with a key of their own).
+        #[arg(long = "trust-file-keys")]
+        trust_file_keys: bool,
     },
 }
 
@@ -114,8 +119,18 @@ fn main() -> ExitCode {
         Command::Audit(AuditCommand::Verify {
             file: Some(file),
             public_keys,
+            trust_file_keys,
             ..
-        }) => return verify_export_file(&file, &public_keys),
+        }) => {
+            if public_keys.is_empty() && !trust_file_keys {
+                eprintln!(
+                    "tenantry: --file needs --public-key (from GET /v1/audit/keys): the keys inside \
+                     an export prove nothing about who signed it (or pass --trust-file-keys)"
+                );
+                return ExitCode::from(2);
+            }
+            return verify_export_file(&file, &public_keys);
+        }
         _ => {}
     }
     let config = match Config::load() {

@@ -490,6 +490,15 @@ async fn exports_verify_offline_and_parse_as_csv(backend: Backend) {
         .expect("vkey")
         .to_owned();
     let p = path.to_str().expect("utf8");
+    // The keys inside a file prove nothing about who signed it: a trusted
+    // key is required, unless the caller says it trusts the file's own.
+    let (code, _, err) = db.run_command(&["audit", "verify", "--file", p], &[]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--public-key"), "{err}");
+    let (code, out, err) = db
+        .run_command(&["audit", "verify", "--file", p, "--trust-file-keys"], &[])
+        .await;
+    assert_eq!(code, 0, "{out} {err}");
     let (code, out, err) = db
         .run_command(
             &["audit", "verify", "--file", p, "--public-key", &vkey],
