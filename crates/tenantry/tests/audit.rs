@@ -327,7 +327,14 @@ async fn tampering_is_found_with_the_first_bad_sequence(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = start(&db).await;
     let store = store_of(&db).await;
-    let cases = ["t-edit", "t-delete", "t-insert", "t-swap", "t-truncate"];
+    let cases = [
+        "t-edit",
+        "t-delete",
+        "t-insert",
+        "t-swap",
+        "t-truncate",
+        "t-garble",
+    ];
     for tenant in cases {
         server.create_tenant(tenant).await;
         append_n(&store, tenant, 5).await;
@@ -382,6 +389,12 @@ async fn tampering_is_found_with_the_first_bad_sequence(backend: Backend) {
         "UPDATE {e} SET sequence = 3 WHERE tenant_id = 't-swap' AND sequence = -1"
     ))
     .await;
+    // Garble: a row edited into something that no longer decodes is a
+    // break at that entry, not a server error.
+    db.exec(&format!(
+        "UPDATE {e} SET changes = '{{not json', outcome = 'maybe' WHERE tenant_id = 't-garble' AND sequence = 4"
+    ))
+    .await;
     // Truncate: the two newest go, and the head row is made to agree; only
     // the checkpoint of size 5 still knows.
     db.exec(&format!(
@@ -400,6 +413,7 @@ async fn tampering_is_found_with_the_first_bad_sequence(backend: Backend) {
         ("t-insert", 3),
         ("t-swap", 2),
         ("t-truncate", 4),
+        ("t-garble", 4),
     ] {
         let report = verify(&server, tenant).await;
         assert_eq!(report["ok"], false, "{tenant}: {report}");

@@ -232,7 +232,23 @@ async fn walk_stored(
         if walker.broken.is_some() {
             break;
         }
-        let page = tx.range(walker.size, PAGE).await?;
+        // A row edited into something that no longer decodes is a break in
+        // the chain, not an error: the page is read again one entry at a
+        // time, so the report names the first entry that does not decode.
+        let page = match tx.range(walker.size, PAGE).await {
+            Err(StoreError::Corrupt(_)) => match tx.range(walker.size, 1).await {
+                Err(StoreError::Corrupt(why)) => {
+                    let at = walker.size + 1;
+                    walker.fail(
+                        at,
+                        format!("the entry after sequence {} cannot be read: {why}", at - 1),
+                    );
+                    break;
+                }
+                other => other?,
+            },
+            other => other?,
+        };
         if page.is_empty() {
             break;
         }
