@@ -163,6 +163,24 @@ impl Record {
         }
     }
 
+    fn push_audit(
+        &mut self,
+        action: &str,
+        targets: Vec<AuditTarget>,
+        changes: serde_json::Value,
+        metadata: serde_json::Value,
+    ) {
+        let mut draft = self.draft(action, targets, changes);
+        draft.metadata = metadata;
+        self.audit.push(draft);
+    }
+
+    fn invalidate(&mut self, invalidation: Invalidation) {
+        if !self.invalidations.contains(&invalidation) {
+            self.invalidations.push(invalidation);
+        }
+    }
+
     fn require_audit(&self) -> Result<(), StoreError> {
         if self.audit.is_empty() {
             return Err(StoreError::Corrupt(
@@ -222,16 +240,12 @@ impl TenantChange {
         changes: serde_json::Value,
         metadata: serde_json::Value,
     ) {
-        let mut draft = self.record.draft(action, targets, changes);
-        draft.metadata = metadata;
-        self.record.audit.push(draft);
+        self.record.push_audit(action, targets, changes, metadata);
     }
 
     /// A cache entry this change makes wrong, on every server process.
     pub fn invalidate(&mut self, invalidation: Invalidation) {
-        if !self.record.invalidations.contains(&invalidation) {
-            self.record.invalidations.push(invalidation);
-        }
+        self.record.invalidate(invalidation);
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
@@ -334,15 +348,11 @@ impl OperatorChange {
         changes: serde_json::Value,
         metadata: serde_json::Value,
     ) {
-        let mut draft = self.record.draft(action, targets, changes);
-        draft.metadata = metadata;
-        self.record.audit.push(draft);
+        self.record.push_audit(action, targets, changes, metadata);
     }
 
     pub fn invalidate(&mut self, invalidation: Invalidation) {
-        if !self.record.invalidations.contains(&invalidation) {
-            self.record.invalidations.push(invalidation);
-        }
+        self.record.invalidate(invalidation);
     }
 
     /// Continues this same transaction as a change to one tenant (a

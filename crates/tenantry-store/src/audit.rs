@@ -50,106 +50,62 @@ pub(crate) type EntryTuple = (
     String,
 );
 
-pub(crate) struct EntryRow {
-    tenant_id: String,
-    sequence: i64,
-    id: String,
-    occurred_at: DateTime<Utc>,
-    actor_type: String,
-    actor_id: String,
-    actor_name: Option<String>,
-    action: String,
-    targets: String,
-    outcome: String,
-    request: String,
-    changes: String,
-    metadata: String,
-    prev_hash: String,
-    hash: String,
-}
-
 pub(crate) const ENTRY_COLUMNS: &str = "tenant_id, sequence, id, occurred_at, actor_type, actor_id, \
      actor_name, action, targets, outcome, request, changes, metadata, prev_hash, hash";
 
-impl EntryRow {
-    pub(crate) fn from_tuple(t: EntryTuple) -> EntryRow {
-        let (
-            tenant_id,
-            sequence,
-            id,
-            occurred_at,
-            actor_type,
-            actor_id,
-            actor_name,
-            action,
-            targets,
-            outcome,
-            request,
-            changes,
-            metadata,
-            prev_hash,
-            hash,
-        ) = t;
-        EntryRow {
-            tenant_id,
-            sequence,
-            id,
-            occurred_at,
-            actor_type,
-            actor_id,
-            actor_name,
-            action,
-            targets,
-            outcome,
-            request,
-            changes,
-            metadata,
-            prev_hash,
-            hash,
-        }
-    }
-
-    /// The stored row as an entry. A row that does not parse is reported as
-    /// corrupt (tampering shows up in verification, not as a crash).
-    pub(crate) fn into_entry(self) -> Result<AuditEntry> {
-        let corrupt = |what: &str| {
-            StoreError::Corrupt(format!(
-                "audit entry {} of chain {:?}: {what}",
-                self.sequence, self.tenant_id
-            ))
-        };
-        let json = |text: &str, what: &str| {
-            serde_json::from_str::<serde_json::Value>(text).map_err(|_| corrupt(what))
-        };
-        let targets = serde_json::from_str(&self.targets).map_err(|_| corrupt("targets"))?;
-        let request = serde_json::from_str(&self.request).map_err(|_| corrupt("request"))?;
-        let changes = json(&self.changes, "changes")?;
-        let metadata = json(&self.metadata, "metadata")?;
-        let kind = self
-            .actor_type
-            .parse()
-            .map_err(|()| corrupt("actor_type"))?;
-        let outcome = self.outcome.parse().map_err(|()| corrupt("outcome"))?;
-        Ok(AuditEntry {
-            id: self.id,
-            tenant_id: (!self.tenant_id.is_empty()).then_some(self.tenant_id),
-            sequence: self.sequence.max(0) as u64,
-            occurred_at: self.occurred_at,
-            actor: AuditActor {
-                kind,
-                id: self.actor_id,
-                name: self.actor_name,
-            },
-            action: self.action,
-            targets,
-            outcome,
-            request,
-            changes,
-            metadata,
-            prev_hash: self.prev_hash,
-            hash: self.hash,
-        })
-    }
+/// A stored row (the columns of [`ENTRY_COLUMNS`]) as an entry. A row that
+/// does not parse is reported as corrupt (verification names it as a break).
+pub(crate) fn entry_from_row(row: EntryTuple) -> Result<AuditEntry> {
+    let (
+        tenant_id,
+        sequence,
+        id,
+        occurred_at,
+        actor_type,
+        actor_id,
+        actor_name,
+        action,
+        targets,
+        outcome,
+        request,
+        changes,
+        metadata,
+        prev_hash,
+        hash,
+    ) = row;
+    let corrupt = |what: &str| {
+        StoreError::Corrupt(format!(
+            "audit entry {sequence} of chain {tenant_id:?}: {what}"
+        ))
+    };
+    let json = |text: &str, what: &str| {
+        serde_json::from_str::<serde_json::Value>(text).map_err(|_| corrupt(what))
+    };
+    let targets = serde_json::from_str(&targets).map_err(|_| corrupt("targets"))?;
+    let request = serde_json::from_str(&request).map_err(|_| corrupt("request"))?;
+    let changes = json(&changes, "changes")?;
+    let metadata = json(&metadata, "metadata")?;
+    let kind = actor_type.parse().map_err(|()| corrupt("actor_type"))?;
+    let outcome = outcome.parse().map_err(|()| corrupt("outcome"))?;
+    Ok(AuditEntry {
+        id,
+        tenant_id: (!tenant_id.is_empty()).then_some(tenant_id),
+        sequence: sequence.max(0) as u64,
+        occurred_at,
+        actor: AuditActor {
+            kind,
+            id: actor_id,
+            name: actor_name,
+        },
+        action,
+        targets,
+        outcome,
+        request,
+        changes,
+        metadata,
+        prev_hash,
+        hash,
+    })
 }
 
 impl Conn {
@@ -295,9 +251,7 @@ impl Conn {
             .bind(i64::from(limit))
             .fetch_all(&mut **c)
             .await?);
-        rows.into_iter()
-            .map(|t| EntryRow::from_tuple(t).into_entry())
-            .collect()
+        rows.into_iter().map(entry_from_row).collect()
     }
 }
 
@@ -388,7 +342,7 @@ impl Conn {
             .await?);
         let entries: Vec<AuditEntry> = rows
             .into_iter()
-            .map(|t| EntryRow::from_tuple(t).into_entry())
+            .map(entry_from_row)
             .collect::<Result<_>>()?;
         Ok(entries
             .into_iter()

@@ -4,7 +4,7 @@
 //! that a checkpoint vouches for).
 
 use crate::Result;
-use crate::audit::{ENTRY_COLUMNS, EntryRow, EntryTuple};
+use crate::audit::{ENTRY_COLUMNS, EntryTuple, entry_from_row};
 use crate::scope::{Conn, OperatorTx, TenantTx, on_conn};
 use chrono::{DateTime, Utc};
 use tenantry_core::TenantId;
@@ -103,9 +103,7 @@ impl Conn {
             }
             q.fetch_all(&mut **c).await?
         });
-        rows.into_iter()
-            .map(|t| EntryRow::from_tuple(t).into_entry())
-            .collect()
+        rows.into_iter().map(entry_from_row).collect()
     }
 
     /// A page of a chain's entries matching `filter`, newest first, before
