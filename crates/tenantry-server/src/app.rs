@@ -24,6 +24,8 @@ pub struct Inner {
     pub tokens: TokenKeys,
     pub vault: crate::vault::Vault,
     pub rate_limiter: crate::limits::ratelimit::RateLimiter,
+    /// The HTTP client for every request Tenantry makes to another server.
+    pub outbound: crate::outbound::Outbound,
 }
 
 impl AppState {
@@ -34,8 +36,13 @@ impl AppState {
         root_key: RootKey,
         vault: crate::vault::Vault,
         rate_limiter: crate::limits::ratelimit::RateLimiter,
-    ) -> Self {
-        Self(Arc::new(Inner {
+    ) -> anyhow::Result<Self> {
+        let outbound = crate::outbound::Outbound::new(
+            config.outbound_allowlist.clone(),
+            config.outbound_timeout,
+        )
+        .map_err(anyhow::Error::msg)?;
+        Ok(Self(Arc::new(Inner {
             store,
             clock,
             config,
@@ -46,13 +53,18 @@ impl AppState {
             tokens: TokenKeys::default(),
             vault,
             rate_limiter,
-        }))
+            outbound,
+        })))
     }
 
     /// The state an operator command (`tenantry keys …`) runs its changes
     /// with: it serves no requests, so its root key matches nothing and its
     /// rate limiter is local.
-    pub fn for_command(store: Store, config: Config, vault: crate::vault::Vault) -> Self {
+    pub fn for_command(
+        store: Store,
+        config: Config,
+        vault: crate::vault::Vault,
+    ) -> anyhow::Result<Self> {
         let unusable =
             tenantry_core::SecretString::new(crate::ids::IdGenerator::default().random("cmd"));
         Self::new(

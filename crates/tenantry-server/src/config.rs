@@ -208,6 +208,18 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "0",
         "days of audit entries kept for a tenant whose configuration sets no retention_policy.audit_retention_days, and for the operator chain (0: keep everything)",
     ),
+    (
+        "outbound_allowlist",
+        false,
+        "",
+        "comma-separated CIDRs and host names that outbound requests (webhooks, key sets, provider checks) may reach although they are internal, and over plain http (e.g. 127.0.0.1/32,receiver.internal)",
+    ),
+    (
+        "outbound_timeout",
+        false,
+        "15s",
+        "longest time one outbound request may take, connection included",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,6 +275,9 @@ pub struct Config {
     pub audit_retention_days: u32,
     /// How long an `Idempotency-Key`'s response is replayed.
     pub idempotency_ttl: Duration,
+    /// Addresses and names outbound requests may reach although internal.
+    pub outbound_allowlist: crate::outbound::Allowlist,
+    pub outbound_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -520,6 +535,9 @@ impl Config {
                 .filter(|d| *d <= 36_500)
                 .ok_or_else(|| invalid("audit_retention_days", "must be between 0 and 36500"))?,
             idempotency_ttl: positive("idempotency_ttl")?,
+            outbound_allowlist: crate::outbound::Allowlist::parse(get("outbound_allowlist").0)
+                .map_err(|why| invalid("outbound_allowlist", &why))?,
+            outbound_timeout: positive("outbound_timeout")?,
         })
     }
 

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod limits;
 pub mod logging;
 pub mod openapi;
+pub mod outbound;
 pub mod resolution;
 pub mod root_key;
 pub mod seed;
@@ -66,7 +67,7 @@ pub async fn run(
         root_key,
         vault,
         rate_limiter,
-    );
+    )?;
     state
         .tokens
         .load(&state.store, &state.vault, state.clock.now())

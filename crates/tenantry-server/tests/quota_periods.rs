@@ -47,6 +47,7 @@ async fn state(
         vault,
         tenantry_server::limits::ratelimit::RateLimiter::in_memory(),
     )
+    .unwrap()
 }
 
 async fn roll_over(state: AppState, clock: ManualClock) {

@@ -225,7 +225,7 @@ async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
 async fn rotate_signing_key(config: Config) -> anyhow::Result<ExitCode> {
     let store = tenantry_server::open_store(&config).await?;
     let vault = tenantry_server::vault::Vault::load(&config)?;
-    let state = tenantry_server::app::AppState::for_command(store.clone(), config, vault);
+    let state = tenantry_server::app::AppState::for_command(store.clone(), config, vault)?;
     #[allow(clippy::disallowed_methods)] // system grant: the operator's own command on the host
     let grant = tenantry_server::grant::OperatorGrant::system("cli");
     let rotated = tenantry_server::keys::signing::rotate(&state, &grant).await;
@@ -240,7 +240,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
     use tenantry_server::vault::{Vault, rotation};
     let store = tenantry_server::open_store(&config).await?;
     let vault = Vault::load(&config)?;
-    let state = tenantry_server::app::AppState::for_command(store.clone(), config, vault);
+    let state = tenantry_server::app::AppState::for_command(store.clone(), config, vault)?;
     // The command acts on the server's own authority: whoever can run it
     // holds the keyring and the database credentials already.
     #[allow(clippy::disallowed_methods)] // system grant: a command (actor system/cli)
