@@ -203,13 +203,9 @@ pub async fn list_members(
     let limit = page.limit()?;
     let after = page.after("members")?;
     let after = match &after {
-        Some(position) => Some(members::parse_subject(position).map_err(|_| {
-            ApiError::from(ValidationError::new(
-                "cursor",
-                "invalid_cursor",
-                "is not a cursor from this list",
-            ))
-        })?),
+        Some(position) => {
+            Some(members::parse_subject(position).map_err(|_| super::invalid_cursor())?)
+        }
         None => None,
     };
     let mut rows = members::list(&state, &grant, after, limit + 1).await?;

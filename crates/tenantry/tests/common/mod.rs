@@ -921,7 +921,10 @@ impl TestServer {
             )
             .await;
         ok(&provider, "identity provider");
-        let member = format!("{}:seed-user", provider.body["id"].as_str().unwrap_or_default());
+        let member = format!(
+            "{}:seed-user",
+            provider.body["id"].as_str().unwrap_or_default()
+        );
         ok(
             &self
                 .call(
