@@ -478,10 +478,27 @@ async fn key_rotation_forged_kids_and_issuer_outage(backend: Backend) {
     resolved(&resolve(&server, &t1, None).await, "acme", "token_claim");
     assert_eq!(issuer.hits(), 1);
 
-    // The issuer rotates: a token with the new kid makes one refetch.
+    // The issuer rotates: tokens with the new kid, arriving together, make
+    // one refetch between them.
     issuer.publish(jwks(&[second]));
     let t2 = token(second, claims("u2", acme.clone()));
-    resolved(&resolve(&server, &t2, None).await, "acme", "token_claim");
+    let together: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url, t) = (server.client.clone(), server.url("/v1/resolve"), t2.clone());
+            tokio::spawn(async move {
+                client
+                    .get(url)
+                    .bearer_auth(t)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for request in together {
+        assert_eq!(request.await.unwrap(), StatusCode::OK);
+    }
     assert_eq!(issuer.hits(), 2);
     // Tokens already verified stay verified until they expire (cached by
     // hash); the retired key verifies nothing new.
