@@ -58,6 +58,8 @@ pub enum ActorType {
     Token,
     System,
     Webhook,
+    /// A user of an external identity provider (`idp_…:subject`).
+    User,
 }
 
 impl ActorType {
@@ -68,6 +70,7 @@ impl ActorType {
             Self::Token => "token",
             Self::System => "system",
             Self::Webhook => "webhook",
+            Self::User => "user",
         }
     }
 }
@@ -81,6 +84,7 @@ impl FromStr for ActorType {
             "token" => Self::Token,
             "system" => Self::System,
             "webhook" => Self::Webhook,
+            "user" => Self::User,
             _ => return Err(()),
         })
     }

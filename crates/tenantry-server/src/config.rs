@@ -220,6 +220,12 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "15s",
         "longest time one outbound request may take, connection included",
     ),
+    (
+        "identity_jwks_refetch_interval",
+        false,
+        "60s",
+        "shortest time between two fetches of an identity provider's key set made because a token named an unknown kid (or after a failed fetch), per provider",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,6 +284,8 @@ pub struct Config {
     /// Addresses and names outbound requests may reach although internal.
     pub outbound_allowlist: crate::outbound::Allowlist,
     pub outbound_timeout: Duration,
+    /// Shortest time between forced refetches of one issuer's key set.
+    pub identity_jwks_refetch_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -538,6 +546,7 @@ impl Config {
             outbound_allowlist: crate::outbound::Allowlist::parse(get("outbound_allowlist").0)
                 .map_err(|why| invalid("outbound_allowlist", &why))?,
             outbound_timeout: positive("outbound_timeout")?,
+            identity_jwks_refetch_interval: positive("identity_jwks_refetch_interval")?,
         })
     }
 

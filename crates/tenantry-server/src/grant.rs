@@ -56,10 +56,31 @@ impl Principal {
         }
     }
 
+    /// A user of an external identity provider: the audit log shows the
+    /// provider-namespaced subject, and the issuer (and, for a super admin,
+    /// that they acted as an operator).
+    pub(crate) fn user(user: &crate::identity::ExternalUser) -> Principal {
+        let name = if user.super_admin {
+            format!("super admin via {}", user.issuer)
+        } else {
+            user.issuer.clone()
+        };
+        Principal {
+            audit: AuditActor::new(ActorType::User, user.member_key(), Some(name)),
+            legacy: Actor::from_trusted(format!("user:{}", user.member_key())),
+        }
+    }
+
     /// The principal behind an authenticated caller.
     pub(crate) fn of(caller: &Caller) -> Principal {
         match caller {
-            Caller::Operator { actor, root } => {
+            Caller::Operator {
+                user: Some(user), ..
+            }
+            | Caller::Tenant {
+                user: Some(user), ..
+            } => Principal::user(user),
+            Caller::Operator { actor, root, .. } => {
                 let id = actor
                     .as_str()
                     .strip_prefix("operator:")

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dns;
 pub mod grant;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod keys;
 pub mod limits;

@@ -35,6 +35,10 @@ use utoipa::{Modify, OpenApi};
         audit::list, audit::operator_list, audit::checkpoints, audit::operator_checkpoints,
         audit::verify, audit::operator_verify, audit::export, audit::operator_export,
         audit::keys, audit::rotate_key,
+        api::identity::create_provider, api::identity::list_providers, api::identity::get_provider,
+        api::identity::put_provider, api::identity::delete_provider, api::identity::put_member,
+        api::identity::list_members, api::identity::get_member, api::identity::delete_member,
+        api::identity::member_tenants,
     ),
     components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>)),
     modifiers(&BearerAuth, &IdempotencyKeys),
@@ -50,6 +54,7 @@ use utoipa::{Modify, OpenApi};
         (name = "usage", description = "Usage metering, quotas and rate limits"),
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "audit", description = "The tamper-evident audit log: entries, signed checkpoints, verification and export"),
+        (name = "identity", description = "Trusted identity providers, and the members of tenants who log in through them"),
     )
 )]
 pub struct ApiDoc;

@@ -24,6 +24,7 @@ const SQLITE: Embedded = Embedded(&[
     (11, "audit_checkpoints", include_str!("../migrations/sqlite/0011_audit_checkpoints.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/sqlite/0013_access_log_in_audit.sql")),
     (15, "audit_keys_private", include_str!("../migrations/sqlite/0015_audit_keys_private.sql")),
+    (17, "identity", include_str!("../migrations/sqlite/0017_identity.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -40,6 +41,7 @@ const POSTGRES: Embedded = Embedded(&[
     (11, "audit_checkpoints", include_str!("../migrations/postgres/0011_audit_checkpoints.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/postgres/0013_access_log_in_audit.sql")),
     (15, "audit_keys_private", include_str!("../migrations/postgres/0015_audit_keys_private.sql")),
+    (17, "identity", include_str!("../migrations/postgres/0017_identity.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {

@@ -214,8 +214,44 @@ fn steps() -> Vec<Step> {
             "/v1/tenants/walk/credentials/{cred_id}",
             None,
         ),
+        // Identity providers (operator chain) and members (the tenant's).
+        Step {
+            save: Some(("provider_id", "id")),
+            ..step(
+                "POST /v1/identity-providers",
+                "/v1/identity-providers",
+                Some(idp()),
+            )
+        },
+        step(
+            "PUT /v1/identity-providers/{provider_id}",
+            "/v1/identity-providers/{provider_id}",
+            Some(idp()),
+        ),
+        step(
+            "PUT /v1/tenants/{id}/members/{subject}",
+            "/v1/tenants/walk/members/{provider_id}:walker",
+            Some(json!({"roles": ["member"]})),
+        ),
+        step(
+            "DELETE /v1/tenants/{id}/members/{subject}",
+            "/v1/tenants/walk/members/{provider_id}:walker",
+            None,
+        ),
+        step(
+            "DELETE /v1/identity-providers/{provider_id}",
+            "/v1/identity-providers/{provider_id}",
+            None,
+        ),
         step("DELETE /v1/tenants/{id}", "/v1/tenants/walk", None),
     ]
+}
+
+/// Settings of an identity provider with inline keys (no fetch).
+fn idp() -> Value {
+    json!({"issuer": "https://walk-idp.example/", "audiences": ["app"], "algorithms": ["EdDSA"],
+           "jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "w",
+                              "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}})
 }
 
 /// Entries of changes in the walked tenant's chain and the operator's.

@@ -12,8 +12,8 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use tenantry_core::TenantId;
 use tenantry_core::keys::Scope;
-use tenantry_core::{TenantId, ValidationError};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConfigOut {
@@ -90,13 +90,7 @@ pub async fn config_versions(
     let grant = caller.grant(&id, Scope::TenantRead)?;
     let limit = page.limit()?;
     let before = match page.after("versions")? {
-        Some(v) => Some(v.parse::<i64>().map_err(|_| {
-            ApiError::from(ValidationError::new(
-                "cursor",
-                "invalid_cursor",
-                "is not a cursor from this list",
-            ))
-        })?),
+        Some(v) => Some(v.parse::<i64>().map_err(|_| super::invalid_cursor())?),
         None => None,
     };
     let mut rows = tenant_config::versions(&state, &grant, before, limit + 1).await?;

@@ -132,6 +132,7 @@ fn legacy_actor(actor: &AuditActor) -> String {
         ActorType::ApiKey => format!("key:{}", actor.id),
         ActorType::Token => format!("token:{}", actor.id),
         ActorType::Webhook => format!("webhook:{}", actor.id),
+        ActorType::User => format!("user:{}", actor.id),
         ActorType::System => "system".to_owned(),
     }
 }

@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod domains;
 pub mod events;
 pub mod health;
+pub mod identity;
 pub mod keyring;
 pub mod keys;
 pub mod meters;
@@ -60,13 +61,7 @@ impl PageParams {
         let Some(cursor) = &self.cursor else {
             return Ok(None);
         };
-        let invalid = || {
-            ApiError::from(ValidationError::new(
-                "cursor",
-                "invalid_cursor",
-                "is not a cursor from this list",
-            ))
-        };
+        let invalid = invalid_cursor;
         let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let (prefix, position) = text.split_once(':').ok_or_else(invalid)?;
@@ -75,6 +70,15 @@ impl PageParams {
         }
         Ok(Some(position.to_owned()))
     }
+}
+
+/// `422` for a `cursor` that no list of this kind gave out.
+pub fn invalid_cursor() -> ApiError {
+    ApiError::from(ValidationError::new(
+        "cursor",
+        "invalid_cursor",
+        "is not a cursor from this list",
+    ))
 }
 
 /// An opaque cursor for the position after `position` in a list of `kind`.

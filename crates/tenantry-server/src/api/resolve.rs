@@ -190,7 +190,7 @@ pub async fn resolve_post(
         .into_iter()
         .flatten()
         .collect();
-    let credentials = verify_credentials(&state, &presented).await?;
+    let credentials = verify_credentials(&state, &presented, input.tenant_id.as_deref()).await?;
     let inputs = Inputs {
         host: input.host.as_deref(),
         tenant_id: input.tenant_id.as_deref(),
@@ -256,7 +256,7 @@ async fn resolve_this_request(state: AppState, parts: Parts) -> Result<Response,
         .into_iter()
         .flatten()
         .collect();
-    let verified = verify_credentials(&state, &presented).await;
+    let verified = verify_credentials(&state, &presented, text("x-tenant-id")).await;
     let trusted = verified.as_ref().is_ok_and(|c| c.trusted);
     if !trusted {
         hold_anonymous(&state, &source).await?;

@@ -51,6 +51,15 @@ pub fn ambiguous_credentials(headers: &axum::http::HeaderMap) -> bool {
         || headers.get_all("x-api-key").iter().count() > 1
 }
 
+/// The `X-Tenant-ID` of a request, if any.
+pub fn tenant_header(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("x-tenant-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
 /// Whether a credential has the shape of a JWT (three base64url parts).
 pub fn looks_like_token(credential: &str) -> bool {
     credential.starts_with("eyJ") && credential.bytes().filter(|b| *b == b'.').count() == 2
@@ -59,8 +68,14 @@ pub fn looks_like_token(credential: &str) -> bool {
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub enum Caller {
-    /// The root key or an operator key: acts on every tenant.
-    Operator { actor: Actor, root: bool },
+    /// The root key, an operator key, or a super admin's login token: acts
+    /// on every tenant.
+    Operator {
+        actor: Actor,
+        root: bool,
+        /// The super admin, when the credential was an external token.
+        user: Option<Arc<crate::identity::ExternalUser>>,
+    },
     /// A tenant's API key or an access token made from one.
     Tenant {
         tenant: Arc<TenantSnapshot>,
@@ -71,6 +86,8 @@ pub enum Caller {
         /// The expiry of the key behind the credential (for a token: its
         /// key's): nothing this caller makes may outlive it.
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The user, when the credential was an external login token.
+        user: Option<Arc<crate::identity::ExternalUser>>,
     },
 }
 
@@ -78,6 +95,9 @@ impl Caller {
     pub fn actor(&self) -> Actor {
         match self {
             Caller::Operator { actor, .. } => actor.clone(),
+            Caller::Tenant {
+                user: Some(user), ..
+            } => Actor::from_trusted(format!("user:{}", user.member_key())),
             Caller::Tenant {
                 key_id, via_token, ..
             } => Actor::from_trusted(format!(
@@ -110,8 +130,12 @@ pub fn insufficient_scope(scope: Scope) -> ApiError {
 /// Authenticates a credential (root key, operator key, tenant key or token)
 /// for the API: any failure is a plain `401 unauthorized` (or `403
 /// tenant_suspended`).
-pub async fn authenticate(state: &AppState, credential: &str) -> Result<Caller, ApiError> {
-    verify_credential(state, credential)
+pub async fn authenticate(
+    state: &AppState,
+    credential: &str,
+    tenant_hint: Option<&str>,
+) -> Result<Caller, ApiError> {
+    verify_credential_for(state, credential, tenant_hint)
         .await
         .map_err(|err| match err {
             ApiError::InvalidCredentials(_) => ApiError::Unauthorized,
@@ -125,10 +149,23 @@ pub async fn authenticate(state: &AppState, credential: &str) -> Result<Caller, 
 /// Refusals are `401 invalid_credentials` with the reason, or `403
 /// tenant_suspended`.
 pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Caller, ApiError> {
+    verify_credential_for(state, credential, None).await
+}
+
+/// [`verify_credential`], with the tenant the request names (`X-Tenant-ID`
+/// or its path's), which a login token of a user of several tenants needs.
+/// A JWT from a registered identity provider is verified by
+/// [`crate::identity`]; keys never get there.
+pub async fn verify_credential_for(
+    state: &AppState,
+    credential: &str,
+    tenant_hint: Option<&str>,
+) -> Result<Caller, ApiError> {
     if state.root_key.matches(credential) {
         return Ok(Caller::Operator {
             actor: Actor::root(),
             root: true,
+            user: None,
         });
     }
     if tenantry_core::keys::parse_key(credential).is_some_and(|p| p.kind == KeyKind::Operator) {
@@ -136,11 +173,15 @@ pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Cal
             Some(key) => Ok(Caller::Operator {
                 actor: Actor::from_trusted(format!("operator:{}", key.id)),
                 root: false,
+                user: None,
             }),
             None => Err(ApiError::InvalidCredentials(VerifyCode::NotFound)),
         };
     }
     if looks_like_token(credential) {
+        if let Some(caller) = crate::identity::authenticate(state, credential, tenant_hint).await? {
+            return Ok(caller);
+        }
         let verified = state
             .tokens
             .verify(credential, state.clock.now())
@@ -173,6 +214,7 @@ pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Cal
                     key.expires_at
                         .map_or(verified.expires_at, |at| at.min(verified.expires_at)),
                 ),
+                user: None,
             }),
             tenantry_core::tenant::TenantStatus::Suspended => Err(ApiError::TenantSuspended),
             tenantry_core::tenant::TenantStatus::Deleted => {
@@ -192,6 +234,7 @@ pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Cal
             environment: Some(key.environment),
             via_token: false,
             expires_at: key.expires_at,
+            user: None,
         }),
         (VerifyCode::TenantSuspended, _, _) => Err(ApiError::TenantSuspended),
         (VerifyCode::Valid, _, _) => Err(ApiError::InvalidCredentials(VerifyCode::NotFound)),
@@ -239,8 +282,18 @@ impl FromRequestParts<AppState> for Caller {
         {
             return Err(ApiError::Unauthorized);
         }
+        // The tenant a user of several tenants acts on: named by
+        // `X-Tenant-ID`, else by the path (login tokens only: keys and the
+        // root key name their own).
+        let hint = match credential(&parts.headers).is_some_and(looks_like_token) {
+            true => match tenant_header(&parts.headers).map(str::to_owned) {
+                Some(named) => Some(named),
+                None => super::extract::tenant_path_id(parts, state).await?,
+            },
+            false => None,
+        };
         let caller = match credential(&parts.headers) {
-            Some(credential) => authenticate(state, credential).await?,
+            Some(credential) => authenticate(state, credential, hint.as_deref()).await?,
             None => return Err(ApiError::Unauthorized),
         };
         if let Caller::Tenant { tenant, .. } = &caller {
@@ -277,7 +330,9 @@ impl FromRequestParts<AppState> for Operator {
     ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         match caller {
-            Caller::Operator { ref actor, root } => Ok(Operator {
+            Caller::Operator {
+                ref actor, root, ..
+            } => Ok(Operator {
                 actor: actor.clone(),
                 root,
                 grant: crate::grant::OperatorGrant::from_caller(&caller),

@@ -48,10 +48,13 @@ pub enum Code {
     Unavailable,
     UnsupportedMediaType,
     ValidationFailed,
+    IdentityProviderNotFound,
+    IssuerTaken,
+    MemberNotFound,
 }
 
 impl Code {
-    pub const ALL: [Code; 44] = [
+    pub const ALL: [Code; 47] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -96,6 +99,9 @@ impl Code {
         Code::Unavailable,
         Code::UnsupportedMediaType,
         Code::ValidationFailed,
+        Code::IdentityProviderNotFound,
+        Code::IssuerTaken,
+        Code::MemberNotFound,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +150,9 @@ impl Code {
             Code::Unavailable => "unavailable",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::ValidationFailed => "validation_failed",
+            Code::IdentityProviderNotFound => "identity_provider_not_found",
+            Code::IssuerTaken => "issuer_taken",
+            Code::MemberNotFound => "member_not_found",
         }
     }
 }

@@ -2,8 +2,8 @@ use super::extract::BodyLimit;
 use super::extract::RequiredScope;
 use super::problem::ApiError;
 use crate::api::{
-    audit, credentials, domains, events, health, keyring, keys, operator_keys, resolve, tenants,
-    tokens,
+    audit, credentials, domains, events, health, identity, keyring, keys, operator_keys, resolve,
+    tenants, tokens,
 };
 use crate::app::AppState;
 use axum::Extension;
@@ -90,6 +90,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operator/audit/export", get(audit::operator_export))
         .route("/v1/operator/audit/signing-keys/rotate", post(audit::rotate_key))
         .route("/v1/audit/keys", get(audit::keys))
+        // Identity providers and members (issue 13).
+        .route("/v1/identity-providers", post(identity::create_provider).get(identity::list_providers))
+        .route(
+            "/v1/identity-providers/{provider_id}",
+            get(identity::get_provider).put(identity::put_provider).delete(identity::delete_provider),
+        )
+        .route("/v1/tenants/{id}/members", get(identity::list_members.layer(scope(Scope::TenantRead))))
+        .route(
+            "/v1/tenants/{id}/members/{subject}",
+            get(identity::get_member.layer(scope(Scope::TenantRead)))
+                .put(identity::put_member.layer(scope(Scope::TenantAdmin)))
+                .delete(identity::delete_member.layer(scope(Scope::TenantAdmin))),
+        )
+        .route("/v1/members/{subject}/tenants", get(identity::member_tenants))
         // Idempotency-Key on the routes listed in http::idempotency::ROUTES.
         .route_layer(middleware::from_fn_with_state(state.clone(), super::idempotency::layer))
         .fallback(|| async { ApiError::RouteNotFound })

@@ -133,6 +133,10 @@ pub enum Invalidation {
     SigningKeys,
     /// Everything (e.g. after a purge, or when notifications may have been missed).
     All,
+    /// The identity providers changed: reload them.
+    IdentityProviders,
+    /// A user's memberships (`idp_…:subject`).
+    Member(String),
 }
 
 impl Invalidation {
@@ -144,6 +148,8 @@ impl Invalidation {
             Invalidation::Host(h) => format!("h:{h}"),
             Invalidation::SigningKeys => "signing".to_owned(),
             Invalidation::All => "*".to_owned(),
+            Invalidation::IdentityProviders => "idp".to_owned(),
+            Invalidation::Member(key) => format!("m:{key}"),
         }
     }
 
@@ -155,6 +161,8 @@ impl Invalidation {
             Some(("o", h)) => hash(h).map(Invalidation::OperatorKey),
             Some(("t", id)) => Some(Invalidation::Tenant(TenantId::from_trusted(id.to_owned()))),
             Some(("h", host)) => Some(Invalidation::Host(host.to_owned())),
+            Some(("m", key)) => Some(Invalidation::Member(key.to_owned())),
+            _ if text == "idp" => Some(Invalidation::IdentityProviders),
             _ if text == "*" => Some(Invalidation::All),
             _ if text == "signing" => Some(Invalidation::SigningKeys),
             _ => None,
@@ -177,6 +185,10 @@ pub struct Caches {
     pub plans: Lookup<String, crate::limits::config::Plan>,
     /// The meter catalog (one entry).
     pub meters: Lookup<(), std::collections::HashMap<String, crate::limits::service::Aggregation>>,
+    /// The identity providers (one entry).
+    pub identity_providers: Lookup<(), crate::identity::Registry>,
+    /// A user's memberships, by `idp_…:subject`.
+    pub memberships: Lookup<String, Vec<crate::identity::Membership>>,
     /// Bumped by every invalidation: a loader that read the database before
     /// an invalidation must not store what it read.
     generation: AtomicU64,
@@ -197,6 +209,8 @@ impl Default for Caches {
             configs: Lookup::new(200_000, 10_000),
             plans: Lookup::new(1_000, 1_000),
             meters: Lookup::new(1, 1),
+            identity_providers: Lookup::new(1, 1),
+            memberships: Lookup::new(200_000, 1),
             generation: AtomicU64::new(0),
             gate: RwLock::new(()),
         }
@@ -234,6 +248,8 @@ impl Caches {
             Invalidation::Host(host) => self.hosts.invalidate(host),
             // Reloaded by the invalidation worker, which owns the store.
             Invalidation::SigningKeys => {}
+            Invalidation::IdentityProviders => self.identity_providers.invalidate_all(),
+            Invalidation::Member(key) => self.memberships.invalidate(key),
             Invalidation::All => {
                 self.keys.invalidate_all();
                 self.operator_keys.invalidate_all();
@@ -242,6 +258,8 @@ impl Caches {
                 self.configs.invalidate_all();
                 self.plans.invalidate_all();
                 self.meters.invalidate_all();
+                self.identity_providers.invalidate_all();
+                self.memberships.invalidate_all();
             }
         }
     }
@@ -268,6 +286,8 @@ mod tests {
             Invalidation::Host("d:acme.com".into()),
             Invalidation::SigningKeys,
             Invalidation::All,
+            Invalidation::IdentityProviders,
+            Invalidation::Member("idp_1:auth0|a:b".into()),
         ] {
             assert_eq!(Invalidation::decode(&change.encode()), Some(change));
         }

@@ -9,7 +9,7 @@ pub mod tokens;
 
 use crate::app::AppState;
 use crate::grant::OperatorGrant;
-use crate::http::auth::{Caller, verify_credential};
+use crate::http::auth::{Caller, verify_credential_for};
 use crate::http::problem::ApiError;
 use cache::{Entry, TenantSnapshot, domain_key, subdomain_key};
 use serde::Serialize;
@@ -41,6 +41,10 @@ pub enum MatchedBy {
     Token,
     Header,
     Default,
+    /// A login token's user, by their membership of the tenant.
+    Membership,
+    /// A login token's tenant claim.
+    TokenClaim,
 }
 
 /// The inputs of a resolution.
@@ -63,25 +67,31 @@ pub struct Credentials {
 }
 
 /// Verifies every presented key and token, each in the one order of
-/// [`verify_credential`]: any that does not verify is `401` (an unknown
+/// [`crate::http::auth::verify_credential`]: any that does not verify is `401` (an unknown
 /// operator key too), and all those of tenants must be of one tenant (`403
 /// tenant_mismatch` otherwise). Operator credentials name no tenant.
+/// `tenant_hint`: the tenant the request names, for a login token of a
+/// user of several tenants.
 pub async fn verify_credentials(
     state: &AppState,
     presented: &[&str],
+    tenant_hint: Option<&str>,
 ) -> Result<Credentials, ApiError> {
     let mut out = Credentials::default();
     for credential in presented.iter().filter(|c| !c.is_empty()) {
-        let caller = verify_credential(state, credential).await?;
+        let caller = verify_credential_for(state, credential, tenant_hint).await?;
         out.trusted |= caller.is_trusted_resolver();
         if let Caller::Tenant {
-            tenant, via_token, ..
+            tenant,
+            via_token,
+            user,
+            ..
         } = caller
         {
-            let by = if via_token {
-                MatchedBy::Token
-            } else {
-                MatchedBy::ApiKey
+            let by = match (user.and_then(|u| u.matched_by), via_token) {
+                (Some(by), _) => by,
+                (None, true) => MatchedBy::Token,
+                (None, false) => MatchedBy::ApiKey,
             };
             match &out.tenant {
                 Some((other, _)) if other.id != tenant.id => return Err(tenant_mismatch()),

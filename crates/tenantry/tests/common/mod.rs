@@ -911,6 +911,30 @@ impl TestServer {
                 .await,
             "quota",
         );
+        // A member (issue 13), of an identity provider of its own.
+        let provider = self
+            .post(
+                "/v1/identity-providers",
+                json!({"issuer": format!("https://seed-{tenant}.example/"), "audiences": ["app"],
+                       "algorithms": ["EdDSA"], "jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519",
+                       "kid": "seed", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}}),
+            )
+            .await;
+        ok(&provider, "identity provider");
+        let member = format!(
+            "{}:seed-user",
+            provider.body["id"].as_str().unwrap_or_default()
+        );
+        ok(
+            &self
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/v1/tenants/{tenant}/members/{member}"),
+                    Some(json!({"roles": ["member"]})),
+                )
+                .await,
+            "member",
+        );
         key
     }
 }
