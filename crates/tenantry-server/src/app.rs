@@ -26,6 +26,9 @@ pub struct Inner {
     pub rate_limiter: crate::limits::ratelimit::RateLimiter,
     /// The HTTP client for every request Tenantry makes to another server.
     pub outbound: crate::outbound::Outbound,
+    /// Woken when a change committed events, so the webhook worker of this
+    /// process does not wait for its next poll.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
             vault,
             rate_limiter,
             outbound,
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
         })))
     }
 

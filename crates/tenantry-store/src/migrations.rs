@@ -22,6 +22,7 @@ const SQLITE: Embedded = Embedded(&[
     (9, "audit", include_str!("../migrations/sqlite/0009_audit.sql")),
     (10, "idempotency", include_str!("../migrations/sqlite/0010_idempotency.sql")),
     (11, "audit_checkpoints", include_str!("../migrations/sqlite/0011_audit_checkpoints.sql")),
+    (12, "webhooks", include_str!("../migrations/sqlite/0012_webhooks.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/sqlite/0013_access_log_in_audit.sql")),
     (15, "audit_keys_private", include_str!("../migrations/sqlite/0015_audit_keys_private.sql")),
 ]);
@@ -38,6 +39,7 @@ const POSTGRES: Embedded = Embedded(&[
     (9, "audit", include_str!("../migrations/postgres/0009_audit.sql")),
     (10, "idempotency", include_str!("../migrations/postgres/0010_idempotency.sql")),
     (11, "audit_checkpoints", include_str!("../migrations/postgres/0011_audit_checkpoints.sql")),
+    (12, "webhooks", include_str!("../migrations/postgres/0012_webhooks.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/postgres/0013_access_log_in_audit.sql")),
     (15, "audit_keys_private", include_str!("../migrations/postgres/0015_audit_keys_private.sql")),
 ]);

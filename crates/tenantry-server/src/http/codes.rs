@@ -48,10 +48,12 @@ pub enum Code {
     Unavailable,
     UnsupportedMediaType,
     ValidationFailed,
+    WebhookEndpointNotFound,
+    WebhookMessageNotFound,
 }
 
 impl Code {
-    pub const ALL: [Code; 44] = [
+    pub const ALL: [Code; 46] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -96,6 +98,8 @@ impl Code {
         Code::Unavailable,
         Code::UnsupportedMediaType,
         Code::ValidationFailed,
+        Code::WebhookEndpointNotFound,
+        Code::WebhookMessageNotFound,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +148,8 @@ impl Code {
             Code::Unavailable => "unavailable",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::ValidationFailed => "validation_failed",
+            Code::WebhookEndpointNotFound => "webhook_endpoint_not_found",
+            Code::WebhookMessageNotFound => "webhook_message_not_found",
         }
     }
 }
