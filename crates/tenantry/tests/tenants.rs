@@ -797,6 +797,12 @@ async fn assert_tenant_rows(db: &TestDb, tenant: &str, present: bool) {
     assert!(tables.len() >= 12, "{tables:?}");
     for table in tables {
         let n = db.count_rows(&table, tenant).await;
+        // The webhook outbox is a queue the delivery worker empties within
+        // moments: no seeding leaves a row there (its absence after a purge
+        // is still checked).
+        if present && table == "webhook_outbox" {
+            continue;
+        }
         if present {
             assert!(n > 0, "the seeding leaves no row of {tenant} in {table}");
         } else {
