@@ -29,6 +29,7 @@ on_both_backends!(
     other_tenants_endpoints_are_not_found,
     kill_9_mid_delivery_loses_nothing,
     two_nodes_share_the_work,
+    rate_limit_spaces_deliveries_and_failing_endpoints_are_disabled,
 );
 
 /// A delivery as the receiver saw it.
@@ -209,6 +210,28 @@ async fn endpoint(server: &TestServer, path: &str, body: Value) -> (String, Stri
     (reply.body["id"].as_str().unwrap().to_owned(), secret)
 }
 
+/// A receiver behind an operator endpoint for one event type.
+async fn operator_receiver(server: &TestServer, kind: &str) -> Receiver {
+    let r = Receiver::start(vec![]).await;
+    endpoint(
+        server,
+        "/v1/webhook-endpoints",
+        json!({ "url": r.url, "event_types": [kind] }),
+    )
+    .await;
+    r
+}
+
+/// An endpoint of tenant acme for one event type.
+async fn acme_endpoint(server: &TestServer, r: &Receiver, kind: &str) -> (String, String) {
+    endpoint(
+        server,
+        "/v1/tenants/acme/webhook-endpoints",
+        json!({ "url": r.url, "event_types": [kind] }),
+    )
+    .await
+}
+
 async fn rename(server: &TestServer, tenant: &str, name: &str) {
     let reply = server
         .patch(&format!("/v1/tenants/{tenant}"), json!({ "name": name }))
@@ -364,19 +387,8 @@ async fn a_flaky_receiver_is_retried_and_gone_disables(backend: Backend) {
         Answer::Status(503, vec![]),
     ])
     .await;
-    let ops = Receiver::start(vec![]).await;
-    endpoint(
-        &server,
-        "/v1/webhook-endpoints",
-        json!({ "url": ops.url, "event_types": ["webhook_endpoint.disabled"] }),
-    )
-    .await;
-    let (id, secret) = endpoint(
-        &server,
-        "/v1/tenants/acme/webhook-endpoints",
-        json!({ "url": flaky.url, "event_types": ["tenant.updated"] }),
-    )
-    .await;
+    let ops = operator_receiver(&server, "webhook_endpoint.disabled").await;
+    let (id, secret) = acme_endpoint(&server, &flaky, "tenant.updated").await;
     rename(&server, "acme", "Acme 2").await;
     let hits = flaky.wait_for(5).await;
     // The same webhook-id on every retry, each signed.
@@ -437,12 +449,7 @@ async fn rotation_overlap_signs_with_both_secrets(backend: Backend) {
     let server = server(&db, &[]).await;
     server.create_tenant("acme").await;
     let r = Receiver::start(vec![]).await;
-    let (id, old) = endpoint(
-        &server,
-        "/v1/tenants/acme/webhook-endpoints",
-        json!({ "url": r.url, "event_types": ["tenant.updated"] }),
-    )
-    .await;
+    let (id, old) = acme_endpoint(&server, &r, "tenant.updated").await;
     let rotated = server
         .post(
             &format!("/v1/tenants/acme/webhook-endpoints/{id}/secret/rotate"),
@@ -593,12 +600,7 @@ async fn internal_addresses_are_refused(backend: Backend) {
     )])
     .await;
     let server = server_with_schedule(&db, "0s").await;
-    let (id, _) = endpoint(
-        &server,
-        "/v1/tenants/acme/webhook-endpoints",
-        json!({ "url": redirect.url, "event_types": ["tenant.updated"] }),
-    )
-    .await;
+    let (id, _) = acme_endpoint(&server, &redirect, "tenant.updated").await;
     rename(&server, "acme", "Acme 3").await;
     redirect.wait_for(1).await;
     let path = format!("/v1/tenants/acme/webhook-endpoints/{id}/messages");
@@ -789,12 +791,7 @@ async fn kill_9_mid_delivery_loses_nothing(backend: Backend) {
     // no 2xx given whose attempt is not yet recorded.
     let r = Receiver::start(vec![Answer::Status(200, vec![]); 5]).await;
     *r.default.lock().unwrap() = Answer::Hang(Duration::from_secs(60));
-    let (id, _) = endpoint(
-        &first,
-        "/v1/tenants/acme/webhook-endpoints",
-        json!({ "url": r.url, "event_types": ["tenant.updated"] }),
-    )
-    .await;
+    let (id, _) = acme_endpoint(&first, &r, "tenant.updated").await;
     const N: usize = 20;
     for i in 0..N {
         rename(&first, "acme", &format!("Acme {i}")).await;
@@ -837,16 +834,69 @@ async fn two_nodes_share_the_work(backend: Backend) {
     let b = server(&db, &[]).await;
     a.create_tenant("acme").await;
     let r = Receiver::start(vec![]).await;
-    endpoint(
-        &a,
-        "/v1/tenants/acme/webhook-endpoints",
-        json!({ "url": r.url, "event_types": ["tenant.updated"] }),
-    )
-    .await;
+    acme_endpoint(&a, &r, "tenant.updated").await;
     const N: usize = 40;
     for i in 0..N {
         let node = if i % 2 == 0 { &a } else { &b };
         rename(node, "acme", &format!("Acme {i}")).await;
     }
     every_event_once(&r, N).await;
+}
+
+async fn rate_limit_spaces_deliveries_and_failing_endpoints_are_disabled(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    // Retries every 100 ms for far longer than the second it takes to be
+    // disabled.
+    let schedule = format!("0s{}", ",100ms".repeat(49));
+    let server = server(
+        &db,
+        &[
+            ("TENANTRY_WEBHOOK_RETRY_SCHEDULE", schedule.as_str()),
+            ("TENANTRY_WEBHOOK_DISABLE_AFTER", "1s"),
+        ],
+    )
+    .await;
+    server.expect_warning("webhook endpoint disabled");
+    server.create_tenant("acme").await;
+    // One delivery a second: five events take at least four seconds (a lower
+    // bound only: a slow machine makes it longer, never shorter).
+    let r = Receiver::start(vec![]).await;
+    endpoint(
+        &server,
+        "/v1/tenants/acme/webhook-endpoints",
+        json!({ "url": r.url, "event_types": ["tenant.updated"], "rate_limit_per_second": 1 }),
+    )
+    .await;
+    for i in 0..5 {
+        rename(&server, "acme", &format!("Acme {i}")).await;
+    }
+    let hits = r.wait_for(5).await;
+    let first: i64 = hits[0].timestamp.parse().unwrap();
+    let last: i64 = hits[4].timestamp.parse().unwrap();
+    assert!(
+        last - first >= 3,
+        "five deliveries within {}s at 1/s",
+        last - first
+    );
+    // An endpoint failing every delivery for longer than
+    // TENANTRY_WEBHOOK_DISABLE_AFTER is disabled, with an operator event.
+    let ops = operator_receiver(&server, "webhook_endpoint.disabled").await;
+    let failing = Receiver::start(vec![]).await;
+    *failing.default.lock().unwrap() = Answer::Status(500, vec![]);
+    let (id, _) = acme_endpoint(&server, &failing, "tenant.suspended").await;
+    assert_eq!(
+        server
+            .post("/v1/tenants/acme/suspend", json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let event = body(&ops.wait_for(1).await[0]);
+    assert_eq!(event["data"]["endpoint_id"], id.as_str());
+    assert_eq!(event["data"]["reason"], "failing");
+    assert_eq!(event["data"]["owner_tenant_id"], "acme");
+    let view = server
+        .get(&format!("/v1/tenants/acme/webhook-endpoints/{id}"))
+        .await;
+    assert_eq!(view.body["disabled_reason"], "failing");
 }

@@ -15,20 +15,25 @@ use super::signing;
 use crate::app::AppState;
 use crate::grant::OperatorGrant;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tenantry_core::tenant::TenantEventKind;
 use tenantry_store::{AttemptOutcome, OutboxRow, StoreError, StoredEndpoint, StoredMessage};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 const WORKER: &str = "webhooks";
 const FAN_OUT_BATCH: i64 = 200;
-const DELIVERY_BATCH: i64 = 64;
+const DELIVERY_BATCH: usize = 64;
+/// Deliveries in flight at once on one node. Each runs as its own task, so
+/// a slow receiver (up to `webhook_timeout`) holds one slot, not the node.
+const MAX_IN_FLIGHT: usize = 256;
 /// A receiver's answer is logged up to this many bytes.
 pub const RESPONSE_LOG_BYTES: usize = 4096;
 
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     loop {
-        let worked = match pass(&state).await {
+        let worked = match pass(&state, &in_flight).await {
             Ok(n) => n,
             Err(err) => {
                 tracing::warn!(error = %err, "webhook delivery pass failed; will retry");
@@ -53,11 +58,12 @@ fn worker() -> OperatorGrant {
     OperatorGrant::system(WORKER)
 }
 
-/// One pass: fan-out, then one batch of deliveries. Returns how much was done.
-pub async fn pass(state: &AppState) -> Result<usize, StoreError> {
+/// One pass: fan-out, then one batch of deliveries started. Returns how
+/// much was done.
+pub async fn pass(state: &AppState, in_flight: &Arc<Semaphore>) -> Result<usize, StoreError> {
     let fanned = fan_out(state).await?;
-    let delivered = deliver_due(state).await?;
-    Ok(fanned + delivered)
+    let started = deliver_due(state, in_flight).await?;
+    Ok(fanned + started)
 }
 
 fn receives(endpoint: &StoredEndpoint, kind: &str) -> bool {
@@ -99,36 +105,52 @@ async fn fan_out(state: &AppState) -> Result<usize, StoreError> {
     Ok(events.len())
 }
 
-/// Claims the due messages (leased), delivers them concurrently and records
-/// each attempt.
-async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
+/// Claims the due messages (leased), as many as there are free delivery
+/// slots, and starts delivering each in its own task (which records its
+/// attempt).
+async fn deliver_due(state: &AppState, in_flight: &Arc<Semaphore>) -> Result<usize, StoreError> {
+    let room = in_flight.available_permits().min(DELIVERY_BATCH);
+    if room == 0 {
+        return Ok(0);
+    }
     let now_ms = state.clock.now().timestamp_millis();
     let lease_ms = i64::try_from(state.config.webhook_lease.as_millis()).unwrap_or(i64::MAX);
     // Bookkeeping: a lease on work queued by recorded changes.
     #[allow(clippy::disallowed_methods)] // untracked write: bookkeeping (above)
     let mut tx = worker().untracked_write(state).await?;
     let claimed = tx
-        .claim_due_messages(now_ms, now_ms.saturating_add(lease_ms), DELIVERY_BATCH)
+        .claim_due_messages(
+            now_ms,
+            now_ms.saturating_add(lease_ms),
+            i64::try_from(room).unwrap_or(1),
+        )
         .await?;
-    let mut endpoints: HashMap<(String, String), StoredEndpoint> = HashMap::new();
+    let mut endpoints: HashMap<(String, String), Arc<StoredEndpoint>> = HashMap::new();
     for m in &claimed {
         let key = (m.tenant_id.clone(), m.endpoint_id.clone());
         if !endpoints.contains_key(&key)
             && let Some(e) = tx.endpoint_of(&m.tenant_id, &m.endpoint_id).await?
         {
-            endpoints.insert(key, e);
+            endpoints.insert(key, Arc::new(e));
         }
     }
     tx.commit().await?;
     let n = claimed.len();
-    let jobs = claimed.into_iter().filter_map(|m| {
-        let endpoint = endpoints.get(&(m.tenant_id.clone(), m.endpoint_id.clone()))?;
-        Some(deliver_one(state, endpoint, m))
-    });
-    for result in futures_util::future::join_all(jobs).await {
-        if let Err(err) = result {
-            tracing::warn!(error = %err, "a webhook attempt could not be recorded; it will be retried");
-        }
+    for message in claimed {
+        let key = (message.tenant_id.clone(), message.endpoint_id.clone());
+        let Some(endpoint) = endpoints.get(&key).cloned() else {
+            continue; // deleted meanwhile: its messages went with it
+        };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(err) = deliver_one(&state, &endpoint, message).await {
+                tracing::warn!(error = %err, "a webhook attempt could not be recorded; it will be retried when its lease ends");
+            }
+            drop(permit);
+        });
     }
     Ok(n)
 }
