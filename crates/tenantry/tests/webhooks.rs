@@ -736,6 +736,32 @@ async fn other_tenants_endpoints_are_not_found(backend: Backend) {
         .get(&format!("/v1/tenants/acme/webhook-endpoints/{id}"))
         .await;
     assert_eq!(view.body["enabled"], true);
+    // A retried creation with the same Idempotency-Key makes one endpoint
+    // and answers the same secret.
+    let create = || async {
+        let resp = server
+            .client
+            .post(server.url("/v1/tenants/globex/webhook-endpoints"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "create-once")
+            .json(&json!({ "url": r.url, "description": "once" }))
+            .send()
+            .await
+            .unwrap();
+        common::Reply::from(resp).await
+    };
+    let (first, again) = (create().await, create().await);
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    assert_eq!(first.body["id"], again.body["id"]);
+    assert_eq!(first.body["secret"], again.body["secret"]);
+    let list = server.get("/v1/tenants/globex/webhook-endpoints").await;
+    let once = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["description"] == "once")
+        .count();
+    assert_eq!(once, 1);
 }
 
 /// Each event's `name` and how many times it was answered 2xx.

@@ -35,6 +35,12 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
         let worked = match pass(&state, &in_flight).await {
             Ok(n) => n,
+            // An unreachable or locked database is answered 503 elsewhere;
+            // here the pass simply runs again once it is back.
+            Err(err) if err.is_unavailable() => {
+                tracing::debug!(error = %err, "webhook delivery pass: database unavailable; will retry");
+                0
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "webhook delivery pass failed; will retry");
                 0
@@ -146,7 +152,9 @@ async fn deliver_due(state: &AppState, in_flight: &Arc<Semaphore>) -> Result<usi
         };
         let state = state.clone();
         tokio::spawn(async move {
-            if let Err(err) = deliver_one(&state, &endpoint, message).await {
+            if let Err(err) = deliver_one(&state, &endpoint, message).await
+                && !err.is_unavailable()
+            {
                 tracing::warn!(error = %err, "a webhook attempt could not be recorded; it will be retried when its lease ends");
             }
             drop(permit);
