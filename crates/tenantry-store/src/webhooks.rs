@@ -252,6 +252,19 @@ impl OperatorTx {
         .await
     }
 
+    /// Whether there are queued events, and messages due at `now_ms` (a
+    /// read, so an idle worker never asks for SQLite's write lock).
+    pub async fn webhook_work(&mut self, now_ms: i64) -> Result<(bool, bool)> {
+        let sql = "SELECT EXISTS (SELECT 1 FROM webhook_outbox), \
+                   EXISTS (SELECT 1 FROM webhook_messages WHERE status = 'pending' \
+                   AND next_attempt_ms <= $1 AND (lease_until_ms IS NULL OR lease_until_ms <= $1))";
+        let (queued, due): (bool, bool) = on_conn!(&mut self.conn, |c| sqlx::query_as(sql)
+            .bind(now_ms)
+            .fetch_one(&mut **c)
+            .await?);
+        Ok((queued, due))
+    }
+
     /// Takes up to `limit` queued events, oldest first, locked until this
     /// transaction ends (other nodes skip them).
     pub async fn claim_outbox(&mut self, limit: i64) -> Result<Vec<OutboxRow>> {

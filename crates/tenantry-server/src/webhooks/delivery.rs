@@ -67,8 +67,19 @@ fn worker() -> OperatorGrant {
 /// One pass: fan-out, then one batch of deliveries started. Returns how
 /// much was done.
 pub async fn pass(state: &AppState, in_flight: &Arc<Semaphore>) -> Result<usize, StoreError> {
-    let fanned = fan_out(state).await?;
-    let started = deliver_due(state, in_flight).await?;
+    // Look before taking the write lock: an idle pass is one read.
+    let mut tx = worker().read(state).await?;
+    let (queued, due) = tx
+        .webhook_work(state.clock.now().timestamp_millis())
+        .await?;
+    tx.commit().await?;
+    let fanned = if queued { fan_out(state).await? } else { 0 };
+    // Fanned-out messages are due at once.
+    let started = if due || fanned > 0 {
+        deliver_due(state, in_flight).await?
+    } else {
+        0
+    };
     Ok(fanned + started)
 }
 
