@@ -243,6 +243,74 @@ fn steps() -> Vec<Step> {
             "/v1/identity-providers/{provider_id}",
             None,
         ),
+        // Webhook endpoints (their hosts do not resolve: messages stay
+        // pending, and delivery records no audit entry).
+        Step {
+            save: Some(("op_eid", "id")),
+            ..step(
+                "POST /v1/webhook-endpoints",
+                "/v1/webhook-endpoints",
+                Some(json!({"url": "https://walk-hook.invalid/op"})),
+            )
+        },
+        step(
+            "PATCH /v1/webhook-endpoints/{eid}",
+            "/v1/webhook-endpoints/{op_eid}",
+            Some(json!({"description": "walked"})),
+        ),
+        step(
+            "POST /v1/webhook-endpoints/{eid}/secret/rotate",
+            "/v1/webhook-endpoints/{op_eid}/secret/rotate",
+            Some(json!({})),
+        ),
+        step(
+            "POST /v1/webhook-endpoints/{eid}/replay",
+            "/v1/webhook-endpoints/{op_eid}/replay",
+            Some(json!({"since": "2000-01-01T00:00:00Z"})),
+        ),
+        step(
+            "POST /v1/webhook-endpoints/{eid}/messages/{mid}/replay",
+            "/v1/webhook-endpoints/{op_eid}/messages/{op_mid}/replay",
+            Some(json!({})),
+        ),
+        step(
+            "DELETE /v1/webhook-endpoints/{eid}",
+            "/v1/webhook-endpoints/{op_eid}",
+            None,
+        ),
+        Step {
+            save: Some(("t_eid", "id")),
+            ..step(
+                "POST /v1/tenants/{id}/webhook-endpoints",
+                "/v1/tenants/walk/webhook-endpoints",
+                Some(json!({"url": "https://walk-hook.invalid/t"})),
+            )
+        },
+        step(
+            "PATCH /v1/tenants/{id}/webhook-endpoints/{eid}",
+            "/v1/tenants/walk/webhook-endpoints/{t_eid}",
+            Some(json!({"description": "walked"})),
+        ),
+        step(
+            "POST /v1/tenants/{id}/webhook-endpoints/{eid}/secret/rotate",
+            "/v1/tenants/walk/webhook-endpoints/{t_eid}/secret/rotate",
+            Some(json!({})),
+        ),
+        step(
+            "POST /v1/tenants/{id}/webhook-endpoints/{eid}/replay",
+            "/v1/tenants/walk/webhook-endpoints/{t_eid}/replay",
+            Some(json!({"since": "2000-01-01T00:00:00Z"})),
+        ),
+        step(
+            "POST /v1/tenants/{id}/webhook-endpoints/{eid}/messages/{mid}/replay",
+            "/v1/tenants/walk/webhook-endpoints/{t_eid}/messages/{t_mid}/replay",
+            Some(json!({})),
+        ),
+        step(
+            "DELETE /v1/tenants/{id}/webhook-endpoints/{eid}",
+            "/v1/tenants/walk/webhook-endpoints/{t_eid}",
+            None,
+        ),
         step("DELETE /v1/tenants/{id}", "/v1/tenants/walk", None),
     ]
 }
@@ -252,6 +320,19 @@ fn idp() -> Value {
     json!({"issuer": "https://walk-idp.example/", "audiences": ["app"], "algorithms": ["EdDSA"],
            "jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "w",
                               "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}})
+}
+
+/// The id of a message of the endpoint at `endpoint` (the delivery worker
+/// makes them moments after the events that caused them).
+async fn some_message(server: &TestServer, endpoint: &str) -> String {
+    for _ in 0..200 {
+        let page = server.get(&format!("{endpoint}/messages")).await;
+        if let Some(id) = page.body["data"][0]["id"].as_str() {
+            return id.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no message for {endpoint}");
 }
 
 /// Entries of changes in the walked tenant's chain and the operator's.
@@ -294,6 +375,15 @@ async fn every_mutating_operation_records_one_entry(backend: Backend) {
     let mut saved: HashMap<&str, String> = HashMap::new();
     let mut tenant_key = String::new();
     for step in &steps {
+        for (mid, eid, base) in [
+            ("op_mid", "op_eid", "/v1/webhook-endpoints/"),
+            ("t_mid", "t_eid", "/v1/tenants/walk/webhook-endpoints/"),
+        ] {
+            if step.path.contains(&format!("{{{mid}}}")) {
+                let endpoint = format!("{base}{}", saved[eid]);
+                saved.insert(mid, some_message(&server, &endpoint).await);
+            }
+        }
         let mut path = step.path.to_owned();
         for (name, value) in &saved {
             path = path.replace(&format!("{{{name}}}"), value);

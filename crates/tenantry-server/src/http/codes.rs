@@ -51,10 +51,12 @@ pub enum Code {
     IdentityProviderNotFound,
     IssuerTaken,
     MemberNotFound,
+    WebhookEndpointNotFound,
+    WebhookMessageNotFound,
 }
 
 impl Code {
-    pub const ALL: [Code; 47] = [
+    pub const ALL: [Code; 49] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -102,6 +104,8 @@ impl Code {
         Code::IdentityProviderNotFound,
         Code::IssuerTaken,
         Code::MemberNotFound,
+        Code::WebhookEndpointNotFound,
+        Code::WebhookMessageNotFound,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -153,6 +157,8 @@ impl Code {
             Code::IdentityProviderNotFound => "identity_provider_not_found",
             Code::IssuerTaken => "issuer_taken",
             Code::MemberNotFound => "member_not_found",
+            Code::WebhookEndpointNotFound => "webhook_endpoint_not_found",
+            Code::WebhookMessageNotFound => "webhook_message_not_found",
         }
     }
 }

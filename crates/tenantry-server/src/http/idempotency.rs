@@ -62,6 +62,10 @@ pub const ROUTES: &[&str] = &[
     "/v1/meters",
     "/v1/usage/events",
     "/v1/tokens",
+    "/v1/webhook-endpoints",
+    "/v1/webhook-endpoints/{eid}/secret/rotate",
+    "/v1/tenants/{id}/webhook-endpoints",
+    "/v1/tenants/{id}/webhook-endpoints/{eid}/secret/rotate",
 ];
 
 /// Longest key accepted, in characters.
