@@ -14,6 +14,11 @@ pub enum TenantStatus {
     Active,
     Suspended,
     Deleted,
+    /// Being set up by a provisioning workflow: not resolvable for traffic
+    /// and its keys do not verify, until the workflow activates it.
+    Provisioning,
+    /// Its provisioning workflow failed: not resolvable for traffic either.
+    ProvisioningFailed,
 }
 
 impl TenantStatus {
@@ -22,6 +27,8 @@ impl TenantStatus {
             Self::Active => "active",
             Self::Suspended => "suspended",
             Self::Deleted => "deleted",
+            Self::Provisioning => "provisioning",
+            Self::ProvisioningFailed => "provisioning_failed",
         }
     }
 }
@@ -33,6 +40,8 @@ impl FromStr for TenantStatus {
             "active" => Ok(Self::Active),
             "suspended" => Ok(Self::Suspended),
             "deleted" => Ok(Self::Deleted),
+            "provisioning" => Ok(Self::Provisioning),
+            "provisioning_failed" => Ok(Self::ProvisioningFailed),
             _ => Err(()),
         }
     }
@@ -115,6 +124,18 @@ pub enum TenantEventKind {
     ConfigUpdated,
     #[serde(rename = "quota.threshold_reached")]
     QuotaThresholdReached,
+    #[serde(rename = "provisioning.started")]
+    ProvisioningStarted,
+    #[serde(rename = "provisioning.step_succeeded")]
+    ProvisioningStepSucceeded,
+    #[serde(rename = "provisioning.step_failed")]
+    ProvisioningStepFailed,
+    #[serde(rename = "provisioning.completed")]
+    ProvisioningCompleted,
+    #[serde(rename = "provisioning.failed")]
+    ProvisioningFailed,
+    #[serde(rename = "provisioning.compensated")]
+    ProvisioningCompensated,
 }
 
 impl TenantEventKind {
@@ -139,6 +160,12 @@ impl TenantEventKind {
             Self::DataKeyRotated => "data_key_rotated",
             Self::ConfigUpdated => "config_updated",
             Self::QuotaThresholdReached => "quota.threshold_reached",
+            Self::ProvisioningStarted => "provisioning.started",
+            Self::ProvisioningStepSucceeded => "provisioning.step_succeeded",
+            Self::ProvisioningStepFailed => "provisioning.step_failed",
+            Self::ProvisioningCompleted => "provisioning.completed",
+            Self::ProvisioningFailed => "provisioning.failed",
+            Self::ProvisioningCompensated => "provisioning.compensated",
         }
     }
 }
@@ -166,6 +193,12 @@ impl FromStr for TenantEventKind {
             "data_key_rotated" => Self::DataKeyRotated,
             "config_updated" => Self::ConfigUpdated,
             "quota.threshold_reached" => Self::QuotaThresholdReached,
+            "provisioning.started" => Self::ProvisioningStarted,
+            "provisioning.step_succeeded" => Self::ProvisioningStepSucceeded,
+            "provisioning.step_failed" => Self::ProvisioningStepFailed,
+            "provisioning.completed" => Self::ProvisioningCompleted,
+            "provisioning.failed" => Self::ProvisioningFailed,
+            "provisioning.compensated" => Self::ProvisioningCompensated,
             _ => return Err(()),
         })
     }

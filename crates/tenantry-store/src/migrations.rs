@@ -24,6 +24,7 @@ const SQLITE: Embedded = Embedded(&[
     (11, "audit_checkpoints", include_str!("../migrations/sqlite/0011_audit_checkpoints.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/sqlite/0013_access_log_in_audit.sql")),
     (15, "audit_keys_private", include_str!("../migrations/sqlite/0015_audit_keys_private.sql")),
+    (16, "provisioning", include_str!("../migrations/sqlite/0016_provisioning.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -40,6 +41,7 @@ const POSTGRES: Embedded = Embedded(&[
     (11, "audit_checkpoints", include_str!("../migrations/postgres/0011_audit_checkpoints.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/postgres/0013_access_log_in_audit.sql")),
     (15, "audit_keys_private", include_str!("../migrations/postgres/0015_audit_keys_private.sql")),
+    (16, "provisioning", include_str!("../migrations/postgres/0016_provisioning.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {
@@ -56,7 +58,9 @@ impl<'s> MigrationSource<'s> for Embedded {
                         (*name).into(),
                         MigrationType::Simple,
                         (*sql).into(),
-                        false,
+                        // sqlx's own directive: the migration manages its
+                        // own transaction (0016 on SQLite).
+                        sql.starts_with("-- no-transaction"),
                     )
                 })
                 .collect())

@@ -175,7 +175,10 @@ pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Cal
                 ),
             }),
             tenantry_core::tenant::TenantStatus::Suspended => Err(ApiError::TenantSuspended),
-            tenantry_core::tenant::TenantStatus::Deleted => {
+            // Not resolvable for traffic until provisioning activates it.
+            tenantry_core::tenant::TenantStatus::Deleted
+            | tenantry_core::tenant::TenantStatus::Provisioning
+            | tenantry_core::tenant::TenantStatus::ProvisioningFailed => {
                 Err(ApiError::InvalidCredentials(VerifyCode::NotFound))
             }
         };

@@ -48,10 +48,13 @@ pub enum Code {
     Unavailable,
     UnsupportedMediaType,
     ValidationFailed,
+    TenantProvisioning,
+    WorkflowNotFound,
+    WorkflowConflict,
 }
 
 impl Code {
-    pub const ALL: [Code; 44] = [
+    pub const ALL: [Code; 47] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -96,6 +99,9 @@ impl Code {
         Code::Unavailable,
         Code::UnsupportedMediaType,
         Code::ValidationFailed,
+        Code::TenantProvisioning,
+        Code::WorkflowNotFound,
+        Code::WorkflowConflict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +150,9 @@ impl Code {
             Code::Unavailable => "unavailable",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::ValidationFailed => "validation_failed",
+            Code::TenantProvisioning => "tenant_provisioning",
+            Code::WorkflowNotFound => "workflow_not_found",
+            Code::WorkflowConflict => "workflow_conflict",
         }
     }
 }

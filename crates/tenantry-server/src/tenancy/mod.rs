@@ -160,6 +160,11 @@ pub async fn suspend(state: &AppState, grant: &TenantGrant) -> Result<Tenant, Ap
     match tenant.status {
         TenantStatus::Suspended => Ok(tenant),
         TenantStatus::Deleted => Err(tenant_deleted("the tenant is deleted; reactivate it first")),
+        TenantStatus::Provisioning | TenantStatus::ProvisioningFailed => Err(ApiError::Conflict {
+            code: crate::http::codes::Code::TenantProvisioning,
+            detail: "the tenant is being provisioned; see GET /v1/provisioning".into(),
+            field: None,
+        }),
         TenantStatus::Active => {
             let tenant = change
                 .tx()
@@ -183,6 +188,17 @@ pub async fn reactivate(state: &AppState, grant: &TenantGrant) -> Result<Tenant,
     let (mut change, tenant) = lock(state, grant).await?;
     if tenant.status == TenantStatus::Active {
         return Ok(tenant);
+    }
+    if matches!(
+        tenant.status,
+        TenantStatus::Provisioning | TenantStatus::ProvisioningFailed
+    ) {
+        // Only its workflow's last step activates a tenant being provisioned.
+        return Err(ApiError::Conflict {
+            code: crate::http::codes::Code::TenantProvisioning,
+            detail: "the tenant is being provisioned; see GET /v1/provisioning".into(),
+            field: None,
+        });
     }
     let from = tenant.status;
     let tenant = change
