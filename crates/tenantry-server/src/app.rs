@@ -26,6 +26,8 @@ pub struct Inner {
     pub rate_limiter: crate::limits::ratelimit::RateLimiter,
     /// The HTTP client for every request Tenantry makes to another server.
     pub outbound: crate::outbound::Outbound,
+    /// This node's provisioning worker: its lease owner id and wake-up bell.
+    pub provisioning: crate::provisioning::Runtime,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             vault,
             rate_limiter,
             outbound,
+            provisioning: crate::provisioning::Runtime::default(),
         })))
     }
 

@@ -83,6 +83,15 @@ pub async fn create(
     let mut op = grant.change(state).await?;
     let tenant = op.tx().insert_tenant(new, now).await?;
     let mut change = op.scope_to(&tenant.id).await?;
+    record_created(&mut change, &tenant);
+    change.commit().await?;
+    tracing::info!(tenant_id = %tenant.id, "tenant created");
+    Ok(tenant)
+}
+
+/// Records a tenant's creation (event, audit entry, invalidations) on the
+/// change that inserted it.
+pub fn record_created(change: &mut TenantChange, tenant: &Tenant) {
     let fields = json!({
         "name": tenant.name, "subdomain": tenant.subdomain, "plan": tenant.plan, "region": tenant.region,
     });
@@ -94,9 +103,6 @@ pub async fn create(
     );
     change.invalidate(Invalidation::Tenant(tenant.id.clone()));
     change.invalidate(Invalidation::Host(subdomain_key(tenant.subdomain.as_str())));
-    change.commit().await?;
-    tracing::info!(tenant_id = %tenant.id, "tenant created");
-    Ok(tenant)
 }
 
 pub async fn update(
