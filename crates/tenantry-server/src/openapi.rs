@@ -35,6 +35,8 @@ use utoipa::{Modify, OpenApi};
         audit::list, audit::operator_list, audit::checkpoints, audit::operator_checkpoints,
         audit::verify, audit::operator_verify, audit::export, audit::operator_export,
         audit::keys, audit::rotate_key,
+        api::provisioning::create, api::provisioning::get, api::provisioning::list,
+        api::provisioning::retry, api::provisioning::cancel,
     ),
     components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>)),
     modifiers(&BearerAuth, &IdempotencyKeys),
@@ -50,6 +52,7 @@ use utoipa::{Modify, OpenApi};
         (name = "usage", description = "Usage metering, quotas and rate limits"),
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "audit", description = "The tamper-evident audit log: entries, signed checkpoints, verification and export"),
+        (name = "provisioning", description = "Onboarding a tenant in one call: durable workflows checked against Meta and Genesys Cloud"),
     )
 )]
 pub struct ApiDoc;

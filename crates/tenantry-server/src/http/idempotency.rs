@@ -62,6 +62,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/meters",
     "/v1/usage/events",
     "/v1/tokens",
+    "/v1/provisioning",
 ];
 
 /// Longest key accepted, in characters.

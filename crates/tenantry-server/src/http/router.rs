@@ -90,6 +90,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operator/audit/export", get(audit::operator_export))
         .route("/v1/operator/audit/signing-keys/rotate", post(audit::rotate_key))
         .route("/v1/audit/keys", get(audit::keys))
+        .route("/v1/provisioning", post(crate::api::provisioning::create).get(crate::api::provisioning::list))
+        .route("/v1/provisioning/{id}", get(crate::api::provisioning::get))
+        .route("/v1/provisioning/{id}/retry", post(crate::api::provisioning::retry))
+        .route("/v1/provisioning/{id}/cancel", post(crate::api::provisioning::cancel))
         // Idempotency-Key on the routes listed in http::idempotency::ROUTES.
         .route_layer(middleware::from_fn_with_state(state.clone(), super::idempotency::layer))
         .fallback(|| async { ApiError::RouteNotFound })
