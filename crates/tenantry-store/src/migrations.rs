@@ -58,9 +58,7 @@ impl<'s> MigrationSource<'s> for Embedded {
                         (*name).into(),
                         MigrationType::Simple,
                         (*sql).into(),
-                        // sqlx's own directive: the migration manages its
-                        // own transaction (0016 on SQLite).
-                        sql.starts_with("-- no-transaction"),
+                        false,
                     )
                 })
                 .collect())

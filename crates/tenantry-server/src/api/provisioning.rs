@@ -140,12 +140,7 @@ const MAX_KEYS: usize = 20;
 
 /// A credential's fields, checked as the vault checks them, errors named
 /// after the request's own fields (`whatsapp.access_token`).
-fn check_credential(
-    checks: &mut Checks,
-    kind: CredentialKind,
-    prefix: &'static str,
-    data: Value,
-) {
+fn check_credential(checks: &mut Checks, kind: CredentialKind, prefix: &'static str, data: Value) {
     let Value::Object(data) = data else { return };
     if let Err(errors) = validate(kind, &data, None) {
         for mut e in errors {
@@ -163,7 +158,9 @@ fn parse(state: &AppState, input: ProvisioningIn) -> Result<(Spec, Secrets, bool
     let name = checks.check(TenantName::parse("tenant.name", &t.name));
     let subdomain = match &t.subdomain {
         Some(s) => checks.check(Subdomain::parse("tenant.subdomain", s)),
-        None => id.as_ref().map(|id| Subdomain::from_trusted(id.to_string())),
+        None => id
+            .as_ref()
+            .map(|id| Subdomain::from_trusted(id.to_string())),
     };
     let plan = match &t.plan {
         Some(p) => checks.check(PlanName::parse("tenant.plan", p)),

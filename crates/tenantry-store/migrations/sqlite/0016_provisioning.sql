@@ -1,40 +1,24 @@
--- no-transaction
 -- Provisioning workflows (issue 12): a tenant may now be `provisioning`
 -- (being set up, not resolvable) or `provisioning_failed`.
 --
--- SQLite cannot change a CHECK constraint in place: the table is rebuilt
--- the documented way (sqlite.org/lang_altertable.html, "other kinds of
--- table schema changes"), with foreign keys off so that dropping the old
--- table cascades nowhere, which needs this migration outside sqlx's own
--- transaction; it runs in one of its own. Every statement may run again
--- (a crash between the commit and sqlx's record of it).
-PRAGMA foreign_keys = OFF;
-BEGIN;
-DROP TABLE IF EXISTS tenants_0016;
-CREATE TABLE tenants_0016 (
-    id          TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    subdomain   TEXT NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN
-        ('active', 'suspended', 'deleted', 'provisioning', 'provisioning_failed')),
-    plan        TEXT NOT NULL,
-    region      TEXT NOT NULL,
-    metadata    TEXT NOT NULL DEFAULT '{}',
-    created_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL,
-    deleted_at  TEXT
-) STRICT;
-INSERT INTO tenants_0016 (id, name, subdomain, status, plan, region, metadata, created_at, updated_at, deleted_at)
-    SELECT id, name, subdomain, status, plan, region, metadata, created_at, updated_at, deleted_at
-    FROM tenants;
-DROP TABLE tenants;
-ALTER TABLE tenants_0016 RENAME TO tenants;
-CREATE UNIQUE INDEX tenants_subdomain_key ON tenants (subdomain);
-CREATE INDEX tenants_status_idx ON tenants (status, id);
-CREATE INDEX tenants_purge_idx ON tenants (deleted_at) WHERE deleted_at IS NOT NULL;
+-- SQLite cannot alter a CHECK constraint, and rebuilding `tenants` would
+-- need foreign keys off, which cannot be turned off inside the transaction
+-- sqlx runs a migration in (dropping the old table would cascade to every
+-- tenant-scoped table). The constraint is widened in the schema itself,
+-- which sqlite.org/lang_altertable.html allows for changes that do not
+-- alter the file format (a CHECK constraint is one); RESET reloads the
+-- schema, and the CREATE TABLE below bumps the schema cookie so every other
+-- connection reloads it too.
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+SET sql = replace(sql,
+    'CHECK (status IN (''active'', ''suspended'', ''deleted''))',
+    'CHECK (status IN (''active'', ''suspended'', ''deleted'', ''provisioning'', ''provisioning_failed''))')
+WHERE type = 'table' AND name = 'tenants';
+PRAGMA writable_schema = RESET;
 
 -- One row per workflow (see the PostgreSQL migration).
-CREATE TABLE IF NOT EXISTS provisioning_workflows (
+CREATE TABLE provisioning_workflows (
     tenant_id        TEXT NOT NULL,
     id               TEXT NOT NULL,
     status           TEXT NOT NULL CHECK (status IN
@@ -51,12 +35,9 @@ CREATE TABLE IF NOT EXISTS provisioning_workflows (
     updated_ms       INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, id)
 ) STRICT;
-CREATE UNIQUE INDEX IF NOT EXISTS provisioning_workflows_id_key ON provisioning_workflows (id);
-CREATE INDEX IF NOT EXISTS provisioning_workflows_due_idx ON provisioning_workflows (next_run_ms)
+CREATE UNIQUE INDEX provisioning_workflows_id_key ON provisioning_workflows (id);
+CREATE INDEX provisioning_workflows_due_idx ON provisioning_workflows (next_run_ms)
     WHERE status IN ('pending', 'running', 'compensating');
-CREATE INDEX IF NOT EXISTS provisioning_workflows_status_idx ON provisioning_workflows (status, id);
-CREATE UNIQUE INDEX IF NOT EXISTS provisioning_workflows_live_key ON provisioning_workflows (tenant_id)
+CREATE INDEX provisioning_workflows_status_idx ON provisioning_workflows (status, id);
+CREATE UNIQUE INDEX provisioning_workflows_live_key ON provisioning_workflows (tenant_id)
     WHERE status IN ('pending', 'running', 'failed', 'compensating');
-PRAGMA foreign_key_check;
-COMMIT;
-PRAGMA foreign_keys = ON;
