@@ -208,10 +208,14 @@ pub enum Scope {
     AuditRead,
     #[serde(rename = "resolve:trusted")]
     ResolveTrusted,
+    #[serde(rename = "webhooks:read")]
+    WebhooksRead,
+    #[serde(rename = "webhooks:write")]
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 11] = [
+    pub const ALL: [Scope; 13] = [
         Scope::TenantRead,
         Scope::TenantAdmin,
         Scope::KeysRead,
@@ -223,6 +227,8 @@ impl Scope {
         Scope::UsageWrite,
         Scope::AuditRead,
         Scope::ResolveTrusted,
+        Scope::WebhooksRead,
+        Scope::WebhooksWrite,
     ];
 
     /// Scopes that reach beyond the key's own tenant, so only an operator
@@ -246,6 +252,8 @@ impl Scope {
             Scope::UsageWrite => "usage:write",
             Scope::AuditRead => "audit:read",
             Scope::ResolveTrusted => "resolve:trusted",
+            Scope::WebhooksRead => "webhooks:read",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 }

@@ -100,30 +100,75 @@ impl TenantPatch {
     }
 }
 
-/// The kinds of entries in a tenant's lifecycle history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+/// The kinds of entries in a tenant's lifecycle history, named as in the
+/// event catalogue (`GET /v1/event-types`): `resource.action`. The same
+/// names are the `type` of outbound webhooks. Operator-level kinds
+/// (`plan.updated`, `tenant.purged`, `webhook_endpoint.disabled` of an
+/// operator endpoint) are recorded in the operator's event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum TenantEventKind {
+    #[serde(rename = "tenant.created")]
     Created,
+    #[serde(rename = "tenant.updated")]
     Updated,
+    #[serde(rename = "tenant.suspended")]
     Suspended,
+    #[serde(rename = "tenant.reactivated")]
     Reactivated,
+    #[serde(rename = "tenant.deleted")]
     Deleted,
+    #[serde(rename = "domain.added")]
     DomainAdded,
+    #[serde(rename = "domain.removed")]
     DomainRemoved,
+    #[serde(rename = "domain.verified")]
     DomainVerified,
+    #[serde(rename = "api_key.created")]
     KeyCreated,
+    #[serde(rename = "api_key.updated")]
     KeyUpdated,
+    #[serde(rename = "api_key.revoked")]
     KeyRevoked,
+    #[serde(rename = "api_key.rotated")]
     KeyRotated,
+    #[serde(rename = "credential.created")]
     CredentialCreated,
+    #[serde(rename = "credential.updated")]
     CredentialUpdated,
+    #[serde(rename = "credential.deleted")]
     CredentialDeleted,
+    #[serde(rename = "settings.updated")]
     SettingsUpdated,
+    #[serde(rename = "keyring.rotated")]
     DataKeyRotated,
+    #[serde(rename = "config.updated")]
     ConfigUpdated,
     #[serde(rename = "quota.threshold_reached")]
     QuotaThresholdReached,
+    #[serde(rename = "tenant.purged")]
+    TenantPurged,
+    #[serde(rename = "api_key.expired")]
+    KeyExpired,
+    #[serde(rename = "credential.revealed")]
+    CredentialRevealed,
+    #[serde(rename = "plan.updated")]
+    PlanUpdated,
+    #[serde(rename = "quota.exceeded")]
+    QuotaExceeded,
+    #[serde(rename = "webhook_endpoint.created")]
+    WebhookEndpointCreated,
+    #[serde(rename = "webhook_endpoint.updated")]
+    WebhookEndpointUpdated,
+    #[serde(rename = "webhook_endpoint.deleted")]
+    WebhookEndpointDeleted,
+    #[serde(rename = "webhook_endpoint.disabled")]
+    WebhookEndpointDisabled,
+    #[serde(rename = "webhook_endpoint.secret_rotated")]
+    WebhookEndpointSecretRotated,
+    #[serde(rename = "message.received")]
+    MessageReceived,
+    #[serde(rename = "message.status_updated")]
+    MessageStatusUpdated,
     #[serde(rename = "provisioning.started")]
     ProvisioningStarted,
     #[serde(rename = "provisioning.step_succeeded")]
@@ -139,27 +184,80 @@ pub enum TenantEventKind {
 }
 
 impl TenantEventKind {
+    /// Every kind, in catalogue order.
+    pub const ALL: [TenantEventKind; 37] = [
+        Self::Created,
+        Self::Updated,
+        Self::Suspended,
+        Self::Reactivated,
+        Self::Deleted,
+        Self::DomainAdded,
+        Self::DomainRemoved,
+        Self::DomainVerified,
+        Self::KeyCreated,
+        Self::KeyUpdated,
+        Self::KeyRevoked,
+        Self::KeyRotated,
+        Self::CredentialCreated,
+        Self::CredentialUpdated,
+        Self::CredentialDeleted,
+        Self::SettingsUpdated,
+        Self::DataKeyRotated,
+        Self::ConfigUpdated,
+        Self::QuotaThresholdReached,
+        Self::TenantPurged,
+        Self::KeyExpired,
+        Self::CredentialRevealed,
+        Self::PlanUpdated,
+        Self::QuotaExceeded,
+        Self::WebhookEndpointCreated,
+        Self::WebhookEndpointUpdated,
+        Self::WebhookEndpointDeleted,
+        Self::WebhookEndpointDisabled,
+        Self::WebhookEndpointSecretRotated,
+        Self::MessageReceived,
+        Self::MessageStatusUpdated,
+        Self::ProvisioningStarted,
+        Self::ProvisioningStepSucceeded,
+        Self::ProvisioningStepFailed,
+        Self::ProvisioningCompleted,
+        Self::ProvisioningFailed,
+        Self::ProvisioningCompensated,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Created => "created",
-            Self::Updated => "updated",
-            Self::Suspended => "suspended",
-            Self::Reactivated => "reactivated",
-            Self::Deleted => "deleted",
-            Self::DomainAdded => "domain_added",
-            Self::DomainRemoved => "domain_removed",
-            Self::DomainVerified => "domain_verified",
-            Self::KeyCreated => "key_created",
-            Self::KeyUpdated => "key_updated",
-            Self::KeyRevoked => "key_revoked",
-            Self::KeyRotated => "key_rotated",
-            Self::CredentialCreated => "credential_created",
-            Self::CredentialUpdated => "credential_updated",
-            Self::CredentialDeleted => "credential_deleted",
-            Self::SettingsUpdated => "settings_updated",
-            Self::DataKeyRotated => "data_key_rotated",
-            Self::ConfigUpdated => "config_updated",
+            Self::Created => "tenant.created",
+            Self::Updated => "tenant.updated",
+            Self::Suspended => "tenant.suspended",
+            Self::Reactivated => "tenant.reactivated",
+            Self::Deleted => "tenant.deleted",
+            Self::DomainAdded => "domain.added",
+            Self::DomainRemoved => "domain.removed",
+            Self::DomainVerified => "domain.verified",
+            Self::KeyCreated => "api_key.created",
+            Self::KeyUpdated => "api_key.updated",
+            Self::KeyRevoked => "api_key.revoked",
+            Self::KeyRotated => "api_key.rotated",
+            Self::CredentialCreated => "credential.created",
+            Self::CredentialUpdated => "credential.updated",
+            Self::CredentialDeleted => "credential.deleted",
+            Self::SettingsUpdated => "settings.updated",
+            Self::DataKeyRotated => "keyring.rotated",
+            Self::ConfigUpdated => "config.updated",
             Self::QuotaThresholdReached => "quota.threshold_reached",
+            Self::TenantPurged => "tenant.purged",
+            Self::KeyExpired => "api_key.expired",
+            Self::CredentialRevealed => "credential.revealed",
+            Self::PlanUpdated => "plan.updated",
+            Self::QuotaExceeded => "quota.exceeded",
+            Self::WebhookEndpointCreated => "webhook_endpoint.created",
+            Self::WebhookEndpointUpdated => "webhook_endpoint.updated",
+            Self::WebhookEndpointDeleted => "webhook_endpoint.deleted",
+            Self::WebhookEndpointDisabled => "webhook_endpoint.disabled",
+            Self::WebhookEndpointSecretRotated => "webhook_endpoint.secret_rotated",
+            Self::MessageReceived => "message.received",
+            Self::MessageStatusUpdated => "message.status_updated",
             Self::ProvisioningStarted => "provisioning.started",
             Self::ProvisioningStepSucceeded => "provisioning.step_succeeded",
             Self::ProvisioningStepFailed => "provisioning.step_failed",
@@ -173,34 +271,10 @@ impl TenantEventKind {
 impl FromStr for TenantEventKind {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        Ok(match s {
-            "created" => Self::Created,
-            "updated" => Self::Updated,
-            "suspended" => Self::Suspended,
-            "reactivated" => Self::Reactivated,
-            "deleted" => Self::Deleted,
-            "domain_added" => Self::DomainAdded,
-            "domain_removed" => Self::DomainRemoved,
-            "domain_verified" => Self::DomainVerified,
-            "key_created" => Self::KeyCreated,
-            "key_updated" => Self::KeyUpdated,
-            "key_revoked" => Self::KeyRevoked,
-            "key_rotated" => Self::KeyRotated,
-            "credential_created" => Self::CredentialCreated,
-            "credential_updated" => Self::CredentialUpdated,
-            "credential_deleted" => Self::CredentialDeleted,
-            "settings_updated" => Self::SettingsUpdated,
-            "data_key_rotated" => Self::DataKeyRotated,
-            "config_updated" => Self::ConfigUpdated,
-            "quota.threshold_reached" => Self::QuotaThresholdReached,
-            "provisioning.started" => Self::ProvisioningStarted,
-            "provisioning.step_succeeded" => Self::ProvisioningStepSucceeded,
-            "provisioning.step_failed" => Self::ProvisioningStepFailed,
-            "provisioning.completed" => Self::ProvisioningCompleted,
-            "provisioning.failed" => Self::ProvisioningFailed,
-            "provisioning.compensated" => Self::ProvisioningCompensated,
-            _ => return Err(()),
-        })
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -282,4 +356,24 @@ pub struct CustomDomain {
     pub verification_token: String,
     pub created_at: DateTime<Utc>,
     pub verified_at: Option<DateTime<Utc>>,
+}
+
+/// The body of an outbound webhook for an event, per the Standard Webhooks
+/// spec (`type`, `timestamp`, `data`), plus the tenant it happened to
+/// (`null` for an operator-level event) so operator endpoints, which
+/// receive every tenant's events, can tell them apart. Built once, when the
+/// event is recorded: every attempt sends (and signs) these same bytes.
+pub fn webhook_body(
+    kind: TenantEventKind,
+    tenant: Option<&TenantId>,
+    data: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> String {
+    serde_json::json!({
+        "type": kind.as_str(),
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "tenant_id": tenant.map(TenantId::as_str),
+        "data": data,
+    })
+    .to_string()
 }

@@ -28,6 +28,9 @@ pub struct Inner {
     pub outbound: crate::outbound::Outbound,
     /// This node's provisioning worker: its lease owner id and wake-up bell.
     pub provisioning: crate::provisioning::Runtime,
+    /// Woken when a change committed events, so the webhook worker of this
+    /// process does not wait for its next poll.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
             rate_limiter,
             outbound,
             provisioning: crate::provisioning::Runtime::default(),
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
         })))
     }
 

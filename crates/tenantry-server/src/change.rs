@@ -256,6 +256,7 @@ impl TenantChange {
         } = self;
         record.require_audit()?;
         let now = state.clock.now();
+        let wake = !record.events.is_empty();
         for (kind, data) in record.events {
             let id = state.ids.sortable("evt", millis(now));
             tx.record_event(id, kind, &record.principal.legacy, data, now)
@@ -270,6 +271,9 @@ impl TenantChange {
         }
         tx.commit().await?;
         state.forget(&record.invalidations);
+        if wake {
+            state.webhook_wake.notify_one();
+        }
         Ok(())
     }
 
@@ -298,6 +302,13 @@ impl TenantChange {
             let id = state.ids.sortable("aud", millis(now));
             op.append_operator_audit(id, draft, now).await?;
         }
+        // The tenant's own stream is gone with its rows: the purge is an
+        // operator-level event.
+        let purged = [(
+            TenantEventKind::TenantPurged,
+            serde_json::json!({ "tenant_id": tenant.as_str() }),
+        )];
+        record_operator_events(&state, &mut op, &record, purged.iter(), now).await?;
         op.commit().await?;
         state.forget(&[Invalidation::All]);
         // SQLite: the deleted rows were zeroed (secure_delete); empty the WAL
@@ -333,6 +344,12 @@ impl OperatorChange {
 
     pub fn actor(&self) -> &tenantry_core::tenant::Actor {
         &self.record.principal.legacy
+    }
+
+    /// Adds an event with no tenant to the operator's event stream (it is
+    /// delivered to operator webhook endpoints).
+    pub fn event(&mut self, kind: TenantEventKind, data: serde_json::Value) {
+        self.record.events.push((kind, data));
     }
 
     /// Records an operator-level change in the operator's chain.
@@ -373,6 +390,8 @@ impl OperatorChange {
             let id = state.ids.sortable("aud", millis(now));
             tx.append_operator_audit(id, &draft, now).await?;
         }
+        record_operator_events(&state, &mut tx, &record, record.events.iter(), now).await?;
+        record.events.clear();
         let tx = tx.scope_to(tenant).await?;
         Ok(TenantChange { state, tx, record })
     }
@@ -389,13 +408,41 @@ impl OperatorChange {
             let id = state.ids.sortable("aud", millis(now));
             tx.append_operator_audit(id, draft, now).await?;
         }
+        record_operator_events(&state, &mut tx, &record, record.events.iter(), now).await?;
         for invalidation in &record.invalidations {
             tx.notify(&invalidation.encode()).await?;
         }
         tx.commit().await?;
         state.forget(&record.invalidations);
+        if !record.events.is_empty() {
+            state.webhook_wake.notify_one();
+        }
         Ok(())
     }
+}
+
+/// Writes events with no tenant to the operator's stream (and its outbox).
+async fn record_operator_events<'a>(
+    state: &AppState,
+    tx: &mut OperatorTx,
+    record: &Record,
+    events: impl Iterator<Item = &'a (TenantEventKind, serde_json::Value)>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    for (kind, data) in events {
+        let id = state.ids.sortable("evt", millis(now));
+        let body = tenantry_core::tenant::webhook_body(*kind, None, data, now);
+        tx.record_operator_event(
+            &id,
+            kind.as_str(),
+            record.principal.legacy.as_str(),
+            data,
+            &body,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn millis(now: chrono::DateTime<chrono::Utc>) -> u64 {

@@ -274,6 +274,42 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "1s",
         "how often each node looks for provisioning work that is due",
     ),
+    (
+        "webhook_retry_schedule",
+        false,
+        "0s,5s,5m,30m,2h,5h,10h,14h,20h,24h",
+        "delays before each delivery attempt of a webhook message (the first is the first attempt's); a message failing them all is given up; each delay gets up to 10% jitter",
+    ),
+    (
+        "webhook_timeout",
+        false,
+        "15s",
+        "longest time one webhook delivery may take; longer is a failure",
+    ),
+    (
+        "webhook_secret_overlap",
+        false,
+        "24h",
+        "how long a rotated-out webhook secret keeps signing (a second v1 signature) unless the rotation says otherwise",
+    ),
+    (
+        "webhook_disable_after",
+        false,
+        "5d",
+        "an endpoint failing every delivery for this long is disabled (and webhook_endpoint.disabled emitted)",
+    ),
+    (
+        "webhook_poll_interval",
+        false,
+        "500ms",
+        "how often the delivery worker looks for queued events and due messages when idle",
+    ),
+    (
+        "webhook_lease",
+        false,
+        "60s",
+        "how long a claimed message is reserved for the node delivering it; a node that dies holding it delays its retry by this much (must exceed webhook_timeout)",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,6 +377,12 @@ pub struct Config {
     pub provisioning_provider_timeout: Duration,
     pub provisioning_lease: Duration,
     pub provisioning_poll_interval: Duration,
+    pub webhook_retry_schedule: Vec<Duration>,
+    pub webhook_timeout: Duration,
+    pub webhook_secret_overlap: Duration,
+    pub webhook_disable_after: Duration,
+    pub webhook_poll_interval: Duration,
+    pub webhook_lease: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -633,6 +675,44 @@ impl Config {
             provisioning_lease: positive("provisioning_lease")?.max(Duration::from_secs(1)),
             provisioning_poll_interval: positive("provisioning_poll_interval")?
                 .max(Duration::from_millis(50)),
+            webhook_retry_schedule: get("webhook_retry_schedule")
+                .0
+                .split(',')
+                .map(str::trim)
+                .map(|d| {
+                    parse_duration(d).ok_or_else(|| {
+                        invalid(
+                            "webhook_retry_schedule",
+                            "must be durations separated by commas (0s,5s,5m,…)",
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|s| {
+                    if s.is_empty() || s.len() > 50 {
+                        Err(invalid(
+                            "webhook_retry_schedule",
+                            "must list 1 to 50 durations",
+                        ))
+                    } else {
+                        Ok(s)
+                    }
+                })?,
+            webhook_timeout: positive("webhook_timeout")?,
+            webhook_secret_overlap: duration("webhook_secret_overlap")?,
+            webhook_disable_after: positive("webhook_disable_after")?,
+            webhook_poll_interval: positive("webhook_poll_interval")?
+                .max(Duration::from_millis(20)),
+            webhook_lease: {
+                let lease = positive("webhook_lease")?;
+                if lease <= positive("webhook_timeout")? {
+                    return Err(invalid(
+                        "webhook_lease",
+                        "must be longer than webhook_timeout",
+                    ));
+                }
+                lease
+            },
         })
     }
 

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod change;
 pub mod config;
 pub mod dns;
+pub mod events;
 pub mod grant;
 pub mod http;
 pub mod ids;
@@ -21,6 +22,7 @@ pub mod root_key;
 pub mod seed;
 pub mod tenancy;
 pub mod vault;
+pub mod webhooks;
 pub mod workers;
 
 use crate::app::AppState;

@@ -37,8 +37,14 @@ use utoipa::{Modify, OpenApi};
         audit::keys, audit::rotate_key,
         api::provisioning::create, api::provisioning::get, api::provisioning::list,
         api::provisioning::retry, api::provisioning::cancel,
+        api::webhooks::event_types, api::webhooks::operator_create, api::webhooks::operator_list, api::webhooks::operator_get,
+        api::webhooks::operator_update, api::webhooks::operator_delete, api::webhooks::operator_rotate, api::webhooks::operator_jwks,
+        api::webhooks::operator_messages, api::webhooks::operator_message, api::webhooks::operator_replay, api::webhooks::operator_replay_range,
+        api::webhooks::tenant_create, api::webhooks::tenant_list, api::webhooks::tenant_get,
+        api::webhooks::tenant_update, api::webhooks::tenant_delete, api::webhooks::tenant_rotate, api::webhooks::tenant_jwks,
+        api::webhooks::tenant_messages, api::webhooks::tenant_message, api::webhooks::tenant_replay, api::webhooks::tenant_replay_range,
     ),
-    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>)),
+    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>, api::Page<crate::webhooks::endpoints::EndpointView>, api::Page<api::webhooks::MessageOut>)),
     modifiers(&BearerAuth, &IdempotencyKeys),
     security(("bearer" = [])),
     tags(
@@ -51,6 +57,7 @@ use utoipa::{Modify, OpenApi};
         (name = "plans", description = "Plans and tenant configuration"),
         (name = "usage", description = "Usage metering, quotas and rate limits"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "webhooks", description = "The event catalogue and outbound webhooks: endpoints, signed deliveries, the delivery log and replays"),
         (name = "audit", description = "The tamper-evident audit log: entries, signed checkpoints, verification and export"),
         (name = "provisioning", description = "Onboarding a tenant in one call: durable workflows checked against Meta and Genesys Cloud"),
     )

@@ -44,6 +44,11 @@ impl TenantTx {
             .execute(&mut **c)
             .await?
             .rows_affected());
+        // The outbox: the event is delivered to webhook endpoints if (and
+        // only if) this transaction commits.
+        let body = tenantry_core::tenant::webhook_body(kind, Some(&self.tenant), &data, now);
+        self.queue_webhook(&id, kind.as_str(), &body, now.timestamp_millis())
+            .await?;
         Ok(TenantEvent {
             id,
             tenant_id: self.tenant.clone(),

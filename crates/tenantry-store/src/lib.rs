@@ -31,6 +31,7 @@ mod provisioning;
 mod scope;
 mod tenants;
 mod vault;
+mod webhooks;
 
 pub use audit::AuditHead;
 pub use audit_checkpoints::{AuditFilter, OperatorChain, StoredAuditKey, StoredCheckpoint};
@@ -46,5 +47,9 @@ pub use provisioning::{WorkflowPage, WorkflowRow};
 pub use scope::{OperatorTx, TenantTx};
 pub use tenants::{TenantFilter, TenantPage};
 pub use vault::{StoredCredential, StoredDataKey};
+pub use webhooks::{
+    AttemptOutcome, MessageFilter, OPERATOR_OWNER, OutboxRow, StoredAttempt, StoredEndpoint,
+    StoredMessage, Webhooks,
+};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

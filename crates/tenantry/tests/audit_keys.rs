@@ -455,12 +455,12 @@ async fn api_key_changes_are_audited(backend: Backend) {
     assert_eq!(
         event_types(&server, "acme").await,
         [
-            "created",
-            "key_created",
-            "key_created",
-            "key_updated",
-            "key_rotated",
-            "key_revoked"
+            "tenant.created",
+            "api_key.created",
+            "api_key.created",
+            "api_key.updated",
+            "api_key.rotated",
+            "api_key.revoked"
         ]
     );
     assert_no_secrets(
@@ -736,6 +736,6 @@ async fn concurrent_changes_record_once(backend: Backend) {
     assert_eq!(count("operator_key.revoked"), 1);
     assert_eq!(
         event_types(&server, "acme").await,
-        ["created", "key_created", "key_rotated"]
+        ["tenant.created", "api_key.created", "api_key.rotated"]
     );
 }

@@ -434,11 +434,11 @@ async fn every_vault_change_records_one_entry(backend: Backend) {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     for kind in [
-        "credential_created",
-        "credential_updated",
-        "settings_updated",
-        "data_key_rotated",
-        "credential_deleted",
+        "credential.created",
+        "credential.updated",
+        "settings.updated",
+        "keyring.rotated",
+        "credential.deleted",
     ] {
         assert!(types.contains(&kind), "{kind} in {types:?}");
     }

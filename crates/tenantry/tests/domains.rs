@@ -344,7 +344,7 @@ async fn pending_domains_verify_through_dns(backend: Backend) {
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_owned())
         .collect();
-    assert!(events.contains(&"domain_verified".to_owned()), "{events:?}");
+    assert!(events.contains(&"domain.verified".to_owned()), "{events:?}");
 
     // Removing it stops resolution at once.
     let removed = server
@@ -398,7 +398,7 @@ async fn competing_claims(backend: Backend) {
             .as_array()
             .unwrap()
             .iter()
-            .find(|e| e["type"] == "domain_removed")
+            .find(|e| e["type"] == "domain.removed")
             .cloned()
             .unwrap_or_else(|| panic!("{tenant}: {events:?}"));
         assert_eq!(last["actor"], "system", "the winner's key is not revealed");

@@ -131,7 +131,7 @@ async fn create_list_and_get(backend: Backend) {
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(events, ["created", "key_created"]);
+    assert_eq!(events, ["tenant.created", "api_key.created"]);
 }
 
 async fn verify_codes(backend: Backend) {

@@ -239,6 +239,8 @@ impl Double {
         let app = axum::Router::new()
             .route("/meta/{version}/{phone}", get(meta_phone))
             .route("/genesys/login/{region}/oauth/token", post(genesys_token))
+            // The webhook receiver of the endpoint a workflow registers.
+            .route("/hook", post(|| async { AxStatus::NO_CONTENT }))
             .route(
                 "/genesys/api/{region}/api/v2/organizations/me",
                 get(genesys_org),
@@ -389,7 +391,11 @@ async fn provisions_a_tenant_end_to_end(backend: Backend) {
     let db = TestDb::new(backend).await;
     let double = Double::start().await;
     let server = double.server(&db, &[]).await;
-    let reply = server.post("/v1/provisioning", request("acme")).await;
+    let mut body = request("acme");
+    body["webhook_endpoints"] = json!([
+        { "url": format!("{}/hook", double.base), "event_types": ["provisioning.completed"] }
+    ]);
+    let reply = server.post("/v1/provisioning", body).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
     assert_eq!(reply.body["steps"].as_array().unwrap().len(), 8);
     let id = reply.body["id"].as_str().unwrap().to_owned();
@@ -404,6 +410,20 @@ async fn provisions_a_tenant_end_to_end(backend: Backend) {
     };
     let key = keys[0]["key"].as_str().unwrap().to_owned();
     let wf = wait_status(&server, &id, "succeeded").await;
+    // The webhook endpoint exists; its secret came with the keys, once.
+    let hooks = server.get("/v1/tenants/acme/webhook-endpoints").await;
+    assert_eq!(hooks.status, StatusCode::OK, "{hooks:?}");
+    assert_eq!(hooks.body["data"].as_array().unwrap().len(), 1, "{hooks:?}");
+    let hook_secret = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"].as_str().unwrap().starts_with("webhook endpoint"))
+        .expect("the endpoint's secret")["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(hook_secret.starts_with("whsec_"), "{hook_secret}");
     assert!(wf.get("api_keys").is_none(), "{wf:#}");
     assert_eq!(wf["api_keys_pending"], false);
     for s in wf["steps"].as_array().unwrap() {
@@ -474,7 +494,10 @@ async fn provisions_a_tenant_end_to_end(backend: Backend) {
     let list = server.get("/v1/provisioning?status=succeeded").await;
     assert_eq!(list.body["data"][0]["id"], json!(id), "{list:?}");
     // No secret anywhere, the generated key included; the row holds none.
-    assert_no_secret(&everything(&db, &server, "acme").await, &[&key]);
+    assert_no_secret(
+        &everything(&db, &server, "acme").await,
+        &[&key, &hook_secret],
+    );
     assert_eq!(
         db.exec("UPDATE provisioning_workflows SET status = status WHERE secrets IS NULL AND issued_keys IS NULL")
             .await,

@@ -119,7 +119,13 @@ async fn lifecycle(backend: Backend) {
     assert_eq!(events.status, StatusCode::OK);
     assert_eq!(
         event_types(&events),
-        ["created", "updated", "suspended", "reactivated", "deleted"]
+        [
+            "tenant.created",
+            "tenant.updated",
+            "tenant.suspended",
+            "tenant.reactivated",
+            "tenant.deleted"
+        ]
     );
     let first = &events.body["data"][0];
     assert_eq!(first["actor"], "operator:root");
@@ -291,7 +297,7 @@ async fn conflicts(backend: Backend) {
     assert_eq!(db.count_rows("tenant_events", "acme-two").await, 0);
     assert_eq!(
         event_types(&server.get("/v1/tenants/other/events").await),
-        ["created"]
+        ["tenant.created"]
     );
 }
 
@@ -400,7 +406,7 @@ async fn validation_errors(backend: Backend) {
         .assert_invalid("purge");
     // None of the refused requests changed anything.
     let events = server.get("/v1/tenants/acme/events").await;
-    assert_eq!(event_types(&events), ["created"]);
+    assert_eq!(event_types(&events), ["tenant.created"]);
     assert_eq!(
         server.get("/v1/tenants/acme").await.body["status"],
         "active"
@@ -675,11 +681,11 @@ async fn custom_domains(backend: Backend) {
     assert_eq!(
         events,
         [
-            "created",
-            "domain_added",
-            "domain_added",
-            "domain_verified",
-            "domain_removed"
+            "tenant.created",
+            "domain.added",
+            "domain.added",
+            "domain.verified",
+            "domain.removed"
         ]
     );
 }
@@ -708,7 +714,7 @@ async fn tenant_rows_stay_with_their_tenant(backend: Backend) {
             .iter()
             .all(|e| e["tenant_id"] == "globex")
     );
-    assert_eq!(event_types(&globex_events), ["created"]);
+    assert_eq!(event_types(&globex_events), ["tenant.created"]);
 
     // Write: acme's domain cannot be removed through globex: 404, not 403.
     server
@@ -780,7 +786,7 @@ async fn persists_across_restart(backend: Backend) {
     );
     assert_eq!(
         event_types(&server.get("/v1/tenants/acme/events").await),
-        ["created", "domain_added", "suspended"]
+        ["tenant.created", "domain.added", "tenant.suspended"]
     );
 }
 
@@ -791,6 +797,12 @@ async fn assert_tenant_rows(db: &TestDb, tenant: &str, present: bool) {
     assert!(tables.len() >= 12, "{tables:?}");
     for table in tables {
         let n = db.count_rows(&table, tenant).await;
+        // The webhook outbox is a queue the delivery worker empties within
+        // moments: no seeding leaves a row there (its absence after a purge
+        // is still checked).
+        if present && table == "webhook_outbox" {
+            continue;
+        }
         if present {
             assert!(n > 0, "the seeding leaves no row of {tenant} in {table}");
         } else {

@@ -138,6 +138,9 @@ pub struct WorkflowList {
 /// Most API keys one workflow generates.
 const MAX_KEYS: usize = 20;
 
+/// Most webhook endpoints one workflow registers.
+const MAX_ENDPOINTS: usize = 10;
+
 /// A credential's fields, checked as the vault checks them, errors named
 /// after the request's own fields (`whatsapp.access_token`).
 fn check_credential(checks: &mut Checks, kind: CredentialKind, prefix: &'static str, data: Value) {
@@ -261,12 +264,34 @@ fn parse(state: &AppState, input: ProvisioningIn) -> Result<(Spec, Secrets, bool
         }
     }
     let webhook_endpoints = input.webhook_endpoints.unwrap_or_default();
-    if !webhook_endpoints.is_empty() {
+    if webhook_endpoints.len() > MAX_ENDPOINTS {
         checks.check::<()>(Err(ValidationError::new(
             "webhook_endpoints",
-            "unsupported",
-            "webhook endpoints cannot be configured by this server yet",
+            "too_many",
+            "at most 10 endpoints",
         )));
+    }
+    for (i, body) in webhook_endpoints.iter().enumerate() {
+        // The step validates each endpoint whole; its shape and URL are
+        // checked now, so most mistakes are a 422 rather than a failed step.
+        match serde_json::from_value::<crate::webhooks::endpoints::EndpointInput>(body.clone()) {
+            Err(e) => {
+                checks.check::<()>(Err(ValidationError::new(
+                    format!("webhook_endpoints[{i}]"),
+                    "invalid_endpoint",
+                    e.to_string(),
+                )));
+            }
+            Ok(endpoint) => {
+                if let Err(e) = state.outbound.check_url(&endpoint.url) {
+                    checks.check::<()>(Err(ValidationError::new(
+                        format!("webhook_endpoints[{i}].url"),
+                        "invalid_url",
+                        e.to_string(),
+                    )));
+                }
+            }
+        }
     }
     if let Some(config) = &input.config {
         let mut overrides = json!({});

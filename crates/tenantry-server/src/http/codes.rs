@@ -51,10 +51,12 @@ pub enum Code {
     TenantProvisioning,
     WorkflowNotFound,
     WorkflowConflict,
+    WebhookEndpointNotFound,
+    WebhookMessageNotFound,
 }
 
 impl Code {
-    pub const ALL: [Code; 47] = [
+    pub const ALL: [Code; 49] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -102,6 +104,8 @@ impl Code {
         Code::TenantProvisioning,
         Code::WorkflowNotFound,
         Code::WorkflowConflict,
+        Code::WebhookEndpointNotFound,
+        Code::WebhookMessageNotFound,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -153,6 +157,8 @@ impl Code {
             Code::TenantProvisioning => "tenant_provisioning",
             Code::WorkflowNotFound => "workflow_not_found",
             Code::WorkflowConflict => "workflow_conflict",
+            Code::WebhookEndpointNotFound => "webhook_endpoint_not_found",
+            Code::WebhookMessageNotFound => "webhook_message_not_found",
         }
     }
 }

@@ -286,16 +286,7 @@ pub async fn run(state: &AppState, wf: &Workflow, step: StepName) -> Result<(), 
             finish(state, ctx, current, step, result).await
         }
         StepName::GenerateApiKeys => generate_api_keys(state, wf).await,
-        StepName::ConfigureWebhooks => {
-            if !wf.spec.webhook_endpoints.is_empty() {
-                return Err(permanent(
-                    "webhooks_unavailable",
-                    "webhook endpoints cannot be configured by this server",
-                ));
-            }
-            let (ctx, current) = begin(state, wf, RUNNING).await?;
-            finish(state, ctx, current, step, json!({ "skipped": true })).await
-        }
+        StepName::ConfigureWebhooks => configure_webhooks(state, wf).await,
         StepName::InitializeConfig => {
             let (mut ctx, current) = begin(state, wf, RUNNING).await?;
             let result = match &current.spec.config {
@@ -580,6 +571,49 @@ async fn generate_api_keys(state: &AppState, wf: &Workflow) -> Result<(), Failur
     .await
 }
 
+/// Registers the request's webhook endpoints; their signing secrets join
+/// the generated keys, sealed, to be handed out once.
+async fn configure_webhooks(state: &AppState, wf: &Workflow) -> Result<(), Failure> {
+    let (mut ctx, mut current) = begin(state, wf, RUNNING).await?;
+    if current.spec.webhook_endpoints.is_empty() {
+        return finish(
+            state,
+            ctx,
+            current,
+            StepName::ConfigureWebhooks,
+            json!({ "skipped": true }),
+        )
+        .await;
+    }
+    let change = ctx.tenant()?;
+    let mut issued: Vec<IssuedKey> = match &current.issued_keys {
+        Some(sealed) => super::open(state, &current.id, "issued_keys", sealed)?,
+        None => Vec::new(),
+    };
+    let mut described = Vec::new();
+    for body in current.spec.webhook_endpoints.clone() {
+        let input: crate::webhooks::endpoints::EndpointInput = serde_json::from_value(body)
+            .map_err(|e| permanent("validation_failed", format!("a webhook endpoint: {e}")))?;
+        let created =
+            crate::webhooks::endpoints::create_tenant_endpoint(state, change, input).await?;
+        described.push(json!({ "id": created.endpoint.id, "url": created.endpoint.url }));
+        issued.push(IssuedKey {
+            id: created.endpoint.id.clone(),
+            name: format!("webhook endpoint {}", created.endpoint.url),
+            key: created.secret.expose().to_owned(),
+        });
+    }
+    current.issued_keys = Some(seal(state, &current.id, "issued_keys", &issued)?);
+    finish(
+        state,
+        ctx,
+        current,
+        StepName::ConfigureWebhooks,
+        json!({ "endpoints": described }),
+    )
+    .await
+}
+
 /// Counts an attempt of `step` and marks it running (bookkeeping, before
 /// the attempt; its outcome is recorded by the step or by
 /// [`record_failure`]). `None` when the lease or the step is no longer this
@@ -806,7 +840,11 @@ pub async fn compensate_next(state: &AppState, wf: &Workflow) -> Result<bool, Fa
         return Ok(false);
     };
     let undone = undo(state, &mut ctx, &current, step, &result).await?;
-    if step == StepName::GenerateApiKeys {
+    if matches!(
+        step,
+        StepName::GenerateApiKeys | StepName::ConfigureWebhooks
+    ) {
+        // Nothing undone is handed out any more.
         current.issued_keys = None;
     }
     if let Some(s) = current.step_mut(step) {
@@ -900,10 +938,19 @@ async fn undo(
                 json!({ "tenant": "provisioning_failed" })
             }
         }
+        StepName::ConfigureWebhooks => {
+            let change = ctx.tenant()?;
+            let mut deleted = Vec::new();
+            for id in ids("endpoints") {
+                if crate::webhooks::endpoints::delete_tenant_endpoint(state, change, &id).await? {
+                    deleted.push(id);
+                }
+            }
+            json!({ "deleted_webhook_endpoints": deleted })
+        }
         // Checks and configuration leave nothing that outlives the tenant.
         StepName::VerifyWhatsapp
         | StepName::VerifyGenesys
-        | StepName::ConfigureWebhooks
         | StepName::InitializeConfig
         | StepName::Activate => json!({ "nothing_to_undo": true }),
     })

@@ -22,6 +22,7 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
             state.clone(),
             stop.clone(),
         )),
+        tokio::spawn(crate::webhooks::delivery::run(state.clone(), stop.clone())),
         tokio::spawn(invalidation::run(state.clone(), stop)),
     ]
 }

@@ -911,6 +911,30 @@ impl TestServer {
                 .await,
             "quota",
         );
+        // A webhook endpoint whose host does not resolve: its messages and
+        // their failed attempts (the outbox is emptied by the worker).
+        let endpoint = self
+            .post(
+                &format!("/v1/tenants/{tenant}/webhook-endpoints"),
+                json!({"url": "https://webhook-seed.invalid/hook"}),
+            )
+            .await;
+        ok(&endpoint, "webhook endpoint");
+        let endpoint = endpoint.body["id"].as_str().expect("id").to_owned();
+        let messages = format!("/v1/tenants/{tenant}/webhook-endpoints/{endpoint}/messages");
+        let mut attempted = false;
+        for _ in 0..300 {
+            let page = self.get(&messages).await;
+            if page.body["data"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["attempts"].as_i64() > Some(0)))
+            {
+                attempted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(attempted, "no delivery attempt was recorded");
         key
     }
 }
