@@ -24,7 +24,7 @@ if [ "$BACKEND" = postgres ]; then
   PG_BIN=$(pg_config --bindir 2>/dev/null || true)
   [ -x "$PG_BIN/initdb" ] || PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
   PGPORT=$(free_port); mkdir -p "$DIR/pg"
-  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$DIR/pg"; as_pg=(runuser -u postgres --); fi
+  if [ "$(id -u)" = 0 ]; then chmod 755 "$DIR"; chown postgres:postgres "$DIR/pg"; as_pg=(runuser -u postgres --); fi
   "${as_pg[@]}" "$PG_BIN/initdb" -D "$DIR/pg/data" -U postgres -A trust --no-sync -E UTF8 >/dev/null
   "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/server.log" -w -t 60 \
     -o "-p $PGPORT -k $DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200" start >/dev/null
