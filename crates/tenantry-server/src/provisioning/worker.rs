@@ -34,6 +34,12 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             }
             let ids = match lease(&state, free).await {
                 Ok(ids) => ids,
+                // An outage is reported by the request path and /readyz;
+                // the worker just tries again at its next poll.
+                Err(e) if e.is_unavailable() => {
+                    tracing::debug!(error = %e, "provisioning: database unavailable; not leasing");
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "provisioning: could not lease workflows");
                     break;
