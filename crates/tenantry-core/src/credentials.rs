@@ -123,6 +123,8 @@ pub const GENESYS_REGIONS: &[(&str, &str)] = &[
     ("us_east_2", "use2.us-gov-pure.cloud"),
     ("me_central_1", "mec1.pure.cloud"),
     ("ap_northeast_3", "apne3.pure.cloud"),
+    ("sa_east_1", "sae1.pure.cloud"),
+    ("eu_central_2", "euc2.pure.cloud"),
 ];
 
 /// Names whose values are secrets: case-insensitively and ignoring `_` and

@@ -14,6 +14,11 @@ pub enum TenantStatus {
     Active,
     Suspended,
     Deleted,
+    /// Being set up by a provisioning workflow: not resolvable for traffic
+    /// and its keys do not verify, until the workflow activates it.
+    Provisioning,
+    /// Its provisioning workflow failed: not resolvable for traffic either.
+    ProvisioningFailed,
 }
 
 impl TenantStatus {
@@ -22,6 +27,8 @@ impl TenantStatus {
             Self::Active => "active",
             Self::Suspended => "suspended",
             Self::Deleted => "deleted",
+            Self::Provisioning => "provisioning",
+            Self::ProvisioningFailed => "provisioning_failed",
         }
     }
 }
@@ -33,6 +40,8 @@ impl FromStr for TenantStatus {
             "active" => Ok(Self::Active),
             "suspended" => Ok(Self::Suspended),
             "deleted" => Ok(Self::Deleted),
+            "provisioning" => Ok(Self::Provisioning),
+            "provisioning_failed" => Ok(Self::ProvisioningFailed),
             _ => Err(()),
         }
     }

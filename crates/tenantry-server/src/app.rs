@@ -28,6 +28,8 @@ pub struct Inner {
     pub outbound: crate::outbound::Outbound,
     /// External login tokens: issuers' key sets, verified tokens.
     pub identity: crate::identity::Identity,
+    /// This node's provisioning worker: its lease owner id and wake-up bell.
+    pub provisioning: crate::provisioning::Runtime,
     /// Woken when a change committed events, so the webhook worker of this
     /// process does not wait for its next poll.
     pub webhook_wake: Arc<tokio::sync::Notify>,
@@ -60,6 +62,7 @@ impl AppState {
             rate_limiter,
             outbound,
             identity: crate::identity::Identity::default(),
+            provisioning: crate::provisioning::Runtime::default(),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
         })))
     }

@@ -227,6 +227,60 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "shortest time between two fetches of an identity provider's key set made because a token named an unknown kid (or after a failed fetch), per provider",
     ),
     (
+        "meta_graph_url",
+        false,
+        "https://graph.facebook.com",
+        "base URL of Meta's Graph API, which provisioning asks about a WhatsApp phone number",
+    ),
+    (
+        "meta_graph_version",
+        false,
+        "v24.0",
+        "Graph API version provisioning calls (vN.0)",
+    ),
+    (
+        "genesys_login_url",
+        false,
+        "https://login.{region}",
+        "base URL of Genesys Cloud's login service; {region} is the region's domain (mypurecloud.com, …)",
+    ),
+    (
+        "genesys_api_url",
+        false,
+        "https://api.{region}",
+        "base URL of Genesys Cloud's API; {region} is the region's domain",
+    ),
+    (
+        "provisioning_max_attempts",
+        false,
+        "5",
+        "attempts of a provisioning step that fails transiently (throttled, 5xx, timeout) before the workflow fails",
+    ),
+    (
+        "provisioning_backoff",
+        false,
+        "1s",
+        "first wait before a provisioning step is tried again; doubled each attempt (with jitter), at most 5 minutes",
+    ),
+    (
+        "provisioning_provider_timeout",
+        false,
+        "10s",
+        "longest time one provider check (Meta, Genesys) may take",
+    ),
+    (
+        "provisioning_lease",
+        false,
+        "60s",
+        "how long a node holds a provisioning workflow without renewing it before another node may take it over",
+    ),
+    (
+        "provisioning_poll_interval",
+        false,
+        "1s",
+        "how often each node looks for provisioning work that is due",
+    ),
+    (
         "webhook_retry_schedule",
         false,
         "0s,5s,5m,30m,2h,5h,10h,14h,20h,24h",
@@ -322,6 +376,15 @@ pub struct Config {
     pub outbound_timeout: Duration,
     /// Shortest time between forced refetches of one issuer's key set.
     pub identity_jwks_refetch_interval: Duration,
+    pub meta_graph_url: String,
+    pub meta_graph_version: String,
+    pub genesys_login_url: String,
+    pub genesys_api_url: String,
+    pub provisioning_max_attempts: u32,
+    pub provisioning_backoff: Duration,
+    pub provisioning_provider_timeout: Duration,
+    pub provisioning_lease: Duration,
+    pub provisioning_poll_interval: Duration,
     pub webhook_retry_schedule: Vec<Duration>,
     pub webhook_timeout: Duration,
     pub webhook_secret_overlap: Duration,
@@ -483,6 +546,18 @@ impl Config {
             parse_duration(get(name).0)
                 .ok_or_else(|| invalid(name, "must be a duration such as 30s, 5m, 12h or 30d"))
         };
+        // A provider's base URL: http(s), no trailing slash; `{region}`
+        // may stand for the host's region part.
+        let base_url = |name: &str| -> Result<String, ConfigError> {
+            let value = get(name).0.trim_end_matches('/');
+            let probe = value.replace("{region}", "mypurecloud.com");
+            match url::Url::parse(&probe) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    Ok(value.to_owned())
+                }
+                _ => Err(invalid(name, "must be an http(s) URL")),
+            }
+        };
         let positive = |name: &str| -> Result<Duration, ConfigError> {
             Some(duration(name)?)
                 .filter(|d| !d.is_zero())
@@ -589,6 +664,26 @@ impl Config {
                 .map_err(|why| invalid("outbound_allowlist", &why))?,
             outbound_timeout: positive("outbound_timeout")?,
             identity_jwks_refetch_interval: positive("identity_jwks_refetch_interval")?,
+            meta_graph_url: base_url("meta_graph_url")?,
+            meta_graph_version: {
+                let v = get("meta_graph_version").0;
+                let digits = v.strip_prefix('v').and_then(|n| n.strip_suffix(".0"));
+                if !digits.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
+                    return Err(invalid("meta_graph_version", "must look like v24.0"));
+                }
+                v.to_owned()
+            },
+            genesys_login_url: base_url("genesys_login_url")?,
+            genesys_api_url: base_url("genesys_api_url")?,
+            provisioning_max_attempts: u32::try_from(number("provisioning_max_attempts")?)
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| invalid("provisioning_max_attempts", "must be between 1 and 100"))?,
+            provisioning_backoff: positive("provisioning_backoff")?,
+            provisioning_provider_timeout: positive("provisioning_provider_timeout")?,
+            provisioning_lease: positive("provisioning_lease")?.max(Duration::from_secs(1)),
+            provisioning_poll_interval: positive("provisioning_poll_interval")?
+                .max(Duration::from_millis(50)),
             webhook_retry_schedule: get("webhook_retry_schedule")
                 .0
                 .split(',')

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod logging;
 pub mod openapi;
 pub mod outbound;
+pub mod provisioning;
 pub mod resolution;
 pub mod root_key;
 pub mod seed;

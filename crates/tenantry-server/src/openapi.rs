@@ -39,6 +39,8 @@ use utoipa::{Modify, OpenApi};
         api::identity::put_provider, api::identity::delete_provider, api::identity::put_member,
         api::identity::list_members, api::identity::get_member, api::identity::delete_member,
         api::identity::member_tenants,
+        api::provisioning::create, api::provisioning::get, api::provisioning::list,
+        api::provisioning::retry, api::provisioning::cancel,
         api::webhooks::event_types, api::webhooks::operator_create, api::webhooks::operator_list, api::webhooks::operator_get,
         api::webhooks::operator_update, api::webhooks::operator_delete, api::webhooks::operator_rotate, api::webhooks::operator_jwks,
         api::webhooks::operator_messages, api::webhooks::operator_message, api::webhooks::operator_replay, api::webhooks::operator_replay_range,
@@ -62,6 +64,7 @@ use utoipa::{Modify, OpenApi};
         (name = "webhooks", description = "The event catalogue and outbound webhooks: endpoints, signed deliveries, the delivery log and replays"),
         (name = "audit", description = "The tamper-evident audit log: entries, signed checkpoints, verification and export"),
         (name = "identity", description = "Trusted identity providers, and the members of tenants who log in through them"),
+        (name = "provisioning", description = "Onboarding a tenant in one call: durable workflows checked against Meta and Genesys Cloud"),
     )
 )]
 pub struct ApiDoc;

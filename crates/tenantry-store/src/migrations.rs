@@ -25,6 +25,7 @@ const SQLITE: Embedded = Embedded(&[
     (12, "webhooks", include_str!("../migrations/sqlite/0012_webhooks.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/sqlite/0013_access_log_in_audit.sql")),
     (15, "audit_keys_private", include_str!("../migrations/sqlite/0015_audit_keys_private.sql")),
+    (16, "provisioning", include_str!("../migrations/sqlite/0016_provisioning.sql")),
     (17, "identity", include_str!("../migrations/sqlite/0017_identity.sql")),
 ]);
 
@@ -43,6 +44,7 @@ const POSTGRES: Embedded = Embedded(&[
     (12, "webhooks", include_str!("../migrations/postgres/0012_webhooks.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/postgres/0013_access_log_in_audit.sql")),
     (15, "audit_keys_private", include_str!("../migrations/postgres/0015_audit_keys_private.sql")),
+    (16, "provisioning", include_str!("../migrations/postgres/0016_provisioning.sql")),
     (17, "identity", include_str!("../migrations/postgres/0017_identity.sql")),
 ]);
 

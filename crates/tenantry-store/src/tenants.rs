@@ -75,8 +75,18 @@ pub struct TenantPage {
 
 impl OperatorTx {
     pub async fn insert_tenant(&mut self, new: &NewTenant, now: DateTime<Utc>) -> Result<Tenant> {
+        self.insert_tenant_as(new, TenantStatus::Active, now).await
+    }
+
+    /// [`Self::insert_tenant`] in a given status (`provisioning`).
+    pub async fn insert_tenant_as(
+        &mut self,
+        new: &NewTenant,
+        status: TenantStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Tenant> {
         let sql = "INSERT INTO tenants (id, name, subdomain, status, plan, region, metadata, created_at, updated_at) \
-                   VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $7) \
+                   VALUES ($1, $2, $3, $8, $4, $5, $6, $7, $7) \
                    RETURNING id, name, subdomain, status, plan, region, metadata, created_at, updated_at, deleted_at";
         // Report a taken id before a taken subdomain, whatever order the
         // backend checks its unique indexes in.
@@ -98,6 +108,7 @@ impl OperatorTx {
             .bind(new.region.as_str())
             .bind(metadata)
             .bind(now)
+            .bind(status.as_str())
             .fetch_one(&mut **c)
             .await
             .map_err(tenant_conflict)?);

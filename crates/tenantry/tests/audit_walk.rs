@@ -24,6 +24,16 @@ const NOT_CHANGES: [&str; 5] = [
     "POST /v1/usage/events",
 ];
 
+/// Documented changes whose entries cannot be counted one per request
+/// here: each records its own entry (`provisioning.requested`, `.cancelled`,
+/// `.retried`), but a worker goes on recording the workflow's steps
+/// asynchronously. tests/provisioning.rs checks their entries.
+const RECORDED_ELSEWHERE: [&str; 3] = [
+    "POST /v1/provisioning",
+    "POST /v1/provisioning/{id}/cancel",
+    "POST /v1/provisioning/{id}/retry",
+];
+
 /// Who sends a step: the root key, or the tenant key made by an earlier step.
 #[derive(Clone, Copy)]
 enum As {
@@ -360,6 +370,7 @@ async fn every_mutating_operation_records_one_entry(backend: Backend) {
         .iter()
         .map(|s| s.operation.to_owned())
         .chain(NOT_CHANGES.iter().map(|s| (*s).to_owned()))
+        .chain(RECORDED_ELSEWHERE.iter().map(|s| (*s).to_owned()))
         .collect();
     let missing: Vec<&String> = documented.difference(&walked).collect();
     assert!(

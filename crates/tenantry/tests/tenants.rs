@@ -820,6 +820,8 @@ async fn purge_deletes_every_row(backend: Backend) {
     server.seed_every_tenant_table("kept").await;
     db.seed_audit_chain("acme").await;
     db.seed_audit_chain("kept").await;
+    db.seed_provisioning_workflow("acme").await;
+    db.seed_provisioning_workflow("kept").await;
     assert_tenant_rows(&db, "acme", true).await;
     server.delete("/v1/tenants/acme").await;
     // Soft delete keeps everything.
@@ -859,6 +861,7 @@ async fn grace_period_purge(backend: Backend) {
         server.create_tenant(tenant).await;
         server.seed_every_tenant_table(tenant).await;
         db.seed_audit_chain(tenant).await;
+        db.seed_provisioning_workflow(tenant).await;
     }
     server.delete("/v1/tenants/acme").await;
     server.delete("/v1/tenants/restored").await;

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod meters;
 pub mod operator_keys;
 pub mod plans;
+pub mod provisioning;
 pub mod quotas;
 pub mod ratelimit;
 pub mod resolve;

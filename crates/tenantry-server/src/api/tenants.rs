@@ -170,7 +170,7 @@ pub async fn list(
             ValidationError::new(
                 "status",
                 "invalid_value",
-                "must be one of active, suspended, deleted",
+                "must be one of active, suspended, deleted, provisioning, provisioning_failed",
             )
         })),
         None => Some(None),

@@ -217,7 +217,10 @@ pub async fn verify_credential_for(
                 user: None,
             }),
             tenantry_core::tenant::TenantStatus::Suspended => Err(ApiError::TenantSuspended),
-            tenantry_core::tenant::TenantStatus::Deleted => {
+            // Not resolvable for traffic until provisioning activates it.
+            tenantry_core::tenant::TenantStatus::Deleted
+            | tenantry_core::tenant::TenantStatus::Provisioning
+            | tenantry_core::tenant::TenantStatus::ProvisioningFailed => {
                 Err(ApiError::InvalidCredentials(VerifyCode::NotFound))
             }
         };

@@ -51,12 +51,15 @@ pub enum Code {
     IdentityProviderNotFound,
     IssuerTaken,
     MemberNotFound,
+    TenantProvisioning,
+    WorkflowNotFound,
+    WorkflowConflict,
     WebhookEndpointNotFound,
     WebhookMessageNotFound,
 }
 
 impl Code {
-    pub const ALL: [Code; 49] = [
+    pub const ALL: [Code; 52] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -104,6 +107,9 @@ impl Code {
         Code::IdentityProviderNotFound,
         Code::IssuerTaken,
         Code::MemberNotFound,
+        Code::TenantProvisioning,
+        Code::WorkflowNotFound,
+        Code::WorkflowConflict,
         Code::WebhookEndpointNotFound,
         Code::WebhookMessageNotFound,
     ];
@@ -157,6 +163,9 @@ impl Code {
             Code::IdentityProviderNotFound => "identity_provider_not_found",
             Code::IssuerTaken => "issuer_taken",
             Code::MemberNotFound => "member_not_found",
+            Code::TenantProvisioning => "tenant_provisioning",
+            Code::WorkflowNotFound => "workflow_not_found",
+            Code::WorkflowConflict => "workflow_conflict",
             Code::WebhookEndpointNotFound => "webhook_endpoint_not_found",
             Code::WebhookMessageNotFound => "webhook_message_not_found",
         }

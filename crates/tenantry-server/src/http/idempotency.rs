@@ -66,6 +66,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/webhook-endpoints/{eid}/secret/rotate",
     "/v1/tenants/{id}/webhook-endpoints",
     "/v1/tenants/{id}/webhook-endpoints/{eid}/secret/rotate",
+    "/v1/provisioning",
 ];
 
 /// Longest key accepted, in characters.

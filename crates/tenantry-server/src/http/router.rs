@@ -104,6 +104,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(identity::delete_member.layer(scope(Scope::TenantAdmin))),
         )
         .route("/v1/members/{subject}/tenants", get(identity::member_tenants))
+        .route("/v1/provisioning", post(crate::api::provisioning::create).get(crate::api::provisioning::list))
+        .route("/v1/provisioning/{id}", get(crate::api::provisioning::get))
+        .route("/v1/provisioning/{id}/retry", post(crate::api::provisioning::retry))
+        .route("/v1/provisioning/{id}/cancel", post(crate::api::provisioning::cancel))
         // Outbound webhooks (issue 10).
         .route("/v1/event-types", get(crate::api::webhooks::event_types))
         .route("/v1/webhook-endpoints", post(crate::api::webhooks::operator_create).get(crate::api::webhooks::operator_list))

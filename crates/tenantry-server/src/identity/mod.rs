@@ -354,7 +354,10 @@ async fn caller_for(
     match tenant.status {
         TenantStatus::Active => {}
         TenantStatus::Suspended => return Err(ApiError::TenantSuspended),
-        TenantStatus::Deleted => return Err(no_tenant("no such tenant")),
+        // Not resolvable for traffic until provisioning activates it.
+        TenantStatus::Deleted | TenantStatus::Provisioning | TenantStatus::ProvisioningFailed => {
+            return Err(no_tenant("no such tenant"));
+        }
     }
     // Roles: the membership's, and the issuer's roles through the mapping.
     let mut roles: Vec<&str> = member_roles.iter().map(String::as_str).collect();

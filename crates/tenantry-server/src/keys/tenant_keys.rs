@@ -5,6 +5,7 @@
 
 use super::{MintedKey, api_key_target, mint};
 use crate::app::AppState;
+use crate::change::TenantChange;
 use crate::grant::TenantGrant;
 use crate::http::auth::{Caller, insufficient_scope};
 use crate::http::problem::ApiError;
@@ -142,8 +143,23 @@ pub async fn create(
 ) -> Result<(ApiKey, SecretString), ApiError> {
     check_grantable(caller, &new.scopes)?;
     check_lifetime(caller, new.expires_at)?;
-    let now = state.clock.now();
     let mut change = tenancy::open_live(state, grant).await?;
+    let (key, secret) = create_on(state, &mut change, new).await?;
+    change.commit().await?;
+    tracing::info!(tenant_id = %grant.tenant(), key_id = %key.id, "API key created");
+    Ok((key, secret))
+}
+
+/// Makes a key on an open change of its tenant (recording its event, audit
+/// entry and invalidation there, not committing): [`create`] without the
+/// caller's checks, for a provisioning workflow's step, whose keys commit
+/// with the step.
+pub async fn create_on(
+    state: &AppState,
+    change: &mut TenantChange,
+    new: NewKey,
+) -> Result<(ApiKey, SecretString), ApiError> {
+    let now = state.clock.now();
     let MintedKey {
         secret,
         hash,
@@ -151,7 +167,7 @@ pub async fn create(
     } = mint(KeyKind::Tenant, new.environment);
     let key = ApiKey {
         id: state.ids.random("key"),
-        tenant_id: grant.tenant().clone(),
+        tenant_id: change.tx().tenant_id().clone(),
         key_hash: hash,
         start,
         name: new.name,
@@ -177,8 +193,6 @@ pub async fn create(
         json!({ "after": described(&key) }),
     );
     change.invalidate(Invalidation::Key(key.key_hash));
-    change.commit().await?;
-    tracing::info!(tenant_id = %grant.tenant(), key_id = %key.id, "API key created");
     Ok((key, secret))
 }
 
@@ -272,9 +286,24 @@ pub async fn revoke(
     key_id: &str,
 ) -> Result<ApiKey, ApiError> {
     let mut change = tenancy::open_live(state, grant).await?;
+    let (key, changed) = revoke_on(state, &mut change, key_id).await?;
+    if changed {
+        change.commit().await?;
+        tracing::info!(tenant_id = %grant.tenant(), key_id = %key.id, "API key revoked");
+    }
+    Ok(key)
+}
+
+/// Revokes a key on an open change of its tenant (not committing); `true`
+/// when it was not revoked yet (and the change records its revocation).
+pub async fn revoke_on(
+    state: &AppState,
+    change: &mut TenantChange,
+    key_id: &str,
+) -> Result<(ApiKey, bool), ApiError> {
     let existing = change.tx().get_key(key_id).await.map_err(key_missing)?;
     if existing.revoked_at.is_some() {
-        return Ok(existing);
+        return Ok((existing, false));
     }
     let key = change
         .tx()
@@ -288,9 +317,7 @@ pub async fn revoke(
         serde_json::Value::Object(differences(&existing, &key)),
     );
     change.invalidate(Invalidation::Key(key.key_hash));
-    change.commit().await?;
-    tracing::info!(tenant_id = %grant.tenant(), key_id = %key.id, "API key revoked");
-    Ok(key)
+    Ok((key, true))
 }
 
 /// Replaces a key with a new one of the same name, scopes, environment,

@@ -46,8 +46,21 @@ pub async fn patch(
             detail: format!("changing {section} needs an operator key").into(),
         });
     }
-    let now = state.clock.now();
     let mut change = tenancy::open_live(state, grant).await?;
+    patch_on(state, &mut change, patch).await?;
+    change.commit().await?;
+    Ok(effective_config_of(state, grant.tenant()).await?)
+}
+
+/// Applies a merge patch to the tenant's overrides on an open change of
+/// the tenant (recording it there, not committing); no section check.
+pub async fn patch_on(
+    state: &AppState,
+    change: &mut crate::change::TenantChange,
+    patch: &Value,
+) -> Result<(), ApiError> {
+    let now = state.clock.now();
+    let tenant = change.tx().tenant_id().clone();
     let (version, before) = match change.tx().latest_config().await? {
         Some((v, o, _, _)) => (v, o.0),
         None => (0, json!({})),
@@ -69,13 +82,12 @@ pub async fn patch(
     );
     change.audit_with(
         "config.updated",
-        vec![tenancy::target(grant.tenant())],
+        vec![tenancy::target(&tenant)],
         Value::Object(changes),
         json!({ "version": version }),
     );
-    change.invalidate(Invalidation::Tenant(grant.tenant().clone()));
-    change.commit().await?;
-    Ok(effective_config_of(state, grant.tenant()).await?)
+    change.invalidate(Invalidation::Tenant(tenant));
+    Ok(())
 }
 
 /// `{"section.field": {from, to}}` for each leaf the merge patch `patch`

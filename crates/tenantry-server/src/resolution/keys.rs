@@ -128,8 +128,9 @@ pub async fn check(
         return Ok(Verification::not_found());
     };
     let tenant = match load_tenant(state, &key.tenant_id).await? {
-        Some(t) if t.status != TenantStatus::Deleted => t,
-        // A key of a deleted (or purged) tenant does not exist any more.
+        Some(t) if matches!(t.status, TenantStatus::Active | TenantStatus::Suspended) => t,
+        // A key of a deleted (or purged) tenant does not exist any more; one
+        // of a tenant being provisioned does not exist yet.
         _ => return Ok(Verification::not_found()),
     };
     let now = state.clock.now();

@@ -83,6 +83,15 @@ pub async fn create(
     let mut op = grant.change(state).await?;
     let tenant = op.tx().insert_tenant(new, now).await?;
     let mut change = op.scope_to(&tenant.id).await?;
+    record_created(&mut change, &tenant);
+    change.commit().await?;
+    tracing::info!(tenant_id = %tenant.id, "tenant created");
+    Ok(tenant)
+}
+
+/// Records a tenant's creation (event, audit entry, invalidations) on the
+/// change that inserted it.
+pub fn record_created(change: &mut TenantChange, tenant: &Tenant) {
     let fields = json!({
         "name": tenant.name, "subdomain": tenant.subdomain, "plan": tenant.plan, "region": tenant.region,
     });
@@ -94,9 +103,6 @@ pub async fn create(
     );
     change.invalidate(Invalidation::Tenant(tenant.id.clone()));
     change.invalidate(Invalidation::Host(subdomain_key(tenant.subdomain.as_str())));
-    change.commit().await?;
-    tracing::info!(tenant_id = %tenant.id, "tenant created");
-    Ok(tenant)
 }
 
 pub async fn update(
@@ -160,6 +166,11 @@ pub async fn suspend(state: &AppState, grant: &TenantGrant) -> Result<Tenant, Ap
     match tenant.status {
         TenantStatus::Suspended => Ok(tenant),
         TenantStatus::Deleted => Err(tenant_deleted("the tenant is deleted; reactivate it first")),
+        TenantStatus::Provisioning | TenantStatus::ProvisioningFailed => Err(ApiError::Conflict {
+            code: crate::http::codes::Code::TenantProvisioning,
+            detail: "the tenant is being provisioned; see GET /v1/provisioning".into(),
+            field: None,
+        }),
         TenantStatus::Active => {
             let tenant = change
                 .tx()
@@ -183,6 +194,17 @@ pub async fn reactivate(state: &AppState, grant: &TenantGrant) -> Result<Tenant,
     let (mut change, tenant) = lock(state, grant).await?;
     if tenant.status == TenantStatus::Active {
         return Ok(tenant);
+    }
+    if matches!(
+        tenant.status,
+        TenantStatus::Provisioning | TenantStatus::ProvisioningFailed
+    ) {
+        // Only its workflow's last step activates a tenant being provisioned.
+        return Err(ApiError::Conflict {
+            code: crate::http::codes::Code::TenantProvisioning,
+            detail: "the tenant is being provisioned; see GET /v1/provisioning".into(),
+            field: None,
+        });
     }
     let from = tenant.status;
     let tenant = change

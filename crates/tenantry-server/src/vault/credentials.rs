@@ -217,10 +217,28 @@ pub async fn create(
     data: Map<String, Value>,
 ) -> Result<StoredCredential, ApiError> {
     validate(kind, &data, None).map_err(ApiError::Validation)?;
-    let now = state.clock.now();
     let mut change = crate::tenancy::open_live(state, grant).await?;
+    let id = state.ids.random("cred");
+    let stored = create_on(state, &mut change, id, kind, name, data).await?;
+    change.commit().await?;
+    Ok(stored)
+}
+
+/// Stores a new credential with id `id` on an open change of its tenant
+/// (recording its event and audit entry there, not committing); its data
+/// already validated.
+pub async fn create_on(
+    state: &AppState,
+    change: &mut crate::change::TenantChange,
+    id: String,
+    kind: CredentialKind,
+    name: String,
+    data: Map<String, Value>,
+) -> Result<StoredCredential, ApiError> {
+    let now = state.clock.now();
+    let tenant = change.tx().tenant_id().clone();
     let mut stored = StoredCredential {
-        id: state.ids.random("cred"),
+        id,
         kind: kind.as_str().to_owned(),
         name,
         fields: Map::new(),
@@ -231,7 +249,7 @@ pub async fn create(
         last_revealed_at: None,
     };
     let dek = state.vault.active_dek(change.tx(), now).await?;
-    seal_fields(&dek, grant.tenant().as_str(), kind, &mut stored, data)?;
+    seal_fields(&dek, tenant.as_str(), kind, &mut stored, data)?;
     change.tx().insert_credential(&stored).await?;
     change.event(
         TenantEventKind::CredentialCreated,
@@ -242,7 +260,6 @@ pub async fn create(
         vec![target(&stored.id)],
         json!({ "after": audit_view(&stored) }),
     );
-    change.commit().await?;
     Ok(stored)
 }
 
@@ -337,6 +354,13 @@ pub async fn update(
 
 pub async fn delete(state: &AppState, grant: &TenantGrant, id: &str) -> Result<(), ApiError> {
     let mut change = crate::tenancy::open_live(state, grant).await?;
+    delete_on(&mut change, id).await?;
+    change.commit().await?;
+    Ok(())
+}
+
+/// Deletes a credential on an open change of its tenant (not committing).
+pub async fn delete_on(change: &mut crate::change::TenantChange, id: &str) -> Result<(), ApiError> {
     let before = change.tx().get_credential(id).await.map_err(cred_missing)?;
     change
         .tx()
@@ -352,7 +376,6 @@ pub async fn delete(state: &AppState, grant: &TenantGrant, id: &str) -> Result<(
         vec![target(id)],
         json!({ "before": audit_view(&before) }),
     );
-    change.commit().await?;
     Ok(())
 }
 

@@ -18,6 +18,10 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
         tokio::spawn(rewrap::run(state.clone(), stop.clone())),
         tokio::spawn(audit::run(state.clone(), stop.clone())),
         tokio::spawn(idempotency::run(state.clone(), stop.clone())),
+        tokio::spawn(crate::provisioning::worker::run(
+            state.clone(),
+            stop.clone(),
+        )),
         tokio::spawn(crate::webhooks::delivery::run(state.clone(), stop.clone())),
         tokio::spawn(invalidation::run(state.clone(), stop)),
     ]
