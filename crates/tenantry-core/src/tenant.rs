@@ -115,6 +115,10 @@ pub enum TenantEventKind {
     ConfigUpdated,
     #[serde(rename = "quota.threshold_reached")]
     QuotaThresholdReached,
+    #[serde(rename = "message.received")]
+    MessageReceived,
+    #[serde(rename = "message.status_updated")]
+    MessageStatusUpdated,
 }
 
 impl TenantEventKind {
@@ -139,6 +143,8 @@ impl TenantEventKind {
             Self::DataKeyRotated => "data_key_rotated",
             Self::ConfigUpdated => "config_updated",
             Self::QuotaThresholdReached => "quota.threshold_reached",
+            Self::MessageReceived => "message.received",
+            Self::MessageStatusUpdated => "message.status_updated",
         }
     }
 }
@@ -166,6 +172,8 @@ impl FromStr for TenantEventKind {
             "data_key_rotated" => Self::DataKeyRotated,
             "config_updated" => Self::ConfigUpdated,
             "quota.threshold_reached" => Self::QuotaThresholdReached,
+            "message.received" => Self::MessageReceived,
+            "message.status_updated" => Self::MessageStatusUpdated,
             _ => return Err(()),
         })
     }

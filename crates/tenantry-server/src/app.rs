@@ -26,6 +26,8 @@ pub struct Inner {
     pub rate_limiter: crate::limits::ratelimit::RateLimiter,
     /// The HTTP client for every request Tenantry makes to another server.
     pub outbound: crate::outbound::Outbound,
+    /// Unsealed webhook secrets, briefly (see `inbound`).
+    pub inbound: crate::inbound::InboundCache,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             vault,
             rate_limiter,
             outbound,
+            inbound: Default::default(),
         })))
     }
 
@@ -88,6 +91,7 @@ impl AppState {
     /// Applies one invalidation to every in-memory cache of this process.
     pub fn apply(&self, change: &Invalidation) {
         self.caches.apply(change);
+        self.inbound.apply(change);
         if *change == Invalidation::All {
             // After a purge: a shredded data key must not live on in memory.
             self.vault.deks.invalidate_all();

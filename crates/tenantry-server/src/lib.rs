@@ -10,6 +10,7 @@ pub mod dns;
 pub mod grant;
 pub mod http;
 pub mod ids;
+pub mod inbound;
 pub mod keys;
 pub mod limits;
 pub mod logging;

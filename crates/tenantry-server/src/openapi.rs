@@ -35,8 +35,10 @@ use utoipa::{Modify, OpenApi};
         audit::list, audit::operator_list, audit::checkpoints, audit::operator_checkpoints,
         audit::verify, audit::operator_verify, audit::export, audit::operator_export,
         audit::keys, audit::rotate_key,
+        api::inbound::whatsapp_handshake, api::inbound::whatsapp_receive, api::inbound::whatsapp_receive_any,
+        api::inbound::conversations, api::inbound::conversation_messages,
     ),
-    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>)),
+    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>, api::Page<api::inbound::ConversationOut>, api::Page<api::inbound::MessageOut>)),
     modifiers(&BearerAuth, &IdempotencyKeys),
     security(("bearer" = [])),
     tags(
@@ -50,6 +52,7 @@ use utoipa::{Modify, OpenApi};
         (name = "usage", description = "Usage metering, quotas and rate limits"),
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "audit", description = "The tamper-evident audit log: entries, signed checkpoints, verification and export"),
+        (name = "inbound", description = "Inbound webhooks (WhatsApp, provider callbacks) and the conversations and messages they stored"),
     )
 )]
 pub struct ApiDoc;

@@ -23,6 +23,7 @@ const SQLITE: Embedded = Embedded(&[
     (10, "idempotency", include_str!("../migrations/sqlite/0010_idempotency.sql")),
     (11, "audit_checkpoints", include_str!("../migrations/sqlite/0011_audit_checkpoints.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/sqlite/0013_access_log_in_audit.sql")),
+    (14, "inbound", include_str!("../migrations/sqlite/0014_inbound.sql")),
     (15, "audit_keys_private", include_str!("../migrations/sqlite/0015_audit_keys_private.sql")),
 ]);
 
@@ -39,6 +40,7 @@ const POSTGRES: Embedded = Embedded(&[
     (10, "idempotency", include_str!("../migrations/postgres/0010_idempotency.sql")),
     (11, "audit_checkpoints", include_str!("../migrations/postgres/0011_audit_checkpoints.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/postgres/0013_access_log_in_audit.sql")),
+    (14, "inbound", include_str!("../migrations/postgres/0014_inbound.sql")),
     (15, "audit_keys_private", include_str!("../migrations/postgres/0015_audit_keys_private.sql")),
 ]);
 

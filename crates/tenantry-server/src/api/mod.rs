@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod domains;
 pub mod events;
 pub mod health;
+pub mod inbound;
 pub mod keyring;
 pub mod keys;
 pub mod meters;

@@ -48,10 +48,12 @@ pub enum Code {
     Unavailable,
     UnsupportedMediaType,
     ValidationFailed,
+    WhatsappIdTaken,
+    ConversationNotFound,
 }
 
 impl Code {
-    pub const ALL: [Code; 44] = [
+    pub const ALL: [Code; 46] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -96,6 +98,8 @@ impl Code {
         Code::Unavailable,
         Code::UnsupportedMediaType,
         Code::ValidationFailed,
+        Code::WhatsappIdTaken,
+        Code::ConversationNotFound,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +148,8 @@ impl Code {
             Code::Unavailable => "unavailable",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::ValidationFailed => "validation_failed",
+            Code::WhatsappIdTaken => "whatsapp_id_taken",
+            Code::ConversationNotFound => "conversation_not_found",
         }
     }
 }

@@ -90,6 +90,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operator/audit/export", get(audit::operator_export))
         .route("/v1/operator/audit/signing-keys/rotate", post(audit::rotate_key))
         .route("/v1/audit/keys", get(audit::keys))
+        // Inbound webhooks and what they stored (issue 11).
+        .route("/v1/webhooks/whatsapp", post(crate::api::inbound::whatsapp_receive_any))
+        .route("/v1/webhooks/whatsapp/{tenant}", get(crate::api::inbound::whatsapp_handshake).post(crate::api::inbound::whatsapp_receive))
+        .route("/v1/tenants/{id}/conversations", get(crate::api::inbound::conversations))
+        .route("/v1/tenants/{id}/conversations/{cid}/messages", get(crate::api::inbound::conversation_messages))
         // Idempotency-Key on the routes listed in http::idempotency::ROUTES.
         .route_layer(middleware::from_fn_with_state(state.clone(), super::idempotency::layer))
         .fallback(|| async { ApiError::RouteNotFound })
