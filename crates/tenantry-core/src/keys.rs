@@ -208,10 +208,12 @@ pub enum Scope {
     AuditRead,
     #[serde(rename = "resolve:trusted")]
     ResolveTrusted,
+    #[serde(rename = "widgets:issue")]
+    WidgetsIssue,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 11] = [
+    pub const ALL: [Scope; 12] = [
         Scope::TenantRead,
         Scope::TenantAdmin,
         Scope::KeysRead,
@@ -223,6 +225,7 @@ impl Scope {
         Scope::UsageWrite,
         Scope::AuditRead,
         Scope::ResolveTrusted,
+        Scope::WidgetsIssue,
     ];
 
     /// Scopes that reach beyond the key's own tenant, so only an operator
@@ -246,6 +249,7 @@ impl Scope {
             Scope::UsageWrite => "usage:write",
             Scope::AuditRead => "audit:read",
             Scope::ResolveTrusted => "resolve:trusted",
+            Scope::WidgetsIssue => "widgets:issue",
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Inner {
     pub outbound: crate::outbound::Outbound,
     /// Unsealed webhook secrets, briefly (see `inbound`).
     pub inbound: crate::inbound::InboundCache,
+    /// Widgets and their origins, until a change invalidates them.
+    pub widgets: crate::widgets::WidgetCache,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
             rate_limiter,
             outbound,
             inbound: Default::default(),
+            widgets: Default::default(),
         })))
     }
 
@@ -92,6 +95,7 @@ impl AppState {
     pub fn apply(&self, change: &Invalidation) {
         self.caches.apply(change);
         self.inbound.apply(change);
+        self.widgets.apply(change);
         if *change == Invalidation::All {
             // After a purge: a shredded data key must not live on in memory.
             self.vault.deks.invalidate_all();

@@ -21,6 +21,7 @@ pub mod root_key;
 pub mod seed;
 pub mod tenancy;
 pub mod vault;
+pub mod widgets;
 pub mod workers;
 
 use crate::app::AppState;

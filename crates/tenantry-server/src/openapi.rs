@@ -37,6 +37,8 @@ use utoipa::{Modify, OpenApi};
         audit::keys, audit::rotate_key,
         api::inbound::whatsapp_handshake, api::inbound::whatsapp_receive, api::inbound::whatsapp_receive_any,
         api::inbound::conversations, api::inbound::conversation_messages,
+        api::widgets::create, api::widgets::list, api::widgets::update, api::widgets::issue,
+        api::widgets::verify,
     ),
     components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>, api::Page<api::inbound::ConversationOut>, api::Page<api::inbound::MessageOut>)),
     modifiers(&BearerAuth, &IdempotencyKeys),
@@ -52,6 +54,7 @@ use utoipa::{Modify, OpenApi};
         (name = "usage", description = "Usage metering, quotas and rate limits"),
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "audit", description = "The tamper-evident audit log: entries, signed checkpoints, verification and export"),
+        (name = "widgets", description = "Public chat widgets: allowed origins, short-lived tokens, verification"),
         (name = "inbound", description = "Inbound webhooks (WhatsApp, provider callbacks) and the conversations and messages they stored"),
     )
 )]

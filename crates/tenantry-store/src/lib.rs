@@ -31,6 +31,7 @@ pub mod notify;
 mod scope;
 mod tenants;
 mod vault;
+mod widgets;
 
 pub use audit::AuditHead;
 pub use audit_checkpoints::{AuditFilter, OperatorChain, StoredAuditKey, StoredCheckpoint};
@@ -46,5 +47,6 @@ pub use notify::{NoticeRejected, VerifiedNotice};
 pub use scope::{OperatorTx, TenantTx};
 pub use tenants::{TenantFilter, TenantPage};
 pub use vault::{StoredCredential, StoredDataKey};
+pub use widgets::StoredWidget;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

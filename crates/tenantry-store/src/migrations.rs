@@ -25,6 +25,7 @@ const SQLITE: Embedded = Embedded(&[
     (13, "access_log_in_audit", include_str!("../migrations/sqlite/0013_access_log_in_audit.sql")),
     (14, "inbound", include_str!("../migrations/sqlite/0014_inbound.sql")),
     (15, "audit_keys_private", include_str!("../migrations/sqlite/0015_audit_keys_private.sql")),
+    (19, "widgets", include_str!("../migrations/sqlite/0019_widgets.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -42,6 +43,7 @@ const POSTGRES: Embedded = Embedded(&[
     (13, "access_log_in_audit", include_str!("../migrations/postgres/0013_access_log_in_audit.sql")),
     (14, "inbound", include_str!("../migrations/postgres/0014_inbound.sql")),
     (15, "audit_keys_private", include_str!("../migrations/postgres/0015_audit_keys_private.sql")),
+    (19, "widgets", include_str!("../migrations/postgres/0019_widgets.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {

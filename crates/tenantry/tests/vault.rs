@@ -803,10 +803,12 @@ async fn kek_rotation_under_load(backend: Backend) {
         tokio::spawn(async move {
             for i in 0..10 {
                 let t = &tenants[i % tenants.len()];
+                let mut body = whatsapp();
+                own_number(t, &mut body);
                 let r = client
                     .post(format!("{base}/v1/tenants/{t}/credentials"))
                     .bearer_auth(common::ROOT_KEY)
-                    .json(&whatsapp())
+                    .json(&body)
                     .send()
                     .await
                     .unwrap();

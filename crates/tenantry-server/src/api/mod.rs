@@ -22,6 +22,7 @@ pub mod settings;
 pub mod tenants;
 pub mod tokens;
 pub mod usage;
+pub mod widgets;
 
 use crate::http::problem::ApiError;
 use base64::Engine;

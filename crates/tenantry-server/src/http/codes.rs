@@ -50,10 +50,13 @@ pub enum Code {
     ValidationFailed,
     WhatsappIdTaken,
     ConversationNotFound,
+    WidgetNotFound,
+    WidgetDisabled,
+    OriginNotAllowed,
 }
 
 impl Code {
-    pub const ALL: [Code; 46] = [
+    pub const ALL: [Code; 49] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -100,6 +103,9 @@ impl Code {
         Code::ValidationFailed,
         Code::WhatsappIdTaken,
         Code::ConversationNotFound,
+        Code::WidgetNotFound,
+        Code::WidgetDisabled,
+        Code::OriginNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -150,6 +156,9 @@ impl Code {
             Code::ValidationFailed => "validation_failed",
             Code::WhatsappIdTaken => "whatsapp_id_taken",
             Code::ConversationNotFound => "conversation_not_found",
+            Code::WidgetNotFound => "widget_not_found",
+            Code::WidgetDisabled => "widget_disabled",
+            Code::OriginNotAllowed => "origin_not_allowed",
         }
     }
 }
