@@ -271,6 +271,11 @@ async fn statuses_out_of_order_never_move_back(backend: Backend) {
     }
     let failed = status_delivery("2001", "wamid.OUT2", "failed", 1_767_225_700);
     deliver(&server, path, &failed, Some(&sign(APP_SECRET, &failed))).await;
+    let stats = server.get("/v1/tenants/acme/stats").await;
+    assert_eq!(
+        stats.body["messages"],
+        json!({"whatsapp": {"read": 1, "failed": 1}})
+    );
 
     let updates = events_of(&server, "acme", "message.status_updated").await;
     let of = |wamid: &str| -> Vec<Value> {

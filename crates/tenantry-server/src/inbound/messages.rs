@@ -247,6 +247,23 @@ pub async fn conversations(
     Ok(rows)
 }
 
+/// The tenant's messages by channel, then by current status.
+pub async fn counts(
+    state: &AppState,
+    grant: &TenantGrant,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let mut tx = grant.read(state).await?;
+    let rows = tx.message_counts().await?;
+    tx.commit().await?;
+    let mut out = serde_json::Map::new();
+    for (channel, status, n) in rows {
+        if let Value::Object(by_status) = out.entry(channel).or_insert_with(|| json!({})) {
+            by_status.insert(status.unwrap_or_else(|| "unknown".into()), json!(n));
+        }
+    }
+    Ok(out)
+}
+
 pub fn conversation_not_found() -> ApiError {
     ApiError::NotFound {
         code: crate::http::codes::Code::ConversationNotFound,
