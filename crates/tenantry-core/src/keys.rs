@@ -212,10 +212,12 @@ pub enum Scope {
     WebhooksRead,
     #[serde(rename = "webhooks:write")]
     WebhooksWrite,
+    #[serde(rename = "widgets:issue")]
+    WidgetsIssue,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 13] = [
+    pub const ALL: [Scope; 14] = [
         Scope::TenantRead,
         Scope::TenantAdmin,
         Scope::KeysRead,
@@ -229,6 +231,7 @@ impl Scope {
         Scope::ResolveTrusted,
         Scope::WebhooksRead,
         Scope::WebhooksWrite,
+        Scope::WidgetsIssue,
     ];
 
     /// Scopes that reach beyond the key's own tenant, so only an operator
@@ -254,6 +257,7 @@ impl Scope {
             Scope::ResolveTrusted => "resolve:trusted",
             Scope::WebhooksRead => "webhooks:read",
             Scope::WebhooksWrite => "webhooks:write",
+            Scope::WidgetsIssue => "widgets:issue",
         }
     }
 }

@@ -33,6 +33,10 @@ pub struct Inner {
     /// Woken when a change committed events, so the webhook worker of this
     /// process does not wait for its next poll.
     pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// Unsealed webhook secrets, briefly (see `inbound`).
+    pub inbound: crate::inbound::InboundCache,
+    /// Widgets and their origins, until a change invalidates them.
+    pub widgets: crate::widgets::WidgetCache,
 }
 
 impl AppState {
@@ -64,6 +68,8 @@ impl AppState {
             identity: crate::identity::Identity::default(),
             provisioning: crate::provisioning::Runtime::default(),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
+            inbound: Default::default(),
+            widgets: Default::default(),
         })))
     }
 
@@ -101,6 +107,8 @@ impl AppState {
         if matches!(change, Invalidation::IdentityProviders | Invalidation::All) {
             self.identity.providers_changed();
         }
+        self.inbound.apply(change);
+        self.widgets.apply(change);
         if *change == Invalidation::All {
             // After a purge: a shredded data key must not live on in memory.
             self.vault.deks.invalidate_all();

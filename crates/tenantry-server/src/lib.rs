@@ -12,6 +12,7 @@ pub mod grant;
 pub mod http;
 pub mod identity;
 pub mod ids;
+pub mod inbound;
 pub mod keys;
 pub mod limits;
 pub mod logging;
@@ -24,6 +25,7 @@ pub mod seed;
 pub mod tenancy;
 pub mod vault;
 pub mod webhooks;
+pub mod widgets;
 pub mod workers;
 
 use crate::app::AppState;

@@ -47,8 +47,12 @@ use utoipa::{Modify, OpenApi};
         api::webhooks::tenant_create, api::webhooks::tenant_list, api::webhooks::tenant_get,
         api::webhooks::tenant_update, api::webhooks::tenant_delete, api::webhooks::tenant_rotate, api::webhooks::tenant_jwks,
         api::webhooks::tenant_messages, api::webhooks::tenant_message, api::webhooks::tenant_replay, api::webhooks::tenant_replay_range,
+        api::inbound::whatsapp_handshake, api::inbound::whatsapp_receive, api::inbound::whatsapp_receive_any,
+        api::inbound::conversations, api::inbound::conversation_messages,
+        api::widgets::create, api::widgets::list, api::widgets::update, api::widgets::issue,
+        api::widgets::verify,
     ),
-    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>, api::Page<crate::webhooks::endpoints::EndpointView>, api::Page<api::webhooks::MessageOut>)),
+    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>, api::Page<crate::webhooks::endpoints::EndpointView>, api::Page<api::webhooks::MessageOut>, api::Page<api::inbound::ConversationOut>, api::Page<api::inbound::MessageOut>)),
     modifiers(&BearerAuth, &IdempotencyKeys),
     security(("bearer" = [])),
     tags(
@@ -65,6 +69,8 @@ use utoipa::{Modify, OpenApi};
         (name = "audit", description = "The tamper-evident audit log: entries, signed checkpoints, verification and export"),
         (name = "identity", description = "Trusted identity providers, and the members of tenants who log in through them"),
         (name = "provisioning", description = "Onboarding a tenant in one call: durable workflows checked against Meta and Genesys Cloud"),
+        (name = "widgets", description = "Public chat widgets: allowed origins, short-lived tokens, verification"),
+        (name = "inbound", description = "Inbound webhooks (WhatsApp, provider callbacks) and the conversations and messages they stored"),
     )
 )]
 pub struct ApiDoc;

@@ -4,6 +4,8 @@ pub enum Conflict {
     TenantId,
     Subdomain,
     Domain,
+    /// A WhatsApp Business Account or phone number id another tenant registered.
+    WhatsappId,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -24,6 +24,7 @@ mod events;
 mod files;
 mod idempotency;
 mod identity;
+mod inbound;
 mod keys;
 mod limits;
 mod migrations;
@@ -33,6 +34,7 @@ mod scope;
 mod tenants;
 mod vault;
 mod webhooks;
+mod widgets;
 
 pub use audit::AuditHead;
 pub use audit_checkpoints::{AuditFilter, OperatorChain, StoredAuditKey, StoredCheckpoint};
@@ -42,6 +44,7 @@ pub use events::EventPage;
 pub use files::{private_dir, tighten_file};
 pub use idempotency::{IdempotencyRow, Reservation, StoredResponse};
 pub use identity::{MemberRow, ProviderRow};
+pub use inbound::{HistoryRow, NewStatus, StoredConversation, StoredInboundMessage};
 pub use keys::{KeyPage, StoredSigningKey};
 pub use limits::{ConfigVersionRow, MeterRow, NewUsageEvent, PlanRow};
 pub use notify::{NoticeRejected, VerifiedNotice};
@@ -53,5 +56,6 @@ pub use webhooks::{
     AttemptOutcome, MessageFilter, OPERATOR_OWNER, OutboxRow, StoredAttempt, StoredEndpoint,
     StoredMessage, Webhooks,
 };
+pub use widgets::StoredWidget;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -24,9 +24,11 @@ const SQLITE: Embedded = Embedded(&[
     (11, "audit_checkpoints", include_str!("../migrations/sqlite/0011_audit_checkpoints.sql")),
     (12, "webhooks", include_str!("../migrations/sqlite/0012_webhooks.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/sqlite/0013_access_log_in_audit.sql")),
+    (14, "inbound", include_str!("../migrations/sqlite/0014_inbound.sql")),
     (15, "audit_keys_private", include_str!("../migrations/sqlite/0015_audit_keys_private.sql")),
     (16, "provisioning", include_str!("../migrations/sqlite/0016_provisioning.sql")),
     (17, "identity", include_str!("../migrations/sqlite/0017_identity.sql")),
+    (19, "widgets", include_str!("../migrations/sqlite/0019_widgets.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -43,9 +45,11 @@ const POSTGRES: Embedded = Embedded(&[
     (11, "audit_checkpoints", include_str!("../migrations/postgres/0011_audit_checkpoints.sql")),
     (12, "webhooks", include_str!("../migrations/postgres/0012_webhooks.sql")),
     (13, "access_log_in_audit", include_str!("../migrations/postgres/0013_access_log_in_audit.sql")),
+    (14, "inbound", include_str!("../migrations/postgres/0014_inbound.sql")),
     (15, "audit_keys_private", include_str!("../migrations/postgres/0015_audit_keys_private.sql")),
     (16, "provisioning", include_str!("../migrations/postgres/0016_provisioning.sql")),
     (17, "identity", include_str!("../migrations/postgres/0017_identity.sql")),
+    (19, "widgets", include_str!("../migrations/postgres/0019_widgets.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {

@@ -10,6 +10,7 @@ pub mod domains;
 pub mod events;
 pub mod health;
 pub mod identity;
+pub mod inbound;
 pub mod keyring;
 pub mod keys;
 pub mod meters;
@@ -24,6 +25,7 @@ pub mod tenants;
 pub mod tokens;
 pub mod usage;
 pub mod webhooks;
+pub mod widgets;
 
 use crate::http::problem::ApiError;
 use base64::Engine;

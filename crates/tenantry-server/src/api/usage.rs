@@ -447,6 +447,10 @@ pub struct StatsOut {
     /// Quota use this month, per meter with a quota.
     #[schema(value_type = Object)]
     pub quotas: Map<String, Value>,
+    /// Stored messages by channel, then by current status
+    /// (`{"whatsapp": {"received": 3, "read": 1}}`; `unknown` before any).
+    #[schema(value_type = Object)]
+    pub messages: Map<String, Value>,
 }
 
 /// Totals, today's counts, active conversations and quota use.
@@ -471,7 +475,9 @@ pub async fn stats(
             (meter.clone(), json!({"limit": q.quota.limit, "used": used, "remaining": q.quota.limit.map(|l| (l - used).max(0)), "resets_at": next_period("month", now)}))
         })
         .collect();
+    let messages = crate::inbound::messages::counts(&state, &grant).await?;
     Ok(Json(StatsOut {
+        messages,
         tenant_id: grant.tenant().to_string(),
         month_start,
         active_conversations: month

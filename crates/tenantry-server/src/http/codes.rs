@@ -56,10 +56,15 @@ pub enum Code {
     WorkflowConflict,
     WebhookEndpointNotFound,
     WebhookMessageNotFound,
+    WhatsappIdTaken,
+    ConversationNotFound,
+    WidgetNotFound,
+    WidgetDisabled,
+    OriginNotAllowed,
 }
 
 impl Code {
-    pub const ALL: [Code; 52] = [
+    pub const ALL: [Code; 57] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -112,6 +117,11 @@ impl Code {
         Code::WorkflowConflict,
         Code::WebhookEndpointNotFound,
         Code::WebhookMessageNotFound,
+        Code::WhatsappIdTaken,
+        Code::ConversationNotFound,
+        Code::WidgetNotFound,
+        Code::WidgetDisabled,
+        Code::OriginNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -168,6 +178,11 @@ impl Code {
             Code::WorkflowConflict => "workflow_conflict",
             Code::WebhookEndpointNotFound => "webhook_endpoint_not_found",
             Code::WebhookMessageNotFound => "webhook_message_not_found",
+            Code::WhatsappIdTaken => "whatsapp_id_taken",
+            Code::ConversationNotFound => "conversation_not_found",
+            Code::WidgetNotFound => "widget_not_found",
+            Code::WidgetDisabled => "widget_disabled",
+            Code::OriginNotAllowed => "origin_not_allowed",
         }
     }
 }

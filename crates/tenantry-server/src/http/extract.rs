@@ -131,6 +131,19 @@ where
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The request body, byte for byte (a webhook's signature covers these
+/// bytes), within the body limit and the body deadline.
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limit = req
             .extensions()
             .get::<BodyLimit>()
@@ -146,7 +159,7 @@ where
                 ApiError::MalformedJson("the body could not be read".into())
             }
         })?;
-        parse_json(&bytes).map(ApiJson)
+        Ok(RawBody(bytes))
     }
 }
 

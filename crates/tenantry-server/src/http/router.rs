@@ -126,6 +126,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/webhook-endpoints/{eid}/messages/{mid}", get(crate::api::webhooks::tenant_message))
         .route("/v1/tenants/{id}/webhook-endpoints/{eid}/messages/{mid}/replay", post(crate::api::webhooks::tenant_replay))
         .route("/v1/tenants/{id}/webhook-endpoints/{eid}/replay", post(crate::api::webhooks::tenant_replay_range))
+        // Inbound webhooks and what they stored (issue 11).
+        .route("/v1/webhooks/whatsapp", post(crate::api::inbound::whatsapp_receive_any))
+        .route("/v1/webhooks/whatsapp/{tenant}", get(crate::api::inbound::whatsapp_handshake).post(crate::api::inbound::whatsapp_receive))
+        .route("/v1/tenants/{id}/conversations", get(crate::api::inbound::conversations))
+        .route("/v1/tenants/{id}/conversations/{cid}/messages", get(crate::api::inbound::conversation_messages))
+        .route("/v1/tenants/{id}/widgets", post(crate::api::widgets::create.layer(scope(Scope::TenantAdmin))).get(crate::api::widgets::list))
+        .route("/v1/tenants/{id}/widgets/{wid}", axum::routing::patch(crate::api::widgets::update.layer(scope(Scope::TenantAdmin))))
+        .route("/v1/tenants/{id}/widgets/{wid}/tokens", post(crate::api::widgets::issue.layer(scope(Scope::WidgetsIssue))))
+        .route("/v1/widgets/verify", post(crate::api::widgets::verify).options(crate::api::widgets::preflight))
         // Idempotency-Key on the routes listed in http::idempotency::ROUTES.
         .route_layer(middleware::from_fn_with_state(state.clone(), super::idempotency::layer))
         .fallback(|| async { ApiError::RouteNotFound })

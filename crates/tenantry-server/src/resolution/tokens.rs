@@ -171,11 +171,18 @@ impl TokenKeys {
     }
 
     pub fn sign(&self, claims: &Claims) -> Option<String> {
+        self.sign_typed("JWT", claims)
+    }
+
+    /// Signs `claims` with the active key, under the JWT header `typ`
+    /// (`JWT` for access tokens; other kinds of token have their own, so
+    /// that one kind is never accepted as another).
+    pub fn sign_typed(&self, typ: &str, claims: &impl Serialize) -> Option<String> {
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let key = keys.iter().find(|k| k.retired_at.is_none())?;
         let header = Header {
             alg: "EdDSA".into(),
-            typ: Some("JWT".into()),
+            typ: Some(typ.into()),
             kid: Some(key.kid.clone()),
         };
         let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).ok()?);
@@ -188,7 +195,11 @@ impl TokenKeys {
         ))
     }
 
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedToken, TokenError> {
+    /// The payload of a token whose header is `alg: EdDSA`, `typ` (absent
+    /// counts as `JWT`) and the `kid` of one of our keys (a retired one for
+    /// [`MAX_TTL_SECONDS`] after it retired), and whose signature verifies.
+    /// Expiry is the caller's to check.
+    pub fn open(&self, typ: &str, token: &str, now: DateTime<Utc>) -> Result<Vec<u8>, TokenError> {
         if token.len() > 8192 {
             return Err(TokenError::Malformed);
         }
@@ -205,6 +216,9 @@ impl TokenKeys {
             .ok_or(TokenError::Malformed)?;
         if header.alg != "EdDSA" {
             return Err(TokenError::Algorithm);
+        }
+        if header.typ.as_deref().unwrap_or("JWT") != typ {
+            return Err(TokenError::Malformed);
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let signature = URL_SAFE_NO_PAD
@@ -230,11 +244,14 @@ impl TokenKeys {
                 .verify_strict(signing_input.as_bytes(), &signature)
                 .map_err(|_| TokenError::Signature)?;
         }
-        let claims: Claims = URL_SAFE_NO_PAD
+        URL_SAFE_NO_PAD
             .decode(payload_b64)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or(TokenError::Malformed)?;
+            .map_err(|_| TokenError::Malformed)
+    }
+
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedToken, TokenError> {
+        let payload = self.open("JWT", token, now)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
         let expires_at = DateTime::from_timestamp(claims.exp, 0).ok_or(TokenError::Malformed)?;
         if expires_at <= now {
             return Err(TokenError::Expired);

@@ -251,6 +251,9 @@ pub async fn create_on(
     let dek = state.vault.active_dek(change.tx(), now).await?;
     seal_fields(&dek, tenant.as_str(), kind, &mut stored, data)?;
     change.tx().insert_credential(&stored).await?;
+    if kind == CredentialKind::Whatsapp {
+        crate::inbound::whatsapp::sync_routes(change).await?;
+    }
     change.event(
         TenantEventKind::CredentialCreated,
         json!({ "credential_id": stored.id, "kind": kind }),
@@ -339,6 +342,9 @@ pub async fn update(
     }
     stored.updated_at = state.clock.now();
     change.tx().update_credential(&stored).await?;
+    if kind == CredentialKind::Whatsapp {
+        crate::inbound::whatsapp::sync_routes(&mut change).await?;
+    }
     change.event(
         TenantEventKind::CredentialUpdated,
         json!({ "credential_id": stored.id }),
@@ -367,6 +373,9 @@ pub async fn delete_on(change: &mut crate::change::TenantChange, id: &str) -> Re
         .delete_credential(id)
         .await
         .map_err(cred_missing)?;
+    if kind_of(&before)? == CredentialKind::Whatsapp {
+        crate::inbound::whatsapp::sync_routes(change).await?;
+    }
     change.event(
         TenantEventKind::CredentialDeleted,
         json!({ "credential_id": id }),

@@ -959,7 +959,63 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(attempted, "no delivery attempt was recorded");
+        self.seed_inbound(tenant).await;
         key
+    }
+
+    /// Inbound rows (issue 11): a WhatsApp number of the tenant's own, a
+    /// signed delivery with a message and a status, and a widget.
+    pub async fn seed_inbound(&self, tenant: &str) {
+        use hmac::Mac;
+        use serde_json::json;
+        let n: u64 = tenant
+            .bytes()
+            .fold(11u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)))
+            % 1_000_000_000;
+        let (waba, phone, secret) = (format!("7{n:09}"), format!("8{n:09}"), "seed-app-secret");
+        let credential = self
+            .post(
+                &format!("/v1/tenants/{tenant}/credentials"),
+                json!({"kind": "whatsapp", "name": "seed", "data": {
+                    "business_account_id": waba, "phone_number_id": phone,
+                    "access_token": "EAAseed", "app_secret": secret, "verify_token": "seed-verify"}}),
+            )
+            .await;
+        assert!(
+            credential.status.is_success(),
+            "whatsapp credential: {credential:?}"
+        );
+        let body = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{waba}","changes":[{{"value":{{"metadata":{{"phone_number_id":"{phone}"}},"contacts":[{{"wa_id":"15550001","profile":{{"name":"Seed"}}}}],"messages":[{{"from":"15550001","id":"wamid.seed-in","timestamp":"1767225600","type":"text","text":{{"body":"hi"}}}}],"statuses":[{{"id":"wamid.seed-out","status":"read","timestamp":"1767225601","recipient_id":"15550001"}}]}},"field":"messages"}}]}}]}}"#
+        );
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
+        mac.update(body.as_bytes());
+        let sig: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let delivered = self
+            .client
+            .post(self.url(&format!("/v1/webhooks/whatsapp/{tenant}")))
+            .header("x-hub-signature-256", format!("sha256={sig}"))
+            .body(body)
+            .send()
+            .await
+            .expect("delivery");
+        assert!(
+            delivered.status().is_success(),
+            "delivery: {}",
+            delivered.status()
+        );
+        let widget = self
+            .post(
+                &format!("/v1/tenants/{tenant}/widgets"),
+                json!({"name": "seed", "allowed_origins": ["https://seed.example"]}),
+            )
+            .await;
+        assert!(widget.status.is_success(), "widget: {widget:?}");
     }
 }
 

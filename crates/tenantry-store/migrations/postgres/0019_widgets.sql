@@ -1,0 +1,15 @@
+-- Public chat widgets (issue 11): each names the origins (exact
+-- scheme://host[:port], or scheme://*.domain[:port] for subdomains) whose
+-- pages may get its short-lived tokens. A disabled widget's tokens stop
+-- verifying at once.
+CREATE TABLE widgets (
+    tenant_id        TEXT NOT NULL REFERENCES tenants(id),
+    id               TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    allowed_origins  JSONB NOT NULL,
+    enabled          BOOLEAN NOT NULL,
+    created_at       TIMESTAMPTZ NOT NULL,
+    updated_at       TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+SELECT tenantry_isolate('widgets');
