@@ -57,7 +57,7 @@ plain = time.monotonic() - t0
 assert all(s == 201 for s in statuses), set(statuses)
 # Provisioning workflows.
 body = lambda i: {"tenant": {"id": f"prov-{i}", "name": f"Prov {i}"},
-                  "whatsapp": {"phone_number_id": "106540352242922", "business_account_id": "1022901293",
+                  "whatsapp": {"phone_number_id": f"1065403522{i:05d}", "business_account_id": f"1022901293{i:05d}",
                                "access_token": "bench-access-token", "app_secret": "bench-app-secret",
                                "verify_token": "bench-verify-token"},
                   "genesys": {"region": "us_east_1", "client_id": "bench-client", "client_secret": "bench-secret"},

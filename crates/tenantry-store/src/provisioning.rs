@@ -210,6 +210,21 @@ impl OperatorTx {
         })
     }
 
+    /// Whether any runnable workflow is due and unleased: the idle worker
+    /// asks this in a read transaction first, so it takes SQLite's single
+    /// write lock only when there is something to lease.
+    pub async fn any_workflow_due(&mut self, now_ms: i64) -> Result<bool> {
+        let sql = format!(
+            "SELECT id FROM provisioning_workflows WHERE status IN {RUNNABLE} \
+             AND next_run_ms <= $1 AND lease_expires_ms <= $1 LIMIT 1"
+        );
+        let row: Option<(String,)> = on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())
+            .bind(now_ms)
+            .fetch_optional(&mut **c)
+            .await?);
+        Ok(row.is_some())
+    }
+
     /// Leases up to `limit` runnable workflows that are due and whose lease
     /// (if any) has expired to `owner` until `expires_ms`; returns their
     /// ids. In PostgreSQL rows another node is leasing right now are

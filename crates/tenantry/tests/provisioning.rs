@@ -135,7 +135,9 @@ async fn meta_phone(
             None,
         );
     }
-    if phone != PHONE_ID {
+    // The numbers this Meta knows: PHONE_ID and the one of every tenant
+    // `request` makes (a number belongs to one tenant only).
+    if !phone.starts_with(PHONE_ID) {
         return answer(
             400,
             meta_error(
@@ -151,7 +153,7 @@ async fn meta_phone(
     answer(
         200,
         json!({
-            "id": PHONE_ID, "display_phone_number": "+1 555-0100", "verified_name": "Acme Support",
+            "id": phone, "display_phone_number": "+1 555-0100", "verified_name": "Acme Support",
             "quality_rating": "GREEN", "code_verification_status": "VERIFIED", "name_status": "APPROVED",
             "platform_type": "CLOUD_API", "status": "CONNECTED",
         }),
@@ -291,10 +293,16 @@ impl Double {
 }
 
 fn request(tenant: &str) -> Value {
+    // Each tenant its own WhatsApp number and account (another tenant's
+    // is refused: whatsapp_id_taken).
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let phone_id = format!("{PHONE_ID}{n}");
+    let account_id = format!("102290129340398{n}");
     json!({
         "tenant": { "id": tenant, "name": format!("Tenant {tenant}") },
         "whatsapp": {
-            "phone_number_id": PHONE_ID, "business_account_id": "102290129340398",
+            "phone_number_id": phone_id, "business_account_id": account_id,
             "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN,
         },
         "genesys": { "region": "sae1.pure.cloud", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET },
@@ -851,13 +859,14 @@ async fn one_idempotency_key_one_workflow(backend: Backend) {
     let db = TestDb::new(backend).await;
     let double = Double::start().await;
     let server = double.server(&db, &[]).await;
+    let body = request("acme");
     let send = || {
         server
             .client
             .post(server.url("/v1/provisioning"))
             .bearer_auth(ROOT_KEY)
             .header("Idempotency-Key", "onboard-acme-1")
-            .json(&request("acme"))
+            .json(&body)
             .send()
     };
     let replies = futures_join(vec![send(), send(), send(), send()]).await;

@@ -66,9 +66,15 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 async fn lease(state: &AppState, limit: usize) -> Result<Vec<String>, tenantry_store::StoreError> {
     #[allow(clippy::disallowed_methods)] // system grant: the worker's own bookkeeping
     let grant = OperatorGrant::system(steps::WORKER);
+    let now = millis(state.clock.now());
+    let mut read = grant.read(state).await?;
+    let due = read.any_workflow_due(now).await?;
+    read.commit().await?;
+    if !due {
+        return Ok(Vec::new());
+    }
     #[allow(clippy::disallowed_methods)] // leases: nobody's change
     let mut tx = grant.untracked_write(state).await?;
-    let now = millis(state.clock.now());
     let until = now + duration_ms(state.config.provisioning_lease);
     let ids = tx
         .lease_workflows(
