@@ -316,6 +316,12 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "60s",
         "how long a claimed message is reserved for the node delivering it; a node that dies holding it delays its retry by this much (must exceed webhook_timeout)",
     ),
+    (
+        "public_url",
+        false,
+        "",
+        "the public base URL providers call (e.g. https://tenantry.example.com), which Twilio signs; empty: http:// and the request's Host header (set it behind a proxy or TLS terminator)",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,6 +397,9 @@ pub struct Config {
     pub webhook_disable_after: Duration,
     pub webhook_poll_interval: Duration,
     pub webhook_lease: Duration,
+    /// The public base URL providers call, without a trailing `/` (`None`:
+    /// built from the Host header).
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -721,6 +730,11 @@ impl Config {
                     ));
                 }
                 lease
+            },
+            public_url: match get("public_url").0.trim_end_matches('/') {
+                "" => None,
+                u if u.starts_with("https://") || u.starts_with("http://") => Some(u.to_owned()),
+                _ => return Err(invalid("public_url", "must start with https:// or http://")),
             },
         })
     }

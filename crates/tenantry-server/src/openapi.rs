@@ -49,6 +49,7 @@ use utoipa::{Modify, OpenApi};
         api::webhooks::tenant_messages, api::webhooks::tenant_message, api::webhooks::tenant_replay, api::webhooks::tenant_replay_range,
         api::inbound::whatsapp_handshake, api::inbound::whatsapp_receive, api::inbound::whatsapp_receive_any,
         api::inbound::conversations, api::inbound::conversation_messages,
+        api::callbacks::register, api::callbacks::twilio, api::callbacks::sendgrid, api::callbacks::generic,
         api::widgets::create, api::widgets::list, api::widgets::update, api::widgets::issue,
         api::widgets::verify,
     ),

@@ -424,3 +424,74 @@ impl OperatorTx {
         Ok(row.map(|(t,)| TenantId::from_trusted(t)))
     }
 }
+
+impl TenantTx {
+    /// Claims `(provider, provider_message_id)` for this tenant's outbound
+    /// message `message_id`: `false` if any tenant registered it before
+    /// (the unique index spans tenants).
+    pub async fn insert_message_route(
+        &mut self,
+        provider: &str,
+        provider_message_id: &str,
+        message_id: &str,
+    ) -> Result<bool> {
+        let sql = "INSERT INTO message_routes (tenant_id, provider, provider_message_id, message_id) \
+                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+        let n = on_conn!(&mut self.conn, |c| sqlx::query(sql)
+            .bind(self.tenant.as_str())
+            .bind(provider)
+            .bind(provider_message_id)
+            .bind(message_id)
+            .execute(&mut **c)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// The tenant's outbound message registered under
+    /// `(provider, provider_message_id)`.
+    pub async fn routed_message(
+        &mut self,
+        provider: &str,
+        provider_message_id: &str,
+    ) -> Result<Option<StoredInboundMessage>> {
+        let sql = "SELECT message_id FROM message_routes WHERE tenant_id = $1 AND provider = $2 \
+                   AND provider_message_id = $3";
+        let row: Option<(String,)> = on_conn!(&mut self.conn, |c| sqlx::query_as(sql)
+            .bind(self.tenant.as_str())
+            .bind(provider)
+            .bind(provider_message_id)
+            .fetch_optional(&mut **c)
+            .await?);
+        let Some((id,)) = row else {
+            return Ok(None);
+        };
+        let sql =
+            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2");
+        let row: Option<MessageFlat> = on_conn!(&mut self.conn, |c| sqlx::query_as(&sql)
+            .bind(self.tenant.as_str())
+            .bind(&id)
+            .fetch_optional(&mut **c)
+            .await?);
+        Ok(row.map(message))
+    }
+}
+
+impl OperatorTx {
+    /// Which tenant registered `(provider, provider_message_id)`: an
+    /// explicit cross-tenant lookup.
+    pub async fn find_message_route(
+        &mut self,
+        provider: &str,
+        provider_message_id: &str,
+    ) -> Result<Option<TenantId>> {
+        let sql =
+            "SELECT tenant_id FROM message_routes WHERE provider = $1 AND provider_message_id = $2";
+        let row: Option<(String,)> = on_conn!(&mut self.conn, |c| sqlx::query_as(sql)
+            .bind(provider)
+            .bind(provider_message_id)
+            .fetch_optional(&mut **c)
+            .await?);
+        Ok(row.map(|(t,)| TenantId::from_trusted(t)))
+    }
+}

@@ -29,6 +29,7 @@ const SQLITE: Embedded = Embedded(&[
     (16, "provisioning", include_str!("../migrations/sqlite/0016_provisioning.sql")),
     (17, "identity", include_str!("../migrations/sqlite/0017_identity.sql")),
     (19, "widgets", include_str!("../migrations/sqlite/0019_widgets.sql")),
+    (26, "message_routes", include_str!("../migrations/sqlite/0026_message_routes.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -50,6 +51,7 @@ const POSTGRES: Embedded = Embedded(&[
     (16, "provisioning", include_str!("../migrations/postgres/0016_provisioning.sql")),
     (17, "identity", include_str!("../migrations/postgres/0017_identity.sql")),
     (19, "widgets", include_str!("../migrations/postgres/0019_widgets.sql")),
+    (26, "message_routes", include_str!("../migrations/postgres/0026_message_routes.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {

@@ -4,6 +4,7 @@
 //! responses), kept apart from storage rows.
 
 pub mod audit;
+pub mod callbacks;
 pub mod config;
 pub mod credentials;
 pub mod domains;

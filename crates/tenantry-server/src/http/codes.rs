@@ -61,10 +61,11 @@ pub enum Code {
     WidgetNotFound,
     WidgetDisabled,
     OriginNotAllowed,
+    MessageExists,
 }
 
 impl Code {
-    pub const ALL: [Code; 57] = [
+    pub const ALL: [Code; 58] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -122,6 +123,7 @@ impl Code {
         Code::WidgetNotFound,
         Code::WidgetDisabled,
         Code::OriginNotAllowed,
+        Code::MessageExists,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -183,6 +185,7 @@ impl Code {
             Code::WidgetNotFound => "widget_not_found",
             Code::WidgetDisabled => "widget_disabled",
             Code::OriginNotAllowed => "origin_not_allowed",
+            Code::MessageExists => "message_exists",
         }
     }
 }

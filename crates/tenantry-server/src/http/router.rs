@@ -130,6 +130,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks/whatsapp", post(crate::api::inbound::whatsapp_receive_any))
         .route("/v1/webhooks/whatsapp/{tenant}", get(crate::api::inbound::whatsapp_handshake).post(crate::api::inbound::whatsapp_receive))
         .route("/v1/tenants/{id}/conversations", get(crate::api::inbound::conversations))
+        // Provider status callbacks (issue 11).
+        .route("/v1/tenants/{id}/messages", post(crate::api::callbacks::register.layer(scope(Scope::UsageWrite))))
+        .route("/v1/webhooks/twilio", post(crate::api::callbacks::twilio))
+        .route("/v1/webhooks/sendgrid", post(crate::api::callbacks::sendgrid))
+        .route("/v1/webhooks/generic", post(crate::api::callbacks::generic))
         .route("/v1/tenants/{id}/conversations/{cid}/messages", get(crate::api::inbound::conversation_messages))
         .route("/v1/tenants/{id}/widgets", post(crate::api::widgets::create.layer(scope(Scope::TenantAdmin))).get(crate::api::widgets::list))
         .route("/v1/tenants/{id}/widgets/{wid}", axum::routing::patch(crate::api::widgets::update.layer(scope(Scope::TenantAdmin))))

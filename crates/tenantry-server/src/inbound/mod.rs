@@ -9,6 +9,7 @@
 //! nothing (the provider retries); after it, everything is stored. No
 //! payload is ever left stored but unparsed, so no worker is needed.
 
+pub mod callbacks;
 pub mod messages;
 pub mod whatsapp;
 

@@ -1016,6 +1016,13 @@ impl TestServer {
             )
             .await;
         assert!(widget.status.is_success(), "widget: {widget:?}");
+        let registered = self
+            .post(
+                &format!("/v1/tenants/{tenant}/messages"),
+                json!({"channel": "sms", "provider": "twilio", "provider_message_id": format!("SMseed{n}")}),
+            )
+            .await;
+        assert!(registered.status.is_success(), "message: {registered:?}");
     }
 }
 
