@@ -191,7 +191,11 @@ async fn inspect(conn: &mut PgConnection, args: &DoctorArgs) -> anyhow::Result<R
                             "the policy '{POLICY}' is not the tenant policy: {} {} USING ({}) \
                              WITH CHECK ({}); expected AS PERMISSIVE FOR ALL USING ({expected}) \
                              WITH CHECK ({expected}) (tenantry app-db isolate replaces it)",
-                            if p.permissive { "PERMISSIVE" } else { "RESTRICTIVE" },
+                            if p.permissive {
+                                "PERMISSIVE"
+                            } else {
+                                "RESTRICTIVE"
+                            },
                             p.command_name(),
                             p.using.as_deref().unwrap_or("none"),
                             p.with_check.as_deref().unwrap_or("none"),

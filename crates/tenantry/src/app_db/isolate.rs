@@ -18,7 +18,11 @@ pub async fn run(args: IsolateArgs) -> anyhow::Result<ExitCode> {
     sqlx::query("BEGIN").execute(&mut conn).await?;
     let outcome = plan_and_apply(&mut conn, &args).await;
     match outcome {
-        Ok(Outcome::Done { lines, warnings, statements }) => {
+        Ok(Outcome::Done {
+            lines,
+            warnings,
+            statements,
+        }) => {
             if args.dry_run {
                 sqlx::query("ROLLBACK").execute(&mut conn).await?;
                 println!("-- dry run: nothing was changed; this is what isolate would run:");
@@ -38,7 +42,11 @@ pub async fn run(args: IsolateArgs) -> anyhow::Result<ExitCode> {
                     .context("cannot commit: nothing was changed")?;
             }
             for line in &lines {
-                println!("{line}");
+                if args.dry_run {
+                    println!("-- would do: {line}");
+                } else {
+                    println!("{line}");
+                }
             }
             for warning in &warnings {
                 eprintln!("warning: {warning}");

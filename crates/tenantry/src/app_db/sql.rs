@@ -98,9 +98,17 @@ pub async fn tables(
     schemas: &[String],
     column: &str,
 ) -> anyhow::Result<Vec<TableInfo>> {
-    let rows: Vec<(i64, String, String, String, bool, bool, Option<i16>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT c.oid::int8, n.nspname::text, c.relname::text, \
+    let rows: Vec<(
+        i64,
+        String,
+        String,
+        String,
+        bool,
+        bool,
+        Option<i16>,
+        Option<String>,
+    )> = sqlx::query_as(
+        "SELECT c.oid::int8, n.nspname::text, c.relname::text, \
                     pg_get_userbyid(c.relowner)::text, c.relrowsecurity, c.relforcerowsecurity, \
                     a.attnum, format_type(a.atttypid, NULL) \
                FROM pg_class c \
@@ -109,12 +117,12 @@ pub async fn tables(
                     AND a.attnum > 0 AND NOT a.attisdropped \
               WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) \
               ORDER BY n.nspname, c.relname",
-        )
-        .bind(schemas)
-        .bind(column)
-        .fetch_all(&mut *conn)
-        .await
-        .context("cannot read the catalog")?;
+    )
+    .bind(schemas)
+    .bind(column)
+    .fetch_all(&mut *conn)
+    .await
+    .context("cannot read the catalog")?;
     Ok(rows
         .into_iter()
         .map(
@@ -176,21 +184,28 @@ pub async fn policies(
     oid: u32,
     role: Option<&str>,
 ) -> anyhow::Result<Vec<Policy>> {
-    let rows: Vec<(String, bool, String, Vec<String>, Option<String>, Option<String>, bool)> =
-        sqlx::query_as(
-            "SELECT p.polname::text, p.polpermissive, p.polcmd::text, \
+    let rows: Vec<(
+        String,
+        bool,
+        String,
+        Vec<String>,
+        Option<String>,
+        Option<String>,
+        bool,
+    )> = sqlx::query_as(
+        "SELECT p.polname::text, p.polpermissive, p.polcmd::text, \
                     ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END \
                             FROM unnest(p.polroles) r), \
                     pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid), \
                     $2::text IS NULL OR EXISTS (SELECT 1 FROM unnest(p.polroles) r \
                         WHERE r = 0 OR pg_has_role($2::text, r, 'MEMBER')) \
                FROM pg_policy p WHERE p.polrelid = $1::int8::oid ORDER BY p.polname",
-        )
-        .bind(i64::from(oid))
-        .bind(role)
-        .fetch_all(&mut *conn)
-        .await
-        .context("cannot read the table's policies")?;
+    )
+    .bind(i64::from(oid))
+    .bind(role)
+    .fetch_all(&mut *conn)
+    .await
+    .context("cannot read the table's policies")?;
     Ok(rows
         .into_iter()
         .map(
@@ -345,10 +360,7 @@ mod tests {
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(
-            redact(
-                "bad password s3cret for u",
-                "postgres://u:s3cret@h:5432/db"
-            ),
+            redact("bad password s3cret for u", "postgres://u:s3cret@h:5432/db"),
             "bad password *** for u"
         );
         assert_eq!(redact("x", "postgres://u@h/db"), "x");
