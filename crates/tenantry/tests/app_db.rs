@@ -675,3 +675,72 @@ async fn postgres_isolate_refuses_roles_that_bypass_rls() {
     assert_eq!(report["role"]["owns"], serde_json::json!(["public.leads"]));
     conn.close().await.ok();
 }
+
+/// The recipes of docs/app-isolation.md, each a file under examples/recipes/
+/// run as is against an isolated table, as an ordinary role: each tenant
+/// sees its rows only, a row for another tenant is refused, and outside a
+/// tenant transaction nothing is seen. (Rust's recipe runs in
+/// `postgres_isolate_enforces_tenancy_for_the_app_role`.) The interpreters
+/// and packages are requirements: `scripts/test` installs psycopg and
+/// SQLAlchemy with pip and `pg` with npm.
+#[tokio::test]
+async fn postgres_recipes_isolate_in_every_language() {
+    let db = AppPg::new().await;
+    db.exec(
+        "CREATE TABLE leads (id serial PRIMARY KEY, tenant_id text NOT NULL, name text NOT NULL);
+         INSERT INTO leads (tenant_id, name) VALUES ('acme', 'a1'), ('acme', 'a2'), ('globex', 'g1');",
+    )
+    .await;
+    db.grant(&["public"]).await;
+    let (code, out, err) = db
+        .run(&["isolate", "--table", "leads", "--role", &db.role])
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/recipes");
+    let node_modules = format!("{root}/node/node_modules/pg");
+    assert!(
+        std::path::Path::new(&node_modules).is_dir(),
+        "{node_modules} is missing: run ./scripts/test, or `npm install` in examples/recipes/node"
+    );
+    let recipes = [
+        ("node", format!("{root}/node/pg.js")),
+        ("python3", format!("{root}/python/psycopg_recipe.py")),
+        ("python3", format!("{root}/python/sqlalchemy_recipe.py")),
+    ];
+    for (program, file) in &recipes {
+        for (tenant, seen) in [
+            ("acme", vec!["a1", "a2"]),
+            ("globex", vec!["g1"]),
+            ("nobody", vec![]),
+        ] {
+            let out = tokio::process::Command::new(program)
+                .arg(file)
+                .arg(&db.app_url)
+                .arg(tenant)
+                .output()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("cannot run {program} (install it; see scripts/test): {e}")
+                });
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{file} {tenant}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let report: Value = serde_json::from_str(stdout.trim())
+                .unwrap_or_else(|e| panic!("{file}: {e}: {stdout}"));
+            assert_eq!(
+                report["seen"],
+                serde_json::json!(seen),
+                "{file} as {tenant}"
+            );
+            assert_eq!(report["foreign_insert"], "refused", "{file} as {tenant}");
+            assert_eq!(
+                report["without_tenant"],
+                serde_json::json!([]),
+                "{file} as {tenant}"
+            );
+        }
+    }
+}
