@@ -92,22 +92,25 @@ pub struct TableInfo {
     pub column: Option<(i16, String)>,
 }
 
+/// A catalog row of [`tables`].
+type TableRow = (
+    i64,
+    String,
+    String,
+    String,
+    bool,
+    bool,
+    Option<i16>,
+    Option<String>,
+);
+
 /// Every ordinary and partitioned table of these schemas.
 pub async fn tables(
     conn: &mut PgConnection,
     schemas: &[String],
     column: &str,
 ) -> anyhow::Result<Vec<TableInfo>> {
-    let rows: Vec<(
-        i64,
-        String,
-        String,
-        String,
-        bool,
-        bool,
-        Option<i16>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<TableRow> = sqlx::query_as(
         "SELECT c.oid::int8, n.nspname::text, c.relname::text, \
                     pg_get_userbyid(c.relowner)::text, c.relrowsecurity, c.relforcerowsecurity, \
                     a.attnum, format_type(a.atttypid, NULL) \
@@ -179,20 +182,23 @@ impl Policy {
     }
 }
 
+/// A catalog row of [`policies`].
+type PolicyRow = (
+    String,
+    bool,
+    String,
+    Vec<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+);
+
 pub async fn policies(
     conn: &mut PgConnection,
     oid: u32,
     role: Option<&str>,
 ) -> anyhow::Result<Vec<Policy>> {
-    let rows: Vec<(
-        String,
-        bool,
-        String,
-        Vec<String>,
-        Option<String>,
-        Option<String>,
-        bool,
-    )> = sqlx::query_as(
+    let rows: Vec<PolicyRow> = sqlx::query_as(
         "SELECT p.polname::text, p.polpermissive, p.polcmd::text, \
                     ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END \
                             FROM unnest(p.polroles) r), \
@@ -318,9 +324,9 @@ pub async fn owns(conn: &mut PgConnection, role: &str, oid: u32) -> anyhow::Resu
 
 /// The SQL that gives the app an ordinary request role, for a refusal.
 pub fn proper_role_sql(role: &str, schemas: &[String]) -> String {
-    let mut sql = format!(
+    let mut sql = String::from(
         "  -- a new role for the app's requests:\n  \
-         CREATE ROLE app_user LOGIN PASSWORD '…' NOSUPERUSER NOBYPASSRLS;\n"
+         CREATE ROLE app_user LOGIN PASSWORD '…' NOSUPERUSER NOBYPASSRLS;\n",
     );
     for schema in schemas {
         let s = ident(schema);
