@@ -528,34 +528,43 @@ impl OperatorTx {
     }
 }
 
+/// Binds an endpoint's fields from `url` to `failing_since_ms`, in the order of
+/// `ENDPOINT_COLUMNS` after `tenant_id, id`, shared by insert and update.
+macro_rules! bind_endpoint_fields {
+    ($query:expr, $e:expr) => {
+        $query
+            .bind(&$e.url)
+            .bind(&$e.description)
+            .bind(Json(&$e.event_types))
+            .bind($e.enabled)
+            .bind($e.rate_limit_per_second)
+            .bind(&$e.ordering)
+            .bind(Json(&$e.metadata))
+            .bind(Json(&$e.secret))
+            .bind($e.previous_secret.as_ref().map(Json))
+            .bind($e.previous_until_ms)
+            .bind($e.signing_seed.as_ref().map(Json))
+            .bind(&$e.signing_public_key)
+            .bind(&$e.disabled_reason)
+            .bind($e.failing_since_ms)
+    };
+}
+
 impl Webhooks<'_> {
     pub async fn insert_endpoint(&mut self, e: &StoredEndpoint) -> Result<()> {
         let sql = format!(
             "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         );
-        on_conn!(&mut self.conn, |c| sqlx::query(&sql)
-            .bind(self.owner)
-            .bind(&e.id)
-            .bind(&e.url)
-            .bind(&e.description)
-            .bind(Json(&e.event_types))
-            .bind(e.enabled)
-            .bind(e.rate_limit_per_second)
-            .bind(&e.ordering)
-            .bind(Json(&e.metadata))
-            .bind(Json(&e.secret))
-            .bind(e.previous_secret.as_ref().map(Json))
-            .bind(e.previous_until_ms)
-            .bind(e.signing_seed.as_ref().map(Json))
-            .bind(&e.signing_public_key)
-            .bind(&e.disabled_reason)
-            .bind(e.failing_since_ms)
-            .bind(e.created_at)
-            .bind(e.updated_at)
-            .execute(&mut **c)
-            .await?
-            .rows_affected());
+        on_conn!(&mut self.conn, |c| bind_endpoint_fields!(
+            sqlx::query(&sql).bind(self.owner).bind(&e.id),
+            e
+        )
+        .bind(e.created_at)
+        .bind(e.updated_at)
+        .execute(&mut **c)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -566,27 +575,14 @@ impl Webhooks<'_> {
                    previous_secret = $11, previous_until_ms = $12, signing_seed = $13, \
                    signing_public_key = $14, disabled_reason = $15, failing_since_ms = $16, updated_at = $17 \
                    WHERE tenant_id = $1 AND id = $2";
-        let n = on_conn!(&mut self.conn, |c| sqlx::query(sql)
-            .bind(self.owner)
-            .bind(&e.id)
-            .bind(&e.url)
-            .bind(&e.description)
-            .bind(Json(&e.event_types))
-            .bind(e.enabled)
-            .bind(e.rate_limit_per_second)
-            .bind(&e.ordering)
-            .bind(Json(&e.metadata))
-            .bind(Json(&e.secret))
-            .bind(e.previous_secret.as_ref().map(Json))
-            .bind(e.previous_until_ms)
-            .bind(e.signing_seed.as_ref().map(Json))
-            .bind(&e.signing_public_key)
-            .bind(&e.disabled_reason)
-            .bind(e.failing_since_ms)
-            .bind(e.updated_at)
-            .execute(&mut **c)
-            .await?
-            .rows_affected());
+        let n = on_conn!(&mut self.conn, |c| bind_endpoint_fields!(
+            sqlx::query(sql).bind(self.owner).bind(&e.id),
+            e
+        )
+        .bind(e.updated_at)
+        .execute(&mut **c)
+        .await?
+        .rows_affected());
         Ok(n > 0)
     }
 

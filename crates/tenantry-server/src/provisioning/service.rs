@@ -11,7 +11,6 @@ use crate::change::{OperatorChange, TenantChange};
 use crate::grant::OperatorGrant;
 use crate::http::codes::Code;
 use crate::http::problem::ApiError;
-use crate::resolution::cache::Invalidation;
 use serde_json::{Value, json};
 use tenantry_core::TenantId;
 use tenantry_core::audit::AuditTarget;
@@ -266,15 +265,14 @@ pub async fn retry(
             .await
             .map_err(crate::tenancy::or_tenant_not_found)?;
         if tenant.status == TenantStatus::ProvisioningFailed {
-            c.tx()
-                .set_status(TenantStatus::Provisioning, None, now)
-                .await?;
-            c.audit(
+            crate::tenancy::change_status(
+                c,
+                TenantStatus::ProvisioningFailed,
+                TenantStatus::Provisioning,
                 "tenant.provisioning_resumed",
-                vec![crate::tenancy::target(&current.tenant_id)],
-                json!({ "status": { "from": "provisioning_failed", "to": "provisioning" } }),
-            );
-            c.invalidate(Invalidation::Tenant(current.tenant_id.clone()));
+                now,
+            )
+            .await?;
         }
     }
     change.save(&current).await?;

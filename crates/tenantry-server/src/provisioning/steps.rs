@@ -312,16 +312,14 @@ pub async fn run(state: &AppState, wf: &Workflow, step: StepName) -> Result<(), 
                     format!("the tenant is {}, not provisioning", before.status),
                 ));
             }
-            change
-                .tx()
-                .set_status(TenantStatus::Active, None, state.clock.now())
-                .await?;
-            change.audit(
+            crate::tenancy::change_status(
+                change,
+                TenantStatus::Provisioning,
+                TenantStatus::Active,
                 "tenant.activated",
-                vec![crate::tenancy::target(&current.tenant_id)],
-                json!({ "status": { "from": "provisioning", "to": "active" } }),
-            );
-            change.invalidate(Invalidation::Tenant(current.tenant_id.clone()));
+                state.clock.now(),
+            )
+            .await?;
             finish(state, ctx, current, step, json!({ "status": "active" })).await
         }
     }
@@ -405,16 +403,14 @@ async fn create_tenant(state: &AppState, wf: &Workflow) -> Result<(), Failure> {
         // is taken up again.
         Some(t) if t.status == TenantStatus::ProvisioningFailed => {
             let mut change = op.scope_to(&t.id).await?;
-            change
-                .tx()
-                .set_status(TenantStatus::Provisioning, None, state.clock.now())
-                .await?;
-            change.audit(
+            crate::tenancy::change_status(
+                &mut change,
+                TenantStatus::ProvisioningFailed,
+                TenantStatus::Provisioning,
                 "tenant.provisioning_resumed",
-                vec![crate::tenancy::target(&t.id)],
-                json!({ "status": { "from": "provisioning_failed", "to": "provisioning" } }),
-            );
-            change.invalidate(Invalidation::Tenant(t.id.clone()));
+                state.clock.now(),
+            )
+            .await?;
             change
         }
         Some(_) => {
@@ -759,7 +755,7 @@ pub async fn record_failure(
         if on_failure == OnFailure::Hold
             && let Ctx::Tenant(change) = &mut ctx
         {
-            mark_tenant_failed(state, change, &current).await?;
+            mark_tenant_failed(state, change).await?;
         }
     }
     ctx.save(&current).await?;
@@ -771,11 +767,7 @@ pub async fn record_failure(
     Ok(stop)
 }
 
-async fn mark_tenant_failed(
-    state: &AppState,
-    change: &mut TenantChange,
-    wf: &Workflow,
-) -> Result<(), Failure> {
+async fn mark_tenant_failed(state: &AppState, change: &mut TenantChange) -> Result<(), Failure> {
     let before = change
         .tx()
         .tenant_for_update()
@@ -784,16 +776,14 @@ async fn mark_tenant_failed(
     if before.status != TenantStatus::Provisioning {
         return Ok(());
     }
-    change
-        .tx()
-        .set_status(TenantStatus::ProvisioningFailed, None, state.clock.now())
-        .await?;
-    change.audit(
+    crate::tenancy::change_status(
+        change,
+        TenantStatus::Provisioning,
+        TenantStatus::ProvisioningFailed,
         "tenant.provisioning_failed",
-        vec![crate::tenancy::target(&wf.tenant_id)],
-        json!({ "status": { "from": "provisioning", "to": "provisioning_failed" } }),
-    );
-    change.invalidate(Invalidation::Tenant(wf.tenant_id.clone()));
+        state.clock.now(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -933,7 +923,7 @@ async fn undo(
                 json!({ "tenant": "deleted" })
             } else {
                 if before.status == TenantStatus::Provisioning {
-                    mark_tenant_failed(state, change, wf).await?;
+                    mark_tenant_failed(state, change).await?;
                 }
                 json!({ "tenant": "provisioning_failed" })
             }

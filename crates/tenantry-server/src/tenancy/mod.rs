@@ -161,6 +161,28 @@ pub async fn update(
     Ok(after)
 }
 
+/// Moves the locked tenant of `change` from `from` to `to` (not `deleted`,
+/// whose audit entry carries the purge date): the status, its audit entry
+/// under `action` and the cross-node invalidation, in the change's
+/// transaction.
+pub async fn change_status(
+    change: &mut TenantChange,
+    from: TenantStatus,
+    to: TenantStatus,
+    action: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Tenant, StoreError> {
+    let tenant = change.tx().set_status(to, None, now).await?;
+    let id = change.tenant_id().clone();
+    change.audit(
+        action,
+        vec![target(&id)],
+        json!({ "status": { "from": from, "to": to } }),
+    );
+    change.invalidate(Invalidation::Tenant(id));
+    Ok(tenant)
+}
+
 pub async fn suspend(state: &AppState, grant: &TenantGrant) -> Result<Tenant, ApiError> {
     let (mut change, tenant) = lock(state, grant).await?;
     match tenant.status {
@@ -172,17 +194,15 @@ pub async fn suspend(state: &AppState, grant: &TenantGrant) -> Result<Tenant, Ap
             field: None,
         }),
         TenantStatus::Active => {
-            let tenant = change
-                .tx()
-                .set_status(TenantStatus::Suspended, None, state.clock.now())
-                .await?;
             change.event(TenantEventKind::Suspended, json!({}));
-            change.audit(
+            let tenant = change_status(
+                &mut change,
+                TenantStatus::Active,
+                TenantStatus::Suspended,
                 "tenant.suspended",
-                vec![target(grant.tenant())],
-                json!({ "status": { "from": "active", "to": "suspended" } }),
-            );
-            change.invalidate(Invalidation::Tenant(grant.tenant().clone()));
+                state.clock.now(),
+            )
+            .await?;
             change.commit().await?;
             tracing::info!(tenant_id = %grant.tenant(), "tenant suspended");
             Ok(tenant)
@@ -207,17 +227,15 @@ pub async fn reactivate(state: &AppState, grant: &TenantGrant) -> Result<Tenant,
         });
     }
     let from = tenant.status;
-    let tenant = change
-        .tx()
-        .set_status(TenantStatus::Active, None, state.clock.now())
-        .await?;
     change.event(TenantEventKind::Reactivated, json!({ "from": from }));
-    change.audit(
+    let tenant = change_status(
+        &mut change,
+        from,
+        TenantStatus::Active,
         "tenant.reactivated",
-        vec![target(grant.tenant())],
-        json!({ "status": { "from": from, "to": "active" } }),
-    );
-    change.invalidate(Invalidation::Tenant(grant.tenant().clone()));
+        state.clock.now(),
+    )
+    .await?;
     change.commit().await?;
     tracing::info!(tenant_id = %grant.tenant(), "tenant reactivated");
     Ok(tenant)
