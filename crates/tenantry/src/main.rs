@@ -1,6 +1,8 @@
 //! `tenantry`: the server and its operator commands. Configuration comes from
 //! defaults, `tenantry.toml` and `TENANTRY_*` variables (see README).
 
+mod app_db;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -47,6 +49,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Row-level security for the app's own PostgreSQL database.
+    #[command(subcommand, name = "app-db")]
+    AppDb(app_db::AppDbCommand),
 }
 
 #[derive(Subcommand)]
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
             print!("{}", tenantry_server::openapi::json());
             return ExitCode::SUCCESS;
         }
+        Command::AppDb(command) => return app_db::main(command),
         Command::Settings => {
             for (name, secret, default, help) in SETTINGS {
                 let env = format!("TENANTRY_{}", name.to_ascii_uppercase());
@@ -179,7 +185,7 @@ fn main() -> ExitCode {
             Command::Audit(AuditCommand::Verify { tenant, .. }) => {
                 audit_verify(config, tenant).await
             }
-            Command::Openapi | Command::Settings => Ok(ExitCode::SUCCESS),
+            Command::Openapi | Command::Settings | Command::AppDb(_) => Ok(ExitCode::SUCCESS),
         }
     });
     match result {
