@@ -131,7 +131,7 @@ fn command_line() -> clap::Command {
         "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n\
          Server commands (this host's database, keyring and files):\n{server}\n\
          Remote commands (a server over HTTP: --url/TENANTRY_URL, --key/TENANTRY_KEY or a profile):\n{remote}\n\
-         {{all-args}}{{after-help}}"
+         Options:\n{{options}}\n{{after-help}}"
     );
     cmd.help_template(template)
         .after_help(cli::error::EXIT_CODES_HELP)

@@ -51,7 +51,7 @@ impl Output {
                 for (k, v) in map {
                     builder.push_record([k.clone(), cell(Some(v))]);
                 }
-                println!("{}", builder.build().with(Style::sharp()));
+                println!("{}", builder.build().with(Style::blank()));
             }
             None => println!("{}", cell(Some(value))),
         }

@@ -705,7 +705,7 @@ async fn usage(ctx: &Ctx, cmd: UsageCommand) -> CliResult {
             if ctx.out.json {
                 ctx.out.one(&v);
             } else {
-                ctx.out.list(&v["series"], &["period", "value"]);
+                ctx.out.list(&v["series"], &["period_start", "value"]);
                 println!("total: {}", v["total"]);
             }
         }
@@ -1006,8 +1006,9 @@ pub enum EndpointsCommand {
     Create {
         #[command(flatten)]
         owner: OwnerArg,
-        #[arg(long)]
-        url: String,
+        /// Where to deliver (--url names the Tenantry server).
+        #[arg(long = "endpoint-url")]
+        endpoint_url: String,
         /// An event type to receive (repeatable; default: all).
         #[arg(long = "event-type")]
         event_types: Vec<String>,
@@ -1021,8 +1022,8 @@ pub enum EndpointsCommand {
         #[command(flatten)]
         owner: OwnerArg,
         endpoint: String,
-        #[arg(long)]
-        url: Option<String>,
+        #[arg(long = "endpoint-url")]
+        endpoint_url: Option<String>,
         #[arg(long = "event-type")]
         event_types: Vec<String>,
         #[arg(long)]
@@ -1112,12 +1113,12 @@ async fn webhooks(ctx: &Ctx, cmd: WebhooksCommand) -> CliResult {
                 let path = format!("{}/{}", owner.base(), seg(&endpoint));
                 ctx.out.one(&ctx.http.get(&path, &[]).await?);
             }
-            EndpointsCommand::Create { owner, url, event_types, description, data } => {
-                let body = endpoint_body(Some(url), event_types, description, None, data.as_deref())?;
+            EndpointsCommand::Create { owner, endpoint_url, event_types, description, data } => {
+                let body = endpoint_body(Some(endpoint_url), event_types, description, None, data.as_deref())?;
                 ctx.out.one(&ctx.http.post(&owner.base(), &Value::Object(body)).await?);
             }
-            EndpointsCommand::Update { owner, endpoint, url, event_types, description, enable, disable, data } => {
-                let body = endpoint_body(url, event_types, description, enabled_flag(enable, disable), data.as_deref())?;
+            EndpointsCommand::Update { owner, endpoint, endpoint_url, event_types, description, enable, disable, data } => {
+                let body = endpoint_body(endpoint_url, event_types, description, enabled_flag(enable, disable), data.as_deref())?;
                 require_changes(&body)?;
                 let path = format!("{}/{}", owner.base(), seg(&endpoint));
                 ctx.out.one(&ctx.http.patch(&path, &Value::Object(body)).await?);
