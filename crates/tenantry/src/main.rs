@@ -20,7 +20,14 @@ struct Cli {
 /// The commands that act on this host's database and keyring; every other
 /// command talks to a server over HTTP (listed apart in `--help`).
 const SERVER_COMMANDS: &[&str] = &[
-    "serve", "migrate", "doctor", "seed", "openapi", "settings", "keyring", "signing-keys",
+    "serve",
+    "migrate",
+    "doctor",
+    "seed",
+    "openapi",
+    "settings",
+    "keyring",
+    "signing-keys",
     "completions",
 ];
 
@@ -268,6 +275,8 @@ fn main() -> ExitCode {
     }
 }
 
+// Built once per process from the command line: size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum RemoteOrLocal {
     Remote(cli::Remote),
     Done(ExitCode),
@@ -275,6 +284,7 @@ enum RemoteOrLocal {
 
 /// Sorts a command: remote (HTTP), finished here (completions, profiles),
 /// or local (given back).
+#[allow(clippy::result_large_err)] // once per process, see RemoteOrLocal
 fn remote_command(command: Command, args: &cli::RemoteArgs) -> Result<RemoteOrLocal, Command> {
     use cli::Remote as R;
     let remote = match command {

@@ -435,7 +435,9 @@ async fn tampering_is_found_with_the_first_bad_sequence(backend: Backend) {
         "{report}"
     );
     // The CLI over every chain fails too.
-    let (code, _, _) = db.run_command(&["audit", "verify", "--database"], &[]).await;
+    let (code, _, _) = db
+        .run_command(&["audit", "verify", "--database"], &[])
+        .await;
     assert_ne!(code, 0);
     store.close().await;
 }

@@ -70,6 +70,9 @@ struct RequestSeries {
     latency: Histogram,
 }
 
+/// Every series of one route template.
+type RouteSeries = RwLock<Vec<Arc<RequestSeries>>>;
+
 /// Counters keyed by a tuple of label values (the label names are fixed per
 /// family). Label values come from closed sets (codes, decisions, meter
 /// names of the catalogue) or, when configured, tenant ids. The key is the
@@ -133,7 +136,7 @@ pub struct Metrics {
     /// `TENANTRY_METRICS_TENANT_LABELS`: per-tenant series.
     tenant_labels: bool,
     /// Route template → its series by method and status.
-    requests: RwLock<HashMap<Box<str>, Arc<RwLock<Vec<Arc<RequestSeries>>>>>>,
+    requests: RwLock<HashMap<Box<str>, Arc<RouteSeries>>>,
     problems: CounterFamily,
     verify: CounterFamily,
     verify_by_tenant: CounterFamily,
@@ -284,9 +287,12 @@ pub async fn track(
         .cloned();
     let response = next.run(req).await;
     let route = route.as_ref().map_or(UNMATCHED, |r| r.as_str());
-    state
-        .metrics
-        .request(route, &method, response.status().as_u16(), started.elapsed());
+    state.metrics.request(
+        route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     if let Some(code) = response
         .extensions()
         .get::<crate::http::problem::ProblemCode>()
@@ -305,9 +311,19 @@ mod tests {
     fn counters_and_histograms_accumulate() {
         let m = Metrics::new(false);
         let get = axum::http::Method::GET;
-        m.request("/v1/tenants", &get, 200, std::time::Duration::from_millis(3));
+        m.request(
+            "/v1/tenants",
+            &get,
+            200,
+            std::time::Duration::from_millis(3),
+        );
         m.request("/v1/tenants", &get, 200, std::time::Duration::from_secs(30));
-        m.request("/v1/tenants", &get, 404, std::time::Duration::from_millis(1));
+        m.request(
+            "/v1/tenants",
+            &get,
+            404,
+            std::time::Duration::from_millis(1),
+        );
         m.problem("not_found");
         m.problem("not_found");
         let text = render(&m, &render::Snapshot::default());

@@ -41,19 +41,51 @@ pub async fn scrape(state: &AppState, grant: &OperatorGrant) -> String {
     let snapshot = Snapshot {
         pools: state.store.pool_stats(),
         caches: vec![
-            ("api_keys", c.keys.hits_and_misses().0, c.keys.hits_and_misses().1),
-            ("operator_keys", c.operator_keys.hits_and_misses().0, c.operator_keys.hits_and_misses().1),
-            ("tenants", c.tenants.hits_and_misses().0, c.tenants.hits_and_misses().1),
-            ("hosts", c.hosts.hits_and_misses().0, c.hosts.hits_and_misses().1),
-            ("configs", c.configs.hits_and_misses().0, c.configs.hits_and_misses().1),
-            ("plans", c.plans.hits_and_misses().0, c.plans.hits_and_misses().1),
-            ("meters", c.meters.hits_and_misses().0, c.meters.hits_and_misses().1),
+            (
+                "api_keys",
+                c.keys.hits_and_misses().0,
+                c.keys.hits_and_misses().1,
+            ),
+            (
+                "operator_keys",
+                c.operator_keys.hits_and_misses().0,
+                c.operator_keys.hits_and_misses().1,
+            ),
+            (
+                "tenants",
+                c.tenants.hits_and_misses().0,
+                c.tenants.hits_and_misses().1,
+            ),
+            (
+                "hosts",
+                c.hosts.hits_and_misses().0,
+                c.hosts.hits_and_misses().1,
+            ),
+            (
+                "configs",
+                c.configs.hits_and_misses().0,
+                c.configs.hits_and_misses().1,
+            ),
+            (
+                "plans",
+                c.plans.hits_and_misses().0,
+                c.plans.hits_and_misses().1,
+            ),
+            (
+                "meters",
+                c.meters.hits_and_misses().0,
+                c.meters.hits_and_misses().1,
+            ),
             (
                 "identity_providers",
                 c.identity_providers.hits_and_misses().0,
                 c.identity_providers.hits_and_misses().1,
             ),
-            ("memberships", c.memberships.hits_and_misses().0, c.memberships.hits_and_misses().1),
+            (
+                "memberships",
+                c.memberships.hits_and_misses().0,
+                c.memberships.hits_and_misses().1,
+            ),
         ],
         ratelimit: state.rate_limiter.decisions(),
         ratelimit_backend: state.rate_limiter.backend(),
@@ -156,7 +188,11 @@ pub fn render(m: &Metrics, s: &Snapshot) -> String {
     );
     for (route, method, status, (buckets, count, sum)) in &rows {
         let status = status.to_string();
-        let base = [("method", *method), ("route", route.as_str()), ("status", status.as_str())];
+        let base = [
+            ("method", *method),
+            ("route", route.as_str()),
+            ("status", status.as_str()),
+        ];
         for (bound, n) in LATENCY_BUCKETS.iter().zip(buckets) {
             let le = bound.to_string();
             let mut pairs = base.to_vec();
@@ -176,7 +212,10 @@ pub fn render(m: &Metrics, s: &Snapshot) -> String {
         );
         let l = labels(&base);
         let _ = writeln!(out, "tenantry_http_request_duration_seconds_sum{l} {sum}");
-        let _ = writeln!(out, "tenantry_http_request_duration_seconds_count{l} {count}");
+        let _ = writeln!(
+            out,
+            "tenantry_http_request_duration_seconds_count{l} {count}"
+        );
     }
     family(
         &mut out,
@@ -250,7 +289,11 @@ pub fn render(m: &Metrics, s: &Snapshot) -> String {
         "counter",
         "Rate-limit decisions taken without Redis because it was unreachable.",
     );
-    let _ = writeln!(out, "tenantry_ratelimit_redis_errors_total {}", s.redis_errors);
+    let _ = writeln!(
+        out,
+        "tenantry_ratelimit_redis_errors_total {}",
+        s.redis_errors
+    );
     header(
         &mut out,
         "tenantry_ratelimit_backend",
@@ -383,4 +426,3 @@ pub fn render(m: &Metrics, s: &Snapshot) -> String {
     }
     out
 }
-

@@ -97,7 +97,11 @@ where
             return Some(Entry::Found(value));
         }
         let known_missing = self.missing.contains_key(key);
-        let counter = if known_missing { &self.hits } else { &self.misses };
+        let counter = if known_missing {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         known_missing.then_some(Entry::Missing)
     }

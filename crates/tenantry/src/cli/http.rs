@@ -122,8 +122,11 @@ impl Http {
     ) -> CliResult<Value> {
         let mut items = page["data"].as_array().cloned().unwrap_or_default();
         while let Some(cursor) = page["next_cursor"].as_str().map(str::to_owned) {
-            let mut q: Vec<(&str, Option<String>)> =
-                query.iter().filter(|(k, _)| *k != "cursor").cloned().collect();
+            let mut q: Vec<(&str, Option<String>)> = query
+                .iter()
+                .filter(|(k, _)| *k != "cursor")
+                .cloned()
+                .collect();
             q.push(("cursor", Some(cursor)));
             page = self.get(path, &q).await?;
             items.extend(page["data"].as_array().cloned().unwrap_or_default());

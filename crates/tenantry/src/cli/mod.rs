@@ -15,23 +15,39 @@ use serde_json::Value;
 use std::process::ExitCode;
 
 pub use resources::{
-    ApiKeysCommand, AuditCommand, ConfigCommand, CredentialsCommand, DomainsCommand,
-    MetersCommand, OperatorKeysCommand, PlansCommand, ProvisioningCommand, QuotasCommand,
-    SettingsCommand, TenantsCommand, UsageCommand, VaultCommand, WebhooksCommand, WidgetsCommand,
+    ApiKeysCommand, AuditCommand, ConfigCommand, CredentialsCommand, DomainsCommand, MetersCommand,
+    OperatorKeysCommand, PlansCommand, ProvisioningCommand, QuotasCommand, SettingsCommand,
+    TenantsCommand, UsageCommand, VaultCommand, WebhooksCommand, WidgetsCommand,
 };
 
 /// Where remote commands connect, and how they print.
 #[derive(Args, Debug, Clone, Default)]
 pub struct RemoteArgs {
     /// Server base URL (e.g. http://127.0.0.1:3007); overrides the profile.
-    #[arg(long, env = "TENANTRY_URL", global = true, help_heading = "Remote options")]
+    #[arg(
+        long,
+        env = "TENANTRY_URL",
+        global = true,
+        help_heading = "Remote options"
+    )]
     pub url: Option<String>,
     /// API key (operator or tenant); overrides the profile's. Prefer a
     /// profile or TENANTRY_KEY: arguments show in the process list.
-    #[arg(long, env = "TENANTRY_KEY", global = true, hide_env_values = true, help_heading = "Remote options")]
+    #[arg(
+        long,
+        env = "TENANTRY_KEY",
+        global = true,
+        hide_env_values = true,
+        help_heading = "Remote options"
+    )]
     pub key: Option<String>,
     /// Profile to use instead of the current one.
-    #[arg(long, env = "TENANTRY_PROFILE", global = true, help_heading = "Remote options")]
+    #[arg(
+        long,
+        env = "TENANTRY_PROFILE",
+        global = true,
+        help_heading = "Remote options"
+    )]
     pub profile: Option<String>,
     /// Print the server's JSON instead of tables.
     #[arg(long, global = true, help_heading = "Remote options")]
@@ -120,7 +136,11 @@ fn profile_inner(args: &RemoteArgs, command: ProfileCommand) -> CliResult {
                 &serde_json::json!({"name": name, "url": server, "key_stored": key.is_some()}),
                 &format!(
                     "profile {name} saved{}",
-                    if key.is_some() { " (key stored, mode 0600)" } else { " (no key)" }
+                    if key.is_some() {
+                        " (key stored, mode 0600)"
+                    } else {
+                        " (no key)"
+                    }
                 ),
             );
         }
@@ -136,11 +156,17 @@ fn profile_inner(args: &RemoteArgs, command: ProfileCommand) -> CliResult {
         }
         ProfileCommand::Use { name } => {
             profiles.use_profile(&name)?;
-            out.done(&serde_json::json!({"current": name}), &format!("using profile {name}"));
+            out.done(
+                &serde_json::json!({"current": name}),
+                &format!("using profile {name}"),
+            );
         }
         ProfileCommand::Remove { name } => {
             profiles.remove(&name)?;
-            out.done(&serde_json::json!({"removed": name}), &format!("profile {name} removed"));
+            out.done(
+                &serde_json::json!({"removed": name}),
+                &format!("profile {name} removed"),
+            );
         }
     }
     Ok(())

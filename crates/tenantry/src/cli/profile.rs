@@ -179,7 +179,8 @@ fn private_dir(dir: &Path) -> CliResult<()> {
 
 /// Writes a file only its owner can read, replacing it atomically.
 fn write_private(path: &Path, bytes: &[u8]) -> CliResult<()> {
-    let fail = |e: std::io::Error| CliError::generic(format!("cannot write {}: {e}", path.display()));
+    let fail =
+        |e: std::io::Error| CliError::generic(format!("cannot write {}: {e}", path.display()));
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -62,7 +62,9 @@ fn put_json(body: &mut Map<String, Value>, name: &str, text: Option<&str>) -> Cl
 
 fn require_changes(body: &Map<String, Value>) -> CliResult {
     if body.is_empty() {
-        return Err(CliError::usage("nothing to change: pass at least one option"));
+        return Err(CliError::usage(
+            "nothing to change: pass at least one option",
+        ));
     }
     Ok(())
 }
@@ -77,7 +79,15 @@ fn enabled_flag(enable: bool, disable: bool) -> Option<bool> {
 
 // ---------------------------------------------------------------- tenants
 
-const TENANT_COLUMNS: &[&str] = &["id", "name", "status", "plan", "region", "subdomain", "created_at"];
+const TENANT_COLUMNS: &[&str] = &[
+    "id",
+    "name",
+    "status",
+    "plan",
+    "region",
+    "subdomain",
+    "created_at",
+];
 
 #[derive(Subcommand, Debug)]
 pub enum TenantsCommand {
@@ -144,13 +154,30 @@ pub enum TenantsCommand {
 async fn tenants(ctx: &Ctx, cmd: TenantsCommand) -> CliResult {
     match cmd {
         TenantsCommand::List { status, plan, page } => {
-            let v = list(ctx, "/v1/tenants", &page, vec![("status", status), ("plan", plan)]).await?;
+            let v = list(
+                ctx,
+                "/v1/tenants",
+                &page,
+                vec![("status", status), ("plan", plan)],
+            )
+            .await?;
             ctx.out.list(&v, TENANT_COLUMNS);
         }
         TenantsCommand::Show { id } => {
-            ctx.out.one(&ctx.http.get(&format!("/v1/tenants/{}", seg(&id)), &[]).await?);
+            ctx.out.one(
+                &ctx.http
+                    .get(&format!("/v1/tenants/{}", seg(&id)), &[])
+                    .await?,
+            );
         }
-        TenantsCommand::Create { id, name, plan, region, subdomain, metadata } => {
+        TenantsCommand::Create {
+            id,
+            name,
+            plan,
+            region,
+            subdomain,
+            metadata,
+        } => {
             let mut body = Map::new();
             body.insert("id".into(), json!(id));
             body.insert("name".into(), json!(name));
@@ -158,9 +185,17 @@ async fn tenants(ctx: &Ctx, cmd: TenantsCommand) -> CliResult {
             put_opt(&mut body, "region", region);
             put_opt(&mut body, "subdomain", subdomain);
             put_json(&mut body, "metadata", metadata.as_deref())?;
-            ctx.out.one(&ctx.http.post("/v1/tenants", &Value::Object(body)).await?);
+            ctx.out
+                .one(&ctx.http.post("/v1/tenants", &Value::Object(body)).await?);
         }
-        TenantsCommand::Update { id, name, plan, region, subdomain, metadata } => {
+        TenantsCommand::Update {
+            id,
+            name,
+            plan,
+            region,
+            subdomain,
+            metadata,
+        } => {
             let mut body = Map::new();
             put_opt(&mut body, "name", name);
             put_opt(&mut body, "plan", plan);
@@ -169,7 +204,8 @@ async fn tenants(ctx: &Ctx, cmd: TenantsCommand) -> CliResult {
             put_json(&mut body, "metadata", metadata.as_deref())?;
             require_changes(&body)?;
             let path = format!("/v1/tenants/{}", seg(&id));
-            ctx.out.one(&ctx.http.patch(&path, &Value::Object(body)).await?);
+            ctx.out
+                .one(&ctx.http.patch(&path, &Value::Object(body)).await?);
         }
         TenantsCommand::Delete { id, purge } => {
             let path = format!("/v1/tenants/{}", seg(&id));
@@ -185,10 +221,20 @@ async fn tenants(ctx: &Ctx, cmd: TenantsCommand) -> CliResult {
             ctx.out.one(&ctx.http.post(&path, &json!({})).await?);
         }
         TenantsCommand::Stats { id } => {
-            ctx.out.one(&ctx.http.get(&format!("/v1/tenants/{}/stats", seg(&id)), &[]).await?);
+            ctx.out.one(
+                &ctx.http
+                    .get(&format!("/v1/tenants/{}/stats", seg(&id)), &[])
+                    .await?,
+            );
         }
         TenantsCommand::Events { id, page } => {
-            let v = list(ctx, &format!("/v1/tenants/{}/events", seg(&id)), &page, vec![]).await?;
+            let v = list(
+                ctx,
+                &format!("/v1/tenants/{}/events", seg(&id)),
+                &page,
+                vec![],
+            )
+            .await?;
             ctx.out.list(&v, &["id", "type", "created_at"]);
         }
     }
@@ -209,20 +255,34 @@ pub enum DomainsCommand {
     Remove { tenant: String, domain: String },
 }
 
-const DOMAIN_COLUMNS: &[&str] = &["domain", "status", "verified_at", "dns_record.name", "dns_record.value"];
+const DOMAIN_COLUMNS: &[&str] = &[
+    "domain",
+    "status",
+    "verified_at",
+    "dns_record.name",
+    "dns_record.value",
+];
 
 async fn domains(ctx: &Ctx, cmd: DomainsCommand) -> CliResult {
     match cmd {
         DomainsCommand::List { tenant } => {
-            let v = ctx.http.get(&format!("/v1/tenants/{}/domains", seg(&tenant)), &[]).await?;
+            let v = ctx
+                .http
+                .get(&format!("/v1/tenants/{}/domains", seg(&tenant)), &[])
+                .await?;
             ctx.out.list(&v, DOMAIN_COLUMNS);
         }
         DomainsCommand::Add { tenant, domain } => {
             let path = format!("/v1/tenants/{}/domains", seg(&tenant));
-            ctx.out.one(&ctx.http.post(&path, &json!({"domain": domain})).await?);
+            ctx.out
+                .one(&ctx.http.post(&path, &json!({"domain": domain})).await?);
         }
         DomainsCommand::Verify { tenant, domain } => {
-            let path = format!("/v1/tenants/{}/domains/{}/verify", seg(&tenant), seg(&domain));
+            let path = format!(
+                "/v1/tenants/{}/domains/{}/verify",
+                seg(&tenant),
+                seg(&domain)
+            );
             ctx.out.one(&ctx.http.post(&path, &json!({})).await?);
         }
         DomainsCommand::Remove { tenant, domain } => {
@@ -236,7 +296,17 @@ async fn domains(ctx: &Ctx, cmd: DomainsCommand) -> CliResult {
 
 // ---------------------------------------------------------------- api keys
 
-const KEY_COLUMNS: &[&str] = &["id", "name", "start", "scopes", "environment", "enabled", "expires_at", "revoked_at", "last_used_at"];
+const KEY_COLUMNS: &[&str] = &[
+    "id",
+    "name",
+    "start",
+    "scopes",
+    "environment",
+    "enabled",
+    "expires_at",
+    "revoked_at",
+    "last_used_at",
+];
 
 #[derive(Subcommand, Debug)]
 pub enum ApiKeysCommand {
@@ -246,7 +316,10 @@ pub enum ApiKeysCommand {
         #[command(flatten)]
         page: Page,
     },
-    Show { tenant: String, key_id: String },
+    Show {
+        tenant: String,
+        key_id: String,
+    },
     /// Create a key; its secret is printed once.
     Create {
         tenant: String,
@@ -280,7 +353,10 @@ pub enum ApiKeysCommand {
         #[arg(long)]
         metadata: Option<String>,
     },
-    Revoke { tenant: String, key_id: String },
+    Revoke {
+        tenant: String,
+        key_id: String,
+    },
     /// A new key with everything copied; the old one works for the overlap.
     Rotate {
         tenant: String,
@@ -304,9 +380,20 @@ async fn api_keys(ctx: &Ctx, cmd: ApiKeysCommand) -> CliResult {
             ctx.out.list(&v, KEY_COLUMNS);
         }
         ApiKeysCommand::Show { tenant, key_id } => {
-            ctx.out.one(&ctx.http.get(&format!("{}/{}", base(&tenant), seg(&key_id)), &[]).await?);
+            ctx.out.one(
+                &ctx.http
+                    .get(&format!("{}/{}", base(&tenant), seg(&key_id)), &[])
+                    .await?,
+            );
         }
-        ApiKeysCommand::Create { tenant, name, scopes, environment, expires_at, metadata } => {
+        ApiKeysCommand::Create {
+            tenant,
+            name,
+            scopes,
+            environment,
+            expires_at,
+            metadata,
+        } => {
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             body.insert("scopes".into(), json!(scopes));
@@ -319,7 +406,16 @@ async fn api_keys(ctx: &Ctx, cmd: ApiKeysCommand) -> CliResult {
                 eprintln!("the key is shown once: store it now");
             }
         }
-        ApiKeysCommand::Update { tenant, key_id, name, scopes, expires_at, enable, disable, metadata } => {
+        ApiKeysCommand::Update {
+            tenant,
+            key_id,
+            name,
+            scopes,
+            expires_at,
+            enable,
+            disable,
+            metadata,
+        } => {
             let mut body = Map::new();
             put_opt(&mut body, "name", name);
             if !scopes.is_empty() {
@@ -330,17 +426,23 @@ async fn api_keys(ctx: &Ctx, cmd: ApiKeysCommand) -> CliResult {
             put_json(&mut body, "metadata", metadata.as_deref())?;
             require_changes(&body)?;
             let path = format!("{}/{}", base(&tenant), seg(&key_id));
-            ctx.out.one(&ctx.http.patch(&path, &Value::Object(body)).await?);
+            ctx.out
+                .one(&ctx.http.patch(&path, &Value::Object(body)).await?);
         }
         ApiKeysCommand::Revoke { tenant, key_id } => {
             let path = format!("{}/{}/revoke", base(&tenant), seg(&key_id));
             ctx.out.one(&ctx.http.post(&path, &json!({})).await?);
         }
-        ApiKeysCommand::Rotate { tenant, key_id, overlap_seconds } => {
+        ApiKeysCommand::Rotate {
+            tenant,
+            key_id,
+            overlap_seconds,
+        } => {
             let mut body = Map::new();
             put_opt(&mut body, "overlap_seconds", overlap_seconds);
             let path = format!("{}/{}/rotate", base(&tenant), seg(&key_id));
-            ctx.out.one(&ctx.http.post(&path, &Value::Object(body)).await?);
+            ctx.out
+                .one(&ctx.http.post(&path, &Value::Object(body)).await?);
         }
         ApiKeysCommand::Verify { scopes } => {
             let mut key = String::new();
@@ -352,7 +454,10 @@ async fn api_keys(ctx: &Ctx, cmd: ApiKeysCommand) -> CliResult {
             if !scopes.is_empty() {
                 body.insert("scopes".into(), json!(scopes));
             }
-            let v = ctx.http.post("/v1/keys/verify", &Value::Object(body)).await?;
+            let v = ctx
+                .http
+                .post("/v1/keys/verify", &Value::Object(body))
+                .await?;
             ctx.out.one(&v);
         }
     }
@@ -369,20 +474,37 @@ pub enum OperatorKeysCommand {
         #[arg(long)]
         environment: Option<String>,
     },
-    Revoke { key_id: String },
+    Revoke {
+        key_id: String,
+    },
 }
 
 async fn operator_keys(ctx: &Ctx, cmd: OperatorKeysCommand) -> CliResult {
     match cmd {
         OperatorKeysCommand::List => {
             let v = ctx.http.get("/v1/operator-keys", &[]).await?;
-            ctx.out.list(&v, &["id", "name", "start", "environment", "created_at", "last_used_at", "revoked_at"]);
+            ctx.out.list(
+                &v,
+                &[
+                    "id",
+                    "name",
+                    "start",
+                    "environment",
+                    "created_at",
+                    "last_used_at",
+                    "revoked_at",
+                ],
+            );
         }
         OperatorKeysCommand::Create { name, environment } => {
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             put_opt(&mut body, "environment", environment);
-            ctx.out.one(&ctx.http.post("/v1/operator-keys", &Value::Object(body)).await?);
+            ctx.out.one(
+                &ctx.http
+                    .post("/v1/operator-keys", &Value::Object(body))
+                    .await?,
+            );
         }
         OperatorKeysCommand::Revoke { key_id } => {
             let path = format!("/v1/operator-keys/{}/revoke", seg(&key_id));
@@ -397,8 +519,13 @@ async fn operator_keys(ctx: &Ctx, cmd: OperatorKeysCommand) -> CliResult {
 #[derive(Subcommand, Debug)]
 pub enum CredentialsCommand {
     /// A tenant's credentials, secret fields masked.
-    List { tenant: String },
-    Show { tenant: String, cred_id: String },
+    List {
+        tenant: String,
+    },
+    Show {
+        tenant: String,
+        cred_id: String,
+    },
     Create {
         tenant: String,
         /// whatsapp, genesys, smtp, oauth_client or generic.
@@ -422,7 +549,10 @@ pub enum CredentialsCommand {
         #[arg(long)]
         inactive: bool,
     },
-    Delete { tenant: String, cred_id: String },
+    Delete {
+        tenant: String,
+        cred_id: String,
+    },
     /// Print a credential's plaintext (audited). Asks for confirmation on a
     /// terminal; without one, needs --yes.
     Reveal {
@@ -442,40 +572,83 @@ pub enum CredentialsCommand {
 
 async fn credentials(ctx: &Ctx, cmd: CredentialsCommand) -> CliResult {
     let base = |t: &str| format!("/v1/tenants/{}/credentials", seg(t));
-    let columns = &["id", "kind", "name", "is_active", "sealed_fields", "last_revealed_at", "updated_at"];
+    let columns = &[
+        "id",
+        "kind",
+        "name",
+        "is_active",
+        "sealed_fields",
+        "last_revealed_at",
+        "updated_at",
+    ];
     match cmd {
         CredentialsCommand::List { tenant } => {
-            ctx.out.list(&ctx.http.get(&base(&tenant), &[]).await?, columns);
+            ctx.out
+                .list(&ctx.http.get(&base(&tenant), &[]).await?, columns);
         }
         CredentialsCommand::Show { tenant, cred_id } => {
-            ctx.out.one(&ctx.http.get(&format!("{}/{}", base(&tenant), seg(&cred_id)), &[]).await?);
+            ctx.out.one(
+                &ctx.http
+                    .get(&format!("{}/{}", base(&tenant), seg(&cred_id)), &[])
+                    .await?,
+            );
         }
-        CredentialsCommand::Create { tenant, kind, name, data } => {
+        CredentialsCommand::Create {
+            tenant,
+            kind,
+            name,
+            data,
+        } => {
             let body = json!({"kind": kind, "name": name, "data": json_arg("data", &data)?});
             ctx.out.one(&ctx.http.post(&base(&tenant), &body).await?);
         }
-        CredentialsCommand::Update { tenant, cred_id, name, data, active, inactive } => {
+        CredentialsCommand::Update {
+            tenant,
+            cred_id,
+            name,
+            data,
+            active,
+            inactive,
+        } => {
             let mut body = Map::new();
             put_opt(&mut body, "name", name);
             put_json(&mut body, "data", data.as_deref())?;
             put_opt(&mut body, "is_active", enabled_flag(active, inactive));
             require_changes(&body)?;
             let path = format!("{}/{}", base(&tenant), seg(&cred_id));
-            ctx.out.one(&ctx.http.patch(&path, &Value::Object(body)).await?);
+            ctx.out
+                .one(&ctx.http.patch(&path, &Value::Object(body)).await?);
         }
         CredentialsCommand::Delete { tenant, cred_id } => {
-            let v = ctx.http.delete(&format!("{}/{}", base(&tenant), seg(&cred_id)), &[]).await?;
+            let v = ctx
+                .http
+                .delete(&format!("{}/{}", base(&tenant), seg(&cred_id)), &[])
+                .await?;
             ctx.out.done(&v, &format!("credential {cred_id} deleted"));
         }
-        CredentialsCommand::Reveal { tenant, cred_id, yes } => {
-            super::confirm(yes, &format!("reveal the plaintext of credential {cred_id} of {tenant} (the reveal is audited)"))?;
+        CredentialsCommand::Reveal {
+            tenant,
+            cred_id,
+            yes,
+        } => {
+            super::confirm(
+                yes,
+                &format!(
+                    "reveal the plaintext of credential {cred_id} of {tenant} (the reveal is audited)"
+                ),
+            )?;
             let path = format!("{}/{}/reveal", base(&tenant), seg(&cred_id));
             ctx.out.one(&ctx.http.post(&path, &json!({})).await?);
         }
-        CredentialsCommand::AccessLog { tenant, cred_id, page } => {
+        CredentialsCommand::AccessLog {
+            tenant,
+            cred_id,
+            page,
+        } => {
             let path = format!("{}/{}/access-log", base(&tenant), seg(&cred_id));
             let v = list(ctx, &path, &page, vec![]).await?;
-            ctx.out.list(&v, &["at", "actor", "action", "outcome", "request_id"]);
+            ctx.out
+                .list(&v, &["at", "actor", "action", "outcome", "request_id"]);
         }
     }
     Ok(())
@@ -506,14 +679,29 @@ async fn settings(ctx: &Ctx, cmd: SettingsCommand) -> CliResult {
     let path = |t: &str, c: &str| format!("/v1/tenants/{}/settings/{}", seg(t), seg(c));
     match cmd {
         SettingsCommand::Show { tenant, category } => {
-            ctx.out.one(&ctx.http.get(&path(&tenant, &category), &[]).await?);
+            ctx.out
+                .one(&ctx.http.get(&path(&tenant, &category), &[]).await?);
         }
-        SettingsCommand::Set { tenant, category, data } => {
+        SettingsCommand::Set {
+            tenant,
+            category,
+            data,
+        } => {
             let body = json_arg("data", &data)?;
-            ctx.out.one(&ctx.http.put(&path(&tenant, &category), &body).await?);
+            ctx.out
+                .one(&ctx.http.put(&path(&tenant, &category), &body).await?);
         }
-        SettingsCommand::Reveal { tenant, category, yes } => {
-            super::confirm(yes, &format!("reveal the {category} settings of {tenant} in plaintext (the reveal is audited)"))?;
+        SettingsCommand::Reveal {
+            tenant,
+            category,
+            yes,
+        } => {
+            super::confirm(
+                yes,
+                &format!(
+                    "reveal the {category} settings of {tenant} in plaintext (the reveal is audited)"
+                ),
+            )?;
             let p = format!("{}/reveal", path(&tenant, &category));
             ctx.out.one(&ctx.http.post(&p, &json!({})).await?);
         }
@@ -542,12 +730,18 @@ async fn vault(ctx: &Ctx, cmd: VaultCommand) -> CliResult {
             if ctx.out.json {
                 ctx.out.one(&v);
             } else {
-                ctx.out.list(&v["keks"], &["id", "active", "in_keyring", "data_keys", "retirable"]);
+                ctx.out.list(
+                    &v["keks"],
+                    &["id", "active", "in_keyring", "data_keys", "retirable"],
+                );
                 println!("rewrap pending: {}", v["rewrap_pending"]);
             }
         }
         VaultCommand::Rotate { wait } => {
-            let v = ctx.http.post("/v1/operator/keyring/rotate", &json!({})).await?;
+            let v = ctx
+                .http
+                .post("/v1/operator/keyring/rotate", &json!({}))
+                .await?;
             let total = v["rewrap_pending"].as_u64().unwrap_or(0);
             if wait && total > 0 {
                 let bar = progress_bar(total, "rewrapping data keys");
@@ -562,13 +756,22 @@ async fn vault(ctx: &Ctx, cmd: VaultCommand) -> CliResult {
                 }
                 bar.finish_and_clear();
                 let s = ctx.http.get("/v1/operator/keyring", &[]).await?;
-                ctx.out.done(&s, &format!("active key {}; every data key rewrapped", s["active_kek"].as_str().unwrap_or("?")));
+                ctx.out.done(
+                    &s,
+                    &format!(
+                        "active key {}; every data key rewrapped",
+                        s["active_kek"].as_str().unwrap_or("?")
+                    ),
+                );
             } else {
-                ctx.out.done(&v, &format!(
-                    "active key {}; {} data keys to rewrap in the background",
-                    v["active_kek"].as_str().unwrap_or("?"),
-                    total
-                ));
+                ctx.out.done(
+                    &v,
+                    &format!(
+                        "active key {}; {} data keys to rewrap in the background",
+                        v["active_kek"].as_str().unwrap_or("?"),
+                        total
+                    ),
+                );
             }
         }
         VaultCommand::RotateTenant { tenant } => {
@@ -630,11 +833,16 @@ async fn plans(ctx: &Ctx, cmd: PlansCommand) -> CliResult {
     match cmd {
         PlansCommand::List => {
             let v = ctx.http.get("/v1/plans", &[]).await?;
-            ctx.out.list(&v, &["name", "description", "features", "updated_at"]);
+            ctx.out
+                .list(&v, &["name", "description", "features", "updated_at"]);
         }
         PlansCommand::Set { name, data } => {
             let body = json_arg("data", &data)?;
-            ctx.out.one(&ctx.http.put(&format!("/v1/plans/{}", seg(&name)), &body).await?);
+            ctx.out.one(
+                &ctx.http
+                    .put(&format!("/v1/plans/{}", seg(&name)), &body)
+                    .await?,
+            );
         }
     }
     Ok(())
@@ -657,14 +865,20 @@ async fn meters(ctx: &Ctx, cmd: MetersCommand) -> CliResult {
     match cmd {
         MetersCommand::List => {
             let v = ctx.http.get("/v1/meters", &[]).await?;
-            ctx.out.list(&v, &["name", "aggregation", "builtin", "description"]);
+            ctx.out
+                .list(&v, &["name", "aggregation", "builtin", "description"]);
         }
-        MetersCommand::Create { name, aggregation, description } => {
+        MetersCommand::Create {
+            name,
+            aggregation,
+            description,
+        } => {
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             put_opt(&mut body, "aggregation", aggregation);
             put_opt(&mut body, "description", description);
-            ctx.out.one(&ctx.http.post("/v1/meters", &Value::Object(body)).await?);
+            ctx.out
+                .one(&ctx.http.post("/v1/meters", &Value::Object(body)).await?);
         }
     }
     Ok(())
@@ -694,14 +908,23 @@ pub enum UsageCommand {
 
 async fn usage(ctx: &Ctx, cmd: UsageCommand) -> CliResult {
     match cmd {
-        UsageCommand::Show { tenant, meter, from, to, granularity } => {
+        UsageCommand::Show {
+            tenant,
+            meter,
+            from,
+            to,
+            granularity,
+        } => {
             let q = [
                 ("meter", Some(meter)),
                 ("from", from),
                 ("to", to),
                 ("granularity", granularity),
             ];
-            let v = ctx.http.get(&format!("/v1/tenants/{}/usage", seg(&tenant)), &q).await?;
+            let v = ctx
+                .http
+                .get(&format!("/v1/tenants/{}/usage", seg(&tenant)), &q)
+                .await?;
             if ctx.out.json {
                 ctx.out.one(&v);
             } else {
@@ -711,7 +934,8 @@ async fn usage(ctx: &Ctx, cmd: UsageCommand) -> CliResult {
         }
         UsageCommand::Record { data } => {
             let body = json_arg("data", &data)?;
-            ctx.out.one(&ctx.http.post("/v1/usage/events", &body).await?);
+            ctx.out
+                .one(&ctx.http.post("/v1/usage/events", &body).await?);
         }
     }
     Ok(())
@@ -734,7 +958,12 @@ pub enum QuotasCommand {
 }
 
 async fn quotas(ctx: &Ctx, cmd: QuotasCommand) -> CliResult {
-    let QuotasCommand::Check { tenant, meter, quantity, consume } = cmd;
+    let QuotasCommand::Check {
+        tenant,
+        meter,
+        quantity,
+        consume,
+    } = cmd;
     let mut body = Map::new();
     body.insert("meter".into(), json!(meter));
     put_opt(&mut body, "tenant_id", tenant);
@@ -742,7 +971,11 @@ async fn quotas(ctx: &Ctx, cmd: QuotasCommand) -> CliResult {
     if consume {
         body.insert("consume".into(), json!(true));
     }
-    ctx.out.one(&ctx.http.post("/v1/quotas/check", &Value::Object(body)).await?);
+    ctx.out.one(
+        &ctx.http
+            .post("/v1/quotas/check", &Value::Object(body))
+            .await?,
+    );
     Ok(())
 }
 
@@ -839,7 +1072,16 @@ pub enum AuditCommand {
 
 async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
     match cmd {
-        AuditCommand::List { chain, action, actor, target, outcome, from, to, page } => {
+        AuditCommand::List {
+            chain,
+            action,
+            actor,
+            target,
+            outcome,
+            from,
+            to,
+            page,
+        } => {
             let q = vec![
                 ("action", action),
                 ("actor", actor),
@@ -849,9 +1091,18 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
                 ("to", to),
             ];
             let v = list(ctx, &chain.base(), &page, q).await?;
-            ctx.out.list(&v, &["sequence", "at", "actor.id", "action", "target", "outcome"]);
+            ctx.out.list(
+                &v,
+                &["sequence", "at", "actor.id", "action", "target", "outcome"],
+            );
         }
-        AuditCommand::Export { chain, format, from, to, output } => {
+        AuditCommand::Export {
+            chain,
+            format,
+            from,
+            to,
+            output,
+        } => {
             export(ctx, &chain, format, from, to, output).await?;
         }
         AuditCommand::Verify { tenant, .. } => {
@@ -860,7 +1111,10 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
                 Some(t) => vec![Some(t.to_owned())],
                 None => {
                     let mut all = vec![None];
-                    let page = Page { all: true, ..Page::default() };
+                    let page = Page {
+                        all: true,
+                        ..Page::default()
+                    };
                     let v = list(ctx, "/v1/tenants", &page, vec![]).await?;
                     for t in v["data"].as_array().cloned().unwrap_or_default() {
                         if let Some(id) = t["id"].as_str() {
@@ -873,7 +1127,13 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
             let bar = progress_bar(chains.len() as u64, "verifying chains");
             let mut reports = Vec::new();
             for chain in &chains {
-                let path = format!("{}/verify", ChainArg { tenant: chain.clone() }.base());
+                let path = format!(
+                    "{}/verify",
+                    ChainArg {
+                        tenant: chain.clone()
+                    }
+                    .base()
+                );
                 reports.push(ctx.http.get(&path, &[]).await?);
                 bar.inc(1);
             }
@@ -884,7 +1144,17 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
                     println!("{}", serde_json::to_string(r).unwrap_or_default());
                 }
             } else {
-                ctx.out.list(&Value::Array(reports), &["chain", "ok", "size", "checkpoints_checked", "first_bad_sequence", "reason"]);
+                ctx.out.list(
+                    &Value::Array(reports),
+                    &[
+                        "chain",
+                        "ok",
+                        "size",
+                        "checkpoints_checked",
+                        "first_bad_sequence",
+                        "reason",
+                    ],
+                );
             }
             if !all_ok {
                 return Err(CliError::generic("an audit chain does not verify"));
@@ -892,11 +1162,13 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
         }
         AuditCommand::Checkpoints { chain, page } => {
             let v = list(ctx, &format!("{}/checkpoints", chain.base()), &page, vec![]).await?;
-            ctx.out.list(&v, &["size", "created_at", "key_id", "head_hash"]);
+            ctx.out
+                .list(&v, &["size", "created_at", "key_id", "head_hash"]);
         }
         AuditCommand::Keys => {
             let v = ctx.http.get("/v1/audit/keys", &[]).await?;
-            ctx.out.list(&v, &["key_id", "name", "created_at", "retired_at", "vkey"]);
+            ctx.out
+                .list(&v, &["key_id", "name", "created_at", "retired_at", "vkey"]);
         }
     }
     Ok(())
@@ -912,11 +1184,15 @@ async fn export(
 ) -> CliResult {
     use std::io::Write;
     let q = [("format", format), ("from", from), ("to", to)];
-    let mut response = ctx.http.stream(&format!("{}/export", chain.base()), &q).await?;
+    let mut response = ctx
+        .http
+        .stream(&format!("{}/export", chain.base()), &q)
+        .await?;
     let mut sink: Box<dyn Write> = match &output {
-        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(
-            |e| CliError::generic(format!("cannot create {}: {e}", path.display())),
-        )?)),
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| CliError::generic(format!("cannot create {}: {e}", path.display())))?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
     // Progress on standard error, only when the export goes to a file (a
@@ -928,11 +1204,12 @@ async fn export(
     };
     let mut lines = 0u64;
     let write_err = |e: std::io::Error| CliError::generic(format!("cannot write the export: {e}"));
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| CliError::new(super::error::Exit::Unavailable, format!("the export was cut off: {e}")))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        CliError::new(
+            super::error::Exit::Unavailable,
+            format!("the export was cut off: {e}"),
+        )
+    })? {
         lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
         sink.write_all(&chunk).map_err(write_err)?;
         bar.set_position(lines);
@@ -1077,7 +1354,15 @@ pub enum MessagesCommand {
     },
 }
 
-const ENDPOINT_COLUMNS: &[&str] = &["id", "url", "enabled", "event_types", "ordering", "disabled_reason", "created_at"];
+const ENDPOINT_COLUMNS: &[&str] = &[
+    "id",
+    "url",
+    "enabled",
+    "event_types",
+    "ordering",
+    "disabled_reason",
+    "created_at",
+];
 
 fn endpoint_body(
     url: Option<String>,
@@ -1113,44 +1398,122 @@ async fn webhooks(ctx: &Ctx, cmd: WebhooksCommand) -> CliResult {
                 let path = format!("{}/{}", owner.base(), seg(&endpoint));
                 ctx.out.one(&ctx.http.get(&path, &[]).await?);
             }
-            EndpointsCommand::Create { owner, endpoint_url, event_types, description, data } => {
-                let body = endpoint_body(Some(endpoint_url), event_types, description, None, data.as_deref())?;
-                ctx.out.one(&ctx.http.post(&owner.base(), &Value::Object(body)).await?);
+            EndpointsCommand::Create {
+                owner,
+                endpoint_url,
+                event_types,
+                description,
+                data,
+            } => {
+                let body = endpoint_body(
+                    Some(endpoint_url),
+                    event_types,
+                    description,
+                    None,
+                    data.as_deref(),
+                )?;
+                ctx.out
+                    .one(&ctx.http.post(&owner.base(), &Value::Object(body)).await?);
             }
-            EndpointsCommand::Update { owner, endpoint, endpoint_url, event_types, description, enable, disable, data } => {
-                let body = endpoint_body(endpoint_url, event_types, description, enabled_flag(enable, disable), data.as_deref())?;
+            EndpointsCommand::Update {
+                owner,
+                endpoint,
+                endpoint_url,
+                event_types,
+                description,
+                enable,
+                disable,
+                data,
+            } => {
+                let body = endpoint_body(
+                    endpoint_url,
+                    event_types,
+                    description,
+                    enabled_flag(enable, disable),
+                    data.as_deref(),
+                )?;
                 require_changes(&body)?;
                 let path = format!("{}/{}", owner.base(), seg(&endpoint));
-                ctx.out.one(&ctx.http.patch(&path, &Value::Object(body)).await?);
+                ctx.out
+                    .one(&ctx.http.patch(&path, &Value::Object(body)).await?);
             }
             EndpointsCommand::Delete { owner, endpoint } => {
                 let path = format!("{}/{}", owner.base(), seg(&endpoint));
                 let v = ctx.http.delete(&path, &[]).await?;
                 ctx.out.done(&v, &format!("endpoint {endpoint} deleted"));
             }
-            EndpointsCommand::RotateSecret { owner, endpoint, overlap_seconds } => {
+            EndpointsCommand::RotateSecret {
+                owner,
+                endpoint,
+                overlap_seconds,
+            } => {
                 let mut body = Map::new();
                 put_opt(&mut body, "overlap_seconds", overlap_seconds);
                 let path = format!("{}/{}/secret/rotate", owner.base(), seg(&endpoint));
-                ctx.out.one(&ctx.http.post(&path, &Value::Object(body)).await?);
+                ctx.out
+                    .one(&ctx.http.post(&path, &Value::Object(body)).await?);
             }
         },
         WebhooksCommand::Messages(cmd) => match cmd {
-            MessagesCommand::List { owner, endpoint, status, event_type, since, until, page } => {
+            MessagesCommand::List {
+                owner,
+                endpoint,
+                status,
+                event_type,
+                since,
+                until,
+                page,
+            } => {
                 let path = format!("{}/{}/messages", owner.base(), seg(&endpoint));
-                let q = vec![("status", status), ("event_type", event_type), ("since", since), ("until", until)];
+                let q = vec![
+                    ("status", status),
+                    ("event_type", event_type),
+                    ("since", since),
+                    ("until", until),
+                ];
                 let v = list(ctx, &path, &page, q).await?;
-                ctx.out.list(&v, &["id", "event_type", "status", "attempts", "last_status", "created_at", "delivered_at"]);
+                ctx.out.list(
+                    &v,
+                    &[
+                        "id",
+                        "event_type",
+                        "status",
+                        "attempts",
+                        "last_status",
+                        "created_at",
+                        "delivered_at",
+                    ],
+                );
             }
-            MessagesCommand::Show { owner, endpoint, message } => {
-                let path = format!("{}/{}/messages/{}", owner.base(), seg(&endpoint), seg(&message));
+            MessagesCommand::Show {
+                owner,
+                endpoint,
+                message,
+            } => {
+                let path = format!(
+                    "{}/{}/messages/{}",
+                    owner.base(),
+                    seg(&endpoint),
+                    seg(&message)
+                );
                 ctx.out.one(&ctx.http.get(&path, &[]).await?);
             }
         },
-        WebhooksCommand::Replay { owner, endpoint, message, since, until } => {
+        WebhooksCommand::Replay {
+            owner,
+            endpoint,
+            message,
+            since,
+            until,
+        } => {
             let v = match (message, since) {
                 (Some(m), _) => {
-                    let path = format!("{}/{}/messages/{}/replay", owner.base(), seg(&endpoint), seg(&m));
+                    let path = format!(
+                        "{}/{}/messages/{}/replay",
+                        owner.base(),
+                        seg(&endpoint),
+                        seg(&m)
+                    );
                     ctx.http.post(&path, &json!({})).await?
                 }
                 (None, Some(since)) => {
@@ -1182,7 +1545,9 @@ pub enum ProvisioningCommand {
         #[command(flatten)]
         page: Page,
     },
-    Show { id: String },
+    Show {
+        id: String,
+    },
     /// Start onboarding a tenant (JSON spec: tenant, whatsapp, genesys,
     /// api_keys, webhook_endpoints, config…); --follow shows its steps.
     Start {
@@ -1193,17 +1558,28 @@ pub enum ProvisioningCommand {
     },
     /// Poll a workflow until it ends, showing each step; exits 1 if it did
     /// not succeed.
-    Follow { id: String },
+    Follow {
+        id: String,
+    },
     /// Run a failed workflow again from its failed step.
     Retry {
         id: String,
         #[arg(long)]
         follow: bool,
     },
-    Cancel { id: String },
+    Cancel {
+        id: String,
+    },
 }
 
-const WORKFLOW_COLUMNS: &[&str] = &["id", "tenant_id", "status", "dry_run", "created_at", "updated_at"];
+const WORKFLOW_COLUMNS: &[&str] = &[
+    "id",
+    "tenant_id",
+    "status",
+    "dry_run",
+    "created_at",
+    "updated_at",
+];
 const FINAL: &[&str] = &["succeeded", "failed", "compensated", "cancelled"];
 
 async fn provisioning(ctx: &Ctx, cmd: ProvisioningCommand) -> CliResult {
@@ -1213,20 +1589,32 @@ async fn provisioning(ctx: &Ctx, cmd: ProvisioningCommand) -> CliResult {
             ctx.out.list(&v, WORKFLOW_COLUMNS);
         }
         ProvisioningCommand::Show { id } => {
-            let v = ctx.http.get(&format!("/v1/provisioning/{}", seg(&id)), &[]).await?;
+            let v = ctx
+                .http
+                .get(&format!("/v1/provisioning/{}", seg(&id)), &[])
+                .await?;
             show_workflow(ctx, &v);
         }
         ProvisioningCommand::Start { data, follow: f } => {
-            let v = ctx.http.post("/v1/provisioning", &json_arg("data", &data)?).await?;
+            let v = ctx
+                .http
+                .post("/v1/provisioning", &json_arg("data", &data)?)
+                .await?;
             after_start(ctx, v, f).await?;
         }
         ProvisioningCommand::Follow { id } => follow(ctx, &id).await?,
         ProvisioningCommand::Retry { id, follow: f } => {
-            let v = ctx.http.post(&format!("/v1/provisioning/{}/retry", seg(&id)), &json!({})).await?;
+            let v = ctx
+                .http
+                .post(&format!("/v1/provisioning/{}/retry", seg(&id)), &json!({}))
+                .await?;
             after_start(ctx, v, f).await?;
         }
         ProvisioningCommand::Cancel { id } => {
-            let v = ctx.http.post(&format!("/v1/provisioning/{}/cancel", seg(&id)), &json!({})).await?;
+            let v = ctx
+                .http
+                .post(&format!("/v1/provisioning/{}/cancel", seg(&id)), &json!({}))
+                .await?;
             show_workflow(ctx, &v);
         }
     }
@@ -1254,7 +1642,8 @@ fn show_workflow(ctx: &Ctx, v: &Value) {
         v["tenant_id"].as_str().unwrap_or("?"),
         v["status"].as_str().unwrap_or("?")
     );
-    ctx.out.list(&v["steps"], &["name", "status", "attempts", "error"]);
+    ctx.out
+        .list(&v["steps"], &["name", "status", "attempts", "error"]);
 }
 
 /// Polls the workflow, one progress bar over its steps, until it ends.
@@ -1267,11 +1656,21 @@ async fn follow(ctx: &Ctx, id: &str) -> CliResult {
         let list = v["steps"].as_array().cloned().unwrap_or_default();
         let done = list
             .iter()
-            .filter(|s| matches!(s["status"].as_str(), Some("succeeded" | "skipped" | "compensated")))
+            .filter(|s| {
+                matches!(
+                    s["status"].as_str(),
+                    Some("succeeded" | "skipped" | "compensated")
+                )
+            })
             .count() as u64;
         let current = list
             .iter()
-            .find(|s| !matches!(s["status"].as_str(), Some("succeeded" | "skipped" | "compensated")))
+            .find(|s| {
+                !matches!(
+                    s["status"].as_str(),
+                    Some("succeeded" | "skipped" | "compensated")
+                )
+            })
             .and_then(|s| s["name"].as_str())
             .unwrap_or("");
         bar.set_position(done);
@@ -1298,7 +1697,9 @@ async fn follow(ctx: &Ctx, id: &str) -> CliResult {
 
 #[derive(Subcommand, Debug)]
 pub enum WidgetsCommand {
-    List { tenant: String },
+    List {
+        tenant: String,
+    },
     Create {
         tenant: String,
         #[arg(long)]
@@ -1335,13 +1736,27 @@ async fn widgets(ctx: &Ctx, cmd: WidgetsCommand) -> CliResult {
     match cmd {
         WidgetsCommand::List { tenant } => {
             let v = ctx.http.get(&base(&tenant), &[]).await?;
-            ctx.out.list(&v, &["id", "name", "enabled", "allowed_origins", "created_at"]);
+            ctx.out.list(
+                &v,
+                &["id", "name", "enabled", "allowed_origins", "created_at"],
+            );
         }
-        WidgetsCommand::Create { tenant, name, origins } => {
+        WidgetsCommand::Create {
+            tenant,
+            name,
+            origins,
+        } => {
             let body = json!({"name": name, "allowed_origins": origins});
             ctx.out.one(&ctx.http.post(&base(&tenant), &body).await?);
         }
-        WidgetsCommand::Update { tenant, widget, name, origins, enable, disable } => {
+        WidgetsCommand::Update {
+            tenant,
+            widget,
+            name,
+            origins,
+            enable,
+            disable,
+        } => {
             let mut body = Map::new();
             put_opt(&mut body, "name", name);
             if !origins.is_empty() {
@@ -1350,14 +1765,21 @@ async fn widgets(ctx: &Ctx, cmd: WidgetsCommand) -> CliResult {
             put_opt(&mut body, "enabled", enabled_flag(enable, disable));
             require_changes(&body)?;
             let path = format!("{}/{}", base(&tenant), seg(&widget));
-            ctx.out.one(&ctx.http.patch(&path, &Value::Object(body)).await?);
+            ctx.out
+                .one(&ctx.http.patch(&path, &Value::Object(body)).await?);
         }
-        WidgetsCommand::Token { tenant, widget, origin, ttl_seconds } => {
+        WidgetsCommand::Token {
+            tenant,
+            widget,
+            origin,
+            ttl_seconds,
+        } => {
             let mut body = Map::new();
             body.insert("origin".into(), json!(origin));
             put_opt(&mut body, "ttl_seconds", ttl_seconds);
             let path = format!("{}/{}/tokens", base(&tenant), seg(&widget));
-            ctx.out.one(&ctx.http.post(&path, &Value::Object(body)).await?);
+            ctx.out
+                .one(&ctx.http.post(&path, &Value::Object(body)).await?);
         }
     }
     Ok(())
@@ -1368,7 +1790,9 @@ async fn widgets(ctx: &Ctx, cmd: WidgetsCommand) -> CliResult {
 /// A bar on standard error (hidden when it is not a terminal).
 pub fn progress_bar(total: u64, message: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg:20} [{bar:30}] {pos}/{len} {elapsed}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg:20} [{bar:30}] {pos}/{len} {elapsed}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(message.to_owned());
@@ -1377,7 +1801,9 @@ pub fn progress_bar(total: u64, message: &str) -> indicatif::ProgressBar {
 
 fn spinner(message: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} lines {elapsed}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} lines {elapsed}")
+    {
         bar.set_style(style);
     }
     bar.set_message(message.to_owned());

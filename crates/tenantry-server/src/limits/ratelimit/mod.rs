@@ -129,7 +129,11 @@ impl RateLimiter {
             decision.allowed = false;
             decision.retry_after_ms = u64::MAX;
         }
-        let counter = if decision.allowed { &self.allowed } else { &self.denied };
+        let counter = if decision.allowed {
+            &self.allowed
+        } else {
+            &self.denied
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         decision
     }
