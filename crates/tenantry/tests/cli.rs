@@ -1178,6 +1178,12 @@ async fn metrics_public_and_tenant_labels(backend: Backend) {
             ("TENANTRY_ROOT_KEY", ROOT_KEY),
             ("TENANTRY_METRICS_PUBLIC", "true"),
             ("TENANTRY_METRICS_TENANT_LABELS", "true"),
+            // The remote CLI's variables in the environment do not stop a
+            // server from starting (they are not its settings).
+            ("TENANTRY_URL", "http://127.0.0.1:9"),
+            ("TENANTRY_KEY", "some-cli-key"),
+            ("TENANTRY_PROFILE", "prod"),
+            ("TENANTRY_CONFIG_DIR", "/nonexistent"),
         ],
     )
     .await;
