@@ -37,6 +37,8 @@ pub struct Inner {
     pub inbound: crate::inbound::InboundCache,
     /// Widgets and their origins, until a change invalidates them.
     pub widgets: crate::widgets::WidgetCache,
+    /// Counters behind `GET /metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             config.outbound_timeout,
         )
         .map_err(anyhow::Error::msg)?;
+        let metrics = crate::metrics::Metrics::new(config.metrics_tenant_labels);
         Ok(Self(Arc::new(Inner {
             store,
             clock,
@@ -70,6 +73,7 @@ impl AppState {
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
             inbound: Default::default(),
             widgets: Default::default(),
+            metrics,
         })))
     }
 

@@ -322,6 +322,18 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "",
         "the public base URL providers call (e.g. https://tenantry.example.com), which Twilio signs; empty: http:// and the request's Host header (set it behind a proxy or TLS terminator)",
     ),
+    (
+        "metrics_public",
+        false,
+        "false",
+        "true: GET /metrics answers without an operator key (for a scraper on a private network); false: it needs one",
+    ),
+    (
+        "metrics_tenant_labels",
+        false,
+        "false",
+        "true: key-verification and quota metrics carry a tenant label (one series per tenant: mind the cardinality)",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,6 +412,10 @@ pub struct Config {
     /// The public base URL providers call, without a trailing `/` (`None`:
     /// built from the Host header).
     pub public_url: Option<String>,
+    /// `GET /metrics` without an operator key.
+    pub metrics_public: bool,
+    /// A `tenant` label on the per-tenant metrics.
+    pub metrics_tenant_labels: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -490,7 +506,9 @@ impl Config {
             let Some(key) = name.strip_prefix("TENANTRY_") else {
                 continue;
             };
-            if key == "CONFIG" {
+            // The file's own path, and the remote CLI's variables (its
+            // server, key and profile: not settings of this server).
+            if matches!(key, "CONFIG" | "URL" | "KEY" | "PROFILE" | "CONFIG_DIR") {
                 continue;
             }
             let key = key.to_ascii_lowercase();
@@ -550,6 +568,13 @@ impl Config {
                 .0
                 .parse::<u64>()
                 .map_err(|_| invalid(name, "must be a whole number"))
+        };
+        let flag = |name: &str| -> Result<bool, ConfigError> {
+            match get(name).0 {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" | "" => Ok(false),
+                _ => Err(invalid(name, "must be true or false")),
+            }
         };
         let duration = |name: &str| -> Result<Duration, ConfigError> {
             parse_duration(get(name).0)
@@ -736,6 +761,8 @@ impl Config {
                 u if u.starts_with("https://") || u.starts_with("http://") => Some(u.to_owned()),
                 _ => return Err(invalid("public_url", "must start with https:// or http://")),
             },
+            metrics_public: flag("metrics_public")?,
+            metrics_tenant_labels: flag("metrics_tenant_labels")?,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod inbound;
 pub mod keys;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod openapi;
 pub mod outbound;
 pub mod provisioning;

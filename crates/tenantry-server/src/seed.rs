@@ -26,6 +26,26 @@ pub struct SeedPlan {
 /// Seeds and writes `valid-keys.txt`, `unknown-keys.txt` and
 /// `subdomains.txt` (one per line) into `out_dir`.
 pub async fn seed(store: &Store, plan: &SeedPlan, out_dir: &Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    seed_with_progress(store, plan, out_dir, &|done, keys| {
+        if done % 10_000 == 0 {
+            eprintln!(
+                "seeded {done} tenants, {keys} keys ({:.0?})",
+                started.elapsed()
+            );
+        }
+    })
+    .await
+}
+
+/// [`seed`], calling `progress(tenants done, keys made)` after each batch
+/// of up to 1000 tenants (the CLI draws a progress bar with it).
+pub async fn seed_with_progress(
+    store: &Store,
+    plan: &SeedPlan,
+    out_dir: &Path,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(out_dir)?;
     let mut valid = std::io::BufWriter::new(std::fs::File::create(out_dir.join("valid-keys.txt"))?);
     let mut subdomains =
@@ -97,14 +117,7 @@ pub async fn seed(store: &Store, plan: &SeedPlan, out_dir: &Path) -> anyhow::Res
             writeln!(subdomains, "{}", tenant.subdomain)?;
         }
         tx.commit().await?;
-        if chunk_index % 10 == 9 {
-            eprintln!(
-                "seeded {} tenants, {} keys ({:.0?})",
-                (chunk_index + 1) * 1000,
-                key_number,
-                started.elapsed()
-            );
-        }
+        progress(chunk_index * 1000 + chunk.len(), key_number);
     }
     let mut unknown =
         std::io::BufWriter::new(std::fs::File::create(out_dir.join("unknown-keys.txt"))?);

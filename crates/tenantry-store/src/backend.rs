@@ -45,6 +45,15 @@ pub enum DatabaseOptions {
     },
 }
 
+/// One connection pool's use, at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub name: &'static str,
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// A handle on the database, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -303,6 +312,25 @@ impl Store {
             values.push(value.unwrap_or_default());
         }
         Ok(values)
+    }
+
+    /// Each connection pool as `/metrics` shows it: name, open
+    /// connections, idle ones, and the most it may open.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        fn of<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> PoolStats {
+            PoolStats {
+                name,
+                size: pool.size(),
+                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                max: pool.options().get_max_connections(),
+            }
+        }
+        match &self.backend {
+            Backend::Sqlite { writer, reader, .. } => {
+                vec![of("sqlite_writer", writer), of("sqlite_reader", reader)]
+            }
+            Backend::Postgres { pool, .. } => vec![of("postgres", pool)],
+        }
     }
 
     pub async fn close(&self) {

@@ -2,9 +2,10 @@
 //! defaults, `tenantry.toml` and `TENANTRY_*` variables (see README).
 
 mod app_db;
+mod cli;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 use tenantry_server::config::{Config, SETTINGS};
 
@@ -13,7 +14,24 @@ use tenantry_server::config::{Config, SETTINGS};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    remote: cli::RemoteArgs,
 }
+
+/// The commands that act on this host's database and keyring; every other
+/// command talks to a server over HTTP (listed apart in `--help`).
+const SERVER_COMMANDS: &[&str] = &[
+    "serve",
+    "migrate",
+    "doctor",
+    "seed",
+    "openapi",
+    "settings",
+    "keyring",
+    "signing-keys",
+    "completions",
+    "app-db",
+];
 
 #[derive(Subcommand)]
 enum Command {
@@ -40,44 +58,95 @@ enum Command {
         #[arg(long, default_value = "./seed-out")]
         out: std::path::PathBuf,
     },
-    /// Manage the keys that seal tenants' credentials.
-    #[command(subcommand)]
-    Keys(KeysCommand),
+    /// Manage the keys that seal tenants' credentials (this host's keyring
+    /// file and database; `keys` is an old name for it).
+    #[command(subcommand, alias = "keys")]
+    Keyring(KeysCommand),
     /// Manage the keys that sign access tokens.
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(SigningKeysCommand),
-    /// The audit log.
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Named servers and their keys for the remote commands.
     #[command(subcommand)]
-    Audit(AuditCommand),
+    Profile(cli::ProfileCommand),
+    /// Tenants: list, show, create, update, delete, suspend, reactivate, stats, events.
+    #[command(subcommand)]
+    Tenants(cli::TenantsCommand),
+    /// A tenant's custom domains and their verification.
+    #[command(subcommand)]
+    Domains(cli::DomainsCommand),
+    /// A tenant's API keys (and verifying a key).
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(cli::ApiKeysCommand),
+    /// Operator keys.
+    #[command(subcommand, name = "operator-keys")]
+    OperatorKeys(cli::OperatorKeysCommand),
+    /// A tenant's third-party credentials (masked; reveal asks first).
+    #[command(subcommand)]
+    Credentials(cli::CredentialsCommand),
+    /// A tenant's settings by category (sensitive fields sealed and masked).
+    #[command(subcommand, name = "tenant-settings")]
+    TenantSettings(cli::SettingsCommand),
+    /// A tenant's effective configuration and its versions.
+    #[command(subcommand)]
+    Config(cli::ConfigCommand),
+    /// Plans: limits, rate limits, quotas and features.
+    #[command(subcommand)]
+    Plans(cli::PlansCommand),
+    /// The meter catalogue.
+    #[command(subcommand)]
+    Meters(cli::MetersCommand),
+    /// Usage of a tenant, and recording usage events.
+    #[command(subcommand)]
+    Usage(cli::UsageCommand),
+    /// Quota checks.
+    #[command(subcommand)]
+    Quotas(cli::QuotasCommand),
+    /// The audit log: query, export, verify, checkpoints, keys.
+    #[command(subcommand)]
+    Audit(cli::AuditCommand),
+    /// Outbound webhooks: endpoints, messages, replay.
+    #[command(subcommand)]
+    Webhooks(cli::WebhooksCommand),
+    /// Provisioning workflows: start, follow, retry, cancel.
+    #[command(subcommand)]
+    Provisioning(cli::ProvisioningCommand),
+    /// A tenant's chat widgets and their tokens.
+    #[command(subcommand)]
+    Widgets(cli::WidgetsCommand),
+    /// The server's key-encryption keys, over the API: status, rotate (with
+    /// rewrap progress), rotate a tenant's data key.
+    #[command(subcommand)]
+    Vault(cli::VaultCommand),
     /// Row-level security for the app's own PostgreSQL database.
     #[command(subcommand, name = "app-db")]
     AppDb(app_db::AppDbCommand),
 }
 
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Recompute audit chains and check their signed checkpoints; prints one
-    /// JSON report per chain and exits 1 if any chain does not verify.
-    /// Without --tenant or --file: every chain (each tenant's and the
-    /// operator's).
-    Verify {
-        /// Only this tenant's chain (`operator`: the operator chain).
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Verify an NDJSON export instead, offline (no database).
-        #[arg(long)]
-        file: Option<std::path::PathBuf>,
-        /// With --file: trust only this checkpoint key (a signed-note vkey
-        /// from GET /v1/audit/keys, obtained apart from the file; repeatable).
-        /// Required, unless --trust-file-keys.
-        #[arg(long = "public-key")]
-        public_keys: Vec<String>,
-        /// With --file and no --public-key: check against the keys the file
-        /// itself carries, which proves it consistent, not authentic (anyone
-        /// can sign a file with a key of their own).
-        #[arg(long = "trust-file-keys")]
-        trust_file_keys: bool,
-    },
+/// The top-level help: server commands and remote commands apart, then the
+/// exit codes.
+fn command_line() -> clap::Command {
+    let cmd = Cli::command();
+    let mut server = String::new();
+    let mut remote = String::new();
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        let line = format!("  {:<16}{about}\n", sub.get_name());
+        if SERVER_COMMANDS.contains(&sub.get_name()) {
+            server.push_str(&line);
+        } else {
+            remote.push_str(&line);
+        }
+    }
+    let template = format!(
+        "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n\
+         Server commands (this host's database, keyring and files):\n{server}\n\
+         Remote commands (a server over HTTP: --url/TENANTRY_URL, --key/TENANTRY_KEY or a profile):\n{remote}\n\
+         Options:\n{{options}}\n{{after-help}}"
+    );
+    cmd.help_template(template)
+        .after_help(cli::error::EXIT_CODES_HELP)
 }
 
 #[derive(Subcommand)]
@@ -99,8 +168,17 @@ enum SigningKeysCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command_line().get_matches()) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    let remote = cli.remote;
     let command = cli.command.unwrap_or(Command::Serve);
+    let command = match remote_command(command, &remote) {
+        Ok(RemoteOrLocal::Remote(command)) => return cli::run(&remote, command),
+        Ok(RemoteOrLocal::Done(code)) => return code,
+        Err(local) => local,
+    };
     match command {
         Command::Openapi => {
             print!("{}", tenantry_server::openapi::json());
@@ -122,7 +200,7 @@ fn main() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        Command::Audit(AuditCommand::Verify {
+        Command::Audit(cli::AuditCommand::Verify {
             file: Some(file),
             public_keys,
             trust_file_keys,
@@ -176,16 +254,21 @@ fn main() -> ExitCode {
                     prefix,
                     sample,
                 };
-                tenantry_server::seed::seed(&store, &plan, &out).await?;
+                let bar = cli::resources::progress_bar(tenants as u64, "seeding tenants");
+                tenantry_server::seed::seed_with_progress(&store, &plan, &out, &|done, _keys| {
+                    bar.set_position(done as u64)
+                })
+                .await?;
+                bar.finish_and_clear();
                 store.close().await;
                 Ok(ExitCode::SUCCESS)
             }
             Command::SigningKeys(SigningKeysCommand::Rotate) => rotate_signing_key(config).await,
-            Command::Keys(command) => keys(config, command).await,
-            Command::Audit(AuditCommand::Verify { tenant, .. }) => {
+            Command::Keyring(command) => keys(config, command).await,
+            Command::Audit(cli::AuditCommand::Verify { tenant, .. }) => {
                 audit_verify(config, tenant).await
             }
-            Command::Openapi | Command::Settings | Command::AppDb(_) => Ok(ExitCode::SUCCESS),
+            _ => Ok(ExitCode::SUCCESS),
         }
     });
     match result {
@@ -196,6 +279,61 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+// Built once per process from the command line: size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum RemoteOrLocal {
+    Remote(cli::Remote),
+    Done(ExitCode),
+}
+
+/// Sorts a command: remote (HTTP), finished here (completions, profiles),
+/// or local (given back).
+#[allow(clippy::result_large_err)] // once per process, see RemoteOrLocal
+fn remote_command(command: Command, args: &cli::RemoteArgs) -> Result<RemoteOrLocal, Command> {
+    use cli::Remote as R;
+    let remote = match command {
+        Command::Completions { shell } => {
+            let mut cmd = command_line();
+            clap_complete::generate(shell, &mut cmd, "tenantry", &mut std::io::stdout());
+            return Ok(RemoteOrLocal::Done(ExitCode::SUCCESS));
+        }
+        Command::Profile(c) => return Ok(RemoteOrLocal::Done(cli::profile(args, c))),
+        Command::Tenants(c) => R::Tenants(c),
+        Command::Domains(c) => R::Domains(c),
+        Command::ApiKeys(c) => R::ApiKeys(c),
+        Command::OperatorKeys(c) => R::OperatorKeys(c),
+        Command::Credentials(c) => R::Credentials(c),
+        Command::TenantSettings(c) => R::Settings(c),
+        Command::Config(c) => R::Config(c),
+        Command::Plans(c) => R::Plans(c),
+        Command::Meters(c) => R::Meters(c),
+        Command::Usage(c) => R::Usage(c),
+        Command::Quotas(c) => R::Quotas(c),
+        // `audit verify --file` (offline) and `--database` (this host) are local.
+        Command::Audit(cli::AuditCommand::Verify {
+            file: None,
+            database: false,
+            tenant,
+            public_keys,
+            trust_file_keys,
+        }) => R::Audit(cli::AuditCommand::Verify {
+            file: None,
+            database: false,
+            tenant,
+            public_keys,
+            trust_file_keys,
+        }),
+        Command::Audit(c @ cli::AuditCommand::Verify { .. }) => return Err(Command::Audit(c)),
+        Command::Audit(c) => R::Audit(c),
+        Command::Webhooks(c) => R::Webhooks(c),
+        Command::Provisioning(c) => R::Provisioning(c),
+        Command::Widgets(c) => R::Widgets(c),
+        Command::Vault(c) => R::Vault(c),
+        local => return Err(local),
+    };
+    Ok(RemoteOrLocal::Remote(remote))
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
@@ -257,7 +395,18 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             println!("new key-encryption key {kek} is active; rewrapping data keys…");
-            let moved = rotation::rewrap_all(&state).await?;
+            let pending = rotation::status(&state, &operator).await?.rewrap_pending;
+            let bar = cli::resources::progress_bar(pending.max(0) as u64, "rewrapping");
+            let mut moved = 0;
+            loop {
+                let batch = rotation::rewrap_batch(&state, 500).await?;
+                if batch == 0 {
+                    break;
+                }
+                moved += batch;
+                bar.set_position(moved as u64);
+            }
+            bar.finish_and_clear();
             println!("rewrapped {moved} data keys");
         }
         KeysCommand::RotateTenant { tenant } => {

@@ -316,7 +316,7 @@ async fn key_with(server: &TestServer, tenant: &str, scopes: &[&str]) -> (String
 
 async fn cli_verify(db: &TestDb, tenant: &str) -> (i32, Value) {
     let (code, out, err) = db
-        .run_command(&["audit", "verify", "--tenant", tenant], &[])
+        .run_command(&["audit", "verify", "--database", "--tenant", tenant], &[])
         .await;
     let report = serde_json::from_str(out.trim().lines().last().unwrap_or(""))
         .unwrap_or_else(|_| panic!("CLI output: {out} {err}"));
@@ -435,7 +435,9 @@ async fn tampering_is_found_with_the_first_bad_sequence(backend: Backend) {
         "{report}"
     );
     // The CLI over every chain fails too.
-    let (code, _, _) = db.run_command(&["audit", "verify"], &[]).await;
+    let (code, _, _) = db
+        .run_command(&["audit", "verify", "--database"], &[])
+        .await;
     assert_ne!(code, 0);
     store.close().await;
 }

@@ -472,7 +472,7 @@ async fn commands_record_their_rotations(backend: Backend) {
     let ops = chain(&db, "").await.len();
     let (code, out, err) = db
         .run_command(
-            &["keys", "rotate-tenant", "acme"],
+            &["keyring", "rotate-tenant", "acme"],
             &[("TENANTRY_ROOT_KEY", ROOT_KEY)],
         )
         .await;
@@ -485,7 +485,7 @@ async fn commands_record_their_rotations(backend: Backend) {
     );
     assert!(row.request["id"].is_null());
     let (code, out, err) = db
-        .run_command(&["keys", "rotate"], &[("TENANTRY_ROOT_KEY", ROOT_KEY)])
+        .run_command(&["keyring", "rotate"], &[("TENANTRY_ROOT_KEY", ROOT_KEY)])
         .await;
     assert_eq!(code, 0, "{out}{err}");
     let row = one_new_entry(&db, "", ops).await;
@@ -499,7 +499,7 @@ async fn commands_record_their_rotations(backend: Backend) {
     // A tenant that does not exist: refused, nothing recorded.
     let (code, _, _) = db
         .run_command(
-            &["keys", "rotate-tenant", "nobody"],
+            &["keyring", "rotate-tenant", "nobody"],
             &[("TENANTRY_ROOT_KEY", ROOT_KEY)],
         )
         .await;

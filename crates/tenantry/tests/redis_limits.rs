@@ -78,6 +78,7 @@ async fn two_processes_share_one_limit_through_redis() {
     let metrics = a
         .client
         .get(a.url("/metrics"))
+        .bearer_auth(common::ROOT_KEY)
         .send()
         .await
         .unwrap()
@@ -195,6 +196,7 @@ async fn redis_outage_fail_open_and_fail_closed() {
     let metrics = open
         .client
         .get(open.url("/metrics"))
+        .bearer_auth(common::ROOT_KEY)
         .send()
         .await
         .unwrap()

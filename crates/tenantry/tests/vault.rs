@@ -926,7 +926,7 @@ async fn tenant_data_key_rotation(backend: Backend) {
     server.stop().await;
     let (code, out, err) = db
         .run_command(
-            &["keys", "rotate-tenant", "acme"],
+            &["keyring", "rotate-tenant", "acme"],
             &[("TENANTRY_ROOT_KEY", common::ROOT_KEY)],
         )
         .await;
@@ -1224,7 +1224,7 @@ async fn concurrent_kek_rotations_keep_every_key(backend: Backend) {
     let mut cli = Vec::new();
     for _ in 0..10 {
         let mut cmd = db.command(&[("TENANTRY_ROOT_KEY", common::ROOT_KEY)]);
-        cmd.args(["keys", "rotate"]);
+        cmd.args(["keyring", "rotate"]);
         cli.push(tokio::spawn(async move {
             tokio::time::timeout(Duration::from_secs(120), cmd.output())
                 .await

@@ -39,25 +39,34 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     }
 }
 
-/// Prometheus metrics (text format).
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "Prometheus text format", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
-    let limiter = &state.rate_limiter;
-    let body = format!(
-        "# HELP tenantry_ratelimit_redis_errors_total Rate-limit decisions taken without Redis because it was unreachable.\n\
-         # TYPE tenantry_ratelimit_redis_errors_total counter\n\
-         tenantry_ratelimit_redis_errors_total {}\n\
-         # HELP tenantry_ratelimit_backend The rate limiter's backend (1 for the one in use).\n\
-         # TYPE tenantry_ratelimit_backend gauge\n\
-         tenantry_ratelimit_backend{{backend=\"{}\"}} 1\n",
-        limiter.redis_errors(),
-        limiter.backend()
-    );
-    (
+/// Prometheus metrics (text format 0.0.4): requests by route template and
+/// status, caches, decisions, the database pool and background backlogs.
+/// Needs an operator key unless `TENANTRY_METRICS_PUBLIC=true`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    use axum::extract::FromRequestParts;
+    let body = if state.config.metrics_public {
+        // Public metrics read the background counts on the server's own
+        // authority: aggregate numbers, no tenant's data.
+        #[allow(clippy::disallowed_methods)] // system grant: the metrics scrape
+        let grant = crate::grant::OperatorGrant::system("metrics");
+        crate::metrics::scrape(&state, &grant).await
+    } else {
+        let (mut parts, _body) = request.into_parts();
+        let operator = crate::http::auth::Operator::from_request_parts(&mut parts, &state).await?;
+        crate::metrics::scrape(&state, operator.grant()).await
+    };
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
         body,
-    )
+    ))
 }

@@ -335,6 +335,9 @@ pub async fn verify(
     };
     let verdict = tenant_keys::verify(&state, &caller, &input.key, required.as_ref()).await?;
     let (code, key, tenant) = (verdict.code, verdict.key, verdict.tenant);
+    state
+        .metrics
+        .verified(code, tenant.as_ref().map(|t| t.id.as_str()));
     Ok(Json(VerifyOut {
         valid: code == VerifyCode::Valid,
         code,

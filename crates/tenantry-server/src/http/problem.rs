@@ -91,6 +91,11 @@ const DNS_RETRY_AFTER_SECS: u64 = 5;
 /// `idempotency_key_in_progress`.
 const IDEMPOTENCY_RETRY_AFTER_SECS: u64 = 1;
 
+/// The stable code of a problem response, left in the response's
+/// extensions for `/metrics` (problems by code, database errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemCode(pub &'static str);
+
 /// The RFC 9457 body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -364,6 +369,8 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        // For the metrics layer: which problem this response reports.
+        response.extensions_mut().insert(ProblemCode(problem.code));
         if let ApiError::RateLimited(decision) = &self {
             add_rate_limit_headers(response.headers_mut(), decision);
         }

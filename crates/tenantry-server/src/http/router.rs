@@ -204,6 +204,7 @@ pub fn router(state: AppState) -> Router {
             }
         }))
 
+        .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

@@ -72,6 +72,9 @@ pub async fn check(
         alert_thresholds(state, tx, config, meter, period, used, now).await?;
     }
     let limit = quota.and_then(|q| q.limit);
+    state
+        .metrics
+        .quota_decision(meter, allowed, tx.tenant_id().as_str());
     Ok(QuotaDecision {
         allowed,
         meter: meter.to_owned(),

@@ -49,6 +49,10 @@ impl<T> Clone for Entry<T> {
 pub struct Lookup<K, T> {
     found: Cache<K, Arc<T>>,
     missing: Cache<K, ()>,
+    /// Lookups answered from the cache (found or known missing), and not
+    /// (for `/metrics`).
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl<K, T> Lookup<K, T>
@@ -70,7 +74,17 @@ where
                 // cost of a missed notification.
                 .time_to_live(Duration::from_secs(60))
                 .build(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
+    }
+
+    /// Lookups answered from the cache, and lookups that had to load.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<Entry<T>>
@@ -79,9 +93,17 @@ where
         Q: Hash + Eq + ?Sized,
     {
         if let Some(value) = self.found.get(key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Some(Entry::Found(value));
         }
-        self.missing.contains_key(key).then_some(Entry::Missing)
+        let known_missing = self.missing.contains_key(key);
+        let counter = if known_missing {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        known_missing.then_some(Entry::Missing)
     }
 
     fn insert(&self, key: K, entry: Entry<T>) {

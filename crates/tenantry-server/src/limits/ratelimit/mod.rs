@@ -33,7 +33,7 @@ use self::memory::Memory;
 use self::redis_backend::RedisBackend;
 use serde::Serialize;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A rate limit: at most `limit` units per `period`, enforced with GCRA
@@ -69,6 +69,9 @@ pub enum FailurePolicy {
 /// Takes units from rate-limit buckets, in this process or in Redis.
 pub struct RateLimiter {
     backend: Backend,
+    /// Decisions taken, allowed and denied (for `/metrics`).
+    allowed: AtomicU64,
+    denied: AtomicU64,
 }
 
 enum Backend {
@@ -81,6 +84,8 @@ impl RateLimiter {
     pub fn in_memory() -> RateLimiter {
         RateLimiter {
             backend: Backend::Memory(Memory::new()),
+            allowed: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
         }
     }
 
@@ -96,6 +101,8 @@ impl RateLimiter {
         backend.warm_up().await;
         Ok(RateLimiter {
             backend: Backend::Redis(Box::new(backend)),
+            allowed: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
         })
     }
 
@@ -122,7 +129,21 @@ impl RateLimiter {
             decision.allowed = false;
             decision.retry_after_ms = u64::MAX;
         }
+        let counter = if decision.allowed {
+            &self.allowed
+        } else {
+            &self.denied
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         decision
+    }
+
+    /// Decisions taken so far: allowed, denied.
+    pub fn decisions(&self) -> (u64, u64) {
+        (
+            self.allowed.load(Ordering::Relaxed),
+            self.denied.load(Ordering::Relaxed),
+        )
     }
 
     /// "memory" or "redis".
