@@ -37,6 +37,8 @@ pub struct Inner {
     pub inbound: crate::inbound::InboundCache,
     /// Widgets and their origins, until a change invalidates them.
     pub widgets: crate::widgets::WidgetCache,
+    /// Committed changes, for the `GET /v1/changes` streams.
+    pub changes: Arc<crate::changes::ChangeHub>,
 }
 
 impl AppState {
@@ -53,6 +55,8 @@ impl AppState {
             config.outbound_timeout,
         )
         .map_err(anyhow::Error::msg)?;
+        let changes = Arc::new(crate::changes::ChangeHub::default());
+        changes.set_remote(store.backend_name() == "postgres");
         Ok(Self(Arc::new(Inner {
             store,
             clock,
@@ -70,6 +74,7 @@ impl AppState {
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
             inbound: Default::default(),
             widgets: Default::default(),
+            changes,
         })))
     }
 
