@@ -226,12 +226,22 @@ async fn resumes_after_last_event_id_or_says_reset(backend: Backend) {
     let ready = first.ready().await;
     let position = ready.id.expect("ready has an id");
     drop(first);
+    // A witness stays connected, to know when both changes have reached
+    // this node's hub (on PostgreSQL they come back through LISTEN).
+    let mut witness = Stream::open(&server, ROOT_KEY, None).await;
+    witness.ready().await;
 
     // Changes while disconnected.
     let suspended = server.post("/v1/tenants/acme/suspend", json!({})).await;
     assert_eq!(suspended.status, StatusCode::OK);
     let reactivated = server.post("/v1/tenants/acme/reactivate", json!({})).await;
     assert_eq!(reactivated.status, StatusCode::OK, "{reactivated:?}");
+
+    let mut seen_by_witness = 0;
+    while seen_by_witness < 2 {
+        witness.until(is_tenant_change("acme")).await;
+        seen_by_witness += 1;
+    }
 
     // Resumed: the missed changes come first, then `ready`.
     let mut resumed = Stream::open(&server, ROOT_KEY, Some(&position)).await;
