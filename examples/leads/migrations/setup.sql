@@ -8,13 +8,19 @@
 -- RLS statements below are what `tenantry app-db isolate` installs; once that
 -- command is available, run it instead of the "Isolation" section.
 --
+-- `CHECK (tenant_id <> '')`: on a pooled connection that served a tenant's
+-- transaction before, current_setting('app.tenant_id', true) is '' (not NULL)
+-- once that transaction is over, so without the check an insert with no
+-- tenant would pass the policy as tenant ''.
+--
 -- Child rows reference their parent by (tenant_id, id): a foreign key check
 -- bypasses row-level security, so a plain `lead_id` reference would let one
 -- tenant attach rows to (and so probe for) another tenant's leads.
 
 CREATE TABLE campaigns (
     id bigserial PRIMARY KEY,
-    tenant_id text NOT NULL DEFAULT current_setting('app.tenant_id', true),
+    tenant_id text NOT NULL DEFAULT current_setting('app.tenant_id', true)
+        CHECK (tenant_id <> ''),
     name text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (tenant_id, id)
@@ -22,7 +28,8 @@ CREATE TABLE campaigns (
 
 CREATE TABLE leads (
     id bigserial PRIMARY KEY,
-    tenant_id text NOT NULL DEFAULT current_setting('app.tenant_id', true),
+    tenant_id text NOT NULL DEFAULT current_setting('app.tenant_id', true)
+        CHECK (tenant_id <> ''),
     campaign_id bigint,
     name text NOT NULL,
     email text NOT NULL,
@@ -34,7 +41,8 @@ CREATE TABLE leads (
 
 CREATE TABLE calls (
     id bigserial PRIMARY KEY,
-    tenant_id text NOT NULL DEFAULT current_setting('app.tenant_id', true),
+    tenant_id text NOT NULL DEFAULT current_setting('app.tenant_id', true)
+        CHECK (tenant_id <> ''),
     lead_id bigint NOT NULL,
     outcome text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),

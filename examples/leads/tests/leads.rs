@@ -119,18 +119,29 @@ impl Tenantry {
             env.push(("TENANTRY_MASTER_KEY_FILE".to_owned(), keyring.display().to_string()));
         }
         let config = tenantry_server::config::Config::from_sources(None, &env).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            if let Err(err) = tenantry_server::run(config, listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            {
-                eprintln!("tenantry stopped: {err:#}");
-            }
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        // The server's future is not Send: it gets a thread and a runtime of
+        // its own, as in the binary's main.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                if let Err(err) = tenantry_server::run(config, listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                {
+                    eprintln!("tenantry stopped: {err:#}");
+                }
+            });
         });
+        let base = format!("http://{}", addr_rx.recv().unwrap());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
