@@ -156,7 +156,10 @@ impl ResolutionCache {
                 let on = move |d: &Depends| d.key_hash == Some(hash) || d.token;
                 self.found
                     .invalidate_entries_if(move |_, v| on(&v.depends))
-                    .and(self.refused.invalidate_entries_if(move |_, v| on(&v.depends)))
+                    .and(
+                        self.refused
+                            .invalidate_entries_if(move |_, v| on(&v.depends)),
+                    )
                     .map(|_| ())
             }
             Eviction::Tenant(id) => {

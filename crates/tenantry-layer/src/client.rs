@@ -93,13 +93,20 @@ pub(crate) async fn resolve(
         .unwrap_or_default();
     Err(match status {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
-            let code = if code.is_empty() { "unauthorized".to_owned() } else { code };
+            let code = if code.is_empty() {
+                "unauthorized".to_owned()
+            } else {
+                code
+            };
             Refusal::new(status, code)
         }
         // Malformed inputs (a host that is no host, say): no valid credential.
         s if s.is_client_error() && s != StatusCode::TOO_MANY_REQUESTS => Refusal::unauthorized(),
         _ => {
-            tracing::warn!(status = status.as_u16(), "Tenantry could not resolve a request");
+            tracing::warn!(
+                status = status.as_u16(),
+                "Tenantry could not resolve a request"
+            );
             Refusal::unavailable()
         }
     })

@@ -30,7 +30,9 @@ pub enum TenantTxError {
 
 /// [`begin_tenant_tx`] with the task's current tenant; an error when there
 /// is none (rather than a transaction that would see nothing).
-pub async fn begin_current_tx(pool: &PgPool) -> Result<Transaction<'static, Postgres>, TenantTxError> {
+pub async fn begin_current_tx(
+    pool: &PgPool,
+) -> Result<Transaction<'static, Postgres>, TenantTxError> {
     let tenant = TenantContext::current().ok_or(TenantTxError::NoTenant)?;
     Ok(begin_tenant_tx(pool, &tenant).await?)
 }

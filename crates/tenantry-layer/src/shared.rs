@@ -110,11 +110,17 @@ impl Shared {
                 if tenant.status == "active" {
                     Ok(tenant)
                 } else {
-                    Err(Refusal::new(http::StatusCode::FORBIDDEN, "tenant_suspended"))
+                    Err(Refusal::new(
+                        http::StatusCode::FORBIDDEN,
+                        "tenant_suspended",
+                    ))
                 }
             });
         let depends = Depends {
-            key_hash: inputs.api_key.as_deref().map(|k| Sha256::digest(k.as_bytes()).into()),
+            key_hash: inputs
+                .api_key
+                .as_deref()
+                .map(|k| Sha256::digest(k.as_bytes()).into()),
             token: inputs.token.is_some(),
             host: inputs.host.is_some(),
         };

@@ -16,7 +16,9 @@ pub(crate) async fn run(shared: Weak<Shared>, http: reqwest::Client) {
         if let Some(pause) = pause {
             tokio::time::sleep(jitter(pause)).await;
         }
-        let Some(strong) = shared.upgrade() else { return };
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
         let (min, max) = (strong.config.reconnect_min, strong.config.reconnect_max);
         let request = http
             .get(format!("{}/v1/changes", strong.config.tenantry_url))
@@ -30,7 +32,10 @@ pub(crate) async fn run(shared: Weak<Shared>, http: reqwest::Client) {
                 follow(&shared, response, idle).await
             }
             Ok(Ok(response)) => {
-                tracing::warn!(status = response.status().as_u16(), "Tenantry refused the change stream");
+                tracing::warn!(
+                    status = response.status().as_u16(),
+                    "Tenantry refused the change stream"
+                );
                 false
             }
             Ok(Err(err)) => {
@@ -39,7 +44,9 @@ pub(crate) async fn run(shared: Weak<Shared>, http: reqwest::Client) {
             }
             Err(_) => false,
         };
-        let Some(strong) = shared.upgrade() else { return };
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
         strong.cache.set_connected(false);
         drop(strong);
         pause = Some(match (went_live, pause) {
@@ -67,7 +74,9 @@ async fn follow(shared: &Weak<Shared>, mut response: reqwest::Response, idle: Du
             Ok(Ok(Some(chunk))) => chunk,
             Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return live,
         };
-        let Some(shared) = shared.upgrade() else { return live };
+        let Some(shared) = shared.upgrade() else {
+            return live;
+        };
         for event in parser.feed(&chunk) {
             match event.name.as_str() {
                 "ready" => {
@@ -99,7 +108,9 @@ fn eviction(data: &str) -> Option<Eviction> {
             let hash = hex::decode(value.get("key_hash")?.as_str()?).ok()?;
             Some(Eviction::Key(hash.try_into().ok()?))
         }
-        "tenant" => Some(Eviction::Tenant(value.get("tenant_id")?.as_str()?.to_owned())),
+        "tenant" => Some(Eviction::Tenant(
+            value.get("tenant_id")?.as_str()?.to_owned(),
+        )),
         "host" => Some(Eviction::Host),
         "member" | "signing_keys" | "identity_providers" => Some(Eviction::Tokens),
         _ => None,
@@ -169,7 +180,10 @@ impl Parser {
 /// The end of the first block: (where it ends, length of the separator).
 fn find_blank_line(buffer: &[u8]) -> Option<(usize, usize)> {
     let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-    let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
+    let crlf = buffer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4));
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -187,7 +201,10 @@ mod tests {
     #[test]
     fn parses_events_split_across_chunks_and_skips_comments() {
         let mut p = Parser::default();
-        assert!(p.feed(b"retry: 1000\n\n: keep-alive\n\nid: n.1\nevent: cha").is_empty());
+        assert!(
+            p.feed(b"retry: 1000\n\n: keep-alive\n\nid: n.1\nevent: cha")
+                .is_empty()
+        );
         let events = p.feed(b"nge\ndata: {\"type\":\"tenant\",\"tenant_id\":\"acme\"}\n\nevent: ready\r\ndata: {}\r\n\r\n");
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].name, "change");

@@ -273,7 +273,9 @@ impl TenantChange {
         }
         tx.commit().await?;
         state.forget(&record.invalidations);
-        state.changes.committed(Some(&tenant), &record.invalidations);
+        state
+            .changes
+            .committed(Some(&tenant), &record.invalidations);
         if wake {
             state.webhook_wake.notify_one();
         }

@@ -114,10 +114,9 @@ impl ChangeHub {
         for invalidation in invalidations {
             let (tenant, change) = match invalidation {
                 Invalidation::All => (None, Change::Reset),
-                Invalidation::Tenant(id) => (
-                    Some(id.clone()),
-                    Change::Invalidated(invalidation.clone()),
-                ),
+                Invalidation::Tenant(id) => {
+                    (Some(id.clone()), Change::Invalidated(invalidation.clone()))
+                }
                 other => (tenant.cloned(), Change::Invalidated(other.clone())),
             };
             log.seq += 1;
@@ -166,12 +165,7 @@ impl ChangeHub {
         match resumable {
             Some(seq) => Subscription {
                 receiver,
-                replay: log
-                    .recent
-                    .iter()
-                    .filter(|e| e.seq > seq)
-                    .cloned()
-                    .collect(),
+                replay: log.recent.iter().filter(|e| e.seq > seq).cloned().collect(),
                 reset: false,
                 position,
             },

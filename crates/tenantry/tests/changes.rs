@@ -196,7 +196,9 @@ async fn a_tenant_stream_never_carries_another_tenants_changes(backend: Backend)
     // The operator sees acme's key revocation (by its hash) and suspension.
     let acme_hash = sha256_hex(&acme_key);
     let seen = operator
-        .until(|e| e.name == "change" && e.data["type"] == "tenant" && e.data["tenant_id"] == "acme")
+        .until(|e| {
+            e.name == "change" && e.data["type"] == "tenant" && e.data["tenant_id"] == "acme"
+        })
         .await;
     assert!(
         seen.iter()
@@ -252,7 +254,12 @@ async fn resumes_after_last_event_id_or_says_reset(backend: Backend) {
         .collect();
     assert!(replayed.len() >= 2, "{seen:?}");
     assert!(seen.iter().all(|e| e.name != "reset"), "{seen:?}");
-    assert_eq!(seen.last().unwrap().data["replayed"].as_u64().map(|n| n >= 2), Some(true));
+    assert_eq!(
+        seen.last().unwrap().data["replayed"]
+            .as_u64()
+            .map(|n| n >= 2),
+        Some(true)
+    );
     // Resuming from the newest id replays nothing.
     let newest = seen.last().unwrap().id.clone().unwrap();
     let mut again = Stream::open(&server, ROOT_KEY, Some(&newest)).await;
@@ -261,7 +268,12 @@ async fn resumes_after_last_event_id_or_says_reset(backend: Backend) {
 
     // An id this node cannot replay from (another node's, made up,
     // malformed): an explicit reset first.
-    for bad in ["n_someothernode.3", &format!("{position}999"), "garbage", "n_x.-1"] {
+    for bad in [
+        "n_someothernode.3",
+        &format!("{position}999"),
+        "garbage",
+        "n_x.-1",
+    ] {
         let mut stream = Stream::open(&server, ROOT_KEY, Some(bad)).await;
         let first = stream.next().await.expect("an event");
         assert_eq!(first.name, "reset", "{bad}: {first:?}");
@@ -299,7 +311,10 @@ async fn streams_per_caller_are_limited(backend: Backend) {
             break;
         }
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert!(tokio::time::Instant::now() < deadline, "the slot was never freed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was never freed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -312,7 +327,10 @@ async fn a_revoked_keys_stream_ends(backend: Backend) {
     let mut stream = Stream::open(&server, &key, None).await;
     stream.ready().await;
     let revoked = server
-        .post(&format!("/v1/tenants/acme/api-keys/{key_id}/revoke"), json!({}))
+        .post(
+            &format!("/v1/tenants/acme/api-keys/{key_id}/revoke"),
+            json!({}),
+        )
         .await;
     assert_eq!(revoked.status, StatusCode::OK);
     let seen = stream.until(|e| e.name == "closed").await;
@@ -375,7 +393,10 @@ async fn postgres_a_change_on_one_node_reaches_another_nodes_stream() {
     assert_eq!(patched.status, StatusCode::OK);
     operator.until(is_tenant_change("acme")).await;
     let seen = beta.until(is_tenant_change("beta")).await;
-    assert!(seen.iter().all(|e| e.data["tenant_id"] != "acme"), "{seen:?}");
+    assert!(
+        seen.iter().all(|e| e.data["tenant_id"] != "acme"),
+        "{seen:?}"
+    );
     // Each change is delivered once, not once per path (local and NOTIFY).
     let mut mine = Stream::open(&one, ROOT_KEY, None).await;
     mine.ready().await;

@@ -44,7 +44,10 @@ pub fn app(pool: PgPool, auth: Auth) -> Router {
         .route("/whoami", get(whoami))
         .route("/campaigns", post(create_campaign).get(list_campaigns))
         .route("/leads", post(create_lead).get(list_leads))
-        .route("/leads/{id}", get(get_lead).patch(update_lead).delete(delete_lead))
+        .route(
+            "/leads/{id}",
+            get(get_lead).patch(update_lead).delete(delete_lead),
+        )
         .route("/calls", post(create_call).get(list_calls))
         .route("/buggy/leads", get(buggy_list_leads))
         .route("/buggy/leads/status", patch(buggy_update_all))
@@ -55,10 +58,7 @@ pub fn app(pool: PgPool, auth: Auth) -> Router {
     }
 }
 
-async fn trusted_header(
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+async fn trusted_header(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let Some(id) = req
         .headers()
         .get("x-tenant-id")
@@ -111,17 +111,29 @@ fn db_error(err: sqlx::Error, parent: &str) -> Response {
     if let sqlx::Error::Database(db) = &err
         && db.code().as_deref() == Some("23503")
     {
-        return problem(StatusCode::NOT_FOUND, &format!("{parent}_not_found"), Some(&format!("{parent}_id")));
+        return problem(
+            StatusCode::NOT_FOUND,
+            &format!("{parent}_not_found"),
+            Some(&format!("{parent}_id")),
+        );
     }
     eprintln!("leads: database error: {err}");
-    problem(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", None)
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+        None,
+    )
 }
 
 /// The request body as a JSON object, or a `422` naming the problem.
 fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Response> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(problem(StatusCode::UNPROCESSABLE_ENTITY, "malformed_json", Some("body"))),
+        _ => Err(problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "malformed_json",
+            Some("body"),
+        )),
     }
 }
 
@@ -129,18 +141,24 @@ fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Response> {
 fn text(map: &serde_json::Map<String, Value>, field: &str, max: usize) -> Result<String, Response> {
     match map.get(field).and_then(Value::as_str).map(str::trim) {
         Some(v) if !v.is_empty() && v.chars().count() <= max => Ok(v.to_owned()),
-        _ => Err(problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", Some(field))),
+        _ => Err(problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            Some(field),
+        )),
     }
 }
 
 fn optional_id(map: &serde_json::Map<String, Value>, field: &str) -> Result<Option<i64>, Response> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .filter(|n| *n > 0)
-            .map(Some)
-            .ok_or_else(|| problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", Some(field))),
+        Some(v) => v.as_i64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
+            problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                Some(field),
+            )
+        }),
     }
 }
 
@@ -167,7 +185,14 @@ type LeadRow = (i64, String, Option<i64>, String, String, String);
 
 impl From<LeadRow> for Lead {
     fn from((id, tenant_id, campaign_id, name, email, status): LeadRow) -> Lead {
-        Lead { id, tenant_id, campaign_id, name, email, status }
+        Lead {
+            id,
+            tenant_id,
+            campaign_id,
+            name,
+            email,
+            status,
+        }
     }
 }
 
@@ -193,7 +218,9 @@ async fn create_campaign(
 ) -> Reply {
     let map = object(&body)?;
     let name = text(&map, "name", 200)?;
-    let mut tx = begin_tenant_tx(&pool, &tenant).await.map_err(|e| db_error(e, "campaign"))?;
+    let mut tx = begin_tenant_tx(&pool, &tenant)
+        .await
+        .map_err(|e| db_error(e, "campaign"))?;
     let (id,): (i64,) = sqlx::query_as("INSERT INTO campaigns (name) VALUES ($1) RETURNING id")
         .bind(&name)
         .fetch_one(&mut *tx)
@@ -203,14 +230,20 @@ async fn create_campaign(
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "name": name }))).into_response())
 }
 
-async fn list_campaigns(State(pool): State<PgPool>, Extension(tenant): Extension<TenantContext>) -> Reply {
-    let mut tx = begin_tenant_tx(&pool, &tenant).await.map_err(|e| db_error(e, "campaign"))?;
-    let rows: Vec<(i64, String, String)> =
-        sqlx::query_as("SELECT id, tenant_id, name FROM campaigns WHERE tenant_id = $1 ORDER BY id")
-            .bind(&tenant.id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| db_error(e, "campaign"))?;
+async fn list_campaigns(
+    State(pool): State<PgPool>,
+    Extension(tenant): Extension<TenantContext>,
+) -> Reply {
+    let mut tx = begin_tenant_tx(&pool, &tenant)
+        .await
+        .map_err(|e| db_error(e, "campaign"))?;
+    let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, tenant_id, name FROM campaigns WHERE tenant_id = $1 ORDER BY id",
+    )
+    .bind(&tenant.id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(|e| db_error(e, "campaign"))?;
     let items: Vec<Value> = rows
         .into_iter()
         .map(|(id, tenant_id, name)| json!({ "id": id, "tenant_id": tenant_id, "name": name }))
@@ -227,10 +260,16 @@ async fn create_lead(
     let name = text(&map, "name", 200)?;
     let email = text(&map, "email", 320)?;
     if !email.contains('@') {
-        return Err(problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", Some("email")));
+        return Err(problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            Some("email"),
+        ));
     }
     let campaign = optional_id(&map, "campaign_id")?;
-    let mut tx = begin_tenant_tx(&pool, &tenant).await.map_err(|e| db_error(e, "campaign"))?;
+    let mut tx = begin_tenant_tx(&pool, &tenant)
+        .await
+        .map_err(|e| db_error(e, "campaign"))?;
     let lead: Lead = sqlx::query_as::<_, LeadRow>(&format!(
         "INSERT INTO leads (name, email, campaign_id) VALUES ($1, $2, $3) RETURNING {LEAD_COLUMNS}"
     ))
@@ -239,20 +278,29 @@ async fn create_lead(
     .bind(campaign)
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| db_error(e, "campaign"))?.into();
+    .map_err(|e| db_error(e, "campaign"))?
+    .into();
     tx.commit().await.map_err(|e| db_error(e, "campaign"))?;
     Ok((StatusCode::CREATED, Json(lead)).into_response())
 }
 
-async fn list_leads(State(pool): State<PgPool>, Extension(tenant): Extension<TenantContext>) -> Reply {
-    let mut tx = begin_tenant_tx(&pool, &tenant).await.map_err(|e| db_error(e, "lead"))?;
+async fn list_leads(
+    State(pool): State<PgPool>,
+    Extension(tenant): Extension<TenantContext>,
+) -> Reply {
+    let mut tx = begin_tenant_tx(&pool, &tenant)
+        .await
+        .map_err(|e| db_error(e, "lead"))?;
     let leads: Vec<Lead> = sqlx::query_as::<_, LeadRow>(&format!(
         "SELECT {LEAD_COLUMNS} FROM leads WHERE tenant_id = $1 ORDER BY id LIMIT 100"
     ))
     .bind(&tenant.id)
     .fetch_all(&mut *tx)
     .await
-    .map_err(|e| db_error(e, "lead"))?.into_iter().map(Lead::from).collect();
+    .map_err(|e| db_error(e, "lead"))?
+    .into_iter()
+    .map(Lead::from)
+    .collect();
     Ok(Json(json!({ "items": leads })).into_response())
 }
 
@@ -262,7 +310,9 @@ async fn get_lead(
     Path(id): Path<String>,
 ) -> Reply {
     let id = path_id(&id)?;
-    let mut tx = begin_tenant_tx(&pool, &tenant).await.map_err(|e| db_error(e, "lead"))?;
+    let mut tx = begin_tenant_tx(&pool, &tenant)
+        .await
+        .map_err(|e| db_error(e, "lead"))?;
     let lead: Option<Lead> = sqlx::query_as::<_, LeadRow>(&format!(
         "SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1 AND tenant_id = $2"
     ))
@@ -270,7 +320,8 @@ async fn get_lead(
     .bind(&tenant.id)
     .fetch_optional(&mut *tx)
     .await
-    .map_err(|e| db_error(e, "lead"))?.map(Lead::from);
+    .map_err(|e| db_error(e, "lead"))?
+    .map(Lead::from);
     match lead {
         Some(lead) => Ok(Json(lead).into_response()),
         None => Err(problem(StatusCode::NOT_FOUND, "lead_not_found", None)),
@@ -286,7 +337,9 @@ async fn update_lead(
     let id = path_id(&id)?;
     let map = object(&body)?;
     let status = text(&map, "status", 40)?;
-    let mut tx = begin_tenant_tx(&pool, &tenant).await.map_err(|e| db_error(e, "lead"))?;
+    let mut tx = begin_tenant_tx(&pool, &tenant)
+        .await
+        .map_err(|e| db_error(e, "lead"))?;
     let lead: Option<Lead> = sqlx::query_as::<_, LeadRow>(&format!(
         "UPDATE leads SET status = $1 WHERE id = $2 AND tenant_id = $3 RETURNING {LEAD_COLUMNS}"
     ))
@@ -295,7 +348,8 @@ async fn update_lead(
     .bind(&tenant.id)
     .fetch_optional(&mut *tx)
     .await
-    .map_err(|e| db_error(e, "lead"))?.map(Lead::from);
+    .map_err(|e| db_error(e, "lead"))?
+    .map(Lead::from);
     tx.commit().await.map_err(|e| db_error(e, "lead"))?;
     match lead {
         Some(lead) => Ok(Json(lead).into_response()),
@@ -309,7 +363,9 @@ async fn delete_lead(
     Path(id): Path<String>,
 ) -> Reply {
     let id = path_id(&id)?;
-    let mut tx = begin_tenant_tx(&pool, &tenant).await.map_err(|e| db_error(e, "lead"))?;
+    let mut tx = begin_tenant_tx(&pool, &tenant)
+        .await
+        .map_err(|e| db_error(e, "lead"))?;
     let done = sqlx::query("DELETE FROM leads WHERE id = $1 AND tenant_id = $2")
         .bind(id)
         .bind(&tenant.id)
@@ -329,22 +385,39 @@ async fn create_call(
     body: Bytes,
 ) -> Reply {
     let map = object(&body)?;
-    let lead = optional_id(&map, "lead_id")?
-        .ok_or_else(|| problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", Some("lead_id")))?;
+    let lead = optional_id(&map, "lead_id")?.ok_or_else(|| {
+        problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            Some("lead_id"),
+        )
+    })?;
     let outcome = text(&map, "outcome", 200)?;
-    let mut tx = begin_tenant_tx(&pool, &tenant).await.map_err(|e| db_error(e, "lead"))?;
-    let (id,): (i64,) = sqlx::query_as("INSERT INTO calls (lead_id, outcome) VALUES ($1, $2) RETURNING id")
-        .bind(lead)
-        .bind(&outcome)
-        .fetch_one(&mut *tx)
+    let mut tx = begin_tenant_tx(&pool, &tenant)
         .await
         .map_err(|e| db_error(e, "lead"))?;
+    let (id,): (i64,) =
+        sqlx::query_as("INSERT INTO calls (lead_id, outcome) VALUES ($1, $2) RETURNING id")
+            .bind(lead)
+            .bind(&outcome)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| db_error(e, "lead"))?;
     tx.commit().await.map_err(|e| db_error(e, "lead"))?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id, "lead_id": lead, "outcome": outcome }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "lead_id": lead, "outcome": outcome })),
+    )
+        .into_response())
 }
 
-async fn list_calls(State(pool): State<PgPool>, Extension(tenant): Extension<TenantContext>) -> Reply {
-    let mut tx = begin_tenant_tx(&pool, &tenant).await.map_err(|e| db_error(e, "lead"))?;
+async fn list_calls(
+    State(pool): State<PgPool>,
+    Extension(tenant): Extension<TenantContext>,
+) -> Reply {
+    let mut tx = begin_tenant_tx(&pool, &tenant)
+        .await
+        .map_err(|e| db_error(e, "lead"))?;
     let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
         "SELECT id, tenant_id, lead_id, outcome FROM calls WHERE tenant_id = $1 ORDER BY id",
     )
@@ -363,12 +436,21 @@ async fn list_calls(State(pool): State<PgPool>, Extension(tenant): Extension<Ten
 
 /// A deliberately buggy handler: no `WHERE tenant_id`. Row-level security
 /// still returns only the caller's rows.
-pub async fn buggy_list_leads(State(pool): State<PgPool>, Extension(tenant): Extension<TenantContext>) -> Reply {
-    let mut tx = begin_tenant_tx(&pool, &tenant).await.map_err(|e| db_error(e, "lead"))?;
-    let leads: Vec<Lead> = sqlx::query_as::<_, LeadRow>(&format!("SELECT {LEAD_COLUMNS} FROM leads ORDER BY id"))
-        .fetch_all(&mut *tx)
+pub async fn buggy_list_leads(
+    State(pool): State<PgPool>,
+    Extension(tenant): Extension<TenantContext>,
+) -> Reply {
+    let mut tx = begin_tenant_tx(&pool, &tenant)
         .await
-        .map_err(|e| db_error(e, "lead"))?.into_iter().map(Lead::from).collect();
+        .map_err(|e| db_error(e, "lead"))?;
+    let leads: Vec<Lead> =
+        sqlx::query_as::<_, LeadRow>(&format!("SELECT {LEAD_COLUMNS} FROM leads ORDER BY id"))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db_error(e, "lead"))?
+            .into_iter()
+            .map(Lead::from)
+            .collect();
     Ok(Json(json!({ "items": leads })).into_response())
 }
 
@@ -380,7 +462,9 @@ async fn buggy_update_all(
 ) -> Reply {
     let map = object(&body)?;
     let status = text(&map, "status", 40)?;
-    let mut tx = begin_tenant_tx(&pool, &tenant).await.map_err(|e| db_error(e, "lead"))?;
+    let mut tx = begin_tenant_tx(&pool, &tenant)
+        .await
+        .map_err(|e| db_error(e, "lead"))?;
     let done = sqlx::query("UPDATE leads SET status = $1")
         .bind(&status)
         .execute(&mut *tx)

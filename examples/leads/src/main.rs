@@ -17,8 +17,12 @@ async fn main() -> anyhow::Result<()> {
     let var = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
     let listen = std::env::var("LEADS_LISTEN").unwrap_or_else(|_| "127.0.0.1:3100".to_owned());
     if let Ok(admin_url) = std::env::var("LEADS_SETUP_ADMIN_URL") {
-        let admin = sqlx::PgPool::connect(&admin_url).await.context("admin connection")?;
-        leads::setup(&admin, &var("LEADS_APP_ROLE")?).await.context("schema setup")?;
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .context("admin connection")?;
+        leads::setup(&admin, &var("LEADS_APP_ROLE")?)
+            .await
+            .context("schema setup")?;
         admin.close().await;
     }
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -29,7 +33,10 @@ async fn main() -> anyhow::Result<()> {
     let auth = if std::env::var("LEADS_AUTH").as_deref() == Ok("trusted-header") {
         leads::Auth::TrustedHeader
     } else {
-        let config = LayerConfig::new(var("TENANTRY_URL")?, ServiceKey::new(var("TENANTRY_SERVICE_KEY")?));
+        let config = LayerConfig::new(
+            var("TENANTRY_URL")?,
+            ServiceKey::new(var("TENANTRY_SERVICE_KEY")?),
+        );
         leads::Auth::Tenantry(TenantryLayer::new(config)?)
     };
     let listener = tokio::net::TcpListener::bind(&listen).await?;

@@ -102,21 +102,31 @@ impl Tenantry {
     async fn start(backend: Backend) -> Tenantry {
         let dir = tempfile::tempdir().unwrap();
         let mut env = vec![
-            ("TENANTRY_DATA_DIR".to_owned(), dir.path().join("data").display().to_string()),
+            (
+                "TENANTRY_DATA_DIR".to_owned(),
+                dir.path().join("data").display().to_string(),
+            ),
             ("TENANTRY_ROOT_KEY".to_owned(), ROOT_KEY.to_owned()),
         ];
         if backend == Backend::Postgres {
             use base64::Engine;
             let name = create_database("tenantry_leads").await;
             let keyring = dir.path().join("keyring");
-            let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+            let key: [u8; 32] =
+                std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
             std::fs::write(
                 &keyring,
-                format!("{}\n", base64::engine::general_purpose::STANDARD.encode(key)),
+                format!(
+                    "{}\n",
+                    base64::engine::general_purpose::STANDARD.encode(key)
+                ),
             )
             .unwrap();
             env.push(("TENANTRY_DATABASE_URL".to_owned(), url_for(&name, None)));
-            env.push(("TENANTRY_MASTER_KEY_FILE".to_owned(), keyring.display().to_string()));
+            env.push((
+                "TENANTRY_MASTER_KEY_FILE".to_owned(),
+                keyring.display().to_string(),
+            ));
         }
         let config = tenantry_server::config::Config::from_sources(None, &env).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -173,7 +183,9 @@ impl Tenantry {
     }
 
     async fn create_tenant(&self, id: &str) {
-        let (status, body) = self.post("/v1/tenants", json!({"id": id, "name": id})).await;
+        let (status, body) = self
+            .post("/v1/tenants", json!({"id": id, "name": id}))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
@@ -215,10 +227,12 @@ impl LeadsDb {
         let name = create_database("leads").await;
         let role = format!("leads_app_{}", suffix());
         let admin = PgPool::connect(&url_for(&name, None)).await.unwrap();
-        sqlx::query(&format!("CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE"))
-            .execute(&admin)
-            .await
-            .unwrap();
+        sqlx::query(&format!(
+            "CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE"
+        ))
+        .execute(&admin)
+        .await
+        .unwrap();
         leads::setup(&admin, &role).await.unwrap();
         let app = sqlx::postgres::PgPoolOptions::new()
             .max_connections(8)
@@ -276,7 +290,13 @@ impl World {
         }
     }
 
-    async fn call(&self, key: Option<&str>, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value, String) {
+    async fn call(
+        &self,
+        key: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, String) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(key) = key {
             req = req.header("x-api-key", key);
@@ -291,7 +311,11 @@ impl World {
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
-        (status, response.json().await.unwrap_or(Value::Null), content_type)
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            content_type,
+        )
     }
 
     async fn get(&self, key: &str, path: &str) -> (StatusCode, Value) {
@@ -300,14 +324,18 @@ impl World {
     }
 
     async fn post(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        let (s, b, _) = self.call(Some(key), reqwest::Method::POST, path, Some(body)).await;
+        let (s, b, _) = self
+            .call(Some(key), reqwest::Method::POST, path, Some(body))
+            .await;
         (s, b)
     }
 
     /// Creates a campaign, a lead in it and a call on the lead for the key's
     /// tenant: (campaign id, lead id).
     async fn seed(&self, key: &str, name: &str) -> (i64, i64) {
-        let (s, campaign) = self.post(key, "/campaigns", json!({"name": format!("{name} spring")})).await;
+        let (s, campaign) = self
+            .post(key, "/campaigns", json!({"name": format!("{name} spring")}))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{campaign}");
         let campaign = campaign["id"].as_i64().unwrap();
         let (s, lead) = self
@@ -315,18 +343,26 @@ impl World {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{lead}");
         let lead = lead["id"].as_i64().unwrap();
-        let (s, call) = self.post(key, "/calls", json!({"lead_id": lead, "outcome": "answered"})).await;
+        let (s, call) = self
+            .post(
+                key,
+                "/calls",
+                json!({"lead_id": lead, "outcome": "answered"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{call}");
         (campaign, lead)
     }
 
     /// Rows of `table` per tenant, as the superuser sees them.
     async fn rows(&self, table: &str, tenant: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"))
-            .bind(tenant)
-            .fetch_one(&self.db.admin)
-            .await
-            .unwrap();
+        let (n,): (i64,) = sqlx::query_as(&format!(
+            "SELECT count(*) FROM {table} WHERE tenant_id = $1"
+        ))
+        .bind(tenant)
+        .fetch_one(&self.db.admin)
+        .await
+        .unwrap();
         n
     }
 }
@@ -358,16 +394,34 @@ async fn tenants_never_see_or_change_each_others_rows(backend: Backend) {
     let (s, _) = w.get(&b, &format!("/leads/{a_lead}")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _, _) = w
-        .call(Some(&b), reqwest::Method::PATCH, &format!("/leads/{a_lead}"), Some(json!({"status": "stolen"})))
+        .call(
+            Some(&b),
+            reqwest::Method::PATCH,
+            &format!("/leads/{a_lead}"),
+            Some(json!({"status": "stolen"})),
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _, _) = w.call(Some(&b), reqwest::Method::DELETE, &format!("/leads/{a_lead}"), None).await;
+    let (s, _, _) = w
+        .call(
+            Some(&b),
+            reqwest::Method::DELETE,
+            &format!("/leads/{a_lead}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, body) = w.post(&b, "/calls", json!({"lead_id": a_lead, "outcome": "x"})).await;
+    let (s, body) = w
+        .post(&b, "/calls", json!({"lead_id": a_lead, "outcome": "x"}))
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["code"], "lead_not_found");
     let (s, body) = w
-        .post(&b, "/leads", json!({"name": "x", "email": "x@example.com", "campaign_id": a_campaign}))
+        .post(
+            &b,
+            "/leads",
+            json!({"name": "x", "email": "x@example.com", "campaign_id": a_campaign}),
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
     // acme's rows are untouched; beta's own lead is its to change.
@@ -378,11 +432,23 @@ async fn tenants_never_see_or_change_each_others_rows(backend: Backend) {
     assert_eq!(w.rows("calls", "acme").await, 1);
     assert_eq!(w.rows("leads", "beta").await, 1);
     let (s, _, _) = w
-        .call(Some(&b), reqwest::Method::PATCH, &format!("/leads/{b_lead}"), Some(json!({"status": "won"})))
+        .call(
+            Some(&b),
+            reqwest::Method::PATCH,
+            &format!("/leads/{b_lead}"),
+            Some(json!({"status": "won"})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     // Bad input: 422 problem+json with the field.
-    let (s, body, ct) = w.call(Some(&a), reqwest::Method::POST, "/leads", Some(json!({"name": "x", "email": "nope"}))).await;
+    let (s, body, ct) = w
+        .call(
+            Some(&a),
+            reqwest::Method::POST,
+            "/leads",
+            Some(json!({"name": "x", "email": "nope"})),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(ct, "application/problem+json");
     assert_eq!(body["field"], "email");
@@ -401,14 +467,20 @@ async fn a_buggy_handler_without_where_cannot_leak(backend: Backend) {
     assert_eq!(tenants_of(&body), vec!["acme", "acme"], "{body}");
     // An UPDATE with no WHERE changes the caller's rows only.
     let (s, body, _) = w
-        .call(Some(&b), reqwest::Method::PATCH, "/buggy/leads/status", Some(json!({"status": "lost"})))
+        .call(
+            Some(&b),
+            reqwest::Method::PATCH,
+            "/buggy/leads/status",
+            Some(json!({"status": "lost"})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body["updated"], 1);
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM leads WHERE tenant_id = 'acme' AND status = 'new'")
-        .fetch_one(&w.db.admin)
-        .await
-        .unwrap();
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM leads WHERE tenant_id = 'acme' AND status = 'new'")
+            .fetch_one(&w.db.admin)
+            .await
+            .unwrap();
     assert_eq!(n, 2, "acme's leads were not touched");
 }
 
@@ -441,22 +513,35 @@ async fn a_query_without_tenant_context_sees_nothing(backend: Backend) {
             .execute(&mut *tx)
             .await
             .unwrap();
-        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM leads").fetch_one(&mut *tx).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM leads")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
         assert_eq!(n, 1);
         tx.commit().await.unwrap();
     }
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM leads").fetch_one(&mut *conn).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM leads")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
     assert_eq!(n, 0);
     drop(conn);
     // Writes with no tenant, or for another tenant, fail.
-    assert!(sqlx::query("INSERT INTO campaigns (name) VALUES ('x')").execute(&w.db.app).await.is_err());
+    assert!(
+        sqlx::query("INSERT INTO campaigns (name) VALUES ('x')")
+            .execute(&w.db.app)
+            .await
+            .is_err()
+    );
     assert!(
         sqlx::query("INSERT INTO campaigns (tenant_id, name) VALUES ('acme', 'x')")
             .execute(&w.db.app)
             .await
             .is_err()
     );
-    let mut tx = tenantry_layer::db::begin_tenant_tx(&w.db.app, &acme).await.unwrap();
+    let mut tx = tenantry_layer::db::begin_tenant_tx(&w.db.app, &acme)
+        .await
+        .unwrap();
     assert!(
         sqlx::query("INSERT INTO campaigns (tenant_id, name) VALUES ('beta', 'x')")
             .execute(&mut *tx)
@@ -483,7 +568,10 @@ async fn refused_within(w: &World, key: &str, status: StatusCode, code: &str) ->
             return started.elapsed();
         }
         assert_eq!(s, StatusCode::OK, "{body}");
-        assert!(started.elapsed() < PUSH_BOUND, "still served after {PUSH_BOUND:?}");
+        assert!(
+            started.elapsed() < PUSH_BOUND,
+            "still served after {PUSH_BOUND:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -498,7 +586,13 @@ async fn a_revoked_key_and_a_suspended_tenant_are_refused_by_push(backend: Backe
         assert_eq!(w.get(&a, "/leads").await.0, StatusCode::OK);
         assert_eq!(w.get(&b, "/leads").await.0, StatusCode::OK);
     }
-    let (s, _) = w.tenantry.post(&format!("/v1/tenants/acme/api-keys/{a_id}/revoke"), json!({})).await;
+    let (s, _) = w
+        .tenantry
+        .post(
+            &format!("/v1/tenants/acme/api-keys/{a_id}/revoke"),
+            json!({}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let took = refused_within(&w, &a, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     eprintln!("revoked key refused after {took:?}");
@@ -510,11 +604,17 @@ async fn a_revoked_key_and_a_suspended_tenant_are_refused_by_push(backend: Backe
     let took = refused_within(&w, &b, StatusCode::FORBIDDEN, "tenant_suspended").await;
     eprintln!("suspended tenant refused after {took:?}");
     // Reactivated: served again (the cached refusal is evicted too).
-    let (s, _) = w.tenantry.post("/v1/tenants/beta/reactivate", json!({})).await;
+    let (s, _) = w
+        .tenantry
+        .post("/v1/tenants/beta/reactivate", json!({}))
+        .await;
     assert_eq!(s, StatusCode::OK);
     let started = Instant::now();
     while w.get(&b, "/leads").await.0 != StatusCode::OK {
-        assert!(started.elapsed() < PUSH_BOUND, "still refused after reactivation");
+        assert!(
+            started.elapsed() < PUSH_BOUND,
+            "still refused after reactivation"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -564,7 +664,11 @@ async fn the_context_reaches_deep_code_spawned_tasks_and_jobs(backend: Backend) 
     let (who, rows) = tenantry_layer::with_tenant(Some(beta.clone()), run(queued)).await;
     assert_eq!((who.as_deref(), rows), (Some("acme"), Some(1)));
     let (who, rows) = tenantry_layer::with_tenant(Some(beta.clone()), run(no_tenant)).await;
-    assert_eq!((who, rows), (None, None), "a job with no tenant runs with none");
+    assert_eq!(
+        (who, rows),
+        (None, None),
+        "a job with no tenant runs with none"
+    );
     // Spawned tasks carry the tenant.
     let inner = tenantry_layer::with_tenant(Some(acme), async {
         tenantry_layer::spawn_in_tenant(async { TenantContext::current().map(|c| c.id.clone()) })
@@ -598,15 +702,23 @@ async fn refusals_are_problem_json(backend: Backend) {
         (None, StatusCode::UNAUTHORIZED),
         (Some("tnt_sk_live_madeup".into()), StatusCode::UNAUTHORIZED),
         (Some("x".repeat(5000)), StatusCode::UNAUTHORIZED),
-        (Some("eyJhbGciOiJIUzI1NiJ9.eyJ0IjoxfQ.c2ln".into()), StatusCode::UNAUTHORIZED),
+        (
+            Some("eyJhbGciOiJIUzI1NiJ9.eyJ0IjoxfQ.c2ln".into()),
+            StatusCode::UNAUTHORIZED,
+        ),
     ];
     for (key, status) in cases {
-        let (s, body, ct) = w.call(key.as_deref(), reqwest::Method::GET, "/leads", None).await;
+        let (s, body, ct) = w
+            .call(key.as_deref(), reqwest::Method::GET, "/leads", None)
+            .await;
         assert_eq!(s, status, "{key:?}: {body}");
         assert_eq!(ct, "application/problem+json");
         assert!(body["code"].is_string());
         if let Some(key) = &key {
-            assert!(!body.to_string().contains(key.as_str()), "the credential is not echoed");
+            assert!(
+                !body.to_string().contains(key.as_str()),
+                "the credential is not echoed"
+            );
         }
     }
     // Two different credentials in one request: refused, neither trusted.
@@ -636,7 +748,10 @@ async fn refusals_are_problem_json(backend: Backend) {
             break;
         }
         assert_eq!(response.status(), StatusCode::OK);
-        assert!(started.elapsed() < Duration::from_secs(30), "still served with Tenantry gone");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still served with Tenantry gone"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!w.layer.is_connected());

@@ -267,7 +267,9 @@ impl EventStream {
             Invalidation::Key(hash) => serde_json::json!({
                 "type": "key", "tenant_id": tenant, "key_hash": hex::encode(hash),
             }),
-            Invalidation::Tenant(id) => serde_json::json!({ "type": "tenant", "tenant_id": id.as_str() }),
+            Invalidation::Tenant(id) => {
+                serde_json::json!({ "type": "tenant", "tenant_id": id.as_str() })
+            }
             Invalidation::Host(host) => match host.split_once(':') {
                 Some(("d", domain)) => {
                     serde_json::json!({ "type": "host", "tenant_id": tenant, "domain": domain })
