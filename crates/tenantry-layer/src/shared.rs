@@ -57,18 +57,13 @@ impl Shared {
         {
             return Err(Refusal::unauthorized());
         }
-        match bearer.or(api_key) {
-            Some(c) if looks_like_token(c) => {
-                if strategies.contains(&Strategy::Token) {
-                    inputs.token = Some(c.to_owned());
-                }
+        if let Some(credential) = bearer.or(api_key) {
+            let token = looks_like_token(credential);
+            if token && strategies.contains(&Strategy::Token) {
+                inputs.token = Some(credential.to_owned());
+            } else if !token && strategies.contains(&Strategy::ApiKey) {
+                inputs.api_key = Some(credential.to_owned());
             }
-            Some(c) => {
-                if strategies.contains(&Strategy::ApiKey) {
-                    inputs.api_key = Some(c.to_owned());
-                }
-            }
-            None => {}
         }
         if inputs.host.is_none() && inputs.api_key.is_none() && inputs.token.is_none() {
             return Err(Refusal::unauthorized());

@@ -265,7 +265,8 @@ mod tests {
         let (t, rest) = unwire(&text);
         assert_eq!(t, Some(tenant("acme")));
         assert_eq!(Invalidation::decode(rest), Some(inv.clone()));
-        let (t, rest) = unwire(&inv.encode());
+        let bare = inv.encode();
+        let (t, rest) = unwire(&bare);
         assert_eq!(t, None);
         assert_eq!(Invalidation::decode(rest), Some(inv));
         assert_eq!(wire(Some(&tenant("acme")), &Invalidation::All), "*");
