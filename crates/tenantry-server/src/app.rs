@@ -39,6 +39,8 @@ pub struct Inner {
     pub widgets: crate::widgets::WidgetCache,
     /// Counters behind `GET /metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Committed changes, for the `GET /v1/changes` streams.
+    pub changes: Arc<crate::changes::ChangeHub>,
 }
 
 impl AppState {
@@ -56,6 +58,8 @@ impl AppState {
         )
         .map_err(anyhow::Error::msg)?;
         let metrics = crate::metrics::Metrics::new(config.metrics_tenant_labels);
+        let changes = Arc::new(crate::changes::ChangeHub::default());
+        changes.set_remote(store.backend_name() == "postgres");
         Ok(Self(Arc::new(Inner {
             store,
             clock,
@@ -74,6 +78,7 @@ impl AppState {
             inbound: Default::default(),
             widgets: Default::default(),
             metrics,
+            changes,
         })))
     }
 

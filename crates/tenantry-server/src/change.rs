@@ -266,11 +266,16 @@ impl TenantChange {
             let id = state.ids.sortable("aud", millis(now));
             tx.append_audit(id, draft, now).await?;
         }
+        let tenant = tx.tenant_id().clone();
         for invalidation in &record.invalidations {
-            tx.notify(&invalidation.encode()).await?;
+            tx.notify(&crate::changes::wire(Some(&tenant), invalidation))
+                .await?;
         }
         tx.commit().await?;
         state.forget(&record.invalidations);
+        state
+            .changes
+            .committed(Some(&tenant), &record.invalidations);
         if wake {
             state.webhook_wake.notify_one();
         }
@@ -311,6 +316,7 @@ impl TenantChange {
         record_operator_events(&state, &mut op, &record, purged.iter(), now).await?;
         op.commit().await?;
         state.forget(&[Invalidation::All]);
+        state.changes.committed(None, &[Invalidation::All]);
         // SQLite: the deleted rows were zeroed (secure_delete); empty the WAL
         // too, whose older frames still hold the wrapped data key.
         if !state.store.shred_checkpoint().await? {
@@ -414,6 +420,7 @@ impl OperatorChange {
         }
         tx.commit().await?;
         state.forget(&record.invalidations);
+        state.changes.committed(None, &record.invalidations);
         if !record.events.is_empty() {
             state.webhook_wake.notify_one();
         }

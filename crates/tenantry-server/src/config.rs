@@ -185,6 +185,18 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "most client connections served at once; further ones wait in the listen backlog until one closes",
     ),
     (
+        "changes_keepalive",
+        false,
+        "15s",
+        "how often GET /v1/changes sends a keep-alive comment on a stream with no events",
+    ),
+    (
+        "changes_streams_per_caller",
+        false,
+        "16",
+        "most GET /v1/changes streams one credential may hold open at once; more are refused with 429 too_many_streams",
+    ),
+    (
         "idempotency_ttl",
         false,
         "24h",
@@ -382,6 +394,10 @@ pub struct Config {
     /// connection is closed.
     pub write_timeout: Duration,
     pub max_connections: usize,
+    /// Keep-alive comment interval of `GET /v1/changes` streams.
+    pub changes_keepalive: Duration,
+    /// Most open `GET /v1/changes` streams per credential.
+    pub changes_streams_per_caller: usize,
     pub database_timeout: Duration,
     /// How often audit checkpoints are published (and retention applied).
     pub audit_checkpoint_interval: Duration,
@@ -686,6 +702,13 @@ impl Config {
                 .ok()
                 .filter(|n| (1..=1_000_000).contains(n))
                 .ok_or_else(|| invalid("max_connections", "must be between 1 and 1000000"))?,
+            changes_keepalive: positive("changes_keepalive")?,
+            changes_streams_per_caller: usize::try_from(number("changes_streams_per_caller")?)
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    invalid("changes_streams_per_caller", "must be between 1 and 10000")
+                })?,
             database_timeout: positive("database_timeout")?,
             audit_checkpoint_interval: positive("audit_checkpoint_interval")?
                 .max(Duration::from_millis(100)),

@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod change;
+pub mod changes;
 pub mod config;
 pub mod dns;
 pub mod events;

@@ -24,7 +24,7 @@ use utoipa::{Modify, OpenApi};
         domains::add, domains::list, domains::remove, domains::verify,
         keys::create, keys::list, keys::get, keys::update, keys::revoke, keys::rotate, keys::verify,
         operator_keys::create, operator_keys::list, operator_keys::revoke,
-        resolve::resolve_post, resolve::resolve_get,
+        resolve::resolve_post, resolve::resolve_get, crate::api::changes::stream,
         tokens::create, tokens::jwks, tokens::rotate,
         credentials::create, credentials::list, credentials::get, credentials::update, credentials::delete,
         credentials::reveal, credentials::access_log, api::settings::put_settings, api::settings::get_settings,

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod callbacks;
+pub mod changes;
 pub mod config;
 pub mod credentials;
 pub mod domains;

@@ -62,10 +62,11 @@ pub enum Code {
     WidgetDisabled,
     OriginNotAllowed,
     MessageExists,
+    TooManyStreams,
 }
 
 impl Code {
-    pub const ALL: [Code; 58] = [
+    pub const ALL: [Code; 59] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -124,6 +125,7 @@ impl Code {
         Code::WidgetDisabled,
         Code::OriginNotAllowed,
         Code::MessageExists,
+        Code::TooManyStreams,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -186,6 +188,7 @@ impl Code {
             Code::WidgetDisabled => "widget_disabled",
             Code::OriginNotAllowed => "origin_not_allowed",
             Code::MessageExists => "message_exists",
+            Code::TooManyStreams => "too_many_streams",
         }
     }
 }

@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ratelimit", post(crate::api::ratelimit::ratelimit))
         .route("/metrics", get(health::metrics))
         .route("/v1/resolve", post(resolve::resolve_post).get(resolve::resolve_get))
+        .route("/v1/changes", get(crate::api::changes::stream))
         .route("/v1/tokens", post(tokens::create))
         .route("/v1/operator/signing-keys/rotate", post(tokens::rotate))
         .route("/.well-known/jwks.json", get(tokens::jwks))

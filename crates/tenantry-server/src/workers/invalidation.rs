@@ -21,6 +21,8 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         Ok(None) => return, // SQLite: one process, nothing to hear.
         Err(err) => {
             tracing::error!(error = %err, "cannot listen for cache invalidations; caches expire on their own only");
+            // This node's change streams still hear this node's commits.
+            state.changes.set_remote(false);
             return;
         }
     };
@@ -82,6 +84,8 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                     }
                 }
                 tracing::warn!("invalidation listener reconnected; dropping every cached entry");
+                // Streams may have missed changes too: their clients reset.
+                state.changes.reset();
                 // Only now, with LISTEN in place again: an entry loaded while
                 // the connection was down could have missed its notification,
                 // and one loaded from here on will hear of any change.
@@ -92,11 +96,24 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Applies one authenticated invalidation to this process.
+/// Applies one authenticated invalidation to this process, and tells this
+/// node's change streams (the change may come from any node, this one
+/// included).
 async fn apply(state: &AppState, payload: &str) {
+    let (tenant, payload) = crate::changes::unwire(payload);
     match Invalidation::decode(payload) {
-        Some(Invalidation::SigningKeys) => reload_signing_keys(state).await,
-        Some(change) => state.apply(&change),
+        Some(Invalidation::SigningKeys) => {
+            reload_signing_keys(state).await;
+            state
+                .changes
+                .publish(tenant.as_ref(), &[Invalidation::SigningKeys]);
+        }
+        Some(change) => {
+            state.apply(&change);
+            state
+                .changes
+                .publish(tenant.as_ref(), std::slice::from_ref(&change));
+        }
         None => tracing::warn!(payload, "unknown invalidation"),
     }
 }

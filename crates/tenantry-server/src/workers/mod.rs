@@ -23,6 +23,10 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
             stop.clone(),
         )),
         tokio::spawn(crate::webhooks::delivery::run(state.clone(), stop.clone())),
+        tokio::spawn(crate::changes::close_on_stop(
+            state.changes.clone(),
+            stop.clone(),
+        )),
         tokio::spawn(invalidation::run(state.clone(), stop)),
     ]
 }
