@@ -4,8 +4,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use std::borrow::Cow;
+pub use tenantry_api::problem::{FieldError, Problem};
 use tenantry_core::ValidationError;
 use tenantry_store::{Conflict, StoreError};
 
@@ -90,32 +90,6 @@ const DNS_RETRY_AFTER_SECS: u64 = 5;
 /// Seconds a client should wait before retrying after
 /// `idempotency_key_in_progress`.
 const IDEMPOTENCY_RETRY_AFTER_SECS: u64 = 1;
-
-/// The RFC 9457 body.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Problem {
-    /// A URI naming the problem type.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: &'static str,
-    pub status: u16,
-    pub detail: String,
-    /// Stable machine-readable code, e.g. `validation_failed`, `tenant_not_found`.
-    pub code: &'static str,
-    /// The offending input field, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// Every invalid field, for `validation_failed`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub code: &'static str,
-    pub detail: String,
-}
 
 impl ApiError {
     pub fn invalid(err: ValidationError) -> Self {
@@ -326,7 +300,7 @@ impl ApiError {
                     .iter()
                     .map(|e| FieldError {
                         field: e.field.to_string(),
-                        code: e.code,
+                        code: e.code.to_owned(),
                         detail: e.message.to_string(),
                     })
                     .collect(),
@@ -344,10 +318,10 @@ impl ApiError {
                     "https://tenantry.dev/problems/{}",
                     code.as_str().replace('_', "-")
                 ),
-                title,
+                title: title.to_owned(),
                 status: status.as_u16(),
                 detail,
-                code: code.as_str(),
+                code: code.as_str().to_owned(),
                 field,
                 errors,
             },
