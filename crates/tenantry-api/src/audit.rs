@@ -47,7 +47,7 @@ pub struct CheckpointOut {
 }
 
 /// Filters and page of an audit listing.
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Exact action, e.g. `api_key.created`.
@@ -77,7 +77,7 @@ pub struct AuditQuery {
 }
 
 /// `limit` and `cursor` of the checkpoint list.
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct CheckpointQuery {
     /// How many checkpoints to return, 1–200 (default 50).
@@ -89,7 +89,7 @@ pub struct CheckpointQuery {
 }
 
 /// Format and time range of an export.
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `ndjson` (default; verifiable offline) or `csv`.

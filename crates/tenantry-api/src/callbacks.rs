@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MessageIn {
     /// `email`, `sms`, `voice` or `whatsapp`.

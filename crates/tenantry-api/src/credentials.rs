@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tenantry_core::credentials::CredentialKind;
 
-#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialIn {
     /// `whatsapp`, `genesys`, `smtp`, `oauth_client` or `generic`.

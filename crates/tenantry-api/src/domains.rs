@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_core::tenant::DomainStatus;
 use tenantry_core::tenant::{CustomDomain, challenge_name};
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DomainIn {
     /// A hostname such as `support.acme.com`.

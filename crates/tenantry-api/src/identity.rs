@@ -10,7 +10,7 @@ pub struct ProviderList {
     pub data: Vec<ProviderOut>,
 }
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MemberIn {
     /// `admin`, `member`, or custom roles of the user's provider.
@@ -97,7 +97,7 @@ pub struct ProviderConfig {
 }
 
 /// `POST /v1/identity-providers` and `PUT /v1/identity-providers/{id}`.
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderIn {
     pub issuer: String,

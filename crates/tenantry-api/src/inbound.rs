@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Meta's verification request.
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct Handshake {
     /// Always `subscribe`.

@@ -8,7 +8,7 @@ use tenantry_core::keys::Environment;
 use tenantry_core::keys::VerifyCode;
 use tenantry_core::tenant::TenantStatus;
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct KeyIn {
     pub name: String,
@@ -89,7 +89,7 @@ impl std::fmt::Debug for NewKeyOut {
     }
 }
 
-#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyIn {
     pub key: String,

@@ -16,7 +16,7 @@ pub struct MeterList {
     pub data: Vec<MeterOut>,
 }
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MeterIn {
     pub name: String,

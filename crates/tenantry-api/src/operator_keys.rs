@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_core::keys::Environment;
 use tenantry_core::keys::OperatorKey;
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorKeyIn {
     pub name: String,

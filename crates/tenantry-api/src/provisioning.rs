@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ProvisioningTenantIn {
     pub id: String,
@@ -21,7 +21,7 @@ pub struct ProvisioningTenantIn {
     pub metadata: Option<Value>,
 }
 
-#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct WhatsappIn {
     pub phone_number_id: String,
@@ -43,7 +43,7 @@ impl std::fmt::Debug for WhatsappIn {
     }
 }
 
-#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct GenesysIn {
     /// A Genesys Cloud region, by name (`us_east_1`) or domain (`mypurecloud.com`).
@@ -62,7 +62,7 @@ impl std::fmt::Debug for GenesysIn {
     }
 }
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
     pub name: String,
@@ -72,7 +72,7 @@ pub struct ApiKeyIn {
     pub environment: Option<String>,
 }
 
-#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ProvisioningIn {
     pub tenant: ProvisioningTenantIn,
@@ -126,7 +126,7 @@ pub struct WorkflowList {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only workflows in this status.

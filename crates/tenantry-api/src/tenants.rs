@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_core::tenant::Tenant;
 use tenantry_core::tenant::TenantStatus;
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TenantIn {
     /// The tenant's slug: 3–63 characters of a-z, 0-9 and inner '-'.
@@ -53,7 +53,7 @@ pub struct TenantOut {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct ListTenantsParams {
     /// Only tenants with this status.
@@ -68,7 +68,7 @@ pub struct ListTenantsParams {
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteParams {
     /// `true` deletes every row of the tenant now instead of after the grace period.

@@ -28,7 +28,7 @@ pub struct IngestOut {
     pub results: Vec<EventResult>,
 }
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct UsageParams {
     pub meter: String,

@@ -45,7 +45,7 @@ pub struct RotateSecretIn {
     pub overlap_seconds: Option<u64>,
 }
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct MessageParams {
     #[serde(skip_serializing_if = "Option::is_none")]

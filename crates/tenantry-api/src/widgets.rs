@@ -4,7 +4,7 @@ use crate::REDACTED;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetIn {
     pub name: String,
@@ -40,7 +40,7 @@ pub struct WidgetList {
     pub data: Vec<WidgetOut>,
 }
 
-#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetTokenIn {
     /// The page's origin; one of the widget's allowed origins.
@@ -66,7 +66,7 @@ impl std::fmt::Debug for WidgetTokenOut {
     }
 }
 
-#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyIn {
     pub token: String,

@@ -191,7 +191,7 @@ async fn list_chain(
     access: Access<'_>,
     query: &AuditQuery,
 ) -> Result<Json<Page<AuditEntryOut>>, ApiError> {
-    let (filter, limit, before) = audit_filter(&query)?;
+    let (filter, limit, before) = audit_filter(query)?;
     let mut tx = open(state, &access).await?;
     let entries = tx.list(&filter, before, limit).await?;
     tx.commit().await?;
