@@ -1,9 +1,10 @@
 //! `resolve` wire types.
 
+use crate::REDACTED;
 use serde::{Deserialize, Serialize};
 use tenantry_core::tenant::TenantStatus;
 
-#[derive(Debug, Serialize, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveIn {
     /// The request's host (`acme.example.com`, `support.acme.com`).
@@ -16,6 +17,17 @@ pub struct ResolveIn {
     /// Honoured only for callers with an operator key or scope `resolve:trusted`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
+}
+
+impl std::fmt::Debug for ResolveIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolveIn")
+            .field("host", &self.host)
+            .field("api_key", &self.api_key.as_ref().map(|_| REDACTED))
+            .field("token", &self.token.as_ref().map(|_| REDACTED))
+            .field("tenant_id", &self.tenant_id)
+            .finish()
+    }
 }
 
 /// The resolved tenant. Callers that are not trusted (no operator key, no

@@ -178,10 +178,8 @@ impl Call {
                 .inner
                 .http
                 .request(self.method.clone(), url.clone());
-            if self.auth {
-                if let Some(auth) = &self.client.inner.auth {
-                    req = req.header(AUTHORIZATION, auth.clone());
-                }
+            if let (true, Some(auth)) = (self.auth, &self.client.inner.auth) {
+                req = req.header(AUTHORIZATION, auth.clone());
             }
             if let Some(key) = &idempotency {
                 req = req.header(IDEMPOTENCY_KEY, key.clone());

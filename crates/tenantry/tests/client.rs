@@ -372,7 +372,6 @@ async fn every_resource_group_answers(backend: Backend) {
             kind: "generic".into(),
             name: "Other".into(),
             data: json!({"endpoint": "https://x.example", "API-Key": "generic-api-key-0000"}),
-            ..Default::default()
         })
         .await
         .unwrap();
@@ -532,7 +531,6 @@ async fn secrets_are_redacted_in_debug(backend: Backend) {
             kind: "generic".into(),
             name: "Other".into(),
             data: json!({"API-Key": "generic-api-key-0000"}),
-            ..Default::default()
         })
         .await
         .unwrap();

@@ -391,6 +391,7 @@ pub async fn list(state: &AppState, grant: &OperatorGrant) -> Result<Vec<Provide
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn audited_settings_keep_key_ids_only() {
