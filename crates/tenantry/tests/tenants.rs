@@ -5,8 +5,10 @@
 mod common;
 
 use common::{Backend, TestDb, TestServer};
+use futures_util::TryStreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tenantry_client::api::tenants::{ListTenantsParams, TenantIn};
 
 on_both_backends!(
     lifecycle,
@@ -164,15 +166,22 @@ async fn lifecycle(backend: Backend) {
 async fn listing_paginates_and_filters(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
+    let client = tenantry_client::Client::new(&server.base, common::ROOT_KEY).unwrap();
     for i in 0..7 {
         let id = format!("tenant-{i}");
         let plan = if i % 2 == 0 { "starter" } else { "enterprise" };
-        let r = server
-            .post("/v1/tenants", json!({"id": id, "name": id, "plan": plan}))
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED);
+        client
+            .tenants()
+            .create(&TenantIn {
+                id: id.clone(),
+                name: id,
+                plan: Some(plan.to_owned()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
     }
-    server.post("/v1/tenants/tenant-3/suspend", json!({})).await;
+    client.tenants().suspend("tenant-3").await.unwrap();
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -194,29 +203,30 @@ async fn listing_paginates_and_filters(backend: Backend) {
     let expected: Vec<String> = (0..7).map(|i| format!("tenant-{i}")).collect();
     assert_eq!(seen, expected);
 
-    let ids = |reply: common::Reply| -> Vec<String> {
-        reply.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_str().unwrap().to_owned())
-            .collect()
+    // The filters, through the typed client (its stream follows every page).
+    let ids = |status: Option<&str>, plan: Option<&str>| {
+        let list = client.tenants().list(ListTenantsParams {
+            status: status.map(str::to_owned),
+            plan: plan.map(str::to_owned),
+            ..Default::default()
+        });
+        async move {
+            list.map_ok(|t| t.id)
+                .try_collect::<Vec<String>>()
+                .await
+                .unwrap()
+        }
     };
+    assert_eq!(ids(Some("suspended"), None).await, ["tenant-3"]);
     assert_eq!(
-        ids(server.get("/v1/tenants?status=suspended").await),
-        ["tenant-3"]
-    );
-    assert_eq!(
-        ids(server.get("/v1/tenants?plan=enterprise").await),
+        ids(None, Some("enterprise")).await,
         ["tenant-1", "tenant-3", "tenant-5"]
     );
     assert_eq!(
-        ids(server
-            .get("/v1/tenants?plan=enterprise&status=active")
-            .await),
+        ids(Some("active"), Some("enterprise")).await,
         ["tenant-1", "tenant-5"]
     );
-    assert!(ids(server.get("/v1/tenants?status=deleted").await).is_empty());
+    assert!(ids(Some("deleted"), None).await.is_empty());
 
     server
         .get("/v1/tenants?status=gone")

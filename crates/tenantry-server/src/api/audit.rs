@@ -21,70 +21,13 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+pub use tenantry_api::audit::{
+    AuditEntryOut, AuditKeyRotatedOut, AuditQuery, CheckpointOut, CheckpointQuery, ExportQuery,
+};
 use tenantry_core::ValidationError;
-use tenantry_core::audit::{AuditActor, AuditEntry, AuditTarget, Chain, Outcome, RequestInfo};
+use tenantry_core::audit::{Chain, Outcome};
 use tenantry_core::keys::Scope;
 use tenantry_store::{AuditFilter, StoredCheckpoint};
-
-/// An audit entry as stored and hashed.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditEntryOut {
-    pub id: String,
-    /// Null for the operator chain.
-    pub tenant_id: Option<String>,
-    pub sequence: u64,
-    pub occurred_at: DateTime<Utc>,
-    pub actor: AuditActor,
-    /// Dotted, e.g. `credential.revealed`.
-    pub action: String,
-    pub targets: Vec<AuditTarget>,
-    pub outcome: Outcome,
-    pub request: RequestInfo,
-    #[schema(value_type = Object)]
-    pub changes: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    /// Hex SHA-256 of the previous entry.
-    pub prev_hash: String,
-    /// Hex SHA-256 of this entry's canonical JSON.
-    pub hash: String,
-}
-
-impl From<AuditEntry> for AuditEntryOut {
-    fn from(e: AuditEntry) -> Self {
-        AuditEntryOut {
-            id: e.id,
-            tenant_id: e.tenant_id,
-            sequence: e.sequence,
-            occurred_at: e.occurred_at,
-            actor: e.actor,
-            action: e.action,
-            targets: e.targets,
-            outcome: e.outcome,
-            request: e.request,
-            changes: e.changes,
-            metadata: e.metadata,
-            prev_hash: e.prev_hash,
-            hash: e.hash,
-        }
-    }
-}
-
-/// A signed checkpoint.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CheckpointOut {
-    pub origin: String,
-    /// How many entries of the chain it commits to.
-    pub size: u64,
-    /// Hex hash of entry `size` (all zeros for an empty chain).
-    pub head_hash: String,
-    pub created_at: DateTime<Utc>,
-    /// Hex id of the key that signed it (see `/v1/audit/keys`).
-    pub key_id: String,
-    /// The C2SP signed note (tlog-checkpoint body and signature line).
-    pub note: String,
-}
 
 fn checkpoint_out(chain: &Chain, cp: StoredCheckpoint) -> CheckpointOut {
     CheckpointOut {
@@ -95,28 +38,6 @@ fn checkpoint_out(chain: &Chain, cp: StoredCheckpoint) -> CheckpointOut {
         key_id: cp.key_id,
         note: cp.note,
     }
-}
-
-/// Filters and page of an audit listing.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    /// Exact action, e.g. `api_key.created`.
-    pub action: Option<String>,
-    /// The actor's id (`root`, a key id, a worker's name).
-    pub actor: Option<String>,
-    /// A target as `type:id`, e.g. `api_key:key_…`.
-    pub target: Option<String>,
-    /// `success`, `denied` or `error`.
-    pub outcome: Option<String>,
-    /// Entries at or after this time (RFC 3339).
-    pub from: Option<String>,
-    /// Entries before this time (RFC 3339).
-    pub to: Option<String>,
-    /// How many entries to return, 1–200 (default 50).
-    pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 fn invalid(field: &str, code: &'static str, detail: &'static str) -> ValidationError {
@@ -169,102 +90,100 @@ fn time_range(
     (from, to)
 }
 
-impl AuditQuery {
-    fn filter(&self) -> Result<(AuditFilter, u32, Option<u64>), ApiError> {
-        let mut checks = super::Checks::default();
-        let action = self.action.as_deref().and_then(|a| {
-            checks.check(
-                if !a.is_empty()
-                    && a.len() <= 100
-                    && a.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'
-                    })
-                {
-                    Ok(a.to_owned())
-                } else {
-                    Err(invalid(
-                        "action",
-                        "invalid_value",
-                        "must be a dotted action such as api_key.created",
-                    ))
-                },
-            )
-        });
-        let actor = self
-            .actor
-            .as_deref()
-            .and_then(|a| checks.check(plain("actor", a, 200)));
-        let target = self.target.as_deref().and_then(|t| {
-            checks.check(match t.split_once(':') {
-                Some((kind, id))
-                    if !kind.is_empty()
-                        && kind.len() <= 50
-                        && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-                        && plain("target", id, 200).is_ok() =>
-                {
-                    Ok((kind.to_owned(), id.to_owned()))
-                }
-                _ => Err(invalid(
-                    "target",
+fn audit_filter(q: &AuditQuery) -> Result<(AuditFilter, u32, Option<u64>), ApiError> {
+    let mut checks = super::Checks::default();
+    let action = q.action.as_deref().and_then(|a| {
+        checks.check(
+            if !a.is_empty()
+                && a.len() <= 100
+                && a.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+            {
+                Ok(a.to_owned())
+            } else {
+                Err(invalid(
+                    "action",
                     "invalid_value",
-                    "must be type:id, e.g. api_key:key_123",
-                )),
-            })
-        });
-        let outcome = self.outcome.as_deref().and_then(|o| {
-            checks.check(
-                o.parse::<Outcome>()
-                    .map(|o| o.as_str().to_owned())
-                    .map_err(|()| {
-                        invalid(
-                            "outcome",
-                            "invalid_value",
-                            "must be success, denied or error",
-                        )
-                    }),
-            )
-        });
-        let (from, to) = time_range(&mut checks, self.from.as_deref(), self.to.as_deref());
-        let limit = match self.limit {
-            None => Some(super::DEFAULT_PAGE),
-            Some(n) if (1..=MAX_PAGE).contains(&n) => Some(n),
-            Some(_) => checks.check(Err(invalid(
-                "limit",
-                "out_of_range",
-                "must be between 1 and 200",
-            ))),
-        };
-        let page = super::PageParams {
-            limit: None,
-            cursor: self.cursor.clone(),
-        };
-        let before = match page.after("audit") {
-            Ok(None) => None,
-            Ok(Some(p)) => checks.check(p.parse::<u64>().map_err(|_| {
+                    "must be a dotted action such as api_key.created",
+                ))
+            },
+        )
+    });
+    let actor = q
+        .actor
+        .as_deref()
+        .and_then(|a| checks.check(plain("actor", a, 200)));
+    let target = q.target.as_deref().and_then(|t| {
+        checks.check(match t.split_once(':') {
+            Some((kind, id))
+                if !kind.is_empty()
+                    && kind.len() <= 50
+                    && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    && plain("target", id, 200).is_ok() =>
+            {
+                Ok((kind.to_owned(), id.to_owned()))
+            }
+            _ => Err(invalid(
+                "target",
+                "invalid_value",
+                "must be type:id, e.g. api_key:key_123",
+            )),
+        })
+    });
+    let outcome = q.outcome.as_deref().and_then(|o| {
+        checks.check(
+            o.parse::<Outcome>()
+                .map(|o| o.as_str().to_owned())
+                .map_err(|()| {
+                    invalid(
+                        "outcome",
+                        "invalid_value",
+                        "must be success, denied or error",
+                    )
+                }),
+        )
+    });
+    let (from, to) = time_range(&mut checks, q.from.as_deref(), q.to.as_deref());
+    let limit = match q.limit {
+        None => Some(super::DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Some(n),
+        Some(_) => checks.check(Err(invalid(
+            "limit",
+            "out_of_range",
+            "must be between 1 and 200",
+        ))),
+    };
+    let page = super::PageParams {
+        limit: None,
+        cursor: q.cursor.clone(),
+    };
+    let before = match page.after("audit") {
+        Ok(None) => None,
+        Ok(Some(p)) => checks
+            .check(p.parse::<u64>().map_err(|_| {
                 invalid("cursor", "invalid_cursor", "is not a cursor from this list")
             })),
-            Err(ApiError::Validation(mut errs)) => {
-                if let Some(e) = errs.pop() {
-                    checks.check::<()>(Err(e));
-                }
-                None
+        Err(ApiError::Validation(mut errs)) => {
+            if let Some(e) = errs.pop() {
+                checks.check::<()>(Err(e));
             }
-            Err(e) => return Err(e),
-        };
-        checks.finish()?;
-        Ok((
-            AuditFilter {
-                action,
-                actor,
-                target,
-                outcome,
-                from,
-                to,
-            },
-            limit.unwrap_or(super::DEFAULT_PAGE),
-            before,
-        ))
-    }
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    checks.finish()?;
+    Ok((
+        AuditFilter {
+            action,
+            actor,
+            target,
+            outcome,
+            from,
+            to,
+        },
+        limit.unwrap_or(super::DEFAULT_PAGE),
+        before,
+    ))
 }
 
 async fn list_chain(
@@ -272,7 +191,7 @@ async fn list_chain(
     access: Access<'_>,
     query: &AuditQuery,
 ) -> Result<Json<Page<AuditEntryOut>>, ApiError> {
-    let (filter, limit, before) = query.filter()?;
+    let (filter, limit, before) = audit_filter(query)?;
     let mut tx = open(state, &access).await?;
     let entries = tx.list(&filter, before, limit).await?;
     tx.commit().await?;
@@ -333,16 +252,6 @@ pub async fn operator_list(
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<Page<AuditEntryOut>>, ApiError> {
     list_chain(&state, Access::Operator(operator.grant()), &query).await
-}
-
-/// `limit` and `cursor` of the checkpoint list.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CheckpointQuery {
-    /// How many checkpoints to return, 1–200 (default 50).
-    pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 async fn checkpoints_of(
@@ -445,18 +354,6 @@ pub async fn operator_verify(
     ))
 }
 
-/// Format and time range of an export.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ExportQuery {
-    /// `ndjson` (default; verifiable offline) or `csv`.
-    pub format: Option<String>,
-    /// Entries at or after this time (RFC 3339).
-    pub from: Option<String>,
-    /// Entries before this time (RFC 3339).
-    pub to: Option<String>,
-}
-
 async fn export_chain(
     state: &AppState,
     chain: Chain,
@@ -550,12 +447,6 @@ pub async fn operator_export(
     responses((status = 200, body = Vec<PublicKeyOut>)))]
 pub async fn keys(State(state): State<AppState>) -> Result<Json<Vec<PublicKeyOut>>, ApiError> {
     Ok(Json(crate::audit::keys::public_keys(&state.store).await?))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditKeyRotatedOut {
-    /// The new active key's id.
-    pub key_id: String,
 }
 
 /// Start signing checkpoints with a new key; the previous key stays listed

@@ -13,23 +13,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+pub use tenantry_api::callbacks::{CallbackAck, MessageIn};
 use tenantry_core::keys::Scope;
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MessageIn {
-    /// `email`, `sms`, `voice` or `whatsapp`.
-    pub channel: String,
-    /// `twilio`, `sendgrid` or `generic`: whose callbacks report on it.
-    pub provider: String,
-    /// The provider's id of the message (Twilio's `MessageSid`/`CallSid`,
-    /// SendGrid's `X-Message-Id`); unique per provider across tenants.
-    pub provider_message_id: String,
-    pub campaign_id: Option<String>,
-    pub recipient: Option<String>,
-}
 
 /// Register an outbound message the tenant's app sent through a provider,
 /// so that the provider's status callbacks find it.
@@ -58,18 +44,8 @@ pub async fn register(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(MessageOut::from((message, Vec::new()))),
+        Json(super::inbound::message_out((message, Vec::new()))),
     ))
-}
-
-/// What a status callback did.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CallbackAck {
-    /// Statuses newly recorded (`0` for a repeated callback).
-    pub applied: usize,
-    /// Reports naming a message id no tenant registered (acknowledged,
-    /// logged and counted, never stored).
-    pub unknown: usize,
 }
 
 fn answer(d: Delivered) -> Result<Json<CallbackAck>, ApiError> {

@@ -130,10 +130,10 @@ pub async fn stream(
 fn too_many_streams(limit: usize) -> Response {
     let problem = Problem {
         kind: "https://tenantry.dev/problems/too-many-streams".to_owned(),
-        title: "Too Many Requests",
+        title: "Too Many Requests".to_owned(),
         status: 429,
         detail: format!("this credential already holds {limit} open change streams"),
-        code: Code::TooManyStreams.as_str(),
+        code: Code::TooManyStreams.as_str().to_owned(),
         field: None,
         errors: Vec::new(),
     };

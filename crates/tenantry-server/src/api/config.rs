@@ -9,20 +9,10 @@ use crate::limits::config::EffectiveConfig;
 use crate::limits::tenant_config;
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
+pub use tenantry_api::config::{ConfigOut, ConfigVersionList, ConfigVersionOut};
 use tenantry_core::TenantId;
 use tenantry_core::keys::Scope;
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ConfigOut {
-    pub tenant_id: String,
-    /// Every value with `value` and `source` (`plan`, `tenant` or `default`).
-    #[serde(flatten)]
-    #[schema(value_type = Object)]
-    pub config: Value,
-}
 
 fn config_out(tenant: &TenantId, config: &EffectiveConfig) -> ConfigOut {
     ConfigOut {
@@ -60,22 +50,6 @@ pub async fn patch_config(
     let grant = caller.grant(&id, Scope::TenantAdmin)?;
     let config = tenant_config::patch(&state, &grant, &patch, caller.is_operator()).await?;
     Ok(Json(config_out(grant.tenant(), &config)))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ConfigVersionOut {
-    pub version: i64,
-    /// The tenant's overrides as of this version.
-    #[schema(value_type = Object)]
-    pub overrides: Value,
-    pub actor: String,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ConfigVersionList {
-    pub data: Vec<ConfigVersionOut>,
-    pub next_cursor: Option<String>,
 }
 
 /// The history of a tenant's configuration, newest first.

@@ -13,83 +13,16 @@ use crate::vault::seal::mask_of;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+pub use tenantry_api::credentials::{
+    AccessLogOut, AccessLogPage, CredentialIn, CredentialList, CredentialOut, CredentialPatchIn,
+    RevealedCredential,
+};
 use tenantry_core::ValidationError;
 use tenantry_core::audit::{ActorType, AuditActor};
 use tenantry_core::credentials::{CredentialKind, GENESYS_REGIONS};
 use tenantry_core::keys::Scope;
 use tenantry_store::StoredCredential;
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialIn {
-    /// `whatsapp`, `genesys`, `smtp`, `oauth_client` or `generic`.
-    pub kind: String,
-    pub name: String,
-    #[schema(value_type = Object)]
-    pub data: Value,
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialPatchIn {
-    pub name: Option<String>,
-    /// Fields to change; sealed fields left out keep their value; `null` removes an optional field.
-    #[schema(value_type = Option<Object>)]
-    pub data: Option<Value>,
-    pub is_active: Option<bool>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CredentialOut {
-    pub id: String,
-    pub tenant_id: String,
-    pub kind: CredentialKind,
-    pub name: String,
-    /// Public fields as stored; sealed fields masked (`****` and at most the last 4 characters).
-    #[schema(value_type = Object)]
-    pub data: Value,
-    /// Names of the sealed fields.
-    pub sealed_fields: Vec<String>,
-    pub is_active: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub last_revealed_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RevealedCredential {
-    pub id: String,
-    pub kind: CredentialKind,
-    pub name: String,
-    /// Every field in plaintext.
-    #[schema(value_type = Object)]
-    pub data: Value,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CredentialList {
-    pub data: Vec<CredentialOut>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AccessLogOut {
-    pub id: String,
-    pub action: String,
-    pub actor: String,
-    pub source_ip: Option<String>,
-    pub request_id: Option<String>,
-    pub user_agent: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AccessLogPage {
-    pub data: Vec<AccessLogOut>,
-    pub next_cursor: Option<String>,
-}
 
 fn masked(tenant: &str, stored: &StoredCredential) -> Result<CredentialOut, ApiError> {
     let kind = kind_of(stored)?;

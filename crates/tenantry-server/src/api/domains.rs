@@ -11,73 +11,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+pub use tenantry_api::domains::{DnsChallenge, DomainIn, DomainList, DomainOut, VerifyIn};
 use tenantry_core::keys::Scope;
-use tenantry_core::tenant::{CustomDomain, DomainStatus, challenge_name};
 use tenantry_core::values::Hostname;
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DomainIn {
-    /// A hostname such as `support.acme.com`.
-    pub domain: String,
-}
-
-/// The DNS record that proves ownership of a domain.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DnsChallenge {
-    /// Always `TXT`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// `_tenantry-challenge.<domain>`.
-    pub name: String,
-    /// The claim's `verification_token`.
-    pub value: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DomainOut {
-    pub domain: String,
-    /// `pending` until verified; only `verified` domains resolve.
-    pub status: DomainStatus,
-    /// Unique to this claim; the TXT record must hold exactly this value.
-    pub verification_token: String,
-    /// The record to create at the domain's DNS provider.
-    pub dns_record: DnsChallenge,
-    pub created_at: DateTime<Utc>,
-    pub verified_at: Option<DateTime<Utc>>,
-}
-
-impl From<CustomDomain> for DomainOut {
-    fn from(d: CustomDomain) -> Self {
-        DomainOut {
-            dns_record: DnsChallenge {
-                kind: "TXT",
-                name: challenge_name(&d.domain),
-                value: d.verification_token.clone(),
-            },
-            domain: d.domain.to_string(),
-            status: d.status,
-            verification_token: d.verification_token,
-            created_at: d.created_at,
-            verified_at: d.verified_at,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DomainList {
-    pub data: Vec<DomainOut>,
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyIn {
-    /// Mark the domain verified without a DNS check: operator keys only.
-    #[serde(default)]
-    pub force: bool,
-}
 
 /// Claim a custom domain for a tenant: answers it `pending`, with the TXT
 /// record that proves ownership.

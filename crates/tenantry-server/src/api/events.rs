@@ -8,36 +8,8 @@ use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, Problem};
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+pub use tenantry_api::events::EventOut;
 use tenantry_core::keys::Scope;
-use tenantry_core::tenant::{TenantEvent, TenantEventKind};
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct EventOut {
-    pub id: String,
-    pub tenant_id: String,
-    #[serde(rename = "type")]
-    pub kind: TenantEventKind,
-    /// Who caused it: `operator:root`, `system`, …
-    pub actor: String,
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<TenantEvent> for EventOut {
-    fn from(e: TenantEvent) -> Self {
-        EventOut {
-            id: e.id,
-            tenant_id: e.tenant_id.to_string(),
-            kind: e.kind,
-            actor: e.actor.as_str().to_owned(),
-            data: e.data,
-            created_at: e.created_at,
-        }
-    }
-}
 
 /// A tenant's lifecycle events, oldest first.
 #[utoipa::path(get, path = "/v1/tenants/{id}/events", tag = "tenants", params(("id" = String, Path), PageParams),

@@ -4,17 +4,14 @@ use crate::app::AppState;
 use crate::http::problem::{ApiError, Problem};
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Health {
-    pub status: &'static str,
-}
+pub use tenantry_api::health::Health;
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+    Json(Health {
+        status: "ok".to_owned(),
+    })
 }
 
 /// How long the readiness check waits for the database: a load balancer
@@ -27,7 +24,9 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800)
     responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(Health { status: "ready" })),
+        Ok(Ok(())) => Ok(Json(Health {
+            status: "ready".to_owned(),
+        })),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check failed");
             Err(ApiError::DatabaseUnavailable)

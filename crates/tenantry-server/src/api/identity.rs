@@ -10,17 +10,11 @@ use crate::identity::{members, providers};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
+pub use tenantry_api::identity::{MemberIn, MemberOut, MemberPage, MemberTenants, ProviderList};
 use tenantry_core::ValidationError;
 use tenantry_core::keys::Scope;
 use tenantry_store::MemberRow;
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ProviderList {
-    pub data: Vec<providers::ProviderOut>,
-}
 
 /// Register a trusted identity provider (operators).
 #[utoipa::path(post, path = "/v1/identity-providers", tag = "identity", request_body = providers::ProviderIn,
@@ -91,52 +85,16 @@ pub async fn delete_provider(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MemberIn {
-    /// `admin`, `member`, or custom roles of the user's provider.
-    pub roles: Vec<String>,
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MemberOut {
-    pub tenant_id: String,
-    /// `idp_…:subject`: the issuer's subject, namespaced by its provider.
-    pub subject: String,
-    pub provider_id: String,
-    pub roles: Vec<String>,
-    #[schema(value_type = Object)]
-    pub metadata: Value,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<&MemberRow> for MemberOut {
-    fn from(row: &MemberRow) -> Self {
-        MemberOut {
-            tenant_id: row.tenant_id.to_string(),
-            subject: crate::identity::member_key(&row.provider_id, &row.subject),
-            provider_id: row.provider_id.clone(),
-            roles: members::roles_of(row),
-            metadata: members::metadata_of(row),
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
+pub fn member_out(row: &MemberRow) -> MemberOut {
+    MemberOut {
+        tenant_id: row.tenant_id.to_string(),
+        subject: crate::identity::member_key(&row.provider_id, &row.subject),
+        provider_id: row.provider_id.clone(),
+        roles: members::roles_of(row),
+        metadata: members::metadata_of(row),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
     }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MemberPage {
-    pub data: Vec<MemberOut>,
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MemberTenants {
-    /// The user's memberships, one per tenant.
-    pub data: Vec<MemberOut>,
 }
 
 /// Add a member to a tenant or replace their roles (`tenant:admin`).
@@ -187,7 +145,7 @@ pub async fn put_member(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(MemberOut::from(&row))))
+    Ok((status, Json(member_out(&row))))
 }
 
 /// A tenant's members, by subject (`tenant:read`).
@@ -219,7 +177,7 @@ pub async fn list_members(
         _ => None,
     };
     Ok(Json(MemberPage {
-        data: rows.iter().map(MemberOut::from).collect(),
+        data: rows.iter().map(member_out).collect(),
         next_cursor,
     }))
 }
@@ -236,7 +194,7 @@ pub async fn get_member(
     let grant = caller.grant(&id, Scope::TenantRead)?;
     let (provider_id, sub) = members::parse_subject(&subject)?;
     let row = members::get(&state, &grant, provider_id, sub).await?;
-    Ok(Json(MemberOut::from(&row)))
+    Ok(Json(member_out(&row)))
 }
 
 /// Remove a member (`tenant:admin`): their login tokens stop resolving to
@@ -266,6 +224,6 @@ pub async fn member_tenants(
     let (provider_id, sub) = members::parse_subject(&subject)?;
     let rows = members::tenants_of(&state, operator.grant(), provider_id, sub).await?;
     Ok(Json(MemberTenants {
-        data: rows.iter().map(MemberOut::from).collect(),
+        data: rows.iter().map(member_out).collect(),
     }))
 }

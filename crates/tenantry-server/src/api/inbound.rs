@@ -15,41 +15,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+pub use tenantry_api::inbound::{
+    Acknowledged, ContactOut, ConversationOut, Handshake, MessageOut, StatusOut,
+};
 use tenantry_core::TenantId;
 use tenantry_core::keys::Scope;
 use tenantry_core::tenant::TenantStatus;
 use tenantry_store::{StoredConversation, StoredInboundMessage};
-
-/// Meta's verification request.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Handshake {
-    /// Always `subscribe`.
-    #[serde(rename = "hub.mode")]
-    #[param(rename = "hub.mode")]
-    pub mode: Option<String>,
-    /// The verify token configured in the Meta app, compared with the
-    /// tenant's sealed one.
-    #[serde(rename = "hub.verify_token")]
-    #[param(rename = "hub.verify_token")]
-    pub verify_token: Option<String>,
-    /// Echoed back on success.
-    #[serde(rename = "hub.challenge")]
-    #[param(rename = "hub.challenge")]
-    pub challenge: Option<String>,
-}
-
-/// What a delivery's acknowledgement says.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Acknowledged {
-    /// `false`: byte for byte the same delivery was stored before, or (on
-    /// the one URL) no tenant has the ids it names.
-    pub stored: bool,
-}
 
 fn refused() -> ApiError {
     ApiError::Forbidden {
@@ -248,102 +222,45 @@ pub async fn whatsapp_receive_any(
     Ok(Json(Acknowledged { stored }))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ConversationOut {
-    pub id: String,
-    pub channel: String,
-    /// The tenant's account it is on (WhatsApp: the phone number id).
-    pub account_id: String,
-    pub contact: ContactOut,
-    pub created_at: DateTime<Utc>,
-    pub last_activity_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ContactOut {
-    /// The contact's WhatsApp id (phone number); absent when Meta sent only
-    /// the business-scoped user id.
-    pub wa_id: Option<String>,
-    pub user_id: Option<String>,
-    pub profile_name: Option<String>,
-}
-
-impl From<StoredConversation> for ConversationOut {
-    fn from(c: StoredConversation) -> Self {
-        ConversationOut {
-            id: c.id,
-            channel: c.channel,
-            account_id: c.account_id,
-            contact: ContactOut {
-                wa_id: c.wa_id,
-                user_id: c.user_id,
-                profile_name: c.profile_name,
-            },
-            created_at: c.created_at,
-            last_activity_at: c.last_activity_at,
-        }
+pub fn conversation_out(c: StoredConversation) -> ConversationOut {
+    ConversationOut {
+        id: c.id,
+        channel: c.channel,
+        account_id: c.account_id,
+        contact: ContactOut {
+            wa_id: c.wa_id,
+            user_id: c.user_id,
+            profile_name: c.profile_name,
+        },
+        created_at: c.created_at,
+        last_activity_at: c.last_activity_at,
     }
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct StatusOut {
-    pub status: String,
-    pub occurred_at: DateTime<Utc>,
-    /// `delivered` implied by a `read`.
-    pub inferred: bool,
-    #[schema(value_type = Option<Object>)]
-    pub error: Option<Value>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MessageOut {
-    pub id: String,
-    pub conversation_id: Option<String>,
-    /// `inbound` or `outbound`.
-    pub direction: String,
-    pub channel: String,
-    pub provider: String,
-    pub provider_message_id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    /// The provider's message object (text, or a media reference).
-    #[schema(value_type = Object)]
-    pub body: Value,
-    /// The furthest status reached (`received` for inbound messages).
-    pub status: Option<String>,
-    pub statuses: Vec<StatusOut>,
-    pub sent_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<(StoredInboundMessage, Vec<HistoryRow>)> for MessageOut {
-    fn from((m, history): (StoredInboundMessage, Vec<HistoryRow>)) -> Self {
-        MessageOut {
-            id: m.id,
-            conversation_id: m.conversation_id,
-            direction: m.direction,
-            channel: m.channel,
-            provider: m.provider,
-            provider_message_id: m.provider_message_id,
-            kind: m.kind,
-            from: m.sender,
-            to: m.recipient,
-            body: m.body,
-            status: m.status,
-            statuses: history
-                .into_iter()
-                .map(|(status, occurred_at, inferred, error)| StatusOut {
-                    status,
-                    occurred_at,
-                    inferred,
-                    error,
-                })
-                .collect(),
-            sent_at: m.sent_at,
-            created_at: m.created_at,
-        }
+pub fn message_out((m, history): (StoredInboundMessage, Vec<HistoryRow>)) -> MessageOut {
+    MessageOut {
+        id: m.id,
+        conversation_id: m.conversation_id,
+        direction: m.direction,
+        channel: m.channel,
+        provider: m.provider,
+        provider_message_id: m.provider_message_id,
+        kind: m.kind,
+        from: m.sender,
+        to: m.recipient,
+        body: m.body,
+        status: m.status,
+        statuses: history
+            .into_iter()
+            .map(|(status, occurred_at, inferred, error)| StatusOut {
+                status,
+                occurred_at,
+                inferred,
+                error,
+            })
+            .collect(),
+        sent_at: m.sent_at,
+        created_at: m.created_at,
     }
 }
 
@@ -369,7 +286,7 @@ pub async fn conversations(
     let rows = messages::conversations(&state, &grant, after.as_deref(), limit).await?;
     Ok(Json(Page {
         next_cursor: next(&rows, limit, "conversations", |c| &c.id),
-        data: rows.into_iter().map(ConversationOut::from).collect(),
+        data: rows.into_iter().map(conversation_out).collect(),
     }))
 }
 
@@ -389,6 +306,6 @@ pub async fn conversation_messages(
     let rows = messages::messages(&state, &grant, &cid, after.as_deref(), limit).await?;
     Ok(Json(Page {
         next_cursor: next(&rows, limit, "messages", |(m, _)| &m.id),
-        data: rows.into_iter().map(MessageOut::from).collect(),
+        data: rows.into_iter().map(message_out).collect(),
     }))
 }

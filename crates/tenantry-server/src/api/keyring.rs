@@ -10,7 +10,7 @@ use crate::vault::rotation::{self, KeyringStatus};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+pub use tenantry_api::keyring::TenantKeyRotated;
 
 /// The keyring: which KEK is active, how many data keys each wraps, and the
 /// rewrap backlog.
@@ -37,12 +37,6 @@ pub async fn rotate(
         StatusCode::ACCEPTED,
         Json(rotation::status(&state, operator.grant()).await?),
     ))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TenantKeyRotated {
-    pub tenant_id: String,
-    pub data_key_id: String,
 }
 
 /// Give a tenant a new data key and re-encrypt all its secrets with it.

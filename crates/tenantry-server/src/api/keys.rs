@@ -11,134 +11,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+pub use tenantry_api::keys::{
+    KeyIn, KeyOut, KeyPatchIn, NewKeyOut, RotateIn, VerifyIn, VerifyOut, VerifyTenant,
+};
 use tenantry_core::ValidationError;
-use tenantry_core::keys::{ApiKey, ApiKeyPatch, Environment, Scope, Scopes, VerifyCode};
-use tenantry_core::tenant::TenantStatus;
+use tenantry_core::keys::{ApiKeyPatch, Environment, Scope, Scopes, VerifyCode};
 use tenantry_core::values::Metadata;
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KeyIn {
-    pub name: String,
-    /// e.g. `["tenant:read", "keys:write"]`.
-    pub scopes: Vec<String>,
-    /// `live` (default) or `test`.
-    pub environment: Option<String>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub metadata: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KeyPatchIn {
-    pub name: Option<String>,
-    pub scopes: Option<Vec<String>>,
-    pub enabled: Option<bool>,
-    /// A time, or `null` to remove the expiry.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<DateTime<Utc>>)]
-    pub expires_at: Option<Option<DateTime<Utc>>>,
-    pub metadata: Option<serde_json::Value>,
-}
-
-fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(de).map(Some)
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateIn {
-    /// How long the old key keeps working, 0 to 30 days (default 0: at once).
-    pub overlap_seconds: Option<i64>,
-}
-
-/// A key as listed: never the key itself nor its hash.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct KeyOut {
-    pub id: String,
-    pub tenant_id: String,
-    /// The first characters, for recognising the key.
-    pub start: String,
-    pub name: String,
-    pub scopes: Vec<&'static str>,
-    pub environment: Environment,
-    pub enabled: bool,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    pub last_used_at: Option<DateTime<Utc>>,
-    /// The key this one replaced, when made by a rotation.
-    pub rotated_from: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<&ApiKey> for KeyOut {
-    fn from(k: &ApiKey) -> Self {
-        KeyOut {
-            id: k.id.clone(),
-            tenant_id: k.tenant_id.to_string(),
-            start: k.start.clone(),
-            name: k.name.clone(),
-            scopes: k.scopes.names(),
-            environment: k.environment,
-            enabled: k.enabled,
-            expires_at: k.expires_at,
-            revoked_at: k.revoked_at,
-            metadata: k.metadata.clone().into_value(),
-            last_used_at: k.last_used_at,
-            rotated_from: k.rotated_from.clone(),
-            created_at: k.created_at,
-            updated_at: k.updated_at,
-        }
-    }
-}
-
-/// A newly made key: the only time `key` is shown.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct NewKeyOut {
-    /// The key. Store it now: it cannot be shown again.
-    pub key: String,
-    #[serde(flatten)]
-    pub details: KeyOut,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyIn {
-    pub key: String,
-    /// Scopes the key must grant.
-    pub scopes: Option<Vec<String>>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct VerifyTenant {
-    pub id: String,
-    pub status: TenantStatus,
-    pub plan: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct VerifyOut {
-    pub valid: bool,
-    pub code: VerifyCode,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<VerifyTenant>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<&'static str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub environment: Option<Environment>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<DateTime<Utc>>,
-}
 
 fn future(
     field: &'static str,
@@ -347,7 +225,9 @@ pub async fn verify(
             status: t.status,
             plan: t.plan.clone(),
         }),
-        scopes: key.as_ref().map(|k| k.scopes.names()),
+        scopes: key
+            .as_ref()
+            .map(|k| k.scopes.names().into_iter().map(str::to_owned).collect()),
         environment: key.as_ref().map(|k| k.environment),
         expires_at: key.as_ref().and_then(|k| k.expires_at),
     }))

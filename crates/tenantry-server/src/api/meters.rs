@@ -5,19 +5,10 @@ use crate::http::auth::{Caller, Operator};
 use crate::http::extract::ApiJson;
 use crate::http::problem::{ApiError, Problem};
 use crate::limits::meters::{self, Meter};
-use crate::limits::service::Aggregation;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MeterOut {
-    pub name: String,
-    pub aggregation: Aggregation,
-    pub description: String,
-    pub builtin: bool,
-}
+pub use tenantry_api::meters::{MeterIn, MeterList, MeterOut};
 
 impl From<Meter> for MeterOut {
     fn from(m: Meter) -> Self {
@@ -28,20 +19,6 @@ impl From<Meter> for MeterOut {
             builtin: m.builtin,
         }
     }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MeterList {
-    pub data: Vec<MeterOut>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MeterIn {
-    pub name: String,
-    /// `sum` (default), `last` (a gauge) or `distinct` (distinct subjects per period).
-    pub aggregation: Option<String>,
-    pub description: Option<String>,
 }
 
 /// Every meter.

@@ -32,7 +32,7 @@ pub mod widgets;
 use crate::http::problem::ApiError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tenantry_core::ValidationError;
 
 pub const DEFAULT_PAGE: u32 = 50;
@@ -92,13 +92,7 @@ pub fn cursor(kind: &str, position: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{kind}:{position}"))
 }
 
-/// A page of a list.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub data: Vec<T>,
-    /// Pass as `cursor` to get the next page; null on the last page.
-    pub next_cursor: Option<String>,
-}
+pub use tenantry_api::Page;
 
 /// Collects validation errors so one answer names every invalid field.
 #[derive(Default)]

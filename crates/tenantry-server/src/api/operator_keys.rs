@@ -9,55 +9,10 @@ use crate::keys::operator_keys;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use tenantry_core::keys::{Environment, OperatorKey};
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OperatorKeyIn {
-    pub name: String,
-    /// `live` (default) or `test`.
-    pub environment: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OperatorKeyOut {
-    pub id: String,
-    pub start: String,
-    pub name: String,
-    pub environment: Environment,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<&OperatorKey> for OperatorKeyOut {
-    fn from(k: &OperatorKey) -> Self {
-        OperatorKeyOut {
-            id: k.id.clone(),
-            start: k.start.clone(),
-            name: k.name.clone(),
-            environment: k.environment,
-            revoked_at: k.revoked_at,
-            last_used_at: k.last_used_at,
-            created_at: k.created_at,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct NewOperatorKeyOut {
-    /// The key. Store it now: it cannot be shown again.
-    pub key: String,
-    #[serde(flatten)]
-    pub details: OperatorKeyOut,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OperatorKeyList {
-    pub data: Vec<OperatorKeyOut>,
-}
+pub use tenantry_api::operator_keys::{
+    NewOperatorKeyOut, OperatorKeyIn, OperatorKeyList, OperatorKeyOut,
+};
+use tenantry_core::keys::Environment;
 
 fn root_required(operator: &Operator) -> Result<(), ApiError> {
     if operator.root {

@@ -9,26 +9,8 @@ use crate::limits::plans;
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PlanOut {
-    pub name: String,
-    pub description: String,
-    /// Monthly quotas per meter (null: unlimited).
-    #[schema(value_type = Object)]
-    pub quotas: Value,
-    /// Other limits, e.g. `agents` (null: unlimited).
-    #[schema(value_type = Object)]
-    pub limits: Value,
-    /// `{limit, period_seconds}` per rate limit.
-    #[schema(value_type = Object)]
-    pub rate_limits: Value,
-    #[schema(value_type = Object)]
-    pub features: Value,
-    pub updated_at: DateTime<Utc>,
-}
+pub use tenantry_api::plans::{PlanList, PlanOut};
 
 fn plan_out(plan: &Plan, updated_at: DateTime<Utc>) -> PlanOut {
     let def = plan.to_json();
@@ -41,11 +23,6 @@ fn plan_out(plan: &Plan, updated_at: DateTime<Utc>) -> PlanOut {
         features: def["features"].clone(),
         updated_at,
     }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PlanList {
-    pub data: Vec<PlanOut>,
 }
 
 /// The plan catalog.

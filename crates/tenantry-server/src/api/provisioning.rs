@@ -7,132 +7,37 @@ use crate::http::auth::Operator;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, Problem};
 use crate::provisioning::{
-    GenesysSecrets, GenesysSpec, IssuedKey, KeySpec, OnFailure, Secrets, Spec, Step, TenantSpec,
-    WhatsappSecrets, WhatsappSpec, Workflow, WorkflowStatus, date, genesys, service, steps,
+    GenesysSecrets, GenesysSpec, IssuedKey, KeySpec, Secrets, Spec, TenantSpec, WhatsappSecrets,
+    WhatsappSpec, Workflow, WorkflowStatus, date, genesys, service, steps,
 };
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+pub use tenantry_api::provisioning::{
+    ApiKeyIn, GenesysIn, ListParams, ProvisioningIn, ProvisioningTenantIn, WhatsappIn,
+    WorkflowList, WorkflowOut,
+};
 use tenantry_core::credentials::{CredentialKind, validate};
 use tenantry_core::keys::{Environment, Scopes};
 use tenantry_core::values::{Metadata, PlanName, Region, Subdomain, TenantName};
 use tenantry_core::{TenantId, ValidationError};
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProvisioningTenantIn {
-    pub id: String,
-    pub name: String,
-    /// Defaults to the id.
-    pub subdomain: Option<String>,
-    pub plan: Option<String>,
-    pub region: Option<String>,
-    pub metadata: Option<Value>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WhatsappIn {
-    pub phone_number_id: String,
-    pub business_account_id: String,
-    pub access_token: String,
-    pub app_secret: String,
-    pub verify_token: String,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GenesysIn {
-    /// A Genesys Cloud region, by name (`us_east_1`) or domain (`mypurecloud.com`).
-    pub region: String,
-    pub client_id: String,
-    pub client_secret: String,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKeyIn {
-    pub name: String,
-    pub scopes: Vec<String>,
-    /// `live` (default) or `test`.
-    pub environment: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProvisioningIn {
-    pub tenant: ProvisioningTenantIn,
-    pub whatsapp: Option<WhatsappIn>,
-    pub genesys: Option<GenesysIn>,
-    pub api_keys: Option<Vec<ApiKeyIn>>,
-    /// Webhook endpoints to create (the body of `POST` on the tenant's
-    /// webhook endpoints).
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub webhook_endpoints: Option<Vec<Value>>,
-    /// A merge patch of the tenant's configuration (as `PATCH /v1/tenants/{id}/config`).
-    #[schema(value_type = Option<Object>)]
-    pub config: Option<Value>,
-    /// Only check the credentials against Meta and Genesys Cloud; store nothing.
-    pub dry_run: Option<bool>,
-    /// What a step that fails for good leads to (default `compensate`).
-    pub on_failure: Option<OnFailure>,
-}
-
-impl std::fmt::Debug for ProvisioningIn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProvisioningIn")
-            .field("tenant", &self.tenant)
-            .finish_non_exhaustive()
+fn workflow_out(wf: Workflow, keys: Option<Vec<IssuedKey>>) -> WorkflowOut {
+    WorkflowOut {
+        next_attempt_at: steps::next_attempt(&wf),
+        id: Some(wf.id),
+        tenant_id: wf.tenant_id.to_string(),
+        status: wf.status,
+        dry_run: false,
+        on_failure: wf.spec.on_failure,
+        steps: wf.steps,
+        api_keys: keys,
+        api_keys_pending: wf.issued_keys.is_some(),
+        created_at: Some(date(wf.created_ms)),
+        updated_at: Some(date(wf.updated_ms)),
     }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WorkflowOut {
-    /// Null for a dry run, which stores nothing.
-    pub id: Option<String>,
-    pub tenant_id: String,
-    pub status: WorkflowStatus,
-    pub dry_run: bool,
-    pub on_failure: OnFailure,
-    pub steps: Vec<Step>,
-    /// When the next attempt of the current step is due.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    /// The generated API keys: returned once, to the principal that started
-    /// the workflow, on its first read after they were made. Never again.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub api_keys: Option<Vec<IssuedKey>>,
-    /// Whether generated keys are still waiting to be handed out.
-    pub api_keys_pending: bool,
-    pub created_at: Option<DateTime<Utc>>,
-    pub updated_at: Option<DateTime<Utc>>,
-}
-
-impl WorkflowOut {
-    fn of(wf: Workflow, keys: Option<Vec<IssuedKey>>) -> WorkflowOut {
-        WorkflowOut {
-            next_attempt_at: steps::next_attempt(&wf),
-            id: Some(wf.id),
-            tenant_id: wf.tenant_id.to_string(),
-            status: wf.status,
-            dry_run: false,
-            on_failure: wf.spec.on_failure,
-            steps: wf.steps,
-            api_keys: keys,
-            api_keys_pending: wf.issued_keys.is_some(),
-            created_at: Some(date(wf.created_ms)),
-            updated_at: Some(date(wf.updated_ms)),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WorkflowList {
-    pub data: Vec<WorkflowOut>,
-    pub next_cursor: Option<String>,
 }
 
 /// Most API keys one workflow generates.
@@ -365,7 +270,7 @@ pub async fn create(
     Ok((
         StatusCode::ACCEPTED,
         [(axum::http::header::LOCATION, location)],
-        Json(WorkflowOut::of(wf, None)),
+        Json(workflow_out(wf, None)),
     )
         .into_response())
 }
@@ -380,16 +285,7 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WorkflowOut>, ApiError> {
     let (wf, keys) = service::get(&state, operator.grant(), &id).await?;
-    Ok(Json(WorkflowOut::of(wf, keys)))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Only workflows in this status.
-    pub status: Option<String>,
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
+    Ok(Json(workflow_out(wf, keys)))
 }
 
 /// Workflows, oldest first.
@@ -421,7 +317,7 @@ pub async fn list(
     Ok(Json(WorkflowList {
         data: workflows
             .into_iter()
-            .map(|wf| WorkflowOut::of(wf, None))
+            .map(|wf| workflow_out(wf, None))
             .collect(),
         next_cursor: next.map(|id| cursor("provisioning", &id)),
     }))
@@ -437,7 +333,7 @@ pub async fn retry(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let wf = service::retry(&state, operator.grant(), &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(WorkflowOut::of(wf, None))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(workflow_out(wf, None))).into_response())
 }
 
 /// Cancel a workflow: its completed steps are undone, in reverse order.
@@ -450,5 +346,5 @@ pub async fn cancel(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let wf = service::cancel(&state, operator.grant(), &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(WorkflowOut::of(wf, None))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(workflow_out(wf, None))).into_response())
 }

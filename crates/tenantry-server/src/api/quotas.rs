@@ -9,20 +9,8 @@ use crate::http::problem::{ApiError, Problem};
 use crate::limits::quotas::{self, QuotaDecision};
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
+pub use tenantry_api::quotas::QuotaCheckIn;
 use tenantry_core::keys::Scope;
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct QuotaCheckIn {
-    /// Required with operator keys; implied by tenant keys.
-    pub tenant_id: Option<String>,
-    pub meter: String,
-    /// Default 1.
-    pub quantity: Option<i64>,
-    /// Take the quantity when allowed (atomic). Default false.
-    pub consume: Option<bool>,
-}
 
 /// Check a quota for this month, and with `consume` take from it
 /// atomically: concurrent consumers never push usage past a hard limit.

@@ -8,30 +8,8 @@ use crate::http::extract::ApiJson;
 use crate::http::problem::{ApiError, Problem};
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+pub use tenantry_api::ratelimit::{RateLimitIn, RateLimitOut};
 use tenantry_core::keys::Scope;
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitIn {
-    /// Required with operator keys; implied by tenant keys.
-    pub tenant_id: Option<String>,
-    /// Limit per key instead of per tenant.
-    pub key_id: Option<String>,
-    /// A rate limit of the tenant's configuration, e.g. `messages_per_minute`.
-    pub limit: String,
-    /// Default 1.
-    pub cost: Option<u64>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RateLimitOut {
-    pub allowed: bool,
-    pub limit: u64,
-    pub remaining: u64,
-    pub reset_after_ms: u64,
-    pub retry_after_ms: u64,
-}
 
 /// Take from a rate limit (GCRA), per tenant or per key. Exact across
 /// server processes when Redis is configured.

@@ -13,50 +13,8 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
-use tenantry_core::tenant::TenantStatus;
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResolveIn {
-    /// The request's host (`acme.example.com`, `support.acme.com`).
-    pub host: Option<String>,
-    pub api_key: Option<String>,
-    pub token: Option<String>,
-    /// Honoured only for callers with an operator key or scope `resolve:trusted`.
-    pub tenant_id: Option<String>,
-}
-
-/// The resolved tenant. Callers that are not trusted (no operator key, no
-/// `resolve:trusted`) get only what a gateway needs: `id`, `status` and
-/// `plan`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ResolvedTenant {
-    pub id: String,
-    pub status: TenantStatus,
-    pub plan: String,
-    /// Trusted callers only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Trusted callers only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    /// Trusted callers only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subdomain: Option<String>,
-    /// Trusted callers only: the effective features, limits, rate limits and
-    /// quotas (see `GET /v1/tenants/{id}/config`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub config: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ResolveOut {
-    pub tenant: ResolvedTenant,
-    pub matched_by: MatchedBy,
-}
+pub use tenantry_api::resolve::{ResolveIn, ResolveOut, ResolvedTenant};
 
 async fn output(
     state: &AppState,
@@ -218,7 +176,7 @@ pub async fn resolve_get(State(state): State<AppState>, parts: Parts) -> Respons
             // can tell tenant_mismatch from tenant_suspended.
             let code = err.to_problem().1.code;
             let mut response = err.into_response();
-            if let Ok(value) = HeaderValue::from_str(code) {
+            if let Ok(value) = HeaderValue::from_str(&code) {
                 response
                     .headers_mut()
                     .insert(HeaderName::from_static("x-tenantry-code"), value);

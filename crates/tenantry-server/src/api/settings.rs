@@ -11,19 +11,9 @@ use crate::vault::seal::mask_settings;
 use crate::vault::settings::{self as vault, parse_category};
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
+pub use tenantry_api::settings::SettingsOut;
 use tenantry_core::keys::Scope;
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SettingsOut {
-    pub category: String,
-    /// Sensitive values masked (or in plaintext, from `reveal`).
-    #[schema(value_type = Object)]
-    pub data: Value,
-    pub updated_at: DateTime<Utc>,
-}
 
 /// Replace a settings category. Every value whose key is sensitive
 /// (password, secret, token, key, …), at any depth, is sealed.

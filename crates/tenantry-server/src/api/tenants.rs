@@ -9,87 +9,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tenantry_core::keys::Scope;
-use tenantry_core::tenant::{NewTenant, Tenant, TenantPatch, TenantStatus};
+use tenantry_core::tenant::{NewTenant, TenantPatch, TenantStatus};
 use tenantry_core::values::{Metadata, PlanName, Region, Subdomain, TenantName};
 use tenantry_core::{TenantId, ValidationError};
 use tenantry_store::TenantFilter;
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TenantIn {
-    /// The tenant's slug: 3–63 characters of a-z, 0-9 and inner '-'.
-    pub id: String,
-    pub name: String,
-    /// Defaults to the id.
-    pub subdomain: Option<String>,
-    pub plan: Option<String>,
-    pub region: Option<String>,
-    pub metadata: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TenantPatchIn {
-    pub name: Option<String>,
-    pub subdomain: Option<String>,
-    pub plan: Option<String>,
-    pub region: Option<String>,
-    pub metadata: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TenantOut {
-    pub id: String,
-    pub name: String,
-    pub subdomain: String,
-    pub status: TenantStatus,
-    pub plan: String,
-    pub region: String,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// When the tenant was soft-deleted; its data is purged after the grace period.
-    pub deleted_at: Option<DateTime<Utc>>,
-}
-
-impl From<Tenant> for TenantOut {
-    fn from(t: Tenant) -> Self {
-        TenantOut {
-            id: t.id.to_string(),
-            name: t.name.to_string(),
-            subdomain: t.subdomain.to_string(),
-            status: t.status,
-            plan: t.plan.to_string(),
-            region: t.region.to_string(),
-            metadata: t.metadata.into_value(),
-            created_at: t.created_at,
-            updated_at: t.updated_at,
-            deleted_at: t.deleted_at,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListTenantsParams {
-    /// Only tenants with this status.
-    pub status: Option<String>,
-    /// Only tenants on this plan.
-    pub plan: Option<String>,
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct DeleteParams {
-    /// `true` deletes every row of the tenant now instead of after the grace period.
-    pub purge: Option<bool>,
-}
 
 /// A tenant id taken from a path: one that cannot be valid cannot exist.
 pub fn path_tenant(id: &str) -> Result<TenantId, ApiError> {
@@ -97,6 +21,9 @@ pub fn path_tenant(id: &str) -> Result<TenantId, ApiError> {
 }
 
 pub use crate::tenancy::or_tenant_not_found;
+pub use tenantry_api::tenants::{
+    DeleteParams, ListTenantsParams, TenantIn, TenantOut, TenantPatchIn,
+};
 
 /// Create a tenant.
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = TenantIn,

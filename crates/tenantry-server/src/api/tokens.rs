@@ -10,31 +10,7 @@ use crate::keys::{signing, tokens};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TokenIn {
-    /// Lifetime in seconds, 1 to 3600 (default: the configured token_ttl).
-    pub ttl_seconds: Option<i64>,
-    /// A subset of the key's scopes (default: all of them).
-    pub scopes: Option<Vec<String>>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TokenOut {
-    pub token: String,
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    pub expires_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RotatedOut {
-    /// The new signing key's id (`kid`).
-    pub kid: String,
-}
+pub use tenantry_api::tokens::{RotatedOut, TokenIn, TokenOut};
 
 /// Make a short-lived access token (JWT, EdDSA) from a tenant API key. It
 /// carries the key's tenant, id and scopes, and expires by the key's own
@@ -52,7 +28,7 @@ pub async fn create(
         StatusCode::CREATED,
         Json(TokenOut {
             token: issued.token,
-            token_type: "Bearer",
+            token_type: "Bearer".to_owned(),
             expires_in: issued.expires_in,
             expires_at: issued.expires_at,
         }),

@@ -15,9 +15,11 @@ use crate::limits::usage::{
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+pub use tenantry_api::usage::{
+    EventResult, IngestOut, StatsOut, UsageOut, UsageParams, UsagePoint,
+};
 use tenantry_core::ValidationError;
 use tenantry_core::keys::Scope;
 
@@ -38,30 +40,6 @@ pub(super) fn body_grant(
             )
         }
     }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct EventResult {
-    /// The event's id, when it had one.
-    pub id: Option<String>,
-    pub status: Outcome,
-    /// For `duplicate`: the outcome the id got the first time.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub original: Option<Outcome>,
-    /// For `rejected`: why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct IngestOut {
-    pub accepted: usize,
-    pub duplicates: usize,
-    pub rejected: usize,
-    /// One result per event, in order.
-    pub results: Vec<EventResult>,
 }
 
 fn rejected(id: Option<String>, field: &str, reason: impl Into<String>) -> EventResult {
@@ -306,38 +284,6 @@ pub async fn ingest(
     }))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct UsageParams {
-    pub meter: String,
-    /// RFC 3339; default: the start of the current month.
-    pub from: Option<String>,
-    /// RFC 3339, exclusive; default: now.
-    pub to: Option<String>,
-    /// `hour`, `day` (default) or `month`.
-    pub granularity: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UsagePoint {
-    pub period_start: DateTime<Utc>,
-    pub value: i64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UsageOut {
-    pub tenant_id: String,
-    pub meter: String,
-    pub aggregation: Aggregation,
-    pub granularity: String,
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    /// Periods with usage, oldest first.
-    pub series: Vec<UsagePoint>,
-    /// Sum over the series (`last` meters: the latest value; `distinct`: the sum of each period's distinct count).
-    pub total: i64,
-}
-
 fn parse_time(
     field: &'static str,
     value: &Option<String>,
@@ -430,27 +376,6 @@ pub async fn usage_series(
             .collect(),
         total,
     }))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct StatsOut {
-    pub tenant_id: String,
-    pub month_start: DateTime<Utc>,
-    /// This month's totals per meter.
-    #[schema(value_type = Object)]
-    pub month: Map<String, Value>,
-    /// Today's (UTC) counts per meter.
-    #[schema(value_type = Object)]
-    pub today: Map<String, Value>,
-    /// Distinct conversations this month.
-    pub active_conversations: i64,
-    /// Quota use this month, per meter with a quota.
-    #[schema(value_type = Object)]
-    pub quotas: Map<String, Value>,
-    /// Stored messages by channel, then by current status
-    /// (`{"whatsapp": {"received": 3, "read": 1}}`; `unknown` before any).
-    #[schema(value_type = Object)]
-    pub messages: Map<String, Value>,
 }
 
 /// Totals, today's counts, active conversations and quota use.

@@ -19,26 +19,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
+pub use tenantry_api::webhooks::{
+    AttemptOut, CreatedEndpointOut, EventTypeList, EventTypeOut, Jwks, MessageDetail, MessageOut,
+    MessageParams, ReplayIn, ReplayOut, RotateSecretIn,
+};
 use tenantry_core::ValidationError;
 use tenantry_core::keys::Scope;
 use tenantry_core::tenant::TenantEventKind;
 use tenantry_store::{MessageFilter, OperatorTx, StoredMessage, TenantTx, Webhooks};
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct EventTypeOut {
-    pub name: String,
-    pub description: String,
-    /// JSON Schema of the event's `data`.
-    #[schema(value_type = Object)]
-    pub schema: serde_json::Value,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct EventTypeList {
-    pub data: Vec<EventTypeOut>,
-}
 
 /// The event catalogue: every event type and the JSON Schema of its data.
 #[utoipa::path(get, path = "/v1/event-types", tag = "webhooks",
@@ -56,15 +45,6 @@ pub async fn event_types(_caller: Caller) -> Json<EventTypeList> {
     })
 }
 
-/// A new endpoint, with its secret shown this once.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CreatedEndpointOut {
-    #[serde(flatten)]
-    pub endpoint: EndpointView,
-    /// `whsec_…`: verify signatures with it. Not shown again.
-    pub secret: String,
-}
-
 impl From<endpoints::CreatedEndpoint> for CreatedEndpointOut {
     fn from(c: endpoints::CreatedEndpoint) -> Self {
         CreatedEndpointOut {
@@ -74,115 +54,28 @@ impl From<endpoints::CreatedEndpoint> for CreatedEndpointOut {
     }
 }
 
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateSecretIn {
-    /// How long the old secret keeps signing too (default
-    /// `webhook_secret_overlap`), at most 7 days.
-    pub overlap_seconds: Option<u64>,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct MessageParams {
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-    /// `pending`, `delivered` or `failed`.
-    pub status: Option<String>,
-    pub event_type: Option<String>,
-    /// Created at or after (RFC 3339).
-    pub since: Option<DateTime<Utc>>,
-    /// Created before (RFC 3339).
-    pub until: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MessageOut {
-    pub id: String,
-    pub endpoint_id: String,
-    /// The `webhook-id` header of every attempt: the event's id.
-    pub event_id: String,
-    /// The tenant the event happened to; null for an operator-level event.
-    pub event_tenant_id: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// `pending`, `delivered` or `failed`.
-    pub status: String,
-    pub attempts: i64,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_status: Option<i64>,
-    pub last_error: Option<String>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub delivered_at: Option<DateTime<Utc>>,
-    /// The body sent (the Standard Webhooks envelope).
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
-}
-
 fn at(ms: i64) -> Option<DateTime<Utc>> {
     DateTime::<Utc>::from_timestamp_millis(ms)
 }
 
-impl From<StoredMessage> for MessageOut {
-    fn from(m: StoredMessage) -> Self {
-        MessageOut {
-            payload: serde_json::from_str(&m.body).unwrap_or(serde_json::Value::Null),
-            next_attempt_at: (m.status == "pending")
-                .then(|| at(m.next_attempt_ms))
-                .flatten(),
-            created_at: at(m.created_ms),
-            delivered_at: m.delivered_ms.and_then(at),
-            event_tenant_id: (!m.event_tenant_id.is_empty()).then_some(m.event_tenant_id),
-            id: m.id,
-            endpoint_id: m.endpoint_id,
-            event_id: m.event_id,
-            kind: m.kind,
-            status: m.status,
-            attempts: m.attempts,
-            last_status: m.last_status,
-            last_error: m.last_error,
-        }
+pub fn message_out(m: StoredMessage) -> MessageOut {
+    MessageOut {
+        payload: serde_json::from_str(&m.body).unwrap_or(serde_json::Value::Null),
+        next_attempt_at: (m.status == "pending")
+            .then(|| at(m.next_attempt_ms))
+            .flatten(),
+        created_at: at(m.created_ms),
+        delivered_at: m.delivered_ms.and_then(at),
+        event_tenant_id: (!m.event_tenant_id.is_empty()).then_some(m.event_tenant_id),
+        id: m.id,
+        endpoint_id: m.endpoint_id,
+        event_id: m.event_id,
+        kind: m.kind,
+        status: m.status,
+        attempts: m.attempts,
+        last_status: m.last_status,
+        last_error: m.last_error,
     }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AttemptOut {
-    pub attempt: i64,
-    pub started_at: Option<DateTime<Utc>>,
-    /// The receiver's HTTP status; null if no answer came.
-    pub status_code: Option<i64>,
-    pub latency_ms: i64,
-    /// The receiver's answer, truncated to 4 KiB.
-    pub response_body: String,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MessageDetail {
-    #[serde(flatten)]
-    pub message: MessageOut,
-    pub attempt_log: Vec<AttemptOut>,
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReplayIn {
-    /// Replay the messages created at or after this time.
-    pub since: DateTime<Utc>,
-    /// …and before this one (default: now).
-    pub until: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ReplayOut {
-    /// How many delivered or failed messages were queued again.
-    pub replayed: u64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Jwks {
-    #[schema(value_type = Vec<Object>)]
-    pub keys: Vec<serde_json::Value>,
 }
 
 /// Whose endpoints a request is about.
@@ -330,7 +223,10 @@ async fn list(
         None
     };
     Ok(Json(Page {
-        data: found.iter().map(EndpointView::of).collect(),
+        data: found
+            .iter()
+            .map(crate::webhooks::endpoints::endpoint_view)
+            .collect(),
         next_cursor,
     }))
 }
@@ -340,7 +236,7 @@ async fn get_one(state: &AppState, owner: Owner, id: &str) -> Result<Json<Endpoi
     let found = tx.webhooks().endpoint(id).await?;
     tx.commit().await?;
     found
-        .map(|e| Json(EndpointView::of(&e)))
+        .map(|e| Json(crate::webhooks::endpoints::endpoint_view(&e)))
         .ok_or_else(endpoint_not_found)
 }
 
@@ -459,7 +355,7 @@ async fn messages(
         None
     };
     Ok(Json(Page {
-        data: found.into_iter().map(MessageOut::from).collect(),
+        data: found.into_iter().map(message_out).collect(),
         next_cursor,
     }))
 }
@@ -486,7 +382,7 @@ async fn message(
     let attempts = tx.webhooks().attempts(message_id).await?;
     tx.commit().await?;
     Ok(Json(MessageDetail {
-        message: found.into(),
+        message: message_out(found),
         attempt_log: attempts
             .into_iter()
             .map(|a| AttemptOut {

@@ -10,88 +10,22 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+pub use tenantry_api::widgets::{
+    VerifyIn, WidgetContextOut, WidgetIn, WidgetList, WidgetOut, WidgetPatchIn, WidgetTokenIn,
+    WidgetTokenOut,
+};
 use tenantry_core::keys::Scope;
 use tenantry_store::StoredWidget;
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WidgetIn {
-    pub name: String,
-    /// `scheme://host[:port]` exactly, or `scheme://*.domain[:port]` for
-    /// its subdomains (not the domain itself). Empty: no origin.
-    pub allowed_origins: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WidgetPatchIn {
-    pub name: Option<String>,
-    pub allowed_origins: Option<Vec<String>>,
-    /// `false` revokes every token of the widget.
-    pub enabled: Option<bool>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WidgetOut {
-    pub id: String,
-    pub name: String,
-    pub allowed_origins: Vec<String>,
-    pub enabled: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<StoredWidget> for WidgetOut {
-    fn from(w: StoredWidget) -> Self {
-        WidgetOut {
-            id: w.id,
-            name: w.name,
-            allowed_origins: w.allowed_origins,
-            enabled: w.enabled,
-            created_at: w.created_at,
-            updated_at: w.updated_at,
-        }
+pub fn widget_out(w: StoredWidget) -> WidgetOut {
+    WidgetOut {
+        id: w.id,
+        name: w.name,
+        allowed_origins: w.allowed_origins,
+        enabled: w.enabled,
+        created_at: w.created_at,
+        updated_at: w.updated_at,
     }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WidgetList {
-    pub data: Vec<WidgetOut>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WidgetTokenIn {
-    /// The page's origin; one of the widget's allowed origins.
-    pub origin: String,
-    /// 1 to 900 (default 300).
-    pub ttl_seconds: Option<i64>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WidgetTokenOut {
-    /// An EdDSA JWT (`typ: widget+jwt`, `kid` in its header).
-    pub token: String,
-    pub expires_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyIn {
-    pub token: String,
-    /// The origin the widget runs on; must match the `Origin` header when
-    /// a browser sends one.
-    pub origin: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WidgetContextOut {
-    pub tenant_id: String,
-    pub widget_id: String,
-    pub origin: String,
-    pub expires_at: DateTime<Utc>,
 }
 
 /// Create a widget.
@@ -108,7 +42,7 @@ pub async fn create(
     let name = super::parse_name(&input.name)?;
     let origins = widgets::parse_origins(&input.allowed_origins)?;
     let widget = widgets::create(&state, &grant, name, origins).await?;
-    Ok((StatusCode::CREATED, Json(widget.into())))
+    Ok((StatusCode::CREATED, Json(widget_out(widget))))
 }
 
 /// List a tenant's widgets.
@@ -122,7 +56,7 @@ pub async fn list(
     let grant = caller.grant(&id, Scope::TenantRead)?;
     let rows = widgets::list(&state, &grant).await?;
     Ok(Json(WidgetList {
-        data: rows.into_iter().map(WidgetOut::from).collect(),
+        data: rows.into_iter().map(widget_out).collect(),
     }))
 }
 
@@ -147,9 +81,9 @@ pub async fn update(
             .transpose()?,
         enabled: input.enabled,
     };
-    Ok(Json(
-        widgets::update(&state, &grant, &wid, patch).await?.into(),
-    ))
+    Ok(Json(widget_out(
+        widgets::update(&state, &grant, &wid, patch).await?,
+    )))
 }
 
 /// Issue a short-lived token for one of the widget's allowed origins

@@ -9,7 +9,7 @@ use crate::vault::{Vault, VaultError};
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 use rand::RngCore as _;
-use serde::Serialize;
+pub use tenantry_api::audit::PublicKeyOut;
 use tenantry_crypto::note::{self, NoteVerifier};
 use tenantry_crypto::{CryptoError, WrappedKey};
 use tenantry_store::{Store, StoreError, StoredAuditKey};
@@ -43,21 +43,6 @@ impl Signer {
             )))
         })
     }
-}
-
-/// A public key, as `GET /v1/audit/keys` lists it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PublicKeyOut {
-    pub name: String,
-    /// 8 hex digits: the first 4 bytes of SHA-256(name || 0x0A || 0x01 || key).
-    pub key_id: String,
-    /// The signed-note verifier key: `name+key_id+base64(0x01 || key)`.
-    pub vkey: String,
-    /// The raw Ed25519 public key, base64.
-    pub public_key: String,
-    pub active: bool,
-    pub created_at: DateTime<Utc>,
-    pub retired_at: Option<DateTime<Utc>>,
 }
 
 fn public_of(row: &StoredAuditKey) -> Option<NoteVerifier> {

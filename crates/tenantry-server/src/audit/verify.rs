@@ -6,34 +6,13 @@
 #![allow(clippy::disallowed_methods)] // The audit log's own bookkeeping (checkpoints, their key, retention, verification and export reads), run by the worker and the CLI on the server's authority and by handlers after their grant check; it records no change. Key rotation goes through the change path.
 
 use super::{ChainTx, chain_of_origin, hash_bytes, origin};
-use serde::Serialize;
+pub use tenantry_api::audit::VerifyReport;
 use tenantry_core::audit::{AuditEntry, Chain, GENESIS_HASH, verify_chain};
 use tenantry_crypto::note::{Checkpoint, Note, NoteVerifier};
 use tenantry_store::{Store, StoreError, StoredCheckpoint};
 
 /// Entries read per page.
 const PAGE: u32 = 500;
-
-/// What a verification found.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct VerifyReport {
-    pub ok: bool,
-    /// The tenant id, or `operator`.
-    pub chain: String,
-    /// The chain's size as recomputed (the last verified sequence).
-    pub size: u64,
-    /// The recomputed head hash (hex).
-    pub head_hash: String,
-    /// Where the retained entries start (after retention pruned a prefix).
-    pub pruned_through: u64,
-    /// The first sequence that does not verify.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_bad_sequence: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Signed checkpoints whose signature and (size, hash) were checked.
-    pub checkpoints_checked: u64,
-}
 
 /// A checkpoint to check: the stored columns (or export fields) and its note.
 pub struct CheckpointView<'a> {

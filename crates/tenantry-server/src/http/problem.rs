@@ -4,8 +4,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use std::borrow::Cow;
+pub use tenantry_api::problem::{FieldError, Problem};
 use tenantry_core::ValidationError;
 use tenantry_store::{Conflict, StoreError};
 
@@ -95,32 +95,6 @@ const IDEMPOTENCY_RETRY_AFTER_SECS: u64 = 1;
 /// extensions for `/metrics` (problems by code, database errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProblemCode(pub &'static str);
-
-/// The RFC 9457 body.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Problem {
-    /// A URI naming the problem type.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: &'static str,
-    pub status: u16,
-    pub detail: String,
-    /// Stable machine-readable code, e.g. `validation_failed`, `tenant_not_found`.
-    pub code: &'static str,
-    /// The offending input field, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// Every invalid field, for `validation_failed`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub code: &'static str,
-    pub detail: String,
-}
 
 impl ApiError {
     pub fn invalid(err: ValidationError) -> Self {
@@ -331,7 +305,7 @@ impl ApiError {
                     .iter()
                     .map(|e| FieldError {
                         field: e.field.to_string(),
-                        code: e.code,
+                        code: e.code.to_owned(),
                         detail: e.message.to_string(),
                     })
                     .collect(),
@@ -349,10 +323,10 @@ impl ApiError {
                     "https://tenantry.dev/problems/{}",
                     code.as_str().replace('_', "-")
                 ),
-                title,
+                title: title.to_owned(),
                 status: status.as_u16(),
                 detail,
-                code: code.as_str(),
+                code: code.as_str().to_owned(),
                 field,
                 errors,
             },
@@ -370,7 +344,9 @@ impl IntoResponse for ApiError {
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         // For the metrics layer: which problem this response reports.
-        response.extensions_mut().insert(ProblemCode(problem.code));
+        response
+            .extensions_mut()
+            .insert(ProblemCode(self.parts().1.as_str()));
         if let ApiError::RateLimited(decision) = &self {
             add_rate_limit_headers(response.headers_mut(), decision);
         }

@@ -9,33 +9,15 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
+pub use tenantry_api::identity::Alg;
 
 /// The longest token accepted (bytes).
 pub const MAX_TOKEN_BYTES: usize = 8192;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: i64 = 60;
-
-/// A signature algorithm an issuer may be trusted for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-pub enum Alg {
-    RS256,
-    ES256,
-    EdDSA,
-}
-
-impl Alg {
-    pub fn parse(text: &str) -> Option<Alg> {
-        match text {
-            "RS256" => Some(Alg::RS256),
-            "ES256" => Some(Alg::ES256),
-            "EdDSA" => Some(Alg::EdDSA),
-            _ => None,
-        }
-    }
-}
 
 /// Why a token was refused (logged at debug; callers see 401).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,81 +9,14 @@ use crate::app::AppState;
 use crate::grant::OperatorGrant;
 use crate::http::problem::ApiError;
 use crate::resolution::cache::Invalidation;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
+pub use tenantry_api::identity::{ProviderConfig, ProviderIn, ProviderOut};
 use tenantry_core::ValidationError;
 use tenantry_core::audit::AuditTarget;
 use tenantry_core::keys::Scopes;
 use tenantry_store::ProviderRow;
-
-/// A provider's settings, as stored (JSON) and shown.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ProviderConfig {
-    /// The `iss` its tokens carry, exactly.
-    pub issuer: String,
-    /// Where its JSON Web Key Set is fetched (https, or http to an
-    /// allowlisted host).
-    pub jwks_url: Option<String>,
-    /// Its keys inline (a JSON Web Key Set), instead of `jwks_url`.
-    #[schema(value_type = Option<Object>)]
-    pub jwks: Option<Value>,
-    /// Accepted `aud` values: a token must name one of them.
-    pub audiences: Vec<String>,
-    /// Accepted signature algorithms.
-    pub algorithms: Vec<Alg>,
-    /// The claim holding the user's id (a dotted path; default `sub`).
-    pub subject_claim: String,
-    /// The claim naming the user's tenant (a dotted path such as `org.id`).
-    pub tenant_claim: Option<String>,
-    /// The claim holding the user's roles at the issuer (an array, or a
-    /// space-separated string).
-    pub roles_claim: Option<String>,
-    /// Their role → a Tenantry role (`admin`, `member` or a custom role).
-    pub role_mapping: BTreeMap<String, String>,
-    /// Their roles that make the user a super admin (an operator).
-    pub operator_roles: Vec<String>,
-    /// Resolve to the tenant claim's tenant without a membership.
-    pub trust_tenant_claim: bool,
-    /// Custom Tenantry roles and their scopes.
-    pub custom_roles: BTreeMap<String, Vec<String>>,
-}
-
-/// `POST /v1/identity-providers` and `PUT /v1/identity-providers/{id}`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderIn {
-    pub issuer: String,
-    pub jwks_url: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub jwks: Option<Value>,
-    pub audiences: Vec<String>,
-    /// `RS256`, `ES256`, `EdDSA` (never `none` nor an HMAC algorithm).
-    pub algorithms: Vec<String>,
-    pub subject_claim: Option<String>,
-    pub tenant_claim: Option<String>,
-    pub roles_claim: Option<String>,
-    #[serde(default)]
-    pub role_mapping: BTreeMap<String, String>,
-    #[serde(default)]
-    pub operator_roles: Vec<String>,
-    #[serde(default)]
-    pub trust_tenant_claim: bool,
-    #[serde(default)]
-    pub custom_roles: BTreeMap<String, Vec<String>>,
-}
-
-/// A provider, as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ProviderOut {
-    pub id: String,
-    #[serde(flatten)]
-    pub config: ProviderConfig,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
 
 fn text(field: &'static str, value: &str, max: usize) -> Result<String, ValidationError> {
     let value = value.trim();
@@ -458,6 +391,7 @@ pub async fn list(state: &AppState, grant: &OperatorGrant) -> Result<Vec<Provide
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn audited_settings_keep_key_ids_only() {

@@ -4,7 +4,7 @@
 //! A consume is bookkeeping, not a change anyone made: it writes through an
 //! untracked transaction and records no audit entry (the hot path).
 
-use super::config::{EffectiveConfig, QuotaMode};
+use super::config::EffectiveConfig;
 use super::service::{Aggregation, effective_config, meters};
 use super::usage::{GRANULARITIES, alert_thresholds, next_period, period_start};
 use crate::app::AppState;
@@ -12,24 +12,10 @@ use crate::grant::TenantGrant;
 use crate::http::problem::ApiError;
 use crate::tenancy::or_tenant_not_found;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+pub use tenantry_api::quotas::QuotaDecision;
 use tenantry_core::ValidationError;
 use tenantry_core::tenant::TenantStatus;
 use tenantry_store::{StoreError, TenantTx};
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct QuotaDecision {
-    pub allowed: bool,
-    pub meter: String,
-    /// Null: unlimited.
-    pub limit: Option<i64>,
-    pub used: i64,
-    /// Null: unlimited.
-    pub remaining: Option<i64>,
-    /// `hard` or `soft` (soft allows `grace_percent` over the limit).
-    pub mode: Option<QuotaMode>,
-    pub resets_at: DateTime<Utc>,
-}
 
 /// Checks (and with `consume`, takes) `quantity` of `meter` for the current
 /// month. The consume is one conditional statement: concurrent consumers

@@ -8,39 +8,9 @@ use crate::grant::{OperatorGrant, TenantGrant};
 use crate::resolution::cache::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
+pub use tenantry_api::usage::Aggregation;
 use tenantry_core::TenantId;
 use tenantry_store::{StoreError, TenantTx};
-
-/// How a meter aggregates its events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Aggregation {
-    /// Quantities add up.
-    Sum,
-    /// A gauge: the latest value counts.
-    Last,
-    /// Distinct subjects per period.
-    Distinct,
-}
-
-impl Aggregation {
-    pub fn parse(value: &str) -> Option<Aggregation> {
-        match value {
-            "sum" => Some(Aggregation::Sum),
-            "last" => Some(Aggregation::Last),
-            "distinct" => Some(Aggregation::Distinct),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Aggregation::Sum => "sum",
-            Aggregation::Last => "last",
-            Aggregation::Distinct => "distinct",
-        }
-    }
-}
 
 pub fn plan_from_row(name: &str, definition: &serde_json::Value) -> Result<Plan, StoreError> {
     Plan::parse(name, definition)

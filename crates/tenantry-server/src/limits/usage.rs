@@ -13,9 +13,9 @@ use crate::grant::TenantGrant;
 use crate::http::problem::ApiError;
 use crate::tenancy::or_tenant_not_found;
 use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
-use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+pub use tenantry_api::usage::Outcome;
 use tenantry_core::tenant::{Actor, TenantEventKind, TenantStatus};
 use tenantry_store::{NewUsageEvent, StoreError, TenantTx};
 
@@ -63,14 +63,6 @@ pub struct CheckedEvent {
     pub occurred_at: DateTime<Utc>,
     pub subject: Option<String>,
     pub properties: Value,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Accepted,
-    Duplicate,
-    Rejected,
 }
 
 /// (meter, granularity, period start).

@@ -34,134 +34,12 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+pub use tenantry_api::provisioning::{
+    IssuedKey, OnFailure, Step, StepError, StepName, StepStatus, WorkflowStatus,
+};
 use tenantry_core::TenantId;
 use tenantry_crypto::{Binding, DataKey, WrappedKey};
 use tenantry_store::WorkflowRow;
-
-/// The steps, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StepName {
-    CreateTenant,
-    StoreCredentials,
-    VerifyWhatsapp,
-    VerifyGenesys,
-    GenerateApiKeys,
-    ConfigureWebhooks,
-    InitializeConfig,
-    Activate,
-}
-
-impl StepName {
-    pub const ALL: [StepName; 8] = [
-        StepName::CreateTenant,
-        StepName::StoreCredentials,
-        StepName::VerifyWhatsapp,
-        StepName::VerifyGenesys,
-        StepName::GenerateApiKeys,
-        StepName::ConfigureWebhooks,
-        StepName::InitializeConfig,
-        StepName::Activate,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepName::CreateTenant => "create_tenant",
-            StepName::StoreCredentials => "store_credentials",
-            StepName::VerifyWhatsapp => "verify_whatsapp",
-            StepName::VerifyGenesys => "verify_genesys",
-            StepName::GenerateApiKeys => "generate_api_keys",
-            StepName::ConfigureWebhooks => "configure_webhooks",
-            StepName::InitializeConfig => "initialize_config",
-            StepName::Activate => "activate",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StepStatus {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Compensated,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkflowStatus {
-    /// Waiting for a worker (or for its next attempt).
-    Pending,
-    Running,
-    /// Every step succeeded; the tenant is active.
-    Succeeded,
-    /// A step failed for good and `on_failure` is `hold`: nothing was
-    /// undone; `retry` resumes from the failed step, `cancel` compensates.
-    Failed,
-    /// Undoing the completed steps, in reverse order.
-    Compensating,
-    /// A failure's compensation is complete.
-    Compensated,
-    /// A cancellation's compensation is complete.
-    Cancelled,
-}
-
-impl WorkflowStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkflowStatus::Pending => "pending",
-            WorkflowStatus::Running => "running",
-            WorkflowStatus::Succeeded => "succeeded",
-            WorkflowStatus::Failed => "failed",
-            WorkflowStatus::Compensating => "compensating",
-            WorkflowStatus::Compensated => "compensated",
-            WorkflowStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<WorkflowStatus> {
-        [
-            WorkflowStatus::Pending,
-            WorkflowStatus::Running,
-            WorkflowStatus::Succeeded,
-            WorkflowStatus::Failed,
-            WorkflowStatus::Compensating,
-            WorkflowStatus::Compensated,
-            WorkflowStatus::Cancelled,
-        ]
-        .into_iter()
-        .find(|w| w.as_str() == s)
-    }
-}
-
-/// What happens when a step fails for good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OnFailure {
-    /// Undo the completed steps; the tenant is left `provisioning_failed`.
-    #[default]
-    Compensate,
-    /// Undo the completed steps and (soft-)delete the tenant.
-    CompensateAndDelete,
-    /// Undo nothing: the tenant is left `provisioning_failed` and the
-    /// workflow `failed`, to be retried (after fixing the stored
-    /// credentials) or cancelled.
-    Hold,
-}
-
-/// A step's failure, in the provider's own words where a provider failed.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct StepError {
-    pub code: String,
-    pub message: String,
-    /// Trying again with the same input cannot succeed.
-    pub permanent: bool,
-    /// What else the provider said (status, codes, trace id).
-    #[schema(value_type = Object)]
-    #[serde(default)]
-    pub details: Value,
-}
 
 impl From<provider::ProviderError> for StepError {
     fn from(e: provider::ProviderError) -> StepError {
@@ -170,40 +48,6 @@ impl From<provider::ProviderError> for StepError {
             message: e.message,
             permanent: e.permanent,
             details: e.details,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Step {
-    pub name: StepName,
-    pub status: StepStatus,
-    pub attempts: u32,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    /// What the step found or made (the verified WhatsApp name, the Genesys
-    /// organization, the ids of the keys and credentials), never a secret.
-    #[schema(value_type = Object)]
-    #[serde(default)]
-    pub result: Value,
-    /// The last attempt's error.
-    pub error: Option<StepError>,
-    /// How undoing the step went, once compensation reached it.
-    #[schema(value_type = Option<Object>)]
-    pub compensation: Option<Value>,
-}
-
-impl Step {
-    fn new(name: StepName) -> Step {
-        Step {
-            name,
-            status: StepStatus::Pending,
-            attempts: 0,
-            started_at: None,
-            finished_at: None,
-            result: Value::Null,
-            error: None,
-            compensation: None,
         }
     }
 }
@@ -282,23 +126,6 @@ pub struct WhatsappSecrets {
 pub struct GenesysSecrets {
     pub client_id: String,
     pub client_secret: String,
-}
-
-/// A generated key, as handed out once.
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct IssuedKey {
-    pub id: String,
-    pub name: String,
-    /// The key. Store it now: it is shown once.
-    pub key: String,
-}
-
-impl std::fmt::Debug for IssuedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedKey")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A workflow as the domain sees it.

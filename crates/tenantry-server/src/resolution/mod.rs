@@ -12,8 +12,8 @@ use crate::grant::OperatorGrant;
 use crate::http::auth::{Caller, verify_credential_for};
 use crate::http::problem::ApiError;
 use cache::{Entry, TenantSnapshot, domain_key, subdomain_key};
-use serde::Serialize;
 use std::sync::{Arc, LazyLock};
+pub use tenantry_api::resolve::MatchedBy;
 use tenantry_core::TenantId;
 use tenantry_core::tenant::TenantStatus;
 use tenantry_core::values::Hostname;
@@ -29,22 +29,6 @@ pub(crate) fn resolver() -> &'static OperatorGrant {
     }
     static RESOLVER: LazyLock<OperatorGrant> = LazyLock::new(make);
     &RESOLVER
-}
-
-/// Which link of the chain matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchedBy {
-    CustomDomain,
-    Subdomain,
-    ApiKey,
-    Token,
-    Header,
-    Default,
-    /// A login token's user, by their membership of the tenant.
-    Membership,
-    /// A login token's tenant claim.
-    TokenClaim,
 }
 
 /// The inputs of a resolution.

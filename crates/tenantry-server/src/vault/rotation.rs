@@ -10,8 +10,8 @@ use super::{credentials, settings};
 use crate::app::AppState;
 use crate::grant::{OperatorGrant, TenantGrant};
 use crate::http::problem::ApiError;
-use serde::Serialize;
 use serde_json::json;
+pub use tenantry_api::keyring::{KekStatus, KeyringStatus};
 use tenantry_core::audit::AuditTarget;
 use tenantry_core::tenant::TenantEventKind;
 use tenantry_crypto::WrappedKey;
@@ -154,28 +154,6 @@ pub async fn rewrap_all(state: &AppState) -> Result<usize, VaultError> {
         }
         total += moved;
     }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct KekStatus {
-    pub id: String,
-    pub active: bool,
-    /// Whether this server's keyring holds it.
-    pub in_keyring: bool,
-    /// Keys it wraps: tenants' data keys and token-signing seeds. A
-    /// non-active KEK at 0 can be removed from the keyring.
-    pub data_keys: i64,
-    pub retirable: bool,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct KeyringStatus {
-    pub active_kek: String,
-    pub keks: Vec<KekStatus>,
-    /// Keys (data keys and signing seeds) still wrapped by a KEK other than the active one.
-    pub rewrap_pending: i64,
-    /// Whether the server can rotate the keyring itself (a keyring file).
-    pub writable: bool,
 }
 
 pub async fn status(state: &AppState, grant: &OperatorGrant) -> Result<KeyringStatus, VaultError> {

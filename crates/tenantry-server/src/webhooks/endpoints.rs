@@ -10,121 +10,36 @@ use crate::app::AppState;
 use crate::change::{OperatorChange, TenantChange};
 use crate::http::problem::ApiError;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
+pub use tenantry_api::webhooks::{EndpointInput, EndpointPatch, EndpointView, Ordering};
 use tenantry_core::audit::AuditTarget;
 use tenantry_core::tenant::TenantEventKind;
 use tenantry_core::{SecretString, ValidationError};
 use tenantry_store::{StoredEndpoint, Webhooks};
 
-/// Delivery order of an endpoint's messages.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Ordering {
-    /// Messages are delivered as they come, retries independently.
-    #[default]
-    None,
-    /// Strictly in event order: a failing message holds the ones behind it.
-    Fifo,
-}
-
-impl Ordering {
-    fn as_str(self) -> &'static str {
-        match self {
-            Ordering::None => "none",
-            Ordering::Fifo => "fifo",
-        }
-    }
-}
-
-/// The body of `POST …/webhook-endpoints`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointInput {
-    /// `https://…` (plain `http` only to hosts in `outbound_allowlist`).
-    pub url: String,
-    /// Event types delivered (see `GET /v1/event-types`); empty: all.
-    #[serde(default)]
-    pub event_types: Vec<String>,
-    pub description: Option<String>,
-    /// Default true.
-    pub enabled: Option<bool>,
-    /// At most this many deliveries a second, across all nodes.
-    pub rate_limit_per_second: Option<u32>,
-    /// `none` (default) or `fifo`.
-    pub ordering: Option<Ordering>,
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Value>,
-    /// Also sign with Ed25519 (`v1a`); the public key is in the endpoint.
-    pub asymmetric_signing: Option<bool>,
-}
-
-/// The body of `PATCH …/webhook-endpoints/{id}`: fields left out keep their
-/// value; `rate_limit_per_second: 0` removes the limit. Enabling a
-/// disabled endpoint clears why it was disabled.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointPatch {
-    pub url: Option<String>,
-    pub event_types: Option<Vec<String>>,
-    pub description: Option<String>,
-    pub enabled: Option<bool>,
-    pub rate_limit_per_second: Option<u32>,
-    pub ordering: Option<Ordering>,
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Value>,
-}
-
-/// An endpoint as the API shows it (never its secret).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct EndpointView {
-    pub id: String,
-    /// The owning tenant; `null` for an operator endpoint (it receives
-    /// every tenant's events).
-    pub tenant_id: Option<String>,
-    pub url: String,
-    pub description: String,
-    pub event_types: Vec<String>,
-    pub enabled: bool,
-    /// Why delivery disabled it (`gone`: the receiver answered 410;
-    /// `failing`: it failed for longer than `webhook_disable_after`).
-    pub disabled_reason: Option<String>,
-    pub rate_limit_per_second: Option<u32>,
-    pub ordering: Ordering,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    /// The Ed25519 public key of `v1a` signatures (`whpk_…`), if enabled.
-    pub public_key: Option<String>,
-    /// While a rotated-out secret still signs too.
-    pub previous_secret_expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl EndpointView {
-    pub fn of(e: &StoredEndpoint) -> EndpointView {
-        EndpointView {
-            id: e.id.clone(),
-            tenant_id: (!e.tenant_id.is_empty()).then(|| e.tenant_id.clone()),
-            url: e.url.clone(),
-            description: e.description.clone(),
-            event_types: e.event_types.clone(),
-            enabled: e.enabled,
-            disabled_reason: e.disabled_reason.clone(),
-            rate_limit_per_second: e.rate_limit_per_second.and_then(|n| u32::try_from(n).ok()),
-            ordering: if e.ordering == "fifo" {
-                Ordering::Fifo
-            } else {
-                Ordering::None
-            },
-            metadata: e.metadata.clone(),
-            public_key: e.signing_public_key.clone(),
-            previous_secret_expires_at: e
-                .previous_until_ms
-                .and_then(DateTime::<Utc>::from_timestamp_millis),
-            created_at: e.created_at,
-            updated_at: e.updated_at,
-        }
+/// An endpoint as the API shows it.
+pub fn endpoint_view(e: &StoredEndpoint) -> EndpointView {
+    EndpointView {
+        id: e.id.clone(),
+        tenant_id: (!e.tenant_id.is_empty()).then(|| e.tenant_id.clone()),
+        url: e.url.clone(),
+        description: e.description.clone(),
+        event_types: e.event_types.clone(),
+        enabled: e.enabled,
+        disabled_reason: e.disabled_reason.clone(),
+        rate_limit_per_second: e.rate_limit_per_second.and_then(|n| u32::try_from(n).ok()),
+        ordering: if e.ordering == "fifo" {
+            Ordering::Fifo
+        } else {
+            Ordering::None
+        },
+        metadata: e.metadata.clone(),
+        public_key: e.signing_public_key.clone(),
+        previous_secret_expires_at: e
+            .previous_until_ms
+            .and_then(DateTime::<Utc>::from_timestamp_millis),
+        created_at: e.created_at,
+        updated_at: e.updated_at,
     }
 }
 
@@ -339,7 +254,7 @@ pub async fn create<C: EndpointChange>(
         json!({ "after": audit_fields(&endpoint) }),
     );
     Ok(CreatedEndpoint {
-        endpoint: EndpointView::of(&endpoint),
+        endpoint: endpoint_view(&endpoint),
         secret,
     })
 }
@@ -417,7 +332,7 @@ pub async fn update<C: EndpointChange>(
     }
     let (from, to) = (audit_fields(&before), audit_fields(&after));
     if from == to && before.metadata == after.metadata {
-        return Ok(EndpointView::of(&before));
+        return Ok(endpoint_view(&before));
     }
     after.updated_at = state.clock.now();
     change.webhooks().update_endpoint(&after).await?;
@@ -428,7 +343,7 @@ pub async fn update<C: EndpointChange>(
         id,
         json!({ "from": from, "to": to }),
     );
-    Ok(EndpointView::of(&after))
+    Ok(endpoint_view(&after))
 }
 
 /// Replaces the endpoint's secret; the old one keeps signing (a second
@@ -465,7 +380,7 @@ pub async fn rotate_secret<C: EndpointChange>(
         json!({ "secret": { "from": "[sealed]", "to": "[sealed]" }, "previous_secret_expires_at": expires }),
     );
     Ok(CreatedEndpoint {
-        endpoint: EndpointView::of(&endpoint),
+        endpoint: endpoint_view(&endpoint),
         secret: SecretString::new(signing::secret_text(&key)),
     })
 }

@@ -8,19 +8,13 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 use super::DEFAULT_MESSAGE_RETENTION_DAYS;
+pub use tenantry_api::quotas::QuotaMode;
 
 /// A rate limit: `limit` units per `period_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RateLimit {
     pub limit: u64,
     pub period_seconds: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum QuotaMode {
-    Hard,
-    Soft,
 }
 
 /// A quota on a meter per calendar month (UTC). `limit: None` is unlimited.

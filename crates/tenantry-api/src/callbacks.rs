@@ -1,0 +1,29 @@
+//! `callbacks` wire types.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MessageIn {
+    /// `email`, `sms`, `voice` or `whatsapp`.
+    pub channel: String,
+    /// `twilio`, `sendgrid` or `generic`: whose callbacks report on it.
+    pub provider: String,
+    /// The provider's id of the message (Twilio's `MessageSid`/`CallSid`,
+    /// SendGrid's `X-Message-Id`); unique per provider across tenants.
+    pub provider_message_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+}
+
+/// What a status callback did.
+#[derive(Debug, Deserialize, Clone, Serialize, utoipa::ToSchema)]
+pub struct CallbackAck {
+    /// Statuses newly recorded (`0` for a repeated callback).
+    pub applied: usize,
+    /// Reports naming a message id no tenant registered (acknowledged,
+    /// logged and counted, never stored).
+    pub unknown: usize,
+}

@@ -1,0 +1,8 @@
+//! `health` wire types.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, Clone, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: String,
+}

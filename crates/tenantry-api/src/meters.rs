@@ -1,0 +1,28 @@
+//! `meters` wire types.
+
+use crate::usage::Aggregation;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, Clone, Serialize, utoipa::ToSchema)]
+pub struct MeterOut {
+    pub name: String,
+    pub aggregation: Aggregation,
+    pub description: String,
+    pub builtin: bool,
+}
+
+#[derive(Debug, Deserialize, Clone, Serialize, utoipa::ToSchema)]
+pub struct MeterList {
+    pub data: Vec<MeterOut>,
+}
+
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MeterIn {
+    pub name: String,
+    /// `sum` (default), `last` (a gauge) or `distinct` (distinct subjects per period).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}

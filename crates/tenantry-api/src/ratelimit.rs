@@ -1,0 +1,28 @@
+//! `ratelimit` wire types.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitIn {
+    /// Required with operator keys; implied by tenant keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Limit per key instead of per tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// A rate limit of the tenant's configuration, e.g. `messages_per_minute`.
+    pub limit: String,
+    /// Default 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Clone, Serialize, utoipa::ToSchema)]
+pub struct RateLimitOut {
+    pub allowed: bool,
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_after_ms: u64,
+    pub retry_after_ms: u64,
+}
