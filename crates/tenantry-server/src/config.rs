@@ -322,6 +322,18 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "",
         "the public base URL providers call (e.g. https://tenantry.example.com), which Twilio signs; empty: http:// and the request's Host header (set it behind a proxy or TLS terminator)",
     ),
+    (
+        "console_session_idle",
+        false,
+        "30m",
+        "how long a web console session lasts without a request before it ends",
+    ),
+    (
+        "console_session_max",
+        false,
+        "12h",
+        "the longest a web console session lasts, however active",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,6 +412,9 @@ pub struct Config {
     /// The public base URL providers call, without a trailing `/` (`None`:
     /// built from the Host header).
     pub public_url: Option<String>,
+    /// Web console sessions: idle and absolute expiry.
+    pub console_session_idle: Duration,
+    pub console_session_max: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -736,6 +751,8 @@ impl Config {
                 u if u.starts_with("https://") || u.starts_with("http://") => Some(u.to_owned()),
                 _ => return Err(invalid("public_url", "must start with https:// or http://")),
             },
+            console_session_idle: positive("console_session_idle")?,
+            console_session_max: positive("console_session_max")?,
         })
     }
 

@@ -6,6 +6,7 @@ pub mod app;
 pub mod audit;
 pub mod change;
 pub mod config;
+pub mod console;
 pub mod dns;
 pub mod events;
 pub mod grant;
