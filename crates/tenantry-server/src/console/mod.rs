@@ -102,14 +102,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
 }
 
 /// Every console response: the strict CSP, no framing, no sniffing, no
-/// caching (pages show secrets once), no referrer.
+/// caching (pages show secrets once), no referrer to other sites (`no-referrer`
+/// would make browsers send `Origin: null` on the console's own forms).
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -125,7 +126,17 @@ async fn home(ctx: Ctx) -> Response {
     }
 }
 
-async fn not_found(ctx: Result<Ctx, Response>) -> Response {
+async fn not_found(
+    uri: axum::http::Uri,
+    ctx: Result<Ctx, Response>,
+) -> Response {
+    // `/console/` (with its slash; `/` within the nest) is the home page too.
+    if matches!(uri.path(), "/" | "" | "/console/") {
+        return match ctx {
+            Ok(ctx) => home(ctx).await,
+            Err(signed_out) => signed_out,
+        };
+    }
     views::error_page(ctx.as_ref().ok(), StatusCode::NOT_FOUND, "Not found", "There is no such page.")
 }
 

@@ -344,7 +344,7 @@ pub async fn sign_in(
         return views::unavailable();
     };
     let secure = csrf::is_tls(&headers, &state);
-    let mut response = Redirect::to("/console/").into_response();
+    let mut response = Redirect::to("/console").into_response();
     if let Some(cookie) = set_cookie(COOKIE, &id, secure) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }

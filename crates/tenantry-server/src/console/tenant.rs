@@ -43,13 +43,16 @@ fn status_of(errors: &[(String, String)]) -> StatusCode {
 }
 
 /// Whether a refused form is shown again with its errors (rather than as an
-/// error page).
+/// error page): invalid input, a conflict, or a change this caller may not
+/// make (a tenant admin's rate limits). A foreign tenant stays a 404 page.
 fn is_form_error(reply: &ApiReply) -> bool {
     matches!(
         reply.status,
-        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT | StatusCode::BAD_REQUEST
-    ) || (reply.status == StatusCode::FORBIDDEN
-        && reply.body["code"].as_str() != Some("operator_required"))
+        StatusCode::UNPROCESSABLE_ENTITY
+            | StatusCode::CONFLICT
+            | StatusCode::BAD_REQUEST
+            | StatusCode::FORBIDDEN
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]

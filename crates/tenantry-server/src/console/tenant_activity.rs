@@ -358,7 +358,7 @@ pub async fn webhook(
                         @for m in &messages {
                             tr {
                                 td { code { (text(&m["id"])) } }
-                                td { (text(&m["kind"])) }
+                                td { (text(&m["type"])) }
                                 td { (views::badge(&m["status"])) }
                                 td { (text(&m["attempts"])) }
                                 td { (text(&m["last_status"])) }

@@ -22,7 +22,18 @@ const PAGE: usize = 25;
 /// API pages a search reads at most to fill one page of matches.
 const SEARCH_PAGES: usize = 40;
 
+/// The tenant registry is the operators': a tenant admin's session does
+/// not find it.
+fn not_for_tenants(ctx: &Ctx) -> Option<Response> {
+    (!ctx.is_operator()).then(|| {
+        views::error_page(Some(ctx), StatusCode::NOT_FOUND, "Not found", "There is no such page.")
+    })
+}
+
 pub async fn list(ctx: Ctx, Query(query): Query<ListQuery>) -> Response {
+    if let Some(page) = not_for_tenants(&ctx) {
+        return page;
+    }
     render(&ctx, &query, &[], None).await
 }
 
@@ -171,6 +182,9 @@ fn matches(tenant: &Value, q: &str) -> bool {
 
 pub async fn create(posted: Posted) -> Response {
     let Posted { ctx, form } = posted;
+    if let Some(page) = not_for_tenants(&ctx) {
+        return page;
+    }
     let mut body = json!({
         "id": form.get("id").unwrap_or_default(),
         "name": form.get("name").unwrap_or_default(),
