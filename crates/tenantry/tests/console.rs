@@ -61,8 +61,10 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Browser {
     async fn start(server: &TestServer, backend: Backend) -> Browser {
-        let driver_bin = std::env::var("TEST_CHROMEDRIVER_BIN").unwrap_or_else(|_| "chromedriver".into());
-        let chromium = std::env::var("TEST_CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let driver_bin =
+            std::env::var("TEST_CHROMEDRIVER_BIN").unwrap_or_else(|_| "chromedriver".into());
+        let chromium =
+            std::env::var("TEST_CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let port = free_port();
         let driver = Command::new(&driver_bin)
             .arg(format!("--port={port}"))
@@ -133,22 +135,37 @@ impl Browser {
     }
 
     async fn goto(&self, path: &str) {
-        self.cmd(Method::POST, "/url", Some(json!({"url": format!("{}{path}", self.base)})))
-            .await;
+        self.cmd(
+            Method::POST,
+            "/url",
+            Some(json!({"url": format!("{}{path}", self.base)})),
+        )
+        .await;
     }
 
     async fn path(&self) -> String {
         let url = self.cmd(Method::GET, "/url", None).await;
-        url.as_str().unwrap().trim_start_matches(&self.base).to_owned()
+        url.as_str()
+            .unwrap()
+            .trim_start_matches(&self.base)
+            .to_owned()
     }
 
     async fn source(&self) -> String {
-        self.cmd(Method::GET, "/source", None).await.as_str().unwrap().to_owned()
+        self.cmd(Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn find(&self, css: &str) -> String {
         let v = self
-            .cmd(Method::POST, "/element", Some(json!({"using": "css selector", "value": css})))
+            .cmd(
+                Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
             .await;
         v[ELEMENT]
             .as_str()
@@ -157,10 +174,14 @@ impl Browser {
     }
 
     async fn count(&self, css: &str) -> usize {
-        self.cmd(Method::POST, "/elements", Some(json!({"using": "css selector", "value": css})))
-            .await
-            .as_array()
-            .map_or(0, Vec::len)
+        self.cmd(
+            Method::POST,
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        )
+        .await
+        .as_array()
+        .map_or(0, Vec::len)
     }
 
     async fn text(&self, css: &str) -> String {
@@ -174,9 +195,18 @@ impl Browser {
 
     async fn fill(&self, css: &str, value: &str) {
         let id = self.find(css).await;
-        self.cmd(Method::POST, &format!("/element/{id}/clear"), Some(json!({}))).await;
-        self.cmd(Method::POST, &format!("/element/{id}/value"), Some(json!({"text": value})))
-            .await;
+        self.cmd(
+            Method::POST,
+            &format!("/element/{id}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.cmd(
+            Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": value})),
+        )
+        .await;
     }
 
     /// Clicks, and when the click submits a form or follows a link, waits
@@ -186,7 +216,11 @@ impl Browser {
         let page = self.find("html").await;
         let id = self.find(css).await;
         let navigates = self
-            .cmd(Method::POST, &format!("/element/{id}/click"), Some(json!({})))
+            .cmd(
+                Method::POST,
+                &format!("/element/{id}/click"),
+                Some(json!({})),
+            )
             .await;
         let _ = navigates;
         let is_checkbox = css.contains("input[value=");
@@ -195,7 +229,15 @@ impl Browser {
         }
         for _ in 0..200 {
             let url = format!("{}/session/{}/element/{page}/name", self.url, self.session);
-            let reply: Value = self.http.get(url).send().await.unwrap().json().await.unwrap();
+            let reply: Value = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             if reply["value"].get("error").is_some() {
                 return;
             }
@@ -205,7 +247,8 @@ impl Browser {
     }
 
     async fn cookie(&self, name: &str) -> Value {
-        self.cmd(Method::GET, &format!("/cookie/{name}"), None).await
+        self.cmd(Method::GET, &format!("/cookie/{name}"), None)
+            .await
     }
 
     async fn shot(&self, name: &str) {
@@ -321,7 +364,10 @@ async fn seed(server: &TestServer) {
         server.create_tenant(&format!("filler-{n:02}")).await;
     }
     let reply = server
-        .post("/v1/tenants/acme/domains", json!({"domain": "support.acme-corp.test"}))
+        .post(
+            "/v1/tenants/acme/domains",
+            json!({"domain": "support.acme-corp.test"}),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     let reply = server
@@ -352,7 +398,7 @@ async fn seed(server: &TestServer) {
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
-    let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1022901293403981","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"1061234567890"},"contacts":[{"profile":{"name":"Maria Lopez"},"wa_id":"16315551181"}],"messages":[{"from":"16315551181","id":"wamid.console1","timestamp":"1767225600","text":{"body":"Hello from WhatsApp"},"type":"text"}]}},"field":"messages"}]}]}"#;
+    let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1022901293403981","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"1061234567890"},"contacts":[{"profile":{"name":"Maria Lopez"},"wa_id":"16315551181"}],"messages":[{"from":"16315551181","id":"wamid.console1","timestamp":"1767225600","text":{"body":"Hello from WhatsApp"},"type":"text"}]},"field":"messages"}]}]}"#;
     let resp = server
         .client
         .post(server.url("/v1/webhooks/whatsapp/acme"))
@@ -389,7 +435,9 @@ async fn wait_for_delivery(server: &TestServer) -> (String, String) {
     let eid = endpoints.body["data"][0]["id"].as_str().unwrap().to_owned();
     for _ in 0..200 {
         let m = server
-            .get(&format!("/v1/tenants/acme/webhook-endpoints/{eid}/messages"))
+            .get(&format!(
+                "/v1/tenants/acme/webhook-endpoints/{eid}/messages"
+            ))
             .await;
         if let Some(mid) = m.body["data"][0]["id"].as_str() {
             return (eid, mid.to_owned());
@@ -429,7 +477,10 @@ async fn console_end_to_end(backend: Backend) {
     b.click("#create-tenant button").await;
     assert_eq!(b.path().await, "/console/tenants/acme?created=1");
     // Output is escaped: the name shows as text, no script element exists.
-    assert_eq!(b.text("#tenant-name").await, "Acme <script>alert(1)</script>");
+    assert_eq!(
+        b.text("#tenant-name").await,
+        "Acme <script>alert(1)</script>"
+    );
     assert_eq!(b.count("script").await, 0);
     seed(&server).await;
 
@@ -439,7 +490,10 @@ async fn console_end_to_end(backend: Backend) {
     b.shot("tenants").await;
     b.click("#next-page").await;
     let rest = b.source().await;
-    assert!(rest.contains("initech") && !rest.contains(">acme<"), "second page");
+    assert!(
+        rest.contains("initech") && !rest.contains(">acme<"),
+        "second page"
+    );
     b.goto("/console/tenants?q=glob").await;
     assert_eq!(b.count("#tenants tbody tr").await, 1);
     assert!(b.text("#tenants").await.contains("globex"));
@@ -453,10 +507,14 @@ async fn console_end_to_end(backend: Backend) {
     // actions behind a confirmation.
     b.goto("/console/tenants/acme").await;
     let domains = b.text("#domains").await;
-    assert!(domains.contains("_tenantry-challenge.support.acme-corp.test"), "{domains}");
+    assert!(
+        domains.contains("_tenantry-challenge.support.acme-corp.test"),
+        "{domains}"
+    );
     assert!(domains.contains("TXT"));
     b.shot("tenant-overview").await;
-    b.fill("#add-domain input[name=domain]", "not a domain").await;
+    b.fill("#add-domain input[name=domain]", "not a domain")
+        .await;
     b.click("#add-domain button").await;
     assert!(b.text("#form-errors").await.contains("domain"));
     b.fill("#edit-name", "Acme Corp").await;
@@ -464,13 +522,21 @@ async fn console_end_to_end(backend: Backend) {
     assert_eq!(b.text("#tenant-name").await, "Acme Corp");
     b.click("#action-suspend").await;
     assert!(b.text("#confirm").await.contains("Really suspend"));
-    assert_eq!(server.get("/v1/tenants/acme").await.body["status"], "active");
+    assert_eq!(
+        server.get("/v1/tenants/acme").await.body["status"],
+        "active"
+    );
     b.shot("tenant-confirm-suspend").await;
     b.click("#confirm-action").await;
     assert_eq!(b.text("#tenant-status").await, "suspended");
     b.click("#action-reactivate").await;
     b.click("#confirm-action").await;
-    assert_eq!(b.text("#tenant-status").await, "active", "{}", b.text("main").await);
+    assert_eq!(
+        b.text("#tenant-status").await,
+        "active",
+        "{}",
+        b.text("main").await
+    );
 
     // API keys: errors, create (shown once), rotate, revoke.
     b.goto("/console/tenants/acme/keys").await;
@@ -493,18 +559,45 @@ async fn console_end_to_end(backend: Backend) {
     // Shown once: the list never holds it.
     b.goto("/console/tenants/acme/keys").await;
     assert!(!b.source().await.contains(&secret));
-    b.click(&format!("tr[data-key='{key_id}'] form[action$='/rotate'] button")).await;
+    b.click(&format!(
+        "tr[data-key='{key_id}'] form[action$='/rotate'] button"
+    ))
+    .await;
     let rotated = b.text("#new-key-value").await;
     assert_ne!(rotated, secret);
-    assert_eq!(server.post("/v1/keys/verify", json!({"key": secret})).await.body["valid"], false);
-    assert_eq!(server.post("/v1/keys/verify", json!({"key": rotated})).await.body["valid"], true);
-    let new_id = server.post("/v1/keys/verify", json!({"key": rotated})).await.body["key_id"]
+    assert_eq!(
+        server
+            .post("/v1/keys/verify", json!({"key": secret}))
+            .await
+            .body["valid"],
+        false
+    );
+    assert_eq!(
+        server
+            .post("/v1/keys/verify", json!({"key": rotated}))
+            .await
+            .body["valid"],
+        true
+    );
+    let new_id = server
+        .post("/v1/keys/verify", json!({"key": rotated}))
+        .await
+        .body["key_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    b.click(&format!("tr[data-key='{new_id}'] form[action$='/revoke'] button")).await;
+    b.click(&format!(
+        "tr[data-key='{new_id}'] form[action$='/revoke'] button"
+    ))
+    .await;
     assert!(b.text("#notice").await.contains("revoked"));
-    assert_eq!(server.post("/v1/keys/verify", json!({"key": rotated})).await.body["code"], "REVOKED");
+    assert_eq!(
+        server
+            .post("/v1/keys/verify", json!({"key": rotated}))
+            .await
+            .body["code"],
+        "REVOKED"
+    );
 
     // Configuration: not JSON, refused by the API's validation, then saved.
     b.goto("/console/tenants/acme/config").await;
@@ -515,7 +608,11 @@ async fn console_end_to_end(backend: Backend) {
     b.click("#config-form button").await;
     assert!(b.text("#form-errors").await.contains("branding"));
     b.shot("tenant-config-errors").await;
-    b.fill("#config-patch", r#"{"branding": {"company_name": "Acme Corp"}}"#).await;
+    b.fill(
+        "#config-patch",
+        r#"{"branding": {"company_name": "Acme Corp"}}"#,
+    )
+    .await;
     b.click("#config-form button").await;
     assert!(b.text("#notice").await.contains("saved"));
     assert!(b.text("#effective-config").await.contains("Acme Corp"));
@@ -524,7 +621,10 @@ async fn console_end_to_end(backend: Backend) {
     // Credentials: masked, then an audited reveal.
     b.goto("/console/tenants/acme/credentials").await;
     let page = b.source().await;
-    assert!(!page.contains(WA_TOKEN) && !page.contains(APP_SECRET), "masked");
+    assert!(
+        !page.contains(WA_TOKEN) && !page.contains(APP_SECRET),
+        "masked"
+    );
     assert!(b.text("#credentials").await.contains("****"));
     b.shot("tenant-credentials").await;
     b.fill("#cred-name", "broken").await;
@@ -533,7 +633,9 @@ async fn console_end_to_end(backend: Backend) {
     assert!(b.text("#form-errors").await.contains("data"));
     b.click("#credentials form[action$='/reveal'] button").await;
     assert!(b.text("#revealed-data").await.contains(WA_TOKEN));
-    let audit = server.get("/v1/tenants/acme/audit?action=credential.revealed").await;
+    let audit = server
+        .get("/v1/tenants/acme/audit?action=credential.revealed")
+        .await;
     assert_eq!(audit.body["data"].as_array().unwrap().len(), 1, "{audit:?}");
     assert_eq!(audit.body["data"][0]["actor"]["id"], "root");
 
@@ -547,7 +649,11 @@ async fn console_end_to_end(backend: Backend) {
 
     // Usage charts and quotas.
     b.goto("/console/tenants/acme/usage").await;
-    assert!(b.count("section[data-meter='messages_outbound'] svg rect").await >= 1);
+    assert!(
+        b.count("section[data-meter='messages_outbound'] svg rect")
+            .await
+            >= 1
+    );
     assert!(b.text("#usage-month").await.contains("messages_outbound"));
     b.shot("tenant-usage").await;
     b.goto("/console/tenants/acme/usage?from=yesterday").await;
@@ -563,7 +669,8 @@ async fn console_end_to_end(backend: Backend) {
     b.fill("#endpoint-url", "ftp://nowhere").await;
     b.click("#create-endpoint button").await;
     assert!(b.text("#form-errors").await.contains("url"));
-    b.goto(&format!("/console/tenants/acme/webhooks/{eid}")).await;
+    b.goto(&format!("/console/tenants/acme/webhooks/{eid}"))
+        .await;
     assert!(b.text("#deliveries").await.contains("api_key.created"));
     b.shot("tenant-webhook-deliveries").await;
     b.click("#deliveries form button").await;
@@ -574,18 +681,30 @@ async fn console_end_to_end(backend: Backend) {
     assert!(b.text(".workflow").await.contains("succeeded"));
     b.shot("tenant-provisioning").await;
     b.goto("/console/tenants/acme/conversations").await;
-    assert!(b.text(".conversation").await.contains("Hello from WhatsApp"));
+    assert!(
+        b.text(".conversation")
+            .await
+            .contains("Hello from WhatsApp")
+    );
     b.shot("tenant-conversations").await;
 
     // Operator pages.
     b.goto("/console/plans").await;
     assert!(b.text("#plans").await.contains("professional"));
     b.fill("#plan-name", "scale").await;
-    b.fill("#plan-definition", r#"{"quotas": {"messages_outbound": -5}}"#).await;
+    b.fill(
+        "#plan-definition",
+        r#"{"quotas": {"messages_outbound": -5}}"#,
+    )
+    .await;
     b.click("#plan-form button").await;
     assert!(b.text("#form-errors").await.contains("quotas"));
     b.fill("#plan-name", "scale").await;
-    b.fill("#plan-definition", r#"{"description": "Scale tier", "quotas": {"messages_outbound": 50000}}"#).await;
+    b.fill(
+        "#plan-definition",
+        r#"{"description": "Scale tier", "quotas": {"messages_outbound": 50000}}"#,
+    )
+    .await;
     b.click("#plan-form button").await;
     assert!(b.text("#plans").await.contains("Scale tier"));
     b.shot("plans").await;
@@ -599,7 +718,9 @@ async fn console_end_to_end(backend: Backend) {
     b.shot("operator-keys").await;
     b.click("#operator-keys form button").await;
     assert!(b.text("#notice").await.contains("revoked"));
-    let denied = server.call_as(Some(&op_key), Method::GET, "/v1/tenants", None).await;
+    let denied = server
+        .call_as(Some(&op_key), Method::GET, "/v1/tenants", None)
+        .await;
     assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
     b.goto("/console/keyring").await;
     assert!(!b.text("#active-kek").await.is_empty());
@@ -612,14 +733,30 @@ async fn console_end_to_end(backend: Backend) {
     b.shot("signing-keys").await;
 
     // The console acted as the operator: its changes are audited so.
-    let created = server.get("/v1/tenants/acme/audit?action=tenant.suspended").await;
-    assert_eq!(created.body["data"][0]["actor"]["id"], "root", "{created:?}");
+    let created = server
+        .get("/v1/tenants/acme/audit?action=tenant.suspended")
+        .await;
+    assert_eq!(
+        created.body["data"][0]["actor"]["id"], "root",
+        "{created:?}"
+    );
 
     // Sign-out ends the session on the server too.
-    let cookie = b.cookie("tenantry_console").await["value"].as_str().unwrap().to_owned();
+    let cookie = b.cookie("tenantry_console").await["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     b.click("#sign-out").await;
     assert_eq!(b.path().await, "/console/sign-in");
-    let after = raw(&server, Method::GET, "/console/tenants", Some(&cookie), None, None).await;
+    let after = raw(
+        &server,
+        Method::GET,
+        "/console/tenants",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(after.status(), StatusCode::SEE_OTHER);
     assert_eq!(after.headers()["location"], "/console/sign-in");
     b.quit().await;
@@ -633,7 +770,10 @@ async fn tenant_admins_see_only_their_tenant(backend: Backend) {
     let (key, key_id) = admin_key(&server, "acme").await;
     let (reader, _) = {
         let reply = server
-            .post("/v1/tenants/acme/api-keys", json!({"name": "reader", "scopes": ["tenant:read"]}))
+            .post(
+                "/v1/tenants/acme/api-keys",
+                json!({"name": "reader", "scopes": ["tenant:read"]}),
+            )
             .await;
         (reply.body["key"].as_str().unwrap().to_owned(), ())
     };
@@ -646,10 +786,24 @@ async fn tenant_admins_see_only_their_tenant(backend: Backend) {
     b.sign_in(&key).await;
     assert_eq!(b.path().await, "/console/tenants/acme");
     b.shot("tenant-admin-home").await;
-    let cookie = b.cookie("tenantry_console").await["value"].as_str().unwrap().to_owned();
+    let cookie = b.cookie("tenantry_console").await["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Every page of another tenant, the tenant list and operator pages are
     // not found.
-    for page in ["", "/keys", "/config", "/credentials", "/audit", "/usage", "/quotas", "/webhooks", "/provisioning", "/conversations"] {
+    for page in [
+        "",
+        "/keys",
+        "/config",
+        "/credentials",
+        "/audit",
+        "/usage",
+        "/quotas",
+        "/webhooks",
+        "/provisioning",
+        "/conversations",
+    ] {
         let path = format!("/console/tenants/globex{page}");
         b.goto(&path).await;
         assert_eq!(b.text("#error-title").await, "Not found", "{path}");
@@ -657,7 +811,13 @@ async fn tenant_admins_see_only_their_tenant(backend: Backend) {
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
     b.shot("tenant-admin-foreign-404").await;
-    for path in ["/console/tenants", "/console/plans", "/console/operator-keys", "/console/keyring", "/console/signing-keys"] {
+    for path in [
+        "/console/tenants",
+        "/console/plans",
+        "/console/operator-keys",
+        "/console/keyring",
+        "/console/signing-keys",
+    ] {
         let r = raw(&server, Method::GET, path, Some(&cookie), None, None).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
@@ -669,30 +829,49 @@ async fn tenant_admins_see_only_their_tenant(backend: Backend) {
         Method::POST,
         "/console/tenants/globex/keys",
         Some(&cookie),
-        Some(&[("csrf", &token), ("name", "sneaky"), ("scopes", "tenant:admin")]),
+        Some(&[
+            ("csrf", &token),
+            ("name", "sneaky"),
+            ("scopes", "tenant:admin"),
+        ]),
         None,
     )
     .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(server.get("/v1/tenants/globex/api-keys").await.body["data"], json!([]));
+    assert_eq!(
+        server.get("/v1/tenants/globex/api-keys").await.body["data"],
+        json!([])
+    );
 
     // Its own tenant works, acting as its key: the audit names the key.
     b.fill("#key-name", "from the console").await;
     b.click("#create-key input[value='tenant:read']").await;
     b.click("#create-key button").await;
     assert!(b.text("#new-key-value").await.starts_with("tnt_"));
-    let audit = server.get("/v1/tenants/acme/audit?action=api_key.created").await;
-    let last = audit.body["data"].as_array().unwrap().iter().find(|e| e["actor"]["id"] == key_id.as_str());
+    let audit = server
+        .get("/v1/tenants/acme/audit?action=api_key.created")
+        .await;
+    let last = audit.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["actor"]["id"] == key_id.as_str());
     assert!(last.is_some(), "{audit:?}");
     // Rate limits and quotas stay the operator's: a tenant admin's config
     // change of them is refused with the API's own error, shown on the form.
     b.goto("/console/tenants/acme/config").await;
-    b.fill("#config-patch", r#"{"features": {"beta": true}}"#).await;
+    b.fill("#config-patch", r#"{"features": {"beta": true}}"#)
+        .await;
     b.click("#config-form button").await;
     assert!(b.text("#form-errors").await.contains("features"));
 
     // Revoking the key ends the session at the next request.
-    server.post(&format!("/v1/tenants/acme/api-keys/{key_id}/revoke"), json!({})).await;
+    server
+        .post(
+            &format!("/v1/tenants/acme/api-keys/{key_id}/revoke"),
+            json!({}),
+        )
+        .await;
     b.goto("/console/tenants/acme").await;
     assert_eq!(b.path().await, "/console/sign-in");
     b.quit().await;
@@ -718,45 +897,116 @@ async fn forms_need_the_session_token_and_origin(backend: Backend) {
         form
     };
     let path = "/console/tenants/acme/status";
-    let no_token = raw(&server, Method::POST, path, Some(&cookie), Some(&suspend(None)), None).await;
+    let no_token = raw(
+        &server,
+        Method::POST,
+        path,
+        Some(&cookie),
+        Some(&suspend(None)),
+        None,
+    )
+    .await;
     assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
-    let wrong = raw(&server, Method::POST, path, Some(&cookie), Some(&suspend(Some("forged-token"))), None).await;
+    let wrong = raw(
+        &server,
+        Method::POST,
+        path,
+        Some(&cookie),
+        Some(&suspend(Some("forged-token"))),
+        None,
+    )
+    .await;
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     let mut good = suspend(None);
     good.push(("csrf", token.as_str()));
-    let foreign = raw(&server, Method::POST, path, Some(&cookie), Some(&good), Some("https://evil.example")).await;
+    let foreign = raw(
+        &server,
+        Method::POST,
+        path,
+        Some(&cookie),
+        Some(&good),
+        Some("https://evil.example"),
+    )
+    .await;
     assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
-    assert_eq!(server.get("/v1/tenants/acme").await.body["status"], "active");
+    assert_eq!(
+        server.get("/v1/tenants/acme").await.body["status"],
+        "active"
+    );
     // No session: to sign-in, nothing done.
     let anonymous = raw(&server, Method::POST, path, None, Some(&good), None).await;
     assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
-    assert_eq!(server.get("/v1/tenants/acme").await.body["status"], "active");
+    assert_eq!(
+        server.get("/v1/tenants/acme").await.body["status"],
+        "active"
+    );
     // The right token from this origin works.
-    let ok = raw(&server, Method::POST, path, Some(&cookie), Some(&good), Some(&server.base)).await;
+    let ok = raw(
+        &server,
+        Method::POST,
+        path,
+        Some(&cookie),
+        Some(&good),
+        Some(&server.base),
+    )
+    .await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
-    assert_eq!(server.get("/v1/tenants/acme").await.body["status"], "suspended");
+    assert_eq!(
+        server.get("/v1/tenants/acme").await.body["status"],
+        "suspended"
+    );
 
     // Headers of every page: the strict CSP, no framing.
-    let page = raw(&server, Method::GET, "/console/tenants", Some(&cookie), None, None).await;
+    let page = raw(
+        &server,
+        Method::GET,
+        "/console/tenants",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(page.headers()["content-security-policy"], CSP);
     assert_eq!(page.headers()["x-frame-options"], "DENY");
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
     assert_eq!(page.headers()["cache-control"], "no-store");
-    let css = raw(&server, Method::GET, "/console/assets/console.css", None, None, None).await;
+    let css = raw(
+        &server,
+        Method::GET,
+        "/console/assets/console.css",
+        None,
+        None,
+        None,
+    )
+    .await;
     assert_eq!(css.status(), StatusCode::OK);
-    assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
+    assert!(
+        css.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
 
     // Sign-in itself: the form's own token, and the cookie's flags (Secure
     // behind a TLS terminator).
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let form_page = client
         .get(server.url("/console/sign-in"))
         .header("x-forwarded-proto", "https")
         .send()
         .await
         .unwrap();
-    let pre = form_page.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(pre.contains("Secure") && pre.contains("HttpOnly") && pre.contains("SameSite=Strict"), "{pre}");
+    let pre = form_page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        pre.contains("Secure") && pre.contains("HttpOnly") && pre.contains("SameSite=Strict"),
+        "{pre}"
+    );
     let pre_value = pre.split(';').next().unwrap().to_owned();
     let html = form_page.text().await.unwrap();
     let sign_token = csrf_of(&html);
@@ -784,7 +1034,12 @@ async fn forms_need_the_session_token_and_origin(backend: Backend) {
         .map(|v| v.to_str().unwrap().to_owned())
         .find(|c| c.starts_with("tenantry_console="))
         .unwrap();
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict") && session.contains("Secure"), "{session}");
+    assert!(
+        session.contains("HttpOnly")
+            && session.contains("SameSite=Strict")
+            && session.contains("Secure"),
+        "{session}"
+    );
     // The cookie holds a random id, never the key.
     assert!(!session.contains(ROOT_KEY));
     assert!(!server.logs().contains(ROOT_KEY));

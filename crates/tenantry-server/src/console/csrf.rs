@@ -53,7 +53,11 @@ pub fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let scheme = if is_tls(headers, state) { "https" } else { "http" };
+    let scheme = if is_tls(headers, state) {
+        "https"
+    } else {
+        "http"
+    };
     origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
 }
 

@@ -70,32 +70,80 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/assets/console.css", get(assets::css))
-        .route("/sign-in", get(session::sign_in_page).post(session::sign_in))
+        .route(
+            "/sign-in",
+            get(session::sign_in_page).post(session::sign_in),
+        )
         .route("/sign-out", post(session::sign_out))
         .route("/tenants", get(tenants::list).post(tenants::create))
         .route("/tenants/{id}", get(tenant::overview).post(tenant::update))
         .route("/tenants/{id}/status", post(tenant::status))
         .route("/tenants/{id}/domains", post(tenant::add_domain))
         .route("/tenants/{id}/domains/verify", post(tenant::verify_domain))
-        .route("/tenants/{id}/keys", get(tenant::keys).post(tenant::create_key))
-        .route("/tenants/{id}/keys/{key_id}/revoke", post(tenant::revoke_key))
-        .route("/tenants/{id}/keys/{key_id}/rotate", post(tenant::rotate_key))
-        .route("/tenants/{id}/config", get(tenant::config).post(tenant::patch_config))
-        .route("/tenants/{id}/credentials", get(tenant::credentials).post(tenant::create_credential))
-        .route("/tenants/{id}/credentials/{cred_id}/reveal", post(tenant::reveal_credential))
+        .route(
+            "/tenants/{id}/keys",
+            get(tenant::keys).post(tenant::create_key),
+        )
+        .route(
+            "/tenants/{id}/keys/{key_id}/revoke",
+            post(tenant::revoke_key),
+        )
+        .route(
+            "/tenants/{id}/keys/{key_id}/rotate",
+            post(tenant::rotate_key),
+        )
+        .route(
+            "/tenants/{id}/config",
+            get(tenant::config).post(tenant::patch_config),
+        )
+        .route(
+            "/tenants/{id}/credentials",
+            get(tenant::credentials).post(tenant::create_credential),
+        )
+        .route(
+            "/tenants/{id}/credentials/{cred_id}/reveal",
+            post(tenant::reveal_credential),
+        )
         .route("/tenants/{id}/audit", get(tenant_activity::audit))
         .route("/tenants/{id}/usage", get(tenant_activity::usage))
         .route("/tenants/{id}/quotas", get(tenant_activity::quotas))
-        .route("/tenants/{id}/webhooks", get(tenant_activity::webhooks).post(tenant_activity::create_webhook))
-        .route("/tenants/{id}/webhooks/{eid}", get(tenant_activity::webhook))
-        .route("/tenants/{id}/webhooks/{eid}/messages/{mid}/replay", post(tenant_activity::replay))
-        .route("/tenants/{id}/provisioning", get(tenant_activity::provisioning))
-        .route("/tenants/{id}/conversations", get(tenant_activity::conversations))
+        .route(
+            "/tenants/{id}/webhooks",
+            get(tenant_activity::webhooks).post(tenant_activity::create_webhook),
+        )
+        .route(
+            "/tenants/{id}/webhooks/{eid}",
+            get(tenant_activity::webhook),
+        )
+        .route(
+            "/tenants/{id}/webhooks/{eid}/messages/{mid}/replay",
+            post(tenant_activity::replay),
+        )
+        .route(
+            "/tenants/{id}/provisioning",
+            get(tenant_activity::provisioning),
+        )
+        .route(
+            "/tenants/{id}/conversations",
+            get(tenant_activity::conversations),
+        )
         .route("/plans", get(operator::plans).post(operator::put_plan))
-        .route("/operator-keys", get(operator::operator_keys).post(operator::create_operator_key))
-        .route("/operator-keys/{key_id}/revoke", post(operator::revoke_operator_key))
-        .route("/keyring", get(operator::keyring).post(operator::rotate_keyring))
-        .route("/signing-keys", get(operator::signing_keys).post(operator::rotate_signing_key))
+        .route(
+            "/operator-keys",
+            get(operator::operator_keys).post(operator::create_operator_key),
+        )
+        .route(
+            "/operator-keys/{key_id}/revoke",
+            post(operator::revoke_operator_key),
+        )
+        .route(
+            "/keyring",
+            get(operator::keyring).post(operator::rotate_keyring),
+        )
+        .route(
+            "/signing-keys",
+            get(operator::signing_keys).post(operator::rotate_signing_key),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn(security_headers))
         .layer(axum::Extension(console))
@@ -107,10 +155,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -126,10 +183,7 @@ async fn home(ctx: Ctx) -> Response {
     }
 }
 
-async fn not_found(
-    uri: axum::http::Uri,
-    ctx: Result<Ctx, Response>,
-) -> Response {
+async fn not_found(uri: axum::http::Uri, ctx: Result<Ctx, Response>) -> Response {
     // `/console/` (with its slash; `/` within the nest) is the home page too.
     if matches!(uri.path(), "/" | "" | "/console/") {
         return match ctx {
@@ -137,7 +191,12 @@ async fn not_found(
             Err(signed_out) => signed_out,
         };
     }
-    views::error_page(ctx.as_ref().ok(), StatusCode::NOT_FOUND, "Not found", "There is no such page.")
+    views::error_page(
+        ctx.as_ref().ok(),
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no such page.",
+    )
 }
 
 /// A signed-in request: the session, and the caller it stands for,

@@ -13,7 +13,12 @@ use serde_json::{Value, json};
 
 fn not_for_tenants(ctx: &Ctx) -> Option<Response> {
     (!ctx.is_operator()).then(|| {
-        views::error_page(Some(ctx), StatusCode::NOT_FOUND, "Not found", "There is no such page.")
+        views::error_page(
+            Some(ctx),
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such page.",
+        )
     })
 }
 
@@ -25,7 +30,11 @@ fn is_form_error(reply: &ApiReply) -> bool {
 }
 
 fn status_of(errors: &[(String, String)]) -> StatusCode {
-    if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY }
+    if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
 }
 
 pub async fn plans(ctx: Ctx) -> Response {
@@ -110,7 +119,11 @@ pub async fn put_plan(posted: Posted) -> Response {
         }
     };
     let reply = ctx
-        .api(Method::PUT, &format!("/v1/plans/{}", enc(name)), Some(&definition))
+        .api(
+            Method::PUT,
+            &format!("/v1/plans/{}", enc(name)),
+            Some(&definition),
+        )
         .await;
     if reply.ok() {
         return render_plans(&ctx, &[], Some(&format!("Plan {name} saved.")), None).await;
@@ -215,7 +228,10 @@ pub async fn revoke_operator_key(Path(key_id): Path<String>, posted: Posted) -> 
         return page;
     }
     let reply = ctx
-        .post(&format!("/v1/operator-keys/{}/revoke", enc(&key_id)), &json!({}))
+        .post(
+            &format!("/v1/operator-keys/{}/revoke", enc(&key_id)),
+            &json!({}),
+        )
         .await;
     if reply.ok() {
         return render_operator_keys(&ctx, &[], None, Some("Key revoked.")).await;
@@ -270,7 +286,12 @@ pub async fn rotate_keyring(posted: Posted) -> Response {
     }
     let reply = ctx.post("/v1/operator/keyring/rotate", &json!({})).await;
     if reply.ok() {
-        return render_keyring(&ctx, Some("New key-encryption key active; rewrapping in the background."), &[]).await;
+        return render_keyring(
+            &ctx,
+            Some("New key-encryption key active; rewrapping in the background."),
+            &[],
+        )
+        .await;
     }
     if reply.status == StatusCode::CONFLICT {
         return render_keyring(&ctx, None, &views::field_errors(&reply)).await;
@@ -328,12 +349,18 @@ pub async fn rotate_signing_key(posted: Posted) -> Response {
         Some("tokens") => ("/v1/operator/signing-keys/rotate", "token"),
         Some("audit") => ("/v1/operator/audit/signing-keys/rotate", "audit"),
         _ => {
-            return views::error_page(Some(&ctx), StatusCode::UNPROCESSABLE_ENTITY, "Invalid form", "which: must be tokens or audit");
+            return views::error_page(
+                Some(&ctx),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid form",
+                "which: must be tokens or audit",
+            );
         }
     };
     let reply = ctx.post(path, &json!({})).await;
     if reply.ok() {
-        return render_signing_keys(&ctx, Some(&format!("The {what} signing key was rotated."))).await;
+        return render_signing_keys(&ctx, Some(&format!("The {what} signing key was rotated.")))
+            .await;
     }
     views::failed(&ctx, &reply)
 }

@@ -280,7 +280,9 @@ pub async fn sign_in(
             &headers,
             &state,
             status,
-            Some("This key cannot sign in: it is unknown, revoked, expired, or lacks tenant:admin."),
+            Some(
+                "This key cannot sign in: it is unknown, revoked, expired, or lacks tenant:admin.",
+            ),
         )
     };
     let Some(key) = form.get("key") else {

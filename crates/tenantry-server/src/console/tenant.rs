@@ -25,7 +25,14 @@ pub async fn load(ctx: &Ctx, id: &str) -> Result<Value, Response> {
 }
 
 /// A tenant page: the tabs, then `content`.
-pub fn frame(ctx: &Ctx, id: &str, current: &str, status: StatusCode, title: &str, content: Markup) -> Response {
+pub fn frame(
+    ctx: &Ctx,
+    id: &str,
+    current: &str,
+    status: StatusCode,
+    title: &str,
+    content: Markup,
+) -> Response {
     views::page_with(
         ctx,
         status,
@@ -81,7 +88,10 @@ async fn render_overview(
         Ok(t) => t,
         Err(page) => return page,
     };
-    let domains = ctx.get(&format!("/v1/tenants/{}/domains", enc(id))).await.data();
+    let domains = ctx
+        .get(&format!("/v1/tenants/{}/domains", enc(id)))
+        .await
+        .data();
     let plans = if ctx.is_operator() {
         ctx.get("/v1/plans").await.data()
     } else {
@@ -189,7 +199,11 @@ async fn render_overview(
             }
         }
     };
-    let code = if confirm.is_some() { StatusCode::OK } else { status_of(errors) };
+    let code = if confirm.is_some() {
+        StatusCode::OK
+    } else {
+        status_of(errors)
+    };
     frame(ctx, id, "", code, "Overview", content)
 }
 
@@ -211,7 +225,11 @@ pub async fn update(Path(id): Path<String>, posted: Posted) -> Response {
         }
     }
     let reply = ctx
-        .api(Method::PATCH, &format!("/v1/tenants/{}", enc(&id)), Some(&patch))
+        .api(
+            Method::PATCH,
+            &format!("/v1/tenants/{}", enc(&id)),
+            Some(&patch),
+        )
         .await;
     done(&ctx, &id, reply, "saved").await
 }
@@ -219,7 +237,8 @@ pub async fn update(Path(id): Path<String>, posted: Posted) -> Response {
 /// After a change on the overview: back to it, or the form's errors.
 async fn done(ctx: &Ctx, id: &str, reply: ApiReply, what: &str) -> Response {
     if reply.ok() {
-        return Redirect::to(&format!("/console/tenants/{}?done={}", enc(id), enc(what))).into_response();
+        return Redirect::to(&format!("/console/tenants/{}?done={}", enc(id), enc(what)))
+            .into_response();
     }
     if is_form_error(&reply) {
         return render_overview(ctx, id, &views::field_errors(&reply), None, None).await;
@@ -231,7 +250,10 @@ pub async fn status(Path(id): Path<String>, posted: Posted) -> Response {
     let Posted { ctx, form } = posted;
     let action = form.get("action").unwrap_or_default();
     if !matches!(action, "suspend" | "reactivate" | "delete") {
-        let errors = vec![("action".to_owned(), "must be suspend, reactivate or delete".to_owned())];
+        let errors = vec![(
+            "action".to_owned(),
+            "must be suspend, reactivate or delete".to_owned(),
+        )];
         return render_overview(&ctx, &id, &errors, None, None).await;
     }
     if form.get("confirm") != Some("yes") {
@@ -248,7 +270,9 @@ pub async fn status(Path(id): Path<String>, posted: Posted) -> Response {
 pub async fn add_domain(Path(id): Path<String>, posted: Posted) -> Response {
     let Posted { ctx, form } = posted;
     let body = json!({ "domain": form.get("domain").unwrap_or_default() });
-    let reply = ctx.post(&format!("/v1/tenants/{}/domains", enc(&id)), &body).await;
+    let reply = ctx
+        .post(&format!("/v1/tenants/{}/domains", enc(&id)), &body)
+        .await;
     done(&ctx, &id, reply, "domain added").await
 }
 
@@ -256,7 +280,10 @@ pub async fn verify_domain(Path(id): Path<String>, posted: Posted) -> Response {
     let Posted { ctx, form } = posted;
     let domain = form.get("domain").unwrap_or_default();
     let reply = ctx
-        .post(&format!("/v1/tenants/{}/domains/{}/verify", enc(&id), enc(domain)), &json!({}))
+        .post(
+            &format!("/v1/tenants/{}/domains/{}/verify", enc(&id), enc(domain)),
+            &json!({}),
+        )
         .await;
     done(&ctx, &id, reply, "domain verified").await
 }
@@ -295,7 +322,9 @@ async fn render_keys(
     if let Err(page) = load(ctx, id).await {
         return page;
     }
-    let reply = ctx.get(&format!("/v1/tenants/{}/api-keys?limit=100", enc(id))).await;
+    let reply = ctx
+        .get(&format!("/v1/tenants/{}/api-keys?limit=100", enc(id)))
+        .await;
     if !reply.ok() {
         return views::failed(ctx, &reply);
     }
@@ -384,12 +413,17 @@ pub async fn create_key(Path(id): Path<String>, posted: Posted) -> Response {
         match chrono::DateTime::parse_from_rfc3339(expires) {
             Ok(at) => body["expires_at"] = json!(at.with_timezone(&chrono::Utc)),
             Err(_) => {
-                let errors = vec![("expires_at".to_owned(), "must be an RFC 3339 time such as 2027-01-01T00:00:00Z".to_owned())];
+                let errors = vec![(
+                    "expires_at".to_owned(),
+                    "must be an RFC 3339 time such as 2027-01-01T00:00:00Z".to_owned(),
+                )];
                 return render_keys(&ctx, &id, &errors, None, None).await;
             }
         }
     }
-    let reply = ctx.post(&format!("/v1/tenants/{}/api-keys", enc(&id)), &body).await;
+    let reply = ctx
+        .post(&format!("/v1/tenants/{}/api-keys", enc(&id)), &body)
+        .await;
     key_made(&ctx, &id, reply, "Key created.").await
 }
 
@@ -409,7 +443,10 @@ pub async fn rotate_key(Path((id, key_id)): Path<(String, String)>, posted: Post
         None => 0,
         Some(Ok(n)) => n,
         Some(Err(_)) => {
-            let errors = vec![("overlap_seconds".to_owned(), "must be a whole number of seconds".to_owned())];
+            let errors = vec![(
+                "overlap_seconds".to_owned(),
+                "must be a whole number of seconds".to_owned(),
+            )];
             return render_keys(&ctx, &id, &errors, None, None).await;
         }
     };
@@ -419,13 +456,22 @@ pub async fn rotate_key(Path((id, key_id)): Path<(String, String)>, posted: Post
             &json!({ "overlap_seconds": overlap }),
         )
         .await;
-    key_made(&ctx, &id, reply, "Key rotated: the new key copies the old one's settings.").await
+    key_made(
+        &ctx,
+        &id,
+        reply,
+        "Key rotated: the new key copies the old one's settings.",
+    )
+    .await
 }
 
 pub async fn revoke_key(Path((id, key_id)): Path<(String, String)>, posted: Posted) -> Response {
     let ctx = posted.ctx;
     let reply = ctx
-        .post(&format!("/v1/tenants/{}/api-keys/{}/revoke", enc(&id), enc(&key_id)), &json!({}))
+        .post(
+            &format!("/v1/tenants/{}/api-keys/{}/revoke", enc(&id), enc(&key_id)),
+            &json!({}),
+        )
         .await;
     if reply.ok() {
         return render_keys(&ctx, &id, &[], None, Some("Key revoked.")).await;
@@ -460,7 +506,10 @@ async fn render_config(
         .get(&format!("/v1/tenants/{}/config/versions?limit=20", enc(id)))
         .await
         .data();
-    let current = versions.first().map(|v| v["overrides"].clone()).unwrap_or_else(|| json!({}));
+    let current = versions
+        .first()
+        .map(|v| v["overrides"].clone())
+        .unwrap_or_else(|| json!({}));
     let content = html! {
         @if let Some(message) = message { (notice(message)) }
         section {
@@ -483,7 +532,14 @@ async fn render_config(
             (views::table("config-versions", &versions, &[("Version", "version"), ("Actor", "actor"), ("At", "created_at"), ("Overrides", "overrides")]))
         }
     };
-    frame(ctx, id, "/config", status_of(errors), "Configuration", content)
+    frame(
+        ctx,
+        id,
+        "/config",
+        status_of(errors),
+        "Configuration",
+        content,
+    )
 }
 
 pub async fn patch_config(Path(id): Path<String>, posted: Posted) -> Response {
@@ -497,7 +553,11 @@ pub async fn patch_config(Path(id): Path<String>, posted: Posted) -> Response {
         }
     };
     let reply = ctx
-        .api(Method::PATCH, &format!("/v1/tenants/{}/config", enc(&id)), Some(&patch))
+        .api(
+            Method::PATCH,
+            &format!("/v1/tenants/{}/config", enc(&id)),
+            Some(&patch),
+        )
         .await;
     if reply.ok() {
         return render_config(&ctx, &id, &[], None, Some("Configuration saved.")).await;
@@ -525,12 +585,18 @@ async fn render_credentials(
     if let Err(page) = load(ctx, id).await {
         return page;
     }
-    let reply = ctx.get(&format!("/v1/tenants/{}/credentials", enc(id))).await;
+    let reply = ctx
+        .get(&format!("/v1/tenants/{}/credentials", enc(id)))
+        .await;
     if !reply.ok() {
         return views::failed(ctx, &reply);
     }
     let credentials = reply.data();
-    let keep = |name: &str| form.and_then(|f| f.get(name)).unwrap_or_default().to_owned();
+    let keep = |name: &str| {
+        form.and_then(|f| f.get(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
     let content = html! {
         @if let Some(message) = message { (notice(message)) }
         @if let Some(revealed) = revealed {
@@ -584,7 +650,14 @@ async fn render_credentials(
             }
         }
     };
-    frame(ctx, id, "/credentials", status_of(errors), "Credentials", content)
+    frame(
+        ctx,
+        id,
+        "/credentials",
+        status_of(errors),
+        "Credentials",
+        content,
+    )
 }
 
 pub async fn create_credential(Path(id): Path<String>, posted: Posted) -> Response {
@@ -601,22 +674,47 @@ pub async fn create_credential(Path(id): Path<String>, posted: Posted) -> Respon
         "name": form.get("name").unwrap_or_default(),
         "data": data,
     });
-    let reply = ctx.post(&format!("/v1/tenants/{}/credentials", enc(&id)), &body).await;
+    let reply = ctx
+        .post(&format!("/v1/tenants/{}/credentials", enc(&id)), &body)
+        .await;
     if reply.ok() {
-        return render_credentials(&ctx, &id, &[], None, Some("Credential saved; its secret fields are sealed."), None).await;
+        return render_credentials(
+            &ctx,
+            &id,
+            &[],
+            None,
+            Some("Credential saved; its secret fields are sealed."),
+            None,
+        )
+        .await;
     }
     if is_form_error(&reply) {
-        return render_credentials(&ctx, &id, &views::field_errors(&reply), None, None, Some(&form)).await;
+        return render_credentials(
+            &ctx,
+            &id,
+            &views::field_errors(&reply),
+            None,
+            None,
+            Some(&form),
+        )
+        .await;
     }
     views::failed(&ctx, &reply)
 }
 
-pub async fn reveal_credential(Path((id, cred_id)): Path<(String, String)>, posted: Posted) -> Response {
+pub async fn reveal_credential(
+    Path((id, cred_id)): Path<(String, String)>,
+    posted: Posted,
+) -> Response {
     let ctx = posted.ctx;
     let reply = ctx
         .api(
             Method::POST,
-            &format!("/v1/tenants/{}/credentials/{}/reveal", enc(&id), enc(&cred_id)),
+            &format!(
+                "/v1/tenants/{}/credentials/{}/reveal",
+                enc(&id),
+                enc(&cred_id)
+            ),
             None,
         )
         .await;

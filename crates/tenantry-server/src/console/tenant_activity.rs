@@ -25,7 +25,11 @@ pub async fn audit(ctx: Ctx, Path(id): Path<String>, Query(query): Query<AuditQu
         return page;
     }
     let mut path = format!("/v1/tenants/{}/audit?limit=50", enc(&id));
-    for (name, value) in [("action", &query.action), ("outcome", &query.outcome), ("cursor", &query.cursor)] {
+    for (name, value) in [
+        ("action", &query.action),
+        ("outcome", &query.outcome),
+        ("cursor", &query.cursor),
+    ] {
         if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
             path.push_str(&format!("&{name}={}", enc(v)));
         }
@@ -37,7 +41,9 @@ pub async fn audit(ctx: Ctx, Path(id): Path<String>, Query(query): Query<AuditQu
     } else if !reply.ok() {
         return views::failed(&ctx, &reply);
     }
-    let verify = ctx.get(&format!("/v1/tenants/{}/audit/verify", enc(&id))).await;
+    let verify = ctx
+        .get(&format!("/v1/tenants/{}/audit/verify", enc(&id)))
+        .await;
     let entries = reply.data();
     let next = reply.body["next_cursor"].as_str().map(str::to_owned);
     let content = html! {
@@ -90,14 +96,28 @@ pub async fn audit(ctx: Ctx, Path(id): Path<String>, Query(query): Query<AuditQu
             p.pager { a id="next-page" href={ "/console/tenants/" (enc(&id)) "/audit?cursor=" (enc(&next)) } { "Older →" } }
         }
     };
-    frame(&ctx, &id, "/audit", if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY }, "Audit", content)
+    frame(
+        &ctx,
+        &id,
+        "/audit",
+        if errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        },
+        "Audit",
+        content,
+    )
 }
 
 /// A bar chart of a series, drawn on the server: no script.
 fn bar_chart(series: &[Value]) -> Markup {
     const W: i64 = 600;
     const H: i64 = 140;
-    let values: Vec<i64> = series.iter().map(|p| p["value"].as_i64().unwrap_or(0)).collect();
+    let values: Vec<i64> = series
+        .iter()
+        .map(|p| p["value"].as_i64().unwrap_or(0))
+        .collect();
     let max = values.iter().copied().max().unwrap_or(0).max(1);
     let n = i64::try_from(values.len()).unwrap_or(1).max(1);
     let slot = (W / n).max(1);
@@ -143,7 +163,10 @@ pub async fn usage(ctx: Ctx, Path(id): Path<String>, Query(query): Query<UsageQu
     {
         meters = month.keys().cloned().collect();
     }
-    let granularity = query.granularity.clone().unwrap_or_else(|| "day".to_owned());
+    let granularity = query
+        .granularity
+        .clone()
+        .unwrap_or_else(|| "day".to_owned());
     let mut charts = Vec::new();
     let mut errors = Vec::new();
     for meter in &meters {
@@ -189,7 +212,18 @@ pub async fn usage(ctx: Ctx, Path(id): Path<String>, Query(query): Query<UsageQu
             }
         }
     };
-    frame(&ctx, &id, "/usage", if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY }, "Usage", content)
+    frame(
+        &ctx,
+        &id,
+        "/usage",
+        if errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        },
+        "Usage",
+        content,
+    )
 }
 
 pub async fn quotas(ctx: Ctx, Path(id): Path<String>) -> Response {
@@ -244,13 +278,22 @@ async fn render_webhooks(
     if let Err(page) = load(ctx, id).await {
         return page;
     }
-    let reply = ctx.get(&format!("/v1/tenants/{}/webhook-endpoints?limit=100", enc(id))).await;
+    let reply = ctx
+        .get(&format!(
+            "/v1/tenants/{}/webhook-endpoints?limit=100",
+            enc(id)
+        ))
+        .await;
     if !reply.ok() {
         return views::failed(ctx, &reply);
     }
     let endpoints = reply.data();
     let types = ctx.get("/v1/event-types").await.data();
-    let keep = |name: &str| form.and_then(|f| f.get(name)).unwrap_or_default().to_owned();
+    let keep = |name: &str| {
+        form.and_then(|f| f.get(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
     let content = html! {
         @if let Some(created) = created {
             div.secret id="new-endpoint" {
@@ -294,7 +337,18 @@ async fn render_webhooks(
             }
         }
     };
-    frame(ctx, id, "/webhooks", if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY }, "Webhooks", content)
+    frame(
+        ctx,
+        id,
+        "/webhooks",
+        if errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        },
+        "Webhooks",
+        content,
+    )
 }
 
 pub async fn create_webhook(Path(id): Path<String>, posted: Posted) -> Response {
@@ -306,11 +360,19 @@ pub async fn create_webhook(Path(id): Path<String>, posted: Posted) -> Response 
     if let Some(d) = form.get("description") {
         body["description"] = json!(d);
     }
-    let reply = ctx.post(&format!("/v1/tenants/{}/webhook-endpoints", enc(&id)), &body).await;
+    let reply = ctx
+        .post(
+            &format!("/v1/tenants/{}/webhook-endpoints", enc(&id)),
+            &body,
+        )
+        .await;
     if reply.ok() {
         return render_webhooks(&ctx, &id, &[], Some(&reply.body), None).await;
     }
-    if matches!(reply.status, StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT | StatusCode::BAD_REQUEST) {
+    if matches!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT | StatusCode::BAD_REQUEST
+    ) {
         return render_webhooks(&ctx, &id, &views::field_errors(&reply), None, Some(&form)).await;
     }
     views::failed(&ctx, &reply)
@@ -376,14 +438,29 @@ pub async fn webhook(
             }
         }
     };
-    frame(&ctx, &id, "/webhooks", StatusCode::OK, "Webhook endpoint", content)
+    frame(
+        &ctx,
+        &id,
+        "/webhooks",
+        StatusCode::OK,
+        "Webhook endpoint",
+        content,
+    )
 }
 
-pub async fn replay(Path((id, eid, mid)): Path<(String, String, String)>, posted: Posted) -> Response {
+pub async fn replay(
+    Path((id, eid, mid)): Path<(String, String, String)>,
+    posted: Posted,
+) -> Response {
     let ctx = posted.ctx;
     let reply = ctx
         .post(
-            &format!("/v1/tenants/{}/webhook-endpoints/{}/messages/{}/replay", enc(&id), enc(&eid), enc(&mid)),
+            &format!(
+                "/v1/tenants/{}/webhook-endpoints/{}/messages/{}/replay",
+                enc(&id),
+                enc(&eid),
+                enc(&mid)
+            ),
             &json!({}),
         )
         .await;
@@ -414,13 +491,21 @@ pub async fn provisioning(ctx: Ctx, Path(id): Path<String>) -> Response {
         for _ in 0..WORKFLOW_PAGES {
             let path = format!(
                 "/v1/provisioning?limit=100{}",
-                cursor.as_deref().map(|c| format!("&cursor={}", enc(c))).unwrap_or_default()
+                cursor
+                    .as_deref()
+                    .map(|c| format!("&cursor={}", enc(c)))
+                    .unwrap_or_default()
             );
             let reply = ctx.get(&path).await;
             if !reply.ok() {
                 return views::failed(&ctx, &reply);
             }
-            workflows.extend(reply.data().into_iter().filter(|w| text(&w["tenant_id"]) == id));
+            workflows.extend(
+                reply
+                    .data()
+                    .into_iter()
+                    .filter(|w| text(&w["tenant_id"]) == id),
+            );
             cursor = reply.body["next_cursor"].as_str().map(str::to_owned);
             if cursor.is_none() {
                 break;
@@ -441,14 +526,23 @@ pub async fn provisioning(ctx: Ctx, Path(id): Path<String>) -> Response {
             }
         }
     };
-    frame(&ctx, &id, "/provisioning", StatusCode::OK, "Provisioning", content)
+    frame(
+        &ctx,
+        &id,
+        "/provisioning",
+        StatusCode::OK,
+        "Provisioning",
+        content,
+    )
 }
 
 pub async fn conversations(ctx: Ctx, Path(id): Path<String>) -> Response {
     if let Err(page) = load(&ctx, &id).await {
         return page;
     }
-    let reply = ctx.get(&format!("/v1/tenants/{}/conversations?limit=50", enc(&id))).await;
+    let reply = ctx
+        .get(&format!("/v1/tenants/{}/conversations?limit=50", enc(&id)))
+        .await;
     if !reply.ok() {
         return views::failed(&ctx, &reply);
     }
@@ -474,5 +568,12 @@ pub async fn conversations(ctx: Ctx, Path(id): Path<String>) -> Response {
             }
         }
     };
-    frame(&ctx, &id, "/conversations", StatusCode::OK, "Conversations", content)
+    frame(
+        &ctx,
+        &id,
+        "/conversations",
+        StatusCode::OK,
+        "Conversations",
+        content,
+    )
 }

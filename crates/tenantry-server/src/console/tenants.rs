@@ -26,7 +26,12 @@ const SEARCH_PAGES: usize = 40;
 /// not find it.
 fn not_for_tenants(ctx: &Ctx) -> Option<Response> {
     (!ctx.is_operator()).then(|| {
-        views::error_page(Some(ctx), StatusCode::NOT_FOUND, "Not found", "There is no such page.")
+        views::error_page(
+            Some(ctx),
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such page.",
+        )
     })
 }
 
@@ -51,7 +56,11 @@ async fn render(
             .map(|v| format!("&{name}={}", enc(v)))
             .unwrap_or_default()
     };
-    let filters = format!("{}{}", filter("status", &query.status), filter("plan", &query.plan));
+    let filters = format!(
+        "{}{}",
+        filter("status", &query.status),
+        filter("plan", &query.plan)
+    );
     // The API lists in id order with filters; a search reads on through its
     // pages until a page of matches (or the bounded scan) is complete.
     let mut rows: Vec<Value> = Vec::new();
@@ -92,7 +101,13 @@ async fn render(
             .unwrap_or_default()
             .to_owned()
     };
-    let status_options = ["active", "suspended", "deleted", "provisioning", "provisioning_failed"];
+    let status_options = [
+        "active",
+        "suspended",
+        "deleted",
+        "provisioning",
+        "provisioning_failed",
+    ];
     let content = html! {
         h1 { "Tenants" }
         (errors_block(&list_errors))

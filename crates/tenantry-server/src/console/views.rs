@@ -103,12 +103,16 @@ pub fn failed(ctx: &Ctx, reply: &ApiReply) -> Response {
             Some(ctx),
             StatusCode::FORBIDDEN,
             "Not allowed",
-            reply.body["detail"].as_str().unwrap_or("This needs other permissions."),
+            reply.body["detail"]
+                .as_str()
+                .unwrap_or("This needs other permissions."),
         ),
         status if status.is_server_error() => {
             let mut response = unavailable();
             if let Some(retry) = reply.headers.get(header::RETRY_AFTER) {
-                response.headers_mut().insert(header::RETRY_AFTER, retry.clone());
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, retry.clone());
             }
             response
         }
@@ -116,7 +120,9 @@ pub fn failed(ctx: &Ctx, reply: &ApiReply) -> Response {
             Some(ctx),
             status,
             "Request refused",
-            reply.body["detail"].as_str().unwrap_or("The request was refused."),
+            reply.body["detail"]
+                .as_str()
+                .unwrap_or("The request was refused."),
         ),
     }
 }
