@@ -346,6 +346,18 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "false",
         "true: key-verification and quota metrics carry a tenant label (one series per tenant: mind the cardinality)",
     ),
+    (
+        "console_session_idle",
+        false,
+        "30m",
+        "how long a web console session lasts without a request before it ends",
+    ),
+    (
+        "console_session_max",
+        false,
+        "12h",
+        "the longest a web console session lasts, however active",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -432,6 +444,9 @@ pub struct Config {
     pub metrics_public: bool,
     /// A `tenant` label on the per-tenant metrics.
     pub metrics_tenant_labels: bool,
+    /// Web console sessions: idle and absolute expiry.
+    pub console_session_idle: Duration,
+    pub console_session_max: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -786,6 +801,8 @@ impl Config {
             },
             metrics_public: flag("metrics_public")?,
             metrics_tenant_labels: flag("metrics_tenant_labels")?,
+            console_session_idle: positive("console_session_idle")?,
+            console_session_max: positive("console_session_max")?,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod change;
 pub mod changes;
 pub mod config;
+pub mod console;
 pub mod dns;
 pub mod events;
 pub mod grant;

@@ -143,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/widgets/verify", post(crate::api::widgets::verify).options(crate::api::widgets::preflight))
         // Idempotency-Key on the routes listed in http::idempotency::ROUTES.
         .route_layer(middleware::from_fn_with_state(state.clone(), super::idempotency::layer))
+        .nest("/console", crate::console::router(&state))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(|mut req: Request, next: Next| async move {

@@ -123,8 +123,17 @@ pub async fn check(
     if parsed.kind != KeyKind::Tenant {
         return Ok(Verification::not_found());
     }
-    let hash = hash_key(presented);
-    let Some(key) = load_key(state, &hash).await? else {
+    check_hash(state, &hash_key(presented), required).await
+}
+
+/// [`check`] for a key known by its hash (a console session keeps the hash,
+/// never the key): the same verdict, read through the same caches.
+pub async fn check_hash(
+    state: &AppState,
+    hash: &[u8; 32],
+    required: &Scopes,
+) -> Result<Verification, StoreError> {
+    let Some(key) = load_key(state, hash).await? else {
         return Ok(Verification::not_found());
     };
     let tenant = match load_tenant(state, &key.tenant_id).await? {
@@ -165,7 +174,15 @@ pub async fn verify_operator_key(
     if parsed.kind != KeyKind::Operator {
         return Ok(None);
     }
-    let hash = hash_key(presented);
+    operator_key_by_hash(state, &hash_key(presented)).await
+}
+
+/// [`verify_operator_key`] for a key known by its hash (console sessions).
+pub async fn operator_key_by_hash(
+    state: &AppState,
+    hash: &[u8; 32],
+) -> Result<Option<Arc<OperatorKey>>, StoreError> {
+    let hash = *hash;
     let caches: &Caches = &state.caches;
     let key = match caches.operator_keys.get(&hash) {
         Some(Entry::Found(key)) => Some(key),
