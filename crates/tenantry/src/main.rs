@@ -1,12 +1,12 @@
 //! `tenantry`: the server and its operator commands. Configuration comes from
 //! defaults, `tenantry.toml` and `TENANTRY_*` variables (see README).
 
-mod app_db;
 mod cli;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
+use tenantry_appdb as app_db;
 use tenantry_server::config::{Config, SETTINGS};
 
 #[derive(Parser)]

@@ -49,22 +49,8 @@ CREATE TABLE calls (
     FOREIGN KEY (tenant_id, lead_id) REFERENCES leads (tenant_id, id) ON DELETE CASCADE
 );
 
--- Isolation (`tenantry app-db isolate` does the same).
-ALTER TABLE campaigns ENABLE ROW LEVEL SECURITY;
-ALTER TABLE campaigns FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON campaigns
-    USING (tenant_id = current_setting('app.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
-ALTER TABLE leads ENABLE ROW LEVEL SECURITY;
-ALTER TABLE leads FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON leads
-    USING (tenant_id = current_setting('app.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
-ALTER TABLE calls ENABLE ROW LEVEL SECURITY;
-ALTER TABLE calls FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON calls
-    USING (tenant_id = current_setting('app.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+-- Isolation is not written here: `leads::setup` runs `tenantry app-db
+-- isolate` (the tenantry-appdb crate) on the three tables after this file.
 
 -- The service's rights: rows only, no DDL.
 GRANT SELECT, INSERT, UPDATE, DELETE ON campaigns, leads, calls TO {app_role};

@@ -2,7 +2,7 @@
 //! (tenants) with campaigns, leads and calls. Tenant resolution is
 //! `tenantry-layer`; every database access goes through
 //! `tenantry_layer::db::begin_tenant_tx`, and the tables are under row-level
-//! security (`migrations/setup.sql`), so even a query that forgets its
+//! security (installed by `tenantry app-db isolate`), so even a query that forgets its
 //! `WHERE tenant_id` (see [`buggy_list_leads`]) sees only the caller's rows.
 
 // Handlers and their input checks answer `Result<Response, Response>`: an
@@ -31,12 +31,52 @@ pub enum Auth {
     TrustedHeader,
 }
 
-/// Installs the schema and its row-level security as an administrator,
-/// granting row access to `app_role`.
-pub async fn setup(admin: &PgPool, app_role: &str) -> Result<(), sqlx::Error> {
+/// The tenant-scoped tables, isolated by `tenantry app-db isolate`.
+pub const TABLES: [&str; 3] = ["campaigns", "leads", "calls"];
+
+/// Installs the schema as an administrator (`admin_url`: a role that owns
+/// the tables), granting row access to `app_role`, then puts the tables
+/// under row-level security with `tenantry app-db isolate` itself: the same
+/// code as the command, refusing an `app_role` that would bypass it.
+pub async fn setup(admin_url: &str, app_role: &str) -> anyhow::Result<()> {
+    let admin = PgPool::connect(admin_url).await?;
     let sql = include_str!("../migrations/setup.sql").replace("{app_role}", &quote_ident(app_role));
-    sqlx::raw_sql(&sql).execute(admin).await?;
+    let installed = sqlx::raw_sql(&sql).execute(&admin).await;
+    admin.close().await;
+    installed?;
+    let code = tenantry_appdb::isolate::run(tenantry_appdb::IsolateArgs {
+        target: target(admin_url, app_role),
+        tables: TABLES.iter().map(|t| (*t).to_owned()).collect(),
+        all: false,
+        dry_run: false,
+    })
+    .await?;
+    anyhow::ensure!(
+        code == std::process::ExitCode::SUCCESS,
+        "tenantry app-db isolate refused (see its message above)"
+    );
     Ok(())
+}
+
+/// `tenantry app-db doctor` on the example's tables: `true` when it finds
+/// nothing (every table isolated, `app_role` bypasses nothing).
+pub async fn isolation_is_sound(admin_url: &str, app_role: &str) -> anyhow::Result<bool> {
+    let code = tenantry_appdb::doctor::run(tenantry_appdb::DoctorArgs {
+        target: target(admin_url, app_role),
+        exempt: Vec::new(),
+        json: false,
+    })
+    .await?;
+    Ok(code == std::process::ExitCode::SUCCESS)
+}
+
+fn target(admin_url: &str, app_role: &str) -> tenantry_appdb::Target {
+    tenantry_appdb::Target {
+        database_url: admin_url.to_owned(),
+        column: "tenant_id".to_owned(),
+        schemas: Vec::new(),
+        role: Some(app_role.to_owned()),
+    }
 }
 
 fn quote_ident(name: &str) -> String {

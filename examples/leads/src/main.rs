@@ -17,13 +17,9 @@ async fn main() -> anyhow::Result<()> {
     let var = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
     let listen = std::env::var("LEADS_LISTEN").unwrap_or_else(|_| "127.0.0.1:3100".to_owned());
     if let Ok(admin_url) = std::env::var("LEADS_SETUP_ADMIN_URL") {
-        let admin = sqlx::PgPool::connect(&admin_url)
-            .await
-            .context("admin connection")?;
-        leads::setup(&admin, &var("LEADS_APP_ROLE")?)
+        leads::setup(&admin_url, &var("LEADS_APP_ROLE")?)
             .await
             .context("schema setup")?;
-        admin.close().await;
     }
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)

@@ -233,7 +233,13 @@ impl LeadsDb {
         .execute(&admin)
         .await
         .unwrap();
-        leads::setup(&admin, &role).await.unwrap();
+        let admin_url = url_for(&name, None);
+        leads::setup(&admin_url, &role).await.unwrap();
+        // `tenantry app-db doctor` finds nothing to say about the result.
+        assert!(
+            leads::isolation_is_sound(&admin_url, &role).await.unwrap(),
+            "app-db doctor reported findings on the leads tables"
+        );
         let app = sqlx::postgres::PgPoolOptions::new()
             .max_connections(8)
             .connect(&url_for(&name, Some(&role)))

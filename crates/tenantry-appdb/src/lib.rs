@@ -1,5 +1,5 @@
-//! `tenantry app-db`: row-level security for the app's own PostgreSQL
-//! database, keyed on the tenant the gateway resolved. The app sets
+//! Row-level security for the app's own PostgreSQL database (`tenantry
+//! app-db`), keyed on the tenant the gateway resolved. The app sets
 //! `app.tenant_id` once per transaction (`SELECT set_config('app.tenant_id',
 //! $1, true)`, from the `X-Tenant-Id` header); the policies installed here do
 //! the rest. See docs/app-isolation.md.
@@ -7,8 +7,8 @@
 //! Exit codes: `isolate` 0 done, 2 refused or failed (nothing changed);
 //! `doctor` 0 clean, 1 findings, 2 error.
 
-mod doctor;
-mod isolate;
+pub mod doctor;
+pub mod isolate;
 pub mod sql;
 
 use clap::{Args, Subcommand};
