@@ -44,6 +44,7 @@ pub struct DomainList {
 
 #[derive(Debug, Serialize, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DomainVerifyIn)]
 pub struct VerifyIn {
     /// Mark the domain verified without a DNS check: operator keys only.
     #[serde(default)]

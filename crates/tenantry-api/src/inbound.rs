@@ -62,6 +62,7 @@ pub struct StatusOut {
 }
 
 #[derive(Debug, Deserialize, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = InboundMessageOut)]
 pub struct MessageOut {
     pub id: String,
     pub conversation_id: Option<String>,

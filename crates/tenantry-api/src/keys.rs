@@ -91,6 +91,7 @@ impl std::fmt::Debug for NewKeyOut {
 
 #[derive(Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
+#[schema(as = KeyVerifyIn)]
 pub struct VerifyIn {
     pub key: String,
     /// Scopes the key must grant.

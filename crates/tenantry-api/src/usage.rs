@@ -117,6 +117,7 @@ impl Aggregation {
 
 #[derive(Debug, Deserialize, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = UsageOutcome)]
 pub enum Outcome {
     Accepted,
     Duplicate,

@@ -66,6 +66,7 @@ pub struct MessageParams {
 }
 
 #[derive(Debug, Deserialize, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookMessageOut)]
 pub struct MessageOut {
     pub id: String,
     pub endpoint_id: String,

@@ -68,6 +68,7 @@ impl std::fmt::Debug for WidgetTokenOut {
 
 #[derive(Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WidgetVerifyIn)]
 pub struct VerifyIn {
     pub token: String,
     /// The origin the widget runs on; must match the `Origin` header when

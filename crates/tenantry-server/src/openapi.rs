@@ -116,3 +116,85 @@ pub fn json() -> String {
     text.push('\n');
     text
 }
+
+#[cfg(test)]
+mod schema_names {
+    //! utoipa keeps one schema per name and silently drops the other when two
+    //! Rust types derive `ToSchema` under the same name (e.g. three `VerifyIn`
+    //! made `/v1/keys/verify` show the widget body). This test reads every
+    //! workspace crate's sources and fails if two `ToSchema` types end up with
+    //! one schema name (after `#[schema(as = …)]`).
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn no_two_types_share_a_schema_name() {
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&crates).into_iter().flatten().flatten() {
+            rust_files(&entry.path().join("src"), &mut files);
+        }
+        assert!(
+            !files.is_empty(),
+            "no sources found under {}",
+            crates.display()
+        );
+        let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for file in &files {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if !(line.trim_start().starts_with("#[derive(") && line.contains("ToSchema")) {
+                    continue;
+                }
+                let mut alias = None;
+                for next in &lines[i + 1..] {
+                    let t = next.trim_start();
+                    if let Some(rest) = t.strip_prefix("#[schema(as = ") {
+                        let name = rest.split(')').next().unwrap_or_default();
+                        alias = name.rsplit("::").next().map(str::to_owned);
+                        continue;
+                    }
+                    if t.starts_with("#[") || t.starts_with("///") || t.is_empty() {
+                        continue;
+                    }
+                    let item = t
+                        .split_whitespace()
+                        .skip_while(|w| *w != "struct" && *w != "enum")
+                        .nth(1)
+                        .map(|w| w.split(['<', '{', '(', ';']).next().unwrap_or(w).to_owned());
+                    if let Some(item) = item {
+                        let name = alias.take().unwrap_or(item.clone());
+                        names
+                            .entry(name)
+                            .or_default()
+                            .push(format!("{}: {item}", file.display()));
+                    }
+                    break;
+                }
+            }
+        }
+        let dupes: Vec<_> = names.iter().filter(|(_, v)| v.len() > 1).collect();
+        assert!(names.len() > 20, "found only {} schema types", names.len());
+        assert!(
+            dupes.is_empty(),
+            "schema names shared by several types: {dupes:#?}"
+        );
+    }
+}
