@@ -19,6 +19,8 @@ on_both_backends!(
     streams_per_caller_are_limited,
     a_revoked_keys_stream_ends,
     idle_streams_get_keep_alive_comments,
+    a_stream_ends_when_its_key_expires,
+    a_tenants_replay_counts_only_its_own_changes,
 );
 
 /// One server-sent event (or a comment).
@@ -370,6 +372,68 @@ async fn idle_streams_get_keep_alive_comments(backend: Backend) {
         let comment = stream.next().await.expect("a comment");
         assert_eq!(comment.name, ":");
     }
+}
+
+/// An expiry sends no event: the stream checks its credential again at
+/// every keep-alive, so an expired key's stream ends with `closed`.
+async fn a_stream_ends_when_its_key_expires(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start_with(
+        &db,
+        &[
+            ("TENANTRY_ROOT_KEY", ROOT_KEY),
+            ("TENANTRY_CHANGES_KEEPALIVE", "200ms"),
+        ],
+    )
+    .await;
+    server.create_tenant("acme").await;
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let reply = server
+        .post(
+            "/v1/tenants/acme/api-keys",
+            json!({"name": "short", "scopes": ["tenant:read"], "expires_at": expires.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    let key = reply.body["key"].as_str().unwrap().to_owned();
+    let mut stream = Stream::open(&server, &key, None).await;
+    stream.ready().await;
+    let seen = stream.until(|e| e.name == "closed").await;
+    assert!(
+        seen.iter().all(|e| e.name == ":" || e.name == "closed"),
+        "nothing but keep-alives before closed: {seen:?}"
+    );
+    assert!(stream.next().await.is_none(), "the stream ends");
+}
+
+/// Resuming tells a tenant how many of its own changes were replayed, never
+/// how many changes other tenants made meanwhile.
+async fn a_tenants_replay_counts_only_its_own_changes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    server.create_tenant("beta").await;
+    let (beta_key, _) = create_key(&server, "beta").await;
+    let mut first = Stream::open(&server, &beta_key, None).await;
+    let position = first.ready().await.id.expect("ready has an id");
+    drop(first);
+    let mut witness = Stream::open(&server, ROOT_KEY, None).await;
+    witness.ready().await;
+    for action in ["suspend", "reactivate"] {
+        let reply = server
+            .post(&format!("/v1/tenants/acme/{action}"), json!({}))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        witness.until(is_tenant_change("acme")).await;
+    }
+    let mut resumed = Stream::open(&server, &beta_key, Some(&position)).await;
+    let seen = resumed.until(|e| e.name == "ready").await;
+    let ready = seen.last().expect("ready");
+    assert_eq!(ready.data["replayed"], 0, "{seen:?}");
+    assert!(
+        seen.iter().all(|e| e.data["tenant_id"] != "acme"),
+        "{seen:?}"
+    );
 }
 
 /// Two nodes over one PostgreSQL database: a change committed through one

@@ -102,16 +102,20 @@ pub async fn stream(
             &serde_json::json!({ "reason": "cannot_resume" }),
         ));
     } else {
+        // Only what this caller may see is counted: the count of the whole
+        // replay would tell a tenant how much other tenants changed.
+        let mut replayed = 0;
         for event in &subscription.replay {
             if let Some(data) = stream.visible(event) {
                 let id = stream.state.changes.id_of(event.seq);
                 stream.pending.push_back(frame(Some(&id), "change", &data));
+                replayed += 1;
             }
         }
         stream.pending.push_back(frame(
             Some(&subscription.position),
             "ready",
-            &serde_json::json!({ "replayed": subscription.replay.len() }),
+            &serde_json::json!({ "replayed": replayed }),
         ));
     }
     let body = Body::from_stream(futures_util::stream::unfold(stream, EventStream::next));
@@ -186,15 +190,23 @@ impl EventStream {
                 }
                 received = self.receiver.recv() => match received {
                     Ok(event) => self.handle(&event).await,
-                    Err(RecvError::Lagged(_)) => self.pending.push_back(frame(
-                        None,
-                        "reset",
-                        &serde_json::json!({ "reason": "lagged" }),
-                    )),
+                    Err(RecvError::Lagged(_)) => {
+                        self.pending.push_back(frame(
+                            None,
+                            "reset",
+                            &serde_json::json!({ "reason": "lagged" }),
+                        ));
+                        // The events missed may include this credential's
+                        // own revocation.
+                        self.recheck_credential().await;
+                    }
                     Err(RecvError::Closed) => self.done = true,
                 },
                 () = tokio::time::sleep(self.keepalive) => {
                     self.pending.push_back(": keep-alive\n\n".to_owned());
+                    // An expiry passing sends no event: the credential is
+                    // checked again at every keep-alive too.
+                    self.recheck_credential().await;
                 }
             }
         }
@@ -211,21 +223,27 @@ impl EventStream {
             self.pending.push_back(frame(Some(&id), kind, &data));
         }
         if self.concerns_caller(event) {
-            let still = crate::http::auth::verify_credential(&self.state, self.credential.expose())
-                .await
-                .is_ok_and(|caller| match (&self.audience, &caller) {
-                    (Audience::Operator, Caller::Operator { .. }) => true,
-                    (Audience::Tenant(own), Caller::Tenant { tenant, .. }) => tenant.id == *own,
-                    _ => false,
-                });
-            if !still {
-                self.pending.push_back(frame(
-                    None,
-                    "closed",
-                    &serde_json::json!({ "reason": "credential_no_longer_valid" }),
-                ));
-                self.done = true;
-            }
+            self.recheck_credential().await;
+        }
+    }
+
+    /// Ends the stream with `closed` unless its credential still verifies
+    /// for the same audience (revoked, expired, disabled, tenant suspended).
+    async fn recheck_credential(&mut self) {
+        let still = crate::http::auth::verify_credential(&self.state, self.credential.expose())
+            .await
+            .is_ok_and(|caller| match (&self.audience, &caller) {
+                (Audience::Operator, Caller::Operator { .. }) => true,
+                (Audience::Tenant(own), Caller::Tenant { tenant, .. }) => tenant.id == *own,
+                _ => false,
+            });
+        if !still {
+            self.pending.push_back(frame(
+                None,
+                "closed",
+                &serde_json::json!({ "reason": "credential_no_longer_valid" }),
+            ));
+            self.done = true;
         }
     }
 
