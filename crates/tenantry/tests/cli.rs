@@ -771,6 +771,45 @@ async fn profiles_keep_keys_private(backend: Backend) {
     let profiles = std::fs::read_to_string(config.join("profiles.json")).expect("profiles");
     assert!(!profiles.contains(ROOT_KEY), "{profiles}");
 
+    // Symlinks planted by someone who can write the directory are not
+    // followed: not under a temporary file's name, not as the directory.
+    #[cfg(unix)]
+    {
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "").expect("outside");
+        let planted = dir.path().join("cfg-planted");
+        std::fs::create_dir_all(planted.join("keys")).expect("keys");
+        std::os::unix::fs::symlink(&outside, planted.join("keys").join("planted.key.tmp"))
+            .expect("symlink");
+        let add = |name: &'static str, config: std::path::PathBuf| {
+            let base = server.base.clone();
+            async move {
+                tenantry(
+                    &config,
+                    &[],
+                    &["profile", "add", name, "--server", &base, "--key-stdin"],
+                    Some(&format!("{ROOT_KEY}\n")),
+                )
+                .await
+            }
+        };
+        add("planted", planted.clone()).await.ok();
+        assert_eq!(std::fs::read_to_string(&outside).expect("outside"), "");
+        assert_eq!(mode(&planted.join("keys").join("planted.key")), 0o600);
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &linked).expect("symlink");
+        std::fs::create_dir(dir.path().join("elsewhere")).expect("elsewhere");
+        let refused = add("linked", linked).await;
+        assert_ne!(refused.code, 0, "{refused:?}");
+        assert!(
+            std::fs::read_dir(dir.path().join("elsewhere"))
+                .expect("elsewhere")
+                .next()
+                .is_none(),
+            "nothing was written through the link"
+        );
+    }
+
     // The current profile is used with no URL or key given.
     let none: &[(&str, &str)] = &[];
     let created = tenantry(

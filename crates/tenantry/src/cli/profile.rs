@@ -168,6 +168,15 @@ impl Profiles {
 fn private_dir(dir: &Path) -> CliResult<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::generic(format!("cannot create {}: {e}", dir.display())))?;
+    // A symlink planted in its place would have the key written, and the
+    // mode changed, wherever it points.
+    let real_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir());
+    if !real_dir {
+        return Err(CliError::generic(format!(
+            "{} is not a directory (a symbolic link?): refusing to keep keys there",
+            dir.display()
+        )));
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -182,21 +191,22 @@ fn write_private(path: &Path, bytes: &[u8]) -> CliResult<()> {
     let fail =
         |e: std::io::Error| CliError::generic(format!("cannot write {}: {e}", path.display()));
     let tmp = path.with_extension("tmp");
+    // A leftover temporary file (or a symlink planted under its name) is
+    // removed, not followed: create_new opens with O_EXCL, which refuses
+    // any existing name, links included.
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
     let mut file = options.open(&tmp).map_err(fail)?;
-    #[cfg(unix)]
-    {
-        // An existing temporary file keeps its mode: force it.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(fail)?;
-    }
     file.write_all(bytes).map_err(fail)?;
     file.sync_all().map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
