@@ -38,54 +38,20 @@ pub async fn scrape(state: &AppState, grant: &OperatorGrant) -> String {
         }
     };
     let c = &state.caches;
+    // One read per cache, so a row's hits and misses come from one moment.
+    let cache = |name, (hits, misses)| (name, hits, misses);
     let snapshot = Snapshot {
         pools: state.store.pool_stats(),
         caches: vec![
-            (
-                "api_keys",
-                c.keys.hits_and_misses().0,
-                c.keys.hits_and_misses().1,
-            ),
-            (
-                "operator_keys",
-                c.operator_keys.hits_and_misses().0,
-                c.operator_keys.hits_and_misses().1,
-            ),
-            (
-                "tenants",
-                c.tenants.hits_and_misses().0,
-                c.tenants.hits_and_misses().1,
-            ),
-            (
-                "hosts",
-                c.hosts.hits_and_misses().0,
-                c.hosts.hits_and_misses().1,
-            ),
-            (
-                "configs",
-                c.configs.hits_and_misses().0,
-                c.configs.hits_and_misses().1,
-            ),
-            (
-                "plans",
-                c.plans.hits_and_misses().0,
-                c.plans.hits_and_misses().1,
-            ),
-            (
-                "meters",
-                c.meters.hits_and_misses().0,
-                c.meters.hits_and_misses().1,
-            ),
-            (
-                "identity_providers",
-                c.identity_providers.hits_and_misses().0,
-                c.identity_providers.hits_and_misses().1,
-            ),
-            (
-                "memberships",
-                c.memberships.hits_and_misses().0,
-                c.memberships.hits_and_misses().1,
-            ),
+            cache("api_keys", c.keys.hits_and_misses()),
+            cache("operator_keys", c.operator_keys.hits_and_misses()),
+            cache("tenants", c.tenants.hits_and_misses()),
+            cache("hosts", c.hosts.hits_and_misses()),
+            cache("configs", c.configs.hits_and_misses()),
+            cache("plans", c.plans.hits_and_misses()),
+            cache("meters", c.meters.hits_and_misses()),
+            cache("identity_providers", c.identity_providers.hits_and_misses()),
+            cache("memberships", c.memberships.hits_and_misses()),
         ],
         ratelimit: state.rate_limiter.decisions(),
         ratelimit_backend: state.rate_limiter.backend(),
