@@ -22,6 +22,7 @@
 //! contain key bytes, and [`Kek`] and [`DataKey`] wipe their bytes on drop.
 
 pub mod aead;
+pub mod cursor;
 pub mod note;
 
 use std::collections::HashMap;

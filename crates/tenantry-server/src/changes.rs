@@ -8,8 +8,10 @@
 //! published with the tenant it belongs to, so a tenant's stream carries its
 //! own changes only.
 //!
-//! Events are numbered per process (`<instance>.<sequence>`); the last
-//! [`REPLAY`] are kept so a client that reconnects with `Last-Event-ID` gets
+//! Events are numbered per process; a client sees each number only sealed
+//! (`<instance>.<cursor>`, [`CursorCipher`]), so the ids of a tenant's own
+//! events do not tell it how many other tenants' changes came between. The
+//! last [`REPLAY`] are kept so a client that reconnects with `Last-Event-ID` gets
 //! what it missed. An id this process cannot replay from (another node's,
 //! one from before a restart, one too old) is answered with a `reset`.
 
@@ -18,6 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tenantry_core::TenantId;
+use tenantry_crypto::cursor::CursorCipher;
 use tokio::sync::{broadcast, watch};
 
 /// Events kept for replay after a reconnection.
@@ -64,6 +67,7 @@ pub struct Subscription {
 
 pub struct ChangeHub {
     instance: String,
+    ids: CursorCipher,
     log: Mutex<Log>,
     sender: broadcast::Sender<Arc<ChangeEvent>>,
     /// PostgreSQL: the LISTEN worker publishes, commits do not.
@@ -79,6 +83,7 @@ impl Default for ChangeHub {
         let (closed, _) = watch::channel(false);
         ChangeHub {
             instance: crate::ids::IdGenerator::default().random("n"),
+            ids: CursorCipher::random(),
             log: Mutex::new(Log {
                 seq: 0,
                 recent: VecDeque::with_capacity(REPLAY),
@@ -97,8 +102,9 @@ impl ChangeHub {
         self.remote.store(remote, Ordering::Release);
     }
 
+    /// The id a client sees for event `seq`.
     pub fn id_of(&self, seq: u64) -> String {
-        format!("{}.{seq}", self.instance)
+        format!("{}.{}", self.instance, self.ids.seal(seq))
     }
 
     /// After a local commit: published here unless the listener will.
@@ -155,7 +161,7 @@ impl ChangeHub {
         let resumable = last
             .rsplit_once('.')
             .filter(|(instance, _)| *instance == self.instance)
-            .and_then(|(_, seq)| seq.parse::<u64>().ok())
+            .and_then(|(_, cursor)| self.ids.open(cursor))
             .filter(|seq| *seq <= log.seq)
             .filter(|seq| {
                 // Every event after `seq` is still kept.
@@ -286,11 +292,34 @@ mod tests {
         assert!(hub.subscribe(Some("n_other.1")).reset);
         assert!(hub.subscribe(Some(&hub.id_of(99))).reset);
         assert!(hub.subscribe(Some("garbage")).reset);
+        // A cursor sealed by another process, even under this one's instance
+        // name, does not open here.
+        let other = ChangeHub::default();
+        let (_, foreign) = other
+            .id_of(1)
+            .rsplit_once('.')
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .unwrap();
+        let (instance, _) = first.rsplit_once('.').unwrap();
+        assert!(hub.subscribe(Some(&format!("{instance}.{foreign}"))).reset);
         // Too old: beyond what is kept.
         for i in 0..REPLAY {
             hub.publish(None, &[Invalidation::Host(format!("s:x{i}"))]);
         }
         assert!(hub.subscribe(Some(&first)).reset);
+    }
+
+    #[test]
+    fn ids_do_not_count_other_tenants_changes() {
+        let hub = ChangeHub::default();
+        let ids: Vec<String> = (1..=3).map(|seq| hub.id_of(seq)).collect();
+        for (seq, id) in (1..=3).zip(&ids) {
+            let (_, cursor) = id.rsplit_once('.').unwrap();
+            // Sealed, not the number itself.
+            assert_eq!(cursor.len(), 22);
+            assert_ne!(cursor, seq.to_string());
+        }
+        assert_ne!(ids[0], ids[1]);
     }
 
     #[test]
