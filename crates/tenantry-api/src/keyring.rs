@@ -14,8 +14,9 @@ pub struct KekStatus {
     pub active: bool,
     /// Whether this server's keyring holds it.
     pub in_keyring: bool,
-    /// Keys it wraps: tenants' data keys and token-signing seeds. A
-    /// non-active KEK at 0 can be removed from the keyring.
+    /// Keys it wraps: tenants' data keys, token-signing and audit
+    /// checkpoint seeds, and webhook endpoints' secrets. A non-active KEK
+    /// at 0 can be removed from the keyring.
     pub data_keys: i64,
     pub retirable: bool,
 }
@@ -24,7 +25,7 @@ pub struct KekStatus {
 pub struct KeyringStatus {
     pub active_kek: String,
     pub keks: Vec<KekStatus>,
-    /// Keys (data keys and signing seeds) still wrapped by a KEK other than the active one.
+    /// Keys (as counted in `data_keys`) still wrapped by a KEK other than the active one.
     pub rewrap_pending: i64,
     /// Whether the server can rotate the keyring itself (a keyring file).
     pub writable: bool,

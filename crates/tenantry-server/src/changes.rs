@@ -257,6 +257,7 @@ pub fn unwire(payload: &str) -> (Option<TenantId>, &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -302,15 +302,22 @@ impl TenantTx {
 }
 
 impl OperatorTx {
-    /// How many keys each KEK wraps: tenants' data keys and token-signing seeds.
+    /// How many keys each KEK wraps: tenants' data keys, token-signing and
+    /// audit checkpoint seeds, and webhook endpoints' secrets and seeds.
     pub async fn data_keys_per_kek(&mut self) -> Result<Vec<(String, i64)>> {
-        Ok(on_conn!(&mut self.conn, |c| sqlx::query_as(
+        Ok(on_conn!(&mut self.conn, |c| {
+            sqlx::query_as(
             "SELECT kek_id, count(*) FROM (SELECT kek_id FROM tenant_data_keys \
-             UNION ALL SELECT kek_id FROM signing_keys WHERE kek_id IS NOT NULL) AS wrapped \
+             UNION ALL SELECT kek_id FROM signing_keys WHERE kek_id IS NOT NULL \
+             UNION ALL SELECT kek_id FROM audit_signing_keys WHERE kek_id IS NOT NULL \
+             UNION ALL SELECT secret->>'kek' FROM webhook_endpoints \
+             UNION ALL SELECT previous_secret->>'kek' FROM webhook_endpoints WHERE previous_secret IS NOT NULL \
+             UNION ALL SELECT signing_seed->>'kek' FROM webhook_endpoints WHERE signing_seed IS NOT NULL) AS wrapped \
              GROUP BY kek_id ORDER BY kek_id"
         )
         .fetch_all(&mut **c)
-        .await?))
+        .await?
+        }))
     }
 
     /// Data keys not wrapped by `kek_id`, at most `limit`: the rewrap backlog.

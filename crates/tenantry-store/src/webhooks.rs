@@ -517,6 +517,67 @@ impl OperatorTx {
         Ok(n > 0)
     }
 
+    /// Endpoints (of every owner) with a secret or signing seed sealed by a
+    /// KEK other than `kek_id`, at most `limit`: the rewrap backlog.
+    pub async fn endpoints_sealed_by_other_keks(
+        &mut self,
+        kek_id: &str,
+        limit: i64,
+    ) -> Result<Vec<StoredEndpoint>> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints \
+             WHERE secret->>'kek' <> $1 OR COALESCE(previous_secret->>'kek', $1) <> $1 \
+             OR COALESCE(signing_seed->>'kek', $1) <> $1 \
+             ORDER BY tenant_id, id LIMIT $2"
+        );
+        Ok(on_conn!(&mut self.conn, |c| {
+            let mut endpoints = Vec::new();
+            for row in sqlx::query(&sql)
+                .bind(kek_id)
+                .bind(limit)
+                .fetch_all(&mut **c)
+                .await?
+            {
+                endpoints.push(endpoint_from_row!(&row));
+            }
+            endpoints
+        }))
+    }
+
+    /// Replaces `before`'s sealed secrets with the same secrets sealed
+    /// anew, unless they changed since `before` was read (a rotation won:
+    /// its secret is sealed by the active KEK already). True if written.
+    pub async fn reseal_endpoint(
+        &mut self,
+        before: &StoredEndpoint,
+        secret: &serde_json::Value,
+        previous_secret: Option<&serde_json::Value>,
+        signing_seed: Option<&serde_json::Value>,
+    ) -> Result<bool> {
+        let ciphertext = |v: Option<&serde_json::Value>| {
+            v.and_then(|v| v.get("v"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let sql = "UPDATE webhook_endpoints SET secret = $3, previous_secret = $4, signing_seed = $5 \
+                   WHERE tenant_id = $1 AND id = $2 AND secret->>'v' = $6 \
+                   AND COALESCE(previous_secret->>'v', '') = $7 AND COALESCE(signing_seed->>'v', '') = $8";
+        let n = on_conn!(&mut self.conn, |c| sqlx::query(sql)
+            .bind(&before.tenant_id)
+            .bind(&before.id)
+            .bind(Json(secret))
+            .bind(previous_secret.map(Json))
+            .bind(signing_seed.map(Json))
+            .bind(ciphertext(Some(&before.secret)))
+            .bind(ciphertext(before.previous_secret.as_ref()))
+            .bind(ciphertext(before.signing_seed.as_ref()))
+            .execute(&mut **c)
+            .await?
+            .rows_affected());
+        Ok(n > 0)
+    }
+
     /// The endpoint a message belongs to, whoever owns it.
     pub async fn endpoint_of(&mut self, owner: &str, id: &str) -> Result<Option<StoredEndpoint>> {
         Webhooks {

@@ -787,8 +787,9 @@ async fn kek_rotation_under_load(backend: Backend) {
     }
     let before = server.get("/v1/operator/keyring").await.body;
     let old_kek = before["active_kek"].as_str().unwrap().to_owned();
-    // Twelve tenants' data keys and the token-signing seed.
-    assert_eq!(before["keks"][0]["data_keys"], 13, "{before}");
+    // Twelve tenants' data keys, the token-signing seed and the audit
+    // checkpoint seed.
+    assert_eq!(before["keks"][0]["data_keys"], 14, "{before}");
 
     // 1. Four clients reveal while the KEK rotates, credentials are written
     //    and two tenants get new data keys.

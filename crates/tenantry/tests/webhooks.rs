@@ -30,6 +30,7 @@ on_both_backends!(
     kill_9_mid_delivery_loses_nothing,
     two_nodes_share_the_work,
     rate_limit_spaces_deliveries_and_failing_endpoints_are_disabled,
+    secrets_survive_the_retirement_of_their_kek,
 );
 
 /// A delivery as the receiver saw it.
@@ -925,4 +926,82 @@ async fn rate_limit_spaces_deliveries_and_failing_endpoints_are_disabled(backend
         .get(&format!("/v1/tenants/acme/webhook-endpoints/{id}"))
         .await;
     assert_eq!(view.body["disabled_reason"], "failing");
+}
+
+/// A KEK rotation moves endpoint secrets too: once the status calls the old
+/// KEK retirable and it is taken out of the keyring file, tenant and
+/// operator endpoints (current and overlapping secrets, Ed25519 seeds) still
+/// sign every delivery.
+async fn secrets_survive_the_retirement_of_their_kek(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut server = server(&db, &[]).await;
+    server.create_tenant("acme").await;
+    let r = Receiver::start(vec![]).await;
+    let (id, old) = acme_endpoint(&server, &r, "tenant.updated").await;
+    let rotated = server
+        .post(
+            &format!("/v1/tenants/acme/webhook-endpoints/{id}/secret/rotate"),
+            json!({ "overlap_seconds": 3600 }),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{rotated:?}");
+    let new = rotated.body["secret"].as_str().unwrap().to_owned();
+    let operator = Receiver::start(vec![]).await;
+    let (_, operator_secret) = endpoint(
+        &server,
+        "/v1/webhook-endpoints",
+        json!({ "url": operator.url, "event_types": ["tenant.updated"], "asymmetric_signing": true }),
+    )
+    .await;
+    let first = server.get("/v1/operator/keyring").await;
+    let old_kek = first.body["active_kek"].as_str().unwrap().to_owned();
+    let wrapped = first.body["keks"][0]["data_keys"].as_i64().unwrap();
+    // acme's data key, its endpoint's two secrets, the operator endpoint's
+    // secret and seed at least.
+    assert!(wrapped >= 5, "{first:?}");
+
+    let rotate = server.post("/v1/operator/keyring/rotate", json!({})).await;
+    assert_eq!(rotate.status, StatusCode::ACCEPTED, "{rotate:?}");
+    let mut status = Value::Null;
+    for _ in 0..300 {
+        status = server.get("/v1/operator/keyring").await.body;
+        if status["rewrap_pending"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["rewrap_pending"], 0, "{status}");
+    let retired = status["keks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == old_kek.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(retired["retirable"], true, "{status}");
+    assert_eq!(retired["data_keys"], 0, "{status}");
+
+    // Retire the old KEK: the keyring file keeps only its first (active) key.
+    server.stop().await;
+    let path = db.keyring_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let keys: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(keys.len(), 2, "{text}");
+    std::fs::write(&path, format!("{}\n", keys[0])).unwrap();
+    let server = self::server(&db, &[]).await;
+    let status = server.get("/v1/operator/keyring").await.body;
+    assert_eq!(status["keks"].as_array().unwrap().len(), 1, "{status}");
+
+    rename(&server, "acme", "Acme after retirement").await;
+    let hit = &r.wait_for(1).await[0];
+    assert!(signed_with(&new, hit) && signed_with(&old, hit), "{hit:?}");
+    let hit = &operator.wait_for(1).await[0];
+    assert!(signed_with(&operator_secret, hit), "{hit:?}");
+    assert!(
+        hit.signature.split(' ').any(|s| s.starts_with("v1a,")),
+        "the Ed25519 signature is missing: {hit:?}"
+    );
 }

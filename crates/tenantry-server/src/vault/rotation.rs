@@ -42,7 +42,8 @@ pub async fn rotate_keyring(state: &AppState, grant: &OperatorGrant) -> Result<S
 }
 
 /// Rewraps up to `batch` data keys not yet under the active KEK, and every
-/// token-signing seed not under it. Returns how many were moved; 0 means the
+/// token-signing seed not under it, and up to `batch` webhook endpoints'
+/// secrets. Returns how many were moved; 0 means the
 /// backlog is empty (or only holds keys whose KEK is missing from the
 /// keyring, which are reported, not lost). The keyring is read from disk
 /// first: keys only ever move to a KEK that is durably in the keyring file,
@@ -96,6 +97,7 @@ pub async fn rewrap_batch(state: &AppState, batch: i64) -> Result<usize, VaultEr
     if seeds_pending {
         moved += rewrap_signing_seeds(state, &operator, &keyring).await?;
     }
+    moved += rewrap_webhook_secrets(state, &operator, &keyring, batch).await?;
     moved += crate::audit::keys::rewrap_seed(&state.store, &state.vault, &keyring).await?;
     Ok(moved)
 }
@@ -135,6 +137,50 @@ async fn rewrap_signing_seeds(
         let wrapped = tenantry_crypto::wrap_secret(keyring, super::SIGNING_SEED, &key.kid, &seed)?;
         if op
             .rewrap_signing_key(&key.kid, &kek_id, &wrapped.kek_id, &wrapped.ciphertext)
+            .await?
+        {
+            moved += 1;
+        }
+    }
+    op.commit().await?;
+    Ok(moved)
+}
+
+/// Moves up to `batch` webhook endpoints' secrets (current, previous and
+/// the Ed25519 seed) to the active KEK. An endpoint whose secret rotated
+/// meanwhile is left alone: its new secret is under the active KEK already.
+async fn rewrap_webhook_secrets(
+    state: &AppState,
+    grant: &OperatorGrant,
+    keyring: &tenantry_crypto::Keyring,
+    batch: i64,
+) -> Result<usize, VaultError> {
+    let active = keyring.active().id();
+    // Bookkeeping like the data keys' rewrap: the same secrets, sealed
+    // under the KEK the audited rotation activated.
+    #[allow(clippy::disallowed_methods)] // untracked write: bookkeeping (above)
+    let mut op = grant.untracked_write(state).await?;
+    let mut moved = 0;
+    for endpoint in op.endpoints_sealed_by_other_keks(active, batch).await? {
+        let (owner, id) = (endpoint.tenant_id.as_str(), endpoint.id.as_str());
+        let reseal = |sealed: &serde_json::Value| {
+            crate::webhooks::reseal(state, keyring, owner, id, sealed)
+                .map(|new| new.unwrap_or_else(|| sealed.clone()))
+        };
+        let resealed = reseal(&endpoint.secret).and_then(|secret| {
+            let previous = endpoint.previous_secret.as_ref().map(reseal).transpose()?;
+            let seed = endpoint.signing_seed.as_ref().map(reseal).transpose()?;
+            Ok((secret, previous, seed))
+        });
+        let (secret, previous, seed) = match resealed {
+            Ok(values) => values,
+            Err(err) => {
+                tracing::error!(owner, endpoint_id = id, error = %err, "cannot rewrap a webhook endpoint's secret");
+                continue;
+            }
+        };
+        if op
+            .reseal_endpoint(&endpoint, &secret, previous.as_ref(), seed.as_ref())
             .await?
         {
             moved += 1;

@@ -49,6 +49,31 @@ pub fn seal(
     }))
 }
 
+/// `sealed` (by [`seal`]) sealed anew under `keyring`'s active KEK, same
+/// slot and binding; `None` when that KEK sealed it already. The keyring
+/// rotation's rewrap moves endpoint secrets with this, so a retired KEK
+/// strands no endpoint.
+pub fn reseal(
+    state: &AppState,
+    keyring: &tenantry_crypto::Keyring,
+    owner: &str,
+    endpoint: &str,
+    sealed: &serde_json::Value,
+) -> Result<Option<serde_json::Value>, crate::vault::VaultError> {
+    if sealed.get("kek").and_then(serde_json::Value::as_str) == Some(keyring.active().id()) {
+        return Ok(None);
+    }
+    let Some(slot) = sealed.get("slot").and_then(serde_json::Value::as_str) else {
+        return Err(CryptoError::Malformed.into());
+    };
+    let secret = open(state, owner, endpoint, sealed)?;
+    let wrapped =
+        tenantry_crypto::wrap_secret(keyring, PURPOSE, &binding(owner, endpoint, slot), &secret)?;
+    Ok(Some(serde_json::json!({
+        "kek": wrapped.kek_id, "slot": slot, "v": STANDARD.encode(wrapped.ciphertext),
+    })))
+}
+
 /// Opens a secret sealed by [`seal`], re-reading the keyring once if its KEK
 /// is unknown (another process may have rotated it).
 pub fn open(
