@@ -34,8 +34,8 @@ impl Output {
             }
             println!("{}", builder.build().with(Style::sharp()));
         }
-        if let Some(cursor) = value["next_cursor"].as_str() {
-            eprintln!("more: --cursor {cursor} (or --all)");
+        if value["has_more"] == Value::Bool(true) {
+            eprintln!("more: pass --all, or a larger --limit");
         }
     }
 
