@@ -1297,7 +1297,14 @@ async fn cli_tenant_key(root: &Cli, tenant: &str, scope: &str) -> String {
 /// (with their messages) and resolution by host, key and token.
 async fn identity_members_conversations_and_resolve(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start_with(&db, &[("TENANTRY_BASE_DOMAIN", "example.test")]).await;
+    let server = TestServer::start_with(
+        &db,
+        &[
+            ("TENANTRY_ROOT_KEY", ROOT_KEY),
+            ("TENANTRY_BASE_DOMAIN", "example.test"),
+        ],
+    )
+    .await;
     let cli = Cli::new(&server, ROOT_KEY);
     cli.json(&["tenants", "create", "acme", "--name", "Acme"])
         .await;
