@@ -122,6 +122,17 @@ impl Cli {
     }
 }
 
+/// A server (root key, and `env`), a root CLI for it, and tenant acme.
+async fn with_acme(db: &TestDb, env: &[(&str, &str)]) -> (TestServer, Cli) {
+    let mut all = vec![("TENANTRY_ROOT_KEY", ROOT_KEY)];
+    all.extend_from_slice(env);
+    let server = TestServer::start_with(db, &all).await;
+    let cli = Cli::new(&server, ROOT_KEY);
+    cli.json(&["tenants", "create", "acme", "--name", "Acme"])
+        .await;
+    (server, cli)
+}
+
 /// A webhook receiver on 127.0.0.1 that answers 200 to every delivery.
 async fn receiver() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -625,10 +636,7 @@ async fn tour_of_every_resource(backend: Backend) {
 
 async fn exit_codes_and_problem_lines(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db).await;
-    let cli = Cli::new(&server, ROOT_KEY);
-    cli.json(&["tenants", "create", "acme", "--name", "Acme"])
-        .await;
+    let (server, cli) = with_acme(&db, &[]).await;
 
     let missing = cli.run(&["tenants", "show", "nobody"]).await;
     assert_eq!(missing.code, 3, "{missing:?}");
@@ -932,10 +940,7 @@ async fn profiles_keep_keys_private(backend: Backend) {
 
 async fn reveal_needs_confirmation(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db).await;
-    let cli = Cli::new(&server, ROOT_KEY);
-    cli.json(&["tenants", "create", "acme", "--name", "Acme"])
-        .await;
+    let (_server, cli) = with_acme(&db, &[]).await;
     let cred = cli
         .json(&[
             "credentials",
@@ -1297,17 +1302,7 @@ async fn cli_tenant_key(root: &Cli, tenant: &str, scope: &str) -> String {
 /// (with their messages) and resolution by host, key and token.
 async fn identity_members_conversations_and_resolve(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start_with(
-        &db,
-        &[
-            ("TENANTRY_ROOT_KEY", ROOT_KEY),
-            ("TENANTRY_BASE_DOMAIN", "example.test"),
-        ],
-    )
-    .await;
-    let cli = Cli::new(&server, ROOT_KEY);
-    cli.json(&["tenants", "create", "acme", "--name", "Acme"])
-        .await;
+    let (server, cli) = with_acme(&db, &[("TENANTRY_BASE_DOMAIN", "example.test")]).await;
 
     // Identity providers: create, list, show, update, delete.
     let provider = cli
@@ -1361,7 +1356,11 @@ async fn identity_members_conversations_and_resolve(backend: Backend) {
     assert_eq!(added["subject"], subject.as_str());
     assert_eq!(added["roles"], json!(["member"]));
     let members = cli.json(&["members", "list", "acme"]).await;
-    assert_eq!(members["data"].as_array().map(Vec::len), Some(1), "{members}");
+    assert_eq!(
+        members["data"].as_array().map(Vec::len),
+        Some(1),
+        "{members}"
+    );
     assert_eq!(members["has_more"], false);
     let table = cli.run(&["members", "list", "acme"]).await;
     assert!(table.ok().stdout.contains("user-1"), "{table:?}");
@@ -1380,6 +1379,32 @@ async fn identity_members_conversations_and_resolve(backend: Backend) {
     );
     let of_user = cli.json(&["members", "tenants", &subject]).await;
     assert_eq!(of_user["data"][0]["tenant_id"], "acme", "{of_user}");
+    // One page, and a word on stderr when the list goes on; --all reads on.
+    cli.json(&[
+        "members",
+        "add",
+        "acme",
+        &format!("{pid}:user-2"),
+        "--role",
+        "member",
+    ])
+    .await;
+    let first = cli.json(&["members", "list", "acme", "--limit", "1"]).await;
+    assert_eq!(first["data"].as_array().map(Vec::len), Some(1), "{first}");
+    assert_eq!(first["has_more"], true, "{first}");
+    let hinted = cli.run(&["members", "list", "acme", "--limit", "1"]).await;
+    assert!(
+        hinted.ok().stderr.contains("more: pass --all"),
+        "{hinted:?}"
+    );
+    let every = cli
+        .json(&["members", "list", "acme", "--limit", "1", "--all"])
+        .await;
+    assert_eq!(every["data"].as_array().map(Vec::len), Some(2), "{every}");
+    assert_eq!(every["has_more"], false);
+    cli.run(&["members", "remove", "acme", &format!("{pid}:user-2")])
+        .await
+        .ok();
     let nothing = cli.run(&["members", "update", "acme", &subject]).await;
     assert_eq!(nothing.code, 2, "{nothing:?}");
 
@@ -1403,7 +1428,9 @@ async fn identity_members_conversations_and_resolve(backend: Backend) {
         .await;
     assert_eq!(bad_provider.code, 6, "{bad_provider:?}");
     assert!(
-        bad_provider.stderr.starts_with("error: validation_failed: "),
+        bad_provider
+            .stderr
+            .starts_with("error: validation_failed: "),
         "{bad_provider:?}"
     );
 
@@ -1412,10 +1439,7 @@ async fn identity_members_conversations_and_resolve(backend: Backend) {
     let gone = cli.run(&["members", "show", "acme", &subject]).await;
     assert_eq!(gone.code, 3, "{gone:?}");
     cli.run(&["identity-providers", "delete", &pid]).await.ok();
-    assert_eq!(
-        cli.run(&["identity-providers", "show", &pid]).await.code,
-        3
-    );
+    assert_eq!(cli.run(&["identity-providers", "show", &pid]).await.code, 3);
 
     // Conversations: the WhatsApp delivery the seed makes.
     server.seed_inbound("acme").await;
@@ -1458,7 +1482,12 @@ async fn identity_members_conversations_and_resolve(backend: Backend) {
     assert_eq!(by_key["tenant"]["id"], "acme");
     assert_eq!(by_key["matched_by"], "api_key");
     let token = server
-        .call_as(Some(&key), reqwest::Method::POST, "/v1/tokens", Some(json!({})))
+        .call_as(
+            Some(&key),
+            reqwest::Method::POST,
+            "/v1/tokens",
+            Some(json!({})),
+        )
         .await;
     let token = token.body["token"].as_str().expect("token").to_owned();
     let by_token = cli
@@ -1482,11 +1511,9 @@ async fn identity_members_conversations_and_resolve(backend: Backend) {
 /// found" (exit 3), exactly as for a tenant that does not exist.
 async fn members_and_conversations_stay_in_their_tenant(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db).await;
-    let root = Cli::new(&server, ROOT_KEY);
-    for t in ["acme", "globex"] {
-        root.json(&["tenants", "create", t, "--name", t]).await;
-    }
+    let (server, root) = with_acme(&db, &[]).await;
+    root.json(&["tenants", "create", "globex", "--name", "Globex"])
+        .await;
     let provider = root
         .json(&[
             "identity-providers",
@@ -1504,7 +1531,10 @@ async fn members_and_conversations_stay_in_their_tenant(backend: Backend) {
         .expect("conversation")
         .to_owned();
 
-    let globex = Cli::new(&server, &cli_tenant_key(&root, "globex", "tenant:admin").await);
+    let globex = Cli::new(
+        &server,
+        &cli_tenant_key(&root, "globex", "tenant:admin").await,
+    );
     for args in [
         vec!["members", "list", "acme"],
         vec!["members", "show", "acme", &subject],
@@ -1515,7 +1545,10 @@ async fn members_and_conversations_stay_in_their_tenant(backend: Backend) {
     ] {
         let run = globex.run(&args).await;
         assert_eq!(run.code, 3, "{args:?}: {run:?}");
-        assert!(run.stderr.starts_with("error: tenant_not_found: "), "{run:?}");
+        assert!(
+            run.stderr.starts_with("error: tenant_not_found: "),
+            "{run:?}"
+        );
         assert!(!run.stdout.contains("user-1") && !run.stdout.contains(&cid));
     }
     // Its own tenant works, and A's member is untouched.
@@ -1547,7 +1580,13 @@ async fn key_on_the_command_line_is_warned_about(backend: Backend) {
     let server = TestServer::start(&db).await;
     let dir = tempfile::tempdir().expect("dir");
     let url = [("TENANTRY_URL", server.base.as_str())];
-    let flagged = tenantry(dir.path(), &url, &["tenants", "list", "--key", ROOT_KEY], None).await;
+    let flagged = tenantry(
+        dir.path(),
+        &url,
+        &["tenants", "list", "--key", ROOT_KEY],
+        None,
+    )
+    .await;
     flagged.ok();
     assert!(
         flagged.stderr.contains("warning: --key is visible")
@@ -1557,7 +1596,10 @@ async fn key_on_the_command_line_is_warned_about(backend: Backend) {
     assert!(!flagged.stderr.contains(ROOT_KEY), "{flagged:?}");
     let joined = format!("--key={ROOT_KEY}");
     let flagged = tenantry(dir.path(), &url, &["tenants", "list", &joined], None).await;
-    assert!(flagged.ok().stderr.contains("warning: --key"), "{flagged:?}");
+    assert!(
+        flagged.ok().stderr.contains("warning: --key"),
+        "{flagged:?}"
+    );
     let quiet = tenantry(
         dir.path(),
         &[("TENANTRY_URL", &server.base), ("TENANTRY_KEY", ROOT_KEY)],

@@ -6,7 +6,6 @@ use super::error::{CliError, CliResult};
 use super::resources::{Page, collect, typed_arg, value};
 use super::{Ctx, json_arg};
 use clap::Subcommand;
-use serde_json::json;
 use tenantry_client::api;
 
 #[derive(Subcommand, Debug)]
@@ -55,10 +54,7 @@ pub async fn identity_providers(ctx: &Ctx, cmd: IdentityProvidersCommand) -> Cli
         }
         IdentityProvidersCommand::Delete { id } => {
             providers.delete(&id).await?;
-            ctx.out.done(
-                &json!({"id": id, "deleted": true}),
-                &format!("identity provider {id} deleted"),
-            );
+            ctx.out.gone("identity provider", &id, "deleted");
         }
     }
     Ok(())
@@ -150,15 +146,11 @@ pub async fn members(ctx: &Ctx, cmd: MembersCommand) -> CliResult {
                     None => current.metadata,
                 }),
             };
-            ctx.out
-                .one(&value(&members.put(&subject, &input).await?));
+            ctx.out.one(&value(&members.put(&subject, &input).await?));
         }
         MembersCommand::Remove { tenant, subject } => {
             ctx.client.members(&tenant).delete(&subject).await?;
-            ctx.out.done(
-                &json!({"tenant_id": tenant, "subject": subject, "removed": true}),
-                &format!("member {subject} removed from {tenant}"),
-            );
+            ctx.out.gone("member", &subject, "removed");
         }
         MembersCommand::Tenants { subject } => {
             ctx.out.list(

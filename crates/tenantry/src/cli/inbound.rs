@@ -68,13 +68,10 @@ pub async fn conversations(ctx: &Ctx, cmd: ConversationsCommand) -> CliResult {
             let Some(found) = found else {
                 return Err(CliError::new(
                     Exit::NotFound,
-                    format!(
-                        "conversation_not_found: {tenant} has no conversation {conversation}"
-                    ),
+                    format!("conversation_not_found: {tenant} has no conversation {conversation}"),
                 ));
             };
-            let messages =
-                collect(&page, inbound.messages(&conversation, page.params())).await?;
+            let messages = collect(&page, inbound.messages(&conversation, page.params())).await?;
             if ctx.out.json {
                 ctx.out.one(&json!({
                     "conversation": value(&found),

@@ -57,6 +57,15 @@ impl Output {
         }
     }
 
+    /// Says that `what` `id` is gone (`deleted`, `removed`, …): `{"id": …,
+    /// "<verb>": true}` with `--json`.
+    pub fn gone(&self, what: &str, id: &str, verb: &str) {
+        self.done(
+            &serde_json::json!({ "id": id, verb: true }),
+            &format!("{what} {id} {verb}"),
+        );
+    }
+
     /// Prints a short human message, or the JSON value with `--json`.
     pub fn done(&self, value: &Value, message: &str) {
         if self.json {

@@ -50,7 +50,10 @@ pub(super) fn value<T: Serialize>(answer: &T) -> Value {
 /// `--all`, else the first `--limit` items (one page). `has_more` says
 /// whether the list goes on; finding out reads one more item, which costs a
 /// request only when the server said there is a next page.
-pub(super) async fn collect<T: Serialize>(page: &Page, mut items: ItemStream<T>) -> CliResult<Value> {
+pub(super) async fn collect<T: Serialize>(
+    page: &Page,
+    mut items: ItemStream<T>,
+) -> CliResult<Value> {
     let mut got = Vec::new();
     if page.all {
         while let Some(item) = items.try_next().await? {
@@ -231,10 +234,7 @@ async fn tenants(ctx: &Ctx, cmd: TenantsCommand) -> CliResult {
         }
         TenantsCommand::Delete { id, purge: true } => {
             tenants.purge(&id).await?;
-            ctx.out.done(
-                &json!({"id": id, "purged": true}),
-                &format!("tenant {id} purged"),
-            );
+            ctx.out.gone("tenant", &id, "purged");
         }
         TenantsCommand::Delete { id, purge: false } => {
             ctx.out.one(&value(&tenants.delete(&id).await?));
@@ -294,10 +294,7 @@ async fn domains(ctx: &Ctx, cmd: DomainsCommand) -> CliResult {
         }
         DomainsCommand::Remove { tenant, domain } => {
             ctx.client.domains(&tenant).remove(&domain).await?;
-            ctx.out.done(
-                &json!({"domain": domain, "removed": true}),
-                &format!("domain {domain} removed"),
-            );
+            ctx.out.gone("domain", &domain, "removed");
         }
     }
     Ok(())
@@ -628,10 +625,7 @@ async fn credentials(ctx: &Ctx, cmd: CredentialsCommand) -> CliResult {
         }
         CredentialsCommand::Delete { tenant, cred_id } => {
             ctx.client.credentials(&tenant).delete(&cred_id).await?;
-            ctx.out.done(
-                &json!({"id": cred_id, "deleted": true}),
-                &format!("credential {cred_id} deleted"),
-            );
+            ctx.out.gone("credential", &cred_id, "deleted");
         }
         CredentialsCommand::Reveal {
             tenant,
@@ -765,10 +759,7 @@ async fn vault(ctx: &Ctx, cmd: VaultCommand) -> CliResult {
                 bar.finish_and_clear();
                 ctx.out.done(
                     &value(&status),
-                    &format!(
-                        "active key {}; every data key rewrapped",
-                        status.active_kek
-                    ),
+                    &format!("active key {}; every data key rewrapped", status.active_kek),
                 );
             } else {
                 ctx.out.done(
@@ -811,7 +802,8 @@ pub enum ConfigCommand {
 async fn config(ctx: &Ctx, cmd: ConfigCommand) -> CliResult {
     match cmd {
         ConfigCommand::Show { tenant } => {
-            ctx.out.one(&value(&ctx.client.config(&tenant).get().await?));
+            ctx.out
+                .one(&value(&ctx.client.config(&tenant).get().await?));
         }
         ConfigCommand::Update { tenant, data } => {
             let patch = json_arg("data", &data)?;
@@ -986,19 +978,26 @@ async fn quotas(ctx: &Ctx, cmd: QuotasCommand) -> CliResult {
 
 // ---------------------------------------------------------------- audit
 
-/// Which audit chain: a tenant's, or the operator's.
+/// Whose audit chain or webhook endpoints: a tenant's, or the operator's.
 #[derive(Args, Debug, Clone)]
-pub struct ChainArg {
-    /// The tenant's chain; without it, the operator chain.
+pub struct OwnerArg {
+    /// The tenant's; without it, the operator's.
     #[arg(long)]
     pub tenant: Option<String>,
 }
 
-impl ChainArg {
-    fn of(&self, ctx: &Ctx) -> tenantry_client::resources::audit::Audit {
+impl OwnerArg {
+    fn audit(&self, ctx: &Ctx) -> tenantry_client::resources::audit::Audit {
         match &self.tenant {
             Some(t) => ctx.client.audit(t),
             None => ctx.client.operator_audit(),
+        }
+    }
+
+    fn webhooks(&self, ctx: &Ctx) -> tenantry_client::resources::webhooks::Webhooks {
+        match &self.tenant {
+            Some(t) => ctx.client.webhooks(t),
+            None => ctx.client.operator_webhooks(),
         }
     }
 }
@@ -1008,7 +1007,7 @@ pub enum AuditCommand {
     /// Query audit entries.
     List {
         #[command(flatten)]
-        chain: ChainArg,
+        chain: OwnerArg,
         #[arg(long)]
         action: Option<String>,
         #[arg(long)]
@@ -1027,7 +1026,7 @@ pub enum AuditCommand {
     /// Export a chain as NDJSON (verifiable offline) or CSV, with progress.
     Export {
         #[command(flatten)]
-        chain: ChainArg,
+        chain: OwnerArg,
         /// ndjson or csv.
         #[arg(long)]
         format: Option<String>,
@@ -1067,7 +1066,7 @@ pub enum AuditCommand {
     /// Signed checkpoints of a chain.
     Checkpoints {
         #[command(flatten)]
-        chain: ChainArg,
+        chain: OwnerArg,
         #[command(flatten)]
         page: Page,
     },
@@ -1097,7 +1096,7 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
                 limit: page.limit,
                 cursor: page.cursor.clone(),
             };
-            let items = chain.of(ctx).list(query);
+            let items = chain.audit(ctx).list(query);
             ctx.out.list(
                 &collect(&page, items).await?,
                 &[
@@ -1121,9 +1120,9 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
             export(ctx, &chain, &query, output).await?;
         }
         AuditCommand::Verify { tenant, .. } => {
-            let chains: Vec<ChainArg> = match tenant.as_deref() {
-                Some("operator") => vec![ChainArg { tenant: None }],
-                Some(t) => vec![ChainArg {
+            let chains: Vec<OwnerArg> = match tenant.as_deref() {
+                Some("operator") => vec![OwnerArg { tenant: None }],
+                Some(t) => vec![OwnerArg {
                     tenant: Some(t.to_owned()),
                 }],
                 None => {
@@ -1133,15 +1132,15 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
                         .list(Default::default())
                         .try_collect()
                         .await?;
-                    std::iter::once(ChainArg { tenant: None })
-                        .chain(tenants.into_iter().map(|t| ChainArg { tenant: Some(t.id) }))
+                    std::iter::once(OwnerArg { tenant: None })
+                        .chain(tenants.into_iter().map(|t| OwnerArg { tenant: Some(t.id) }))
                         .collect()
                 }
             };
             let bar = progress_bar(chains.len() as u64, "verifying chains");
             let mut reports = Vec::new();
             for chain in &chains {
-                reports.push(chain.of(ctx).verify().await?);
+                reports.push(chain.audit(ctx).verify().await?);
                 bar.inc(1);
             }
             bar.finish_and_clear();
@@ -1171,7 +1170,7 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
                 limit: page.limit,
                 cursor: page.cursor.clone(),
             };
-            let items = chain.of(ctx).checkpoints(query);
+            let items = chain.audit(ctx).checkpoints(query);
             ctx.out.list(
                 &collect(&page, items).await?,
                 &["size", "created_at", "key_id", "head_hash"],
@@ -1190,7 +1189,7 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
 
 async fn export(
     ctx: &Ctx,
-    chain: &ChainArg,
+    chain: &OwnerArg,
     query: &api::audit::ExportQuery,
     output: Option<std::path::PathBuf>,
 ) -> CliResult {
@@ -1203,15 +1202,14 @@ async fn export(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let text = chain.of(ctx).export(query).await?;
+    let text = chain.audit(ctx).export(query).await?;
     bar.finish_and_clear();
     let lines = text.lines().count();
     let write_err = |e: std::io::Error| CliError::generic(format!("cannot write the export: {e}"));
     match &output {
         Some(path) => {
-            let mut file = std::fs::File::create(path).map_err(|e| {
-                CliError::generic(format!("cannot create {}: {e}", path.display()))
-            })?;
+            let mut file = std::fs::File::create(path)
+                .map_err(|e| CliError::generic(format!("cannot create {}: {e}", path.display())))?;
             file.write_all(text.as_bytes()).map_err(write_err)?;
             file.flush().map_err(write_err)?;
             eprintln!("exported {lines} lines to {}", path.display());
@@ -1226,23 +1224,6 @@ async fn export(
 }
 
 // ---------------------------------------------------------------- webhooks
-
-/// Whose webhook endpoints: a tenant's, or the operator's.
-#[derive(Args, Debug, Clone)]
-pub struct OwnerArg {
-    /// The tenant's endpoints; without it, the operator's.
-    #[arg(long)]
-    pub tenant: Option<String>,
-}
-
-impl OwnerArg {
-    fn of(&self, ctx: &Ctx) -> tenantry_client::resources::webhooks::Webhooks {
-        match &self.tenant {
-            Some(t) => ctx.client.webhooks(t),
-            None => ctx.client.operator_webhooks(),
-        }
-    }
-}
 
 #[derive(Subcommand, Debug)]
 pub enum WebhooksCommand {
@@ -1368,7 +1349,6 @@ const ENDPOINT_COLUMNS: &[&str] = &[
     "created_at",
 ];
 
-
 /// An endpoint's JSON body: `--data`'s object with the flags on top.
 fn endpoint_body(
     url: Option<String>,
@@ -1418,7 +1398,7 @@ async fn webhooks(ctx: &Ctx, cmd: WebhooksCommand) -> CliResult {
                 since,
                 until,
             };
-            let items = owner.of(ctx).messages(&endpoint, params);
+            let items = owner.webhooks(ctx).messages(&endpoint, params);
             ctx.out.list(
                 &collect(&page, items).await?,
                 &[
@@ -1437,7 +1417,7 @@ async fn webhooks(ctx: &Ctx, cmd: WebhooksCommand) -> CliResult {
             endpoint,
             message,
         }) => {
-            let v = owner.of(ctx).message(&endpoint, &message).await?;
+            let v = owner.webhooks(ctx).message(&endpoint, &message).await?;
             ctx.out.one(&value(&v));
         }
         WebhooksCommand::Replay {
@@ -1447,7 +1427,7 @@ async fn webhooks(ctx: &Ctx, cmd: WebhooksCommand) -> CliResult {
             since,
             until,
         } => {
-            let hooks = owner.of(ctx);
+            let hooks = owner.webhooks(ctx);
             let replayed = match (message, since) {
                 (Some(m), _) => hooks.replay(&endpoint, &m).await?,
                 (None, Some(since)) => {
@@ -1474,12 +1454,13 @@ async fn webhooks(ctx: &Ctx, cmd: WebhooksCommand) -> CliResult {
 async fn endpoints(ctx: &Ctx, cmd: EndpointsCommand) -> CliResult {
     match cmd {
         EndpointsCommand::List { owner, page } => {
-            let items = owner.of(ctx).list(page.params());
+            let items = owner.webhooks(ctx).list(page.params());
             ctx.out
                 .list(&collect(&page, items).await?, ENDPOINT_COLUMNS);
         }
         EndpointsCommand::Show { owner, endpoint } => {
-            ctx.out.one(&value(&owner.of(ctx).get(&endpoint).await?));
+            ctx.out
+                .one(&value(&owner.webhooks(ctx).get(&endpoint).await?));
         }
         EndpointsCommand::Create {
             owner,
@@ -1496,7 +1477,8 @@ async fn endpoints(ctx: &Ctx, cmd: EndpointsCommand) -> CliResult {
                 data.as_deref(),
             )?;
             let input: api::webhooks::EndpointInput = from_json("data", Value::Object(body))?;
-            ctx.out.one(&value(&owner.of(ctx).create(&input).await?));
+            ctx.out
+                .one(&value(&owner.webhooks(ctx).create(&input).await?));
         }
         EndpointsCommand::Update {
             owner,
@@ -1517,15 +1499,12 @@ async fn endpoints(ctx: &Ctx, cmd: EndpointsCommand) -> CliResult {
             )?;
             let patch: api::webhooks::EndpointPatch = from_json("data", Value::Object(body))?;
             require_changes(&patch)?;
-            let v = owner.of(ctx).update(&endpoint, &patch).await?;
+            let v = owner.webhooks(ctx).update(&endpoint, &patch).await?;
             ctx.out.one(&value(&v));
         }
         EndpointsCommand::Delete { owner, endpoint } => {
-            owner.of(ctx).delete(&endpoint).await?;
-            ctx.out.done(
-                &json!({"id": endpoint, "deleted": true}),
-                &format!("endpoint {endpoint} deleted"),
-            );
+            owner.webhooks(ctx).delete(&endpoint).await?;
+            ctx.out.gone("endpoint", &endpoint, "deleted");
         }
         EndpointsCommand::RotateSecret {
             owner,
@@ -1533,7 +1512,7 @@ async fn endpoints(ctx: &Ctx, cmd: EndpointsCommand) -> CliResult {
             overlap_seconds,
         } => {
             let input = api::webhooks::RotateSecretIn { overlap_seconds };
-            let v = owner.of(ctx).rotate_secret(&endpoint, &input).await?;
+            let v = owner.webhooks(ctx).rotate_secret(&endpoint, &input).await?;
             ctx.out.one(&value(&v));
         }
     }
@@ -1614,7 +1593,6 @@ async fn provisioning(ctx: &Ctx, cmd: ProvisioningCommand) -> CliResult {
     Ok(())
 }
 
-
 /// The serde name of a wire enum (`succeeded`, `verify_whatsapp`, …).
 fn wire_name<T: Serialize>(v: &T) -> String {
     value(v).as_str().unwrap_or("?").to_owned()
@@ -1690,11 +1668,6 @@ async fn follow(ctx: &Ctx, id: &str) -> CliResult {
         )))
     }
 }
-
-
-
-
-
 
 // ---------------------------------------------------------------- widgets
 
