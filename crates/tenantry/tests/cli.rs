@@ -38,6 +38,17 @@ impl Run {
         self
     }
 
+    /// A failed run: this exit code, and `error: <code>: …` on stderr.
+    #[track_caller]
+    fn problem(&self, exit: i32, code: &str) -> &Self {
+        assert_eq!(self.code, exit, "{self:?}");
+        assert!(
+            self.stderr.starts_with(&format!("error: {code}: ")),
+            "{code}: {self:?}"
+        );
+        self
+    }
+
     #[track_caller]
     fn json(&self) -> Value {
         self.ok();
@@ -639,21 +650,13 @@ async fn exit_codes_and_problem_lines(backend: Backend) {
     let (server, cli) = with_acme(&db, &[]).await;
 
     let missing = cli.run(&["tenants", "show", "nobody"]).await;
-    assert_eq!(missing.code, 3, "{missing:?}");
-    assert!(
-        missing.stderr.starts_with("error: tenant_not_found: "),
-        "{missing:?}"
-    );
+    missing.problem(3, "tenant_not_found");
 
     let invalid = cli
         .run(&["tenants", "create", "Not A Slug", "--name", "x"])
         .await;
-    assert_eq!(invalid.code, 6, "{invalid:?}");
-    assert!(
-        invalid.stderr.starts_with("error: validation_failed: ")
-            && invalid.stderr.contains("(field id)"),
-        "{invalid:?}"
-    );
+    invalid.problem(6, "validation_failed");
+    assert!(invalid.stderr.contains("(field id)"), "{invalid:?}");
 
     let conflict = cli
         .run(&["tenants", "create", "acme", "--name", "Again"])
@@ -1412,12 +1415,8 @@ async fn identity_members_conversations_and_resolve(backend: Backend) {
     let bad_role = cli
         .run(&["members", "add", "acme", &subject, "--role", "wizard"])
         .await;
-    assert_eq!(bad_role.code, 6, "{bad_role:?}");
-    assert!(
-        bad_role.stderr.starts_with("error: validation_failed: ")
-            && bad_role.stderr.contains("(field roles)"),
-        "{bad_role:?}"
-    );
+    bad_role.problem(6, "validation_failed");
+    assert!(bad_role.stderr.contains("(field roles)"), "{bad_role:?}");
     let bad_provider = cli
         .run(&[
             "identity-providers",
@@ -1426,13 +1425,7 @@ async fn identity_members_conversations_and_resolve(backend: Backend) {
             r#"{"issuer":"not a url","audiences":["app"],"algorithms":["EdDSA"],"jwks":{"keys":[]}}"#,
         ])
         .await;
-    assert_eq!(bad_provider.code, 6, "{bad_provider:?}");
-    assert!(
-        bad_provider
-            .stderr
-            .starts_with("error: validation_failed: "),
-        "{bad_provider:?}"
-    );
+    bad_provider.problem(6, "validation_failed");
 
     let removed = cli.run(&["members", "remove", "acme", &subject]).await;
     assert!(removed.ok().stdout.contains("removed"), "{removed:?}");
@@ -1464,11 +1457,7 @@ async fn identity_members_conversations_and_resolve(backend: Backend) {
     let unknown = cli
         .run(&["conversations", "show", "acme", "conv_missing"])
         .await;
-    assert_eq!(unknown.code, 3, "{unknown:?}");
-    assert!(
-        unknown.stderr.starts_with("error: conversation_not_found"),
-        "{unknown:?}"
-    );
+    unknown.problem(3, "conversation_not_found");
 
     // Resolution: by host (subdomain), by key and by token (both on stdin).
     let by_host = cli.json(&["resolve", "host", "acme.example.test"]).await;
@@ -1544,11 +1533,7 @@ async fn members_and_conversations_stay_in_their_tenant(backend: Backend) {
         vec!["conversations", "show", "acme", &cid],
     ] {
         let run = globex.run(&args).await;
-        assert_eq!(run.code, 3, "{args:?}: {run:?}");
-        assert!(
-            run.stderr.starts_with("error: tenant_not_found: "),
-            "{run:?}"
-        );
+        run.problem(3, "tenant_not_found");
         assert!(!run.stdout.contains("user-1") && !run.stdout.contains(&cid));
     }
     // Its own tenant works, and A's member is untouched.

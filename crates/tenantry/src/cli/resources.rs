@@ -120,6 +120,26 @@ const TENANT_COLUMNS: &[&str] = &[
     "created_at",
 ];
 
+/// A tenant's optional fields, as create and update take them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TenantFields {
+    #[arg(long)]
+    plan: Option<String>,
+    #[arg(long)]
+    region: Option<String>,
+    #[arg(long)]
+    subdomain: Option<String>,
+    /// JSON object (inline, @file or -).
+    #[arg(long)]
+    metadata: Option<String>,
+}
+
+impl TenantFields {
+    fn metadata(&self) -> CliResult<Option<Value>> {
+        opt_json("metadata", self.metadata.as_deref())
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TenantsCommand {
     /// List tenants.
@@ -138,29 +158,16 @@ pub enum TenantsCommand {
         id: String,
         #[arg(long)]
         name: String,
-        #[arg(long)]
-        plan: Option<String>,
-        #[arg(long)]
-        region: Option<String>,
-        #[arg(long)]
-        subdomain: Option<String>,
-        /// JSON object (inline, @file or -).
-        #[arg(long)]
-        metadata: Option<String>,
+        #[command(flatten)]
+        fields: TenantFields,
     },
     /// Change a tenant's name, plan, region, subdomain or metadata.
     Update {
         id: String,
         #[arg(long)]
         name: Option<String>,
-        #[arg(long)]
-        plan: Option<String>,
-        #[arg(long)]
-        region: Option<String>,
-        #[arg(long)]
-        subdomain: Option<String>,
-        #[arg(long)]
-        metadata: Option<String>,
+        #[command(flatten)]
+        fields: TenantFields,
     },
     /// Delete a tenant (soft, with the grace period; --purge: at once).
     Delete {
@@ -196,38 +203,24 @@ async fn tenants(ctx: &Ctx, cmd: TenantsCommand) -> CliResult {
                 .list(&collect(&page, tenants.list(params)).await?, TENANT_COLUMNS);
         }
         TenantsCommand::Show { id } => ctx.out.one(&value(&tenants.get(&id).await?)),
-        TenantsCommand::Create {
-            id,
-            name,
-            plan,
-            region,
-            subdomain,
-            metadata,
-        } => {
+        TenantsCommand::Create { id, name, fields } => {
             let input = api::tenants::TenantIn {
                 id,
                 name,
-                subdomain,
-                plan,
-                region,
-                metadata: opt_json("metadata", metadata.as_deref())?,
+                metadata: fields.metadata()?,
+                subdomain: fields.subdomain,
+                plan: fields.plan,
+                region: fields.region,
             };
             ctx.out.one(&value(&tenants.create(&input).await?));
         }
-        TenantsCommand::Update {
-            id,
-            name,
-            plan,
-            region,
-            subdomain,
-            metadata,
-        } => {
+        TenantsCommand::Update { id, name, fields } => {
             let patch = api::tenants::TenantPatchIn {
                 name,
-                subdomain,
-                plan,
-                region,
-                metadata: opt_json("metadata", metadata.as_deref())?,
+                metadata: fields.metadata()?,
+                subdomain: fields.subdomain,
+                plan: fields.plan,
+                region: fields.region,
             };
             require_changes(&patch)?;
             ctx.out.one(&value(&tenants.update(&id, &patch).await?));
