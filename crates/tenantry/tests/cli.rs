@@ -1290,6 +1290,20 @@ fn provider_json(issuer: &str) -> String {
     .to_string()
 }
 
+/// Registers an identity provider through the CLI; answers its id.
+async fn create_provider(cli: &Cli, issuer: &str) -> String {
+    let provider = cli
+        .json(&[
+            "identity-providers",
+            "create",
+            "--data",
+            &provider_json(issuer),
+        ])
+        .await;
+    assert_eq!(provider["issuer"], issuer, "{provider}");
+    provider["id"].as_str().expect("provider id").to_owned()
+}
+
 /// A tenant key with these scopes, made through the CLI.
 async fn cli_tenant_key(root: &Cli, tenant: &str, scope: &str) -> String {
     root.json(&[
@@ -1308,16 +1322,7 @@ async fn identity_members_conversations_and_resolve(backend: Backend) {
     let (server, cli) = with_acme(&db, &[("TENANTRY_BASE_DOMAIN", "example.test")]).await;
 
     // Identity providers: create, list, show, update, delete.
-    let provider = cli
-        .json(&[
-            "identity-providers",
-            "create",
-            "--data",
-            &provider_json("https://login.acme-example.com/"),
-        ])
-        .await;
-    let pid = provider["id"].as_str().expect("provider id").to_owned();
-    assert_eq!(provider["issuer"], "https://login.acme-example.com/");
+    let pid = create_provider(&cli, "https://login.acme-example.com/").await;
     let listed = cli.json(&["identity-providers", "list"]).await;
     assert!(
         listed["data"]
@@ -1503,15 +1508,8 @@ async fn members_and_conversations_stay_in_their_tenant(backend: Backend) {
     let (server, root) = with_acme(&db, &[]).await;
     root.json(&["tenants", "create", "globex", "--name", "Globex"])
         .await;
-    let provider = root
-        .json(&[
-            "identity-providers",
-            "create",
-            "--data",
-            &provider_json("https://login.acme-example.com/"),
-        ])
-        .await;
-    let subject = format!("{}:user-1", provider["id"].as_str().expect("id"));
+    let pid = create_provider(&root, "https://login.acme-example.com/").await;
+    let subject = format!("{pid}:user-1");
     root.json(&["members", "add", "acme", &subject, "--role", "member"])
         .await;
     server.seed_inbound("acme").await;
