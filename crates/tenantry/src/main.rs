@@ -119,6 +119,18 @@ enum Command {
     /// rewrap progress), rotate a tenant's data key.
     #[command(subcommand)]
     Vault(cli::VaultCommand),
+    /// Identity providers whose tokens the server trusts (operators).
+    #[command(subcommand, name = "identity-providers")]
+    IdentityProviders(cli::IdentityProvidersCommand),
+    /// A tenant's members: list, show, add, update, remove.
+    #[command(subcommand)]
+    Members(cli::MembersCommand),
+    /// A tenant's inbound conversations and their messages.
+    #[command(subcommand)]
+    Conversations(cli::ConversationsCommand),
+    /// Which tenant a host, API key or token resolves to, and how.
+    #[command(subcommand)]
+    Resolve(cli::ResolveCommand),
     /// Row-level security for the app's own PostgreSQL database.
     #[command(subcommand, name = "app-db")]
     AppDb(app_db::AppDbCommand),
@@ -331,6 +343,10 @@ fn remote_command(command: Command, args: &cli::RemoteArgs) -> Result<RemoteOrLo
         Command::Provisioning(c) => R::Provisioning(c),
         Command::Widgets(c) => R::Widgets(c),
         Command::Vault(c) => R::Vault(c),
+        Command::IdentityProviders(c) => R::IdentityProviders(c),
+        Command::Members(c) => R::Members(c),
+        Command::Conversations(c) => R::Conversations(c),
+        Command::Resolve(c) => R::Resolve(c),
         local => return Err(local),
     };
     Ok(RemoteOrLocal::Remote(remote))

@@ -18,6 +18,9 @@ on_both_backends!(
     completions_and_help,
     metrics_pass_promtool_and_move,
     metrics_public_and_tenant_labels,
+    identity_members_conversations_and_resolve,
+    members_and_conversations_stay_in_their_tenant,
+    key_on_the_command_line_is_warned_about,
 );
 
 /// What one CLI run gave back.
@@ -32,6 +35,17 @@ impl Run {
     #[track_caller]
     fn ok(&self) -> &Self {
         assert_eq!(self.code, 0, "{self:?}");
+        self
+    }
+
+    /// A failed run: this exit code, and `error: <code>: …` on stderr.
+    #[track_caller]
+    fn problem(&self, exit: i32, code: &str) -> &Self {
+        assert_eq!(self.code, exit, "{self:?}");
+        assert!(
+            self.stderr.starts_with(&format!("error: {code}: ")),
+            "{code}: {self:?}"
+        );
         self
     }
 
@@ -117,6 +131,17 @@ impl Cli {
         all.push("--json");
         self.run(&all).await.json()
     }
+}
+
+/// A server (root key, and `env`), a root CLI for it, and tenant acme.
+async fn with_acme(db: &TestDb, env: &[(&str, &str)]) -> (TestServer, Cli) {
+    let mut all = vec![("TENANTRY_ROOT_KEY", ROOT_KEY)];
+    all.extend_from_slice(env);
+    let server = TestServer::start_with(db, &all).await;
+    let cli = Cli::new(&server, ROOT_KEY);
+    cli.json(&["tenants", "create", "acme", "--name", "Acme"])
+        .await;
+    (server, cli)
 }
 
 /// A webhook receiver on 127.0.0.1 that answers 200 to every delivery.
@@ -622,27 +647,16 @@ async fn tour_of_every_resource(backend: Backend) {
 
 async fn exit_codes_and_problem_lines(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db).await;
-    let cli = Cli::new(&server, ROOT_KEY);
-    cli.json(&["tenants", "create", "acme", "--name", "Acme"])
-        .await;
+    let (server, cli) = with_acme(&db, &[]).await;
 
     let missing = cli.run(&["tenants", "show", "nobody"]).await;
-    assert_eq!(missing.code, 3, "{missing:?}");
-    assert!(
-        missing.stderr.starts_with("error: tenant_not_found: "),
-        "{missing:?}"
-    );
+    missing.problem(3, "tenant_not_found");
 
     let invalid = cli
         .run(&["tenants", "create", "Not A Slug", "--name", "x"])
         .await;
-    assert_eq!(invalid.code, 6, "{invalid:?}");
-    assert!(
-        invalid.stderr.starts_with("error: validation_failed: ")
-            && invalid.stderr.contains("(field id)"),
-        "{invalid:?}"
-    );
+    invalid.problem(6, "validation_failed");
+    assert!(invalid.stderr.contains("(field id)"), "{invalid:?}");
 
     let conflict = cli
         .run(&["tenants", "create", "acme", "--name", "Again"])
@@ -929,10 +943,7 @@ async fn profiles_keep_keys_private(backend: Backend) {
 
 async fn reveal_needs_confirmation(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db).await;
-    let cli = Cli::new(&server, ROOT_KEY);
-    cli.json(&["tenants", "create", "acme", "--name", "Acme"])
-        .await;
+    let (_server, cli) = with_acme(&db, &[]).await;
     let cred = cli
         .json(&[
             "credentials",
@@ -1269,4 +1280,315 @@ async fn metrics_public_and_tenant_labels(backend: Backend) {
     )
     .await;
     assert!(bad.is_err_and(|out| out.contains("metrics_public")));
+}
+
+/// An identity provider registered through the CLI, as `seed_every_tenant_table` does.
+fn provider_json(issuer: &str) -> String {
+    json!({"issuer": issuer, "audiences": ["app"], "algorithms": ["EdDSA"],
+        "jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "cli",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}})
+    .to_string()
+}
+
+/// Registers an identity provider through the CLI; answers its id.
+async fn create_provider(cli: &Cli, issuer: &str) -> String {
+    let provider = cli
+        .json(&[
+            "identity-providers",
+            "create",
+            "--data",
+            &provider_json(issuer),
+        ])
+        .await;
+    assert_eq!(provider["issuer"], issuer, "{provider}");
+    provider["id"].as_str().expect("provider id").to_owned()
+}
+
+/// A tenant key with these scopes, made through the CLI.
+async fn cli_tenant_key(root: &Cli, tenant: &str, scope: &str) -> String {
+    root.json(&[
+        "api-keys", "create", tenant, "--name", "cli", "--scope", scope,
+    ])
+    .await["key"]
+        .as_str()
+        .expect("key")
+        .to_owned()
+}
+
+/// The new commands end to end: identity providers, members, conversations
+/// (with their messages) and resolution by host, key and token.
+async fn identity_members_conversations_and_resolve(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (server, cli) = with_acme(&db, &[("TENANTRY_BASE_DOMAIN", "example.test")]).await;
+
+    // Identity providers: create, list, show, update, delete.
+    let pid = create_provider(&cli, "https://login.acme-example.com/").await;
+    let listed = cli.json(&["identity-providers", "list"]).await;
+    assert!(
+        listed["data"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|p| p["id"] == pid.as_str())),
+        "{listed}"
+    );
+    let table = cli.run(&["identity-providers", "list"]).await;
+    assert!(table.ok().stdout.contains(&pid), "{table:?}");
+    let updated = cli
+        .json(&[
+            "identity-providers",
+            "update",
+            &pid,
+            "--data",
+            &provider_json("https://login2.acme-example.com/"),
+        ])
+        .await;
+    assert_eq!(updated["issuer"], "https://login2.acme-example.com/");
+    assert_eq!(
+        cli.json(&["identity-providers", "show", &pid]).await["issuer"],
+        "https://login2.acme-example.com/"
+    );
+
+    // Members of acme: add, list, show, update (roles kept or replaced), tenants, remove.
+    let subject = format!("{pid}:user-1");
+    let added = cli
+        .json(&[
+            "members",
+            "add",
+            "acme",
+            &subject,
+            "--role",
+            "member",
+            "--metadata",
+            r#"{"team":"sales"}"#,
+        ])
+        .await;
+    assert_eq!(added["subject"], subject.as_str());
+    assert_eq!(added["roles"], json!(["member"]));
+    let members = cli.json(&["members", "list", "acme"]).await;
+    assert_eq!(
+        members["data"].as_array().map(Vec::len),
+        Some(1),
+        "{members}"
+    );
+    assert_eq!(members["has_more"], false);
+    let table = cli.run(&["members", "list", "acme"]).await;
+    assert!(table.ok().stdout.contains("user-1"), "{table:?}");
+    let changed = cli
+        .json(&["members", "update", "acme", &subject, "--role", "admin"])
+        .await;
+    assert_eq!(changed["roles"], json!(["admin"]));
+    assert_eq!(
+        changed["metadata"],
+        json!({"team": "sales"}),
+        "update keeps what it was not told to change"
+    );
+    assert_eq!(
+        cli.json(&["members", "show", "acme", &subject]).await["roles"],
+        json!(["admin"])
+    );
+    let of_user = cli.json(&["members", "tenants", &subject]).await;
+    assert_eq!(of_user["data"][0]["tenant_id"], "acme", "{of_user}");
+    // One page, and a word on stderr when the list goes on; --all reads on.
+    cli.json(&[
+        "members",
+        "add",
+        "acme",
+        &format!("{pid}:user-2"),
+        "--role",
+        "member",
+    ])
+    .await;
+    let first = cli.json(&["members", "list", "acme", "--limit", "1"]).await;
+    assert_eq!(first["data"].as_array().map(Vec::len), Some(1), "{first}");
+    assert_eq!(first["has_more"], true, "{first}");
+    let hinted = cli.run(&["members", "list", "acme", "--limit", "1"]).await;
+    assert!(
+        hinted.ok().stderr.contains("more: pass --all"),
+        "{hinted:?}"
+    );
+    let every = cli
+        .json(&["members", "list", "acme", "--limit", "1", "--all"])
+        .await;
+    assert_eq!(every["data"].as_array().map(Vec::len), Some(2), "{every}");
+    assert_eq!(every["has_more"], false);
+    cli.run(&["members", "remove", "acme", &format!("{pid}:user-2")])
+        .await
+        .ok();
+    let nothing = cli.run(&["members", "update", "acme", &subject]).await;
+    assert_eq!(nothing.code, 2, "{nothing:?}");
+
+    // Bad input reaches the server's validation: exit 6 and its problem code.
+    let bad_role = cli
+        .run(&["members", "add", "acme", &subject, "--role", "wizard"])
+        .await;
+    bad_role.problem(6, "validation_failed");
+    assert!(bad_role.stderr.contains("(field roles)"), "{bad_role:?}");
+    let bad_provider = cli
+        .run(&[
+            "identity-providers",
+            "create",
+            "--data",
+            r#"{"issuer":"not a url","audiences":["app"],"algorithms":["EdDSA"],"jwks":{"keys":[]}}"#,
+        ])
+        .await;
+    bad_provider.problem(6, "validation_failed");
+
+    let removed = cli.run(&["members", "remove", "acme", &subject]).await;
+    assert!(removed.ok().stdout.contains("removed"), "{removed:?}");
+    let gone = cli.run(&["members", "show", "acme", &subject]).await;
+    assert_eq!(gone.code, 3, "{gone:?}");
+    cli.run(&["identity-providers", "delete", &pid]).await.ok();
+    assert_eq!(cli.run(&["identity-providers", "show", &pid]).await.code, 3);
+
+    // Conversations: the WhatsApp delivery the seed makes.
+    server.seed_inbound("acme").await;
+    let conversations = cli.json(&["conversations", "list", "acme"]).await;
+    let first = &conversations["data"][0];
+    let cid = first["id"].as_str().expect("conversation id").to_owned();
+    assert_eq!(first["channel"], "whatsapp", "{conversations}");
+    let shown = cli.json(&["conversations", "show", "acme", &cid]).await;
+    assert_eq!(shown["conversation"]["id"], cid.as_str());
+    let messages = shown["messages"]["data"].as_array().expect("messages");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["provider_message_id"] == "wamid.seed-in" && m["direction"] == "inbound"),
+        "{shown}"
+    );
+    let table = cli.run(&["conversations", "show", "acme", &cid]).await;
+    assert!(
+        table.ok().stdout.contains("wamid") || table.stdout.contains("inbound"),
+        "{table:?}"
+    );
+    let unknown = cli
+        .run(&["conversations", "show", "acme", "conv_missing"])
+        .await;
+    unknown.problem(3, "conversation_not_found");
+
+    // Resolution: by host (subdomain), by key and by token (both on stdin).
+    let by_host = cli.json(&["resolve", "host", "acme.example.test"]).await;
+    assert_eq!(by_host["tenant"]["id"], "acme");
+    assert_eq!(by_host["matched_by"], "subdomain");
+    let key = cli_tenant_key(&cli, "acme", "tenant:read").await;
+    let by_key = cli
+        .run_in(&["resolve", "key", "--json"], Some(&key))
+        .await
+        .json();
+    assert_eq!(by_key["tenant"]["id"], "acme");
+    assert_eq!(by_key["matched_by"], "api_key");
+    let token = server
+        .call_as(
+            Some(&key),
+            reqwest::Method::POST,
+            "/v1/tokens",
+            Some(json!({})),
+        )
+        .await;
+    let token = token.body["token"].as_str().expect("token").to_owned();
+    let by_token = cli
+        .run_in(&["resolve", "token", "--json"], Some(&token))
+        .await
+        .json();
+    assert_eq!(by_token["tenant"]["id"], "acme");
+    assert_eq!(by_token["matched_by"], "token");
+    let table = cli.run(&["resolve", "host", "acme.example.test"]).await;
+    assert!(
+        table.ok().stdout.contains("matched_by") && table.stdout.contains("subdomain"),
+        "{table:?}"
+    );
+    let nowhere = cli.run(&["resolve", "host", "nobody.example.test"]).await;
+    assert_eq!(nowhere.code, 3, "{nowhere:?}");
+    let no_key = cli.run_in(&["resolve", "key"], Some("")).await;
+    assert_eq!(no_key.code, 2, "{no_key:?}");
+}
+
+/// Tenant B's key cannot read tenant A's members or conversations: "not
+/// found" (exit 3), exactly as for a tenant that does not exist.
+async fn members_and_conversations_stay_in_their_tenant(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (server, root) = with_acme(&db, &[]).await;
+    root.json(&["tenants", "create", "globex", "--name", "Globex"])
+        .await;
+    let pid = create_provider(&root, "https://login.acme-example.com/").await;
+    let subject = format!("{pid}:user-1");
+    root.json(&["members", "add", "acme", &subject, "--role", "member"])
+        .await;
+    server.seed_inbound("acme").await;
+    let cid = root.json(&["conversations", "list", "acme"]).await["data"][0]["id"]
+        .as_str()
+        .expect("conversation")
+        .to_owned();
+
+    let globex = Cli::new(
+        &server,
+        &cli_tenant_key(&root, "globex", "tenant:admin").await,
+    );
+    for args in [
+        vec!["members", "list", "acme"],
+        vec!["members", "show", "acme", &subject],
+        vec!["members", "add", "acme", &subject, "--role", "admin"],
+        vec!["members", "remove", "acme", &subject],
+        vec!["conversations", "list", "acme"],
+        vec!["conversations", "show", "acme", &cid],
+    ] {
+        let run = globex.run(&args).await;
+        run.problem(3, "tenant_not_found");
+        assert!(!run.stdout.contains("user-1") && !run.stdout.contains(&cid));
+    }
+    // Its own tenant works, and A's member is untouched.
+    assert_eq!(
+        globex.json(&["members", "list", "globex"]).await["data"],
+        json!([])
+    );
+    assert_eq!(
+        root.json(&["members", "show", "acme", &subject]).await["roles"],
+        json!(["member"])
+    );
+    // Operator resources are refused to a tenant key.
+    assert_eq!(globex.run(&["identity-providers", "list"]).await.code, 4);
+    // Anonymous: unauthorised.
+    let anonymous = tenantry(
+        globex.dir.path(),
+        &[("TENANTRY_URL", &server.base)],
+        &["members", "list", "acme"],
+        None,
+    )
+    .await;
+    assert_eq!(anonymous.code, 4, "{anonymous:?}");
+}
+
+/// `--key` on the command line works but says it is visible in the process
+/// list; the same key from TENANTRY_KEY says nothing.
+async fn key_on_the_command_line_is_warned_about(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let url = [("TENANTRY_URL", server.base.as_str())];
+    let flagged = tenantry(
+        dir.path(),
+        &url,
+        &["tenants", "list", "--key", ROOT_KEY],
+        None,
+    )
+    .await;
+    flagged.ok();
+    assert!(
+        flagged.stderr.contains("warning: --key is visible")
+            && flagged.stderr.contains("TENANTRY_KEY"),
+        "{flagged:?}"
+    );
+    assert!(!flagged.stderr.contains(ROOT_KEY), "{flagged:?}");
+    let joined = format!("--key={ROOT_KEY}");
+    let flagged = tenantry(dir.path(), &url, &["tenants", "list", &joined], None).await;
+    assert!(
+        flagged.ok().stderr.contains("warning: --key"),
+        "{flagged:?}"
+    );
+    let quiet = tenantry(
+        dir.path(),
+        &[("TENANTRY_URL", &server.base), ("TENANTRY_KEY", ROOT_KEY)],
+        &["tenants", "list"],
+        None,
+    )
+    .await;
+    assert!(!quiet.ok().stderr.contains("warning"), "{quiet:?}");
 }

@@ -1,8 +1,6 @@
 //! How the remote CLI fails: one error type, one exit code per kind, and the
 //! `error: <code>: <detail> (field …)` line a problem response becomes.
 
-use serde_json::Value;
-
 /// Exit codes of the remote commands (documented in `--help` and README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -55,28 +53,47 @@ impl CliError {
         Self::new(Exit::Generic, message)
     }
 
-    /// The error an HTTP answer with status `status` and body `body` means.
-    pub fn from_response(status: u16, body: &str) -> Self {
-        let exit = match status {
+    /// The exit code an HTTP error status means.
+    fn exit_for(status: u16) -> Exit {
+        match status {
             404 => Exit::NotFound,
             401 | 403 => Exit::Unauthorized,
             409 => Exit::Conflict,
             400 | 413 | 415 | 422 => Exit::Validation,
             429 | 503 => Exit::Unavailable,
             _ => Exit::Generic,
-        };
-        let problem: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-        let code = problem["code"].as_str().unwrap_or("http_error");
-        let detail = problem["detail"]
-            .as_str()
-            .or_else(|| problem["title"].as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("the server answered {status}"));
-        let mut message = format!("{code}: {detail}");
-        if let Some(field) = problem["field"].as_str() {
-            message.push_str(&format!(" (field {field})"));
         }
-        CliError::new(exit, message)
+    }
+}
+
+/// A failed client call: a problem answer becomes `<code>: <detail> (field
+/// …)` and the exit code of its status; no answer at all is "try again
+/// later". None of these messages carries the key (the client keeps it out
+/// of its errors, and the URL too).
+impl From<tenantry_client::Error> for CliError {
+    fn from(err: tenantry_client::Error) -> Self {
+        use tenantry_client::Error as E;
+        match err {
+            E::Api(problem) => {
+                let detail = if !problem.detail.is_empty() {
+                    problem.detail.clone()
+                } else if !problem.title.is_empty() {
+                    problem.title.clone()
+                } else {
+                    format!("the server answered {}", problem.status)
+                };
+                let mut message = format!("{}: {detail}", problem.code);
+                if let Some(field) = &problem.field {
+                    message.push_str(&format!(" (field {field})"));
+                }
+                CliError::new(CliError::exit_for(problem.status), message)
+            }
+            E::Transport(e) => {
+                CliError::new(Exit::Unavailable, format!("cannot reach the server: {e}"))
+            }
+            E::BaseUrl(_) | E::InvalidHeader(_) => CliError::usage(err.to_string()),
+            E::Decode { .. } | E::Encode(_) => CliError::generic(err.to_string()),
+        }
     }
 }
 
@@ -93,17 +110,36 @@ pub type CliResult<T = ()> = Result<T, CliError>;
 mod tests {
     use super::*;
 
+    fn problem(status: u16, body: &str) -> CliError {
+        let p: tenantry_client::api::Problem = serde_json::from_str(body).unwrap();
+        CliError::from(tenantry_client::Error::Api(Box::new(
+            tenantry_client::ApiError {
+                status,
+                code: p.code,
+                title: p.title,
+                detail: p.detail,
+                field: p.field,
+                errors: p.errors,
+                retry_after: None,
+                request_id: None,
+            },
+        )))
+    }
+
     #[test]
     fn problems_become_one_line_and_an_exit_code() {
-        let e = CliError::from_response(
+        let e = problem(
             422,
-            r#"{"code":"validation_failed","detail":"must be a slug","field":"id"}"#,
+            r#"{"type":"about:blank","title":"Invalid","status":422,"code":"validation_failed","detail":"must be a slug","field":"id"}"#,
         );
         assert_eq!(e.exit, Exit::Validation);
         assert_eq!(e.message, "validation_failed: must be a slug (field id)");
-        assert_eq!(CliError::from_response(404, "").exit, Exit::NotFound);
-        assert_eq!(CliError::from_response(401, "").exit, Exit::Unauthorized);
-        assert_eq!(CliError::from_response(429, "").exit, Exit::Unavailable);
-        assert_eq!(CliError::from_response(500, "oops").exit, Exit::Generic);
+        assert_eq!(CliError::exit_for(404), Exit::NotFound);
+        assert_eq!(CliError::exit_for(401), Exit::Unauthorized);
+        assert_eq!(CliError::exit_for(403), Exit::Unauthorized);
+        assert_eq!(CliError::exit_for(409), Exit::Conflict);
+        assert_eq!(CliError::exit_for(429), Exit::Unavailable);
+        assert_eq!(CliError::exit_for(503), Exit::Unavailable);
+        assert_eq!(CliError::exit_for(500), Exit::Generic);
     }
 }

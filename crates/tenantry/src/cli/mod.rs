@@ -1,10 +1,12 @@
 //! The remote operator CLI: `tenantry <resource> <verb>` against a server's
 //! HTTP API. Where a command's server and key come from: `--url`/`TENANTRY_URL`
 //! and `--key`/`TENANTRY_KEY`, else a profile (`tenantry profile …`). Every
-//! request goes through [`http::Http`]; output through [`output::Output`].
+//! request goes through the typed `tenantry-client` (its retries, pagination
+//! streams and problem errors); output through [`output::Output`].
 
 pub mod error;
-pub mod http;
+pub mod identity;
+pub mod inbound;
 pub mod output;
 pub mod profile;
 pub mod resources;
@@ -14,6 +16,8 @@ use error::{CliError, CliResult, Exit};
 use serde_json::Value;
 use std::process::ExitCode;
 
+pub use identity::{IdentityProvidersCommand, MembersCommand, ResolveCommand};
+pub use inbound::ConversationsCommand;
 pub use resources::{
     ApiKeysCommand, AuditCommand, ConfigCommand, CredentialsCommand, DomainsCommand, MetersCommand,
     OperatorKeysCommand, PlansCommand, ProvisioningCommand, QuotasCommand, SettingsCommand,
@@ -78,8 +82,45 @@ pub enum ProfileCommand {
 
 /// The context every remote command runs with.
 pub struct Ctx {
-    pub http: http::Http,
+    pub client: tenantry_client::Client,
     pub out: output::Output,
+}
+
+/// A client for `url` calling with `key` (anonymous without one).
+fn client(url: &str, key: Option<&str>) -> CliResult<tenantry_client::Client> {
+    let mut builder = tenantry_client::Client::builder(url)
+        // Exports and `--all` lists of a large server take a while.
+        .timeout(std::time::Duration::from_secs(120))
+        .user_agent(concat!("tenantry-cli/", env!("CARGO_PKG_VERSION")));
+    if let Some(key) = key {
+        builder = builder.key(key);
+    }
+    builder.build().map_err(|e| match e {
+        tenantry_client::Error::BaseUrl(_) => CliError::usage(format!(
+            "server URL {url:?} must be an http:// or https:// URL"
+        )),
+        other => other.into(),
+    })
+}
+
+/// Whether `--key` was given on this process's command line (rather than
+/// through TENANTRY_KEY, which clap reads into the same field).
+fn key_on_command_line() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--key" || a.to_string_lossy().starts_with("--key="))
+}
+
+/// A key on the command line is readable by every user of the host (`ps`,
+/// `/proc/*/cmdline`) and stays in shell history: say so, once.
+fn warn_if_key_on_command_line(args: &RemoteArgs) {
+    if args.key.as_deref().is_some_and(|k| !k.is_empty()) && key_on_command_line() {
+        eprintln!(
+            "warning: --key is visible to other users in the process list and stays in shell history; \
+             use TENANTRY_KEY or a profile (tenantry profile add NAME --server URL --key-stdin)"
+        );
+    }
 }
 
 impl Ctx {
@@ -95,13 +136,14 @@ impl Ctx {
                 ));
             }
         };
+        warn_if_key_on_command_line(args);
         let key = args
             .key
             .clone()
             .filter(|k| !k.is_empty())
             .or_else(|| chosen.and_then(|p| p.key));
         Ok(Ctx {
-            http: http::Http::new(&url, key)?,
+            client: client(&url, key.as_deref())?,
             out: output::Output { json: args.json },
         })
     }
@@ -128,9 +170,10 @@ fn profile_inner(args: &RemoteArgs, command: ProfileCommand) -> CliResult {
                     .map_err(|e| CliError::generic(format!("cannot read the key: {e}")))?;
                 Some(line.trim().to_owned()).filter(|k| !k.is_empty())
             } else {
+                warn_if_key_on_command_line(args);
                 args.key.clone().filter(|k| !k.is_empty())
             };
-            http::Http::new(&server, None)?;
+            client(&server, None)?;
             profiles.add(&name, &server, key.as_deref())?;
             out.done(
                 &serde_json::json!({"name": name, "url": server, "key_stored": key.is_some()}),
@@ -190,6 +233,10 @@ pub enum Remote {
     Provisioning(ProvisioningCommand),
     Widgets(WidgetsCommand),
     Vault(VaultCommand),
+    IdentityProviders(IdentityProvidersCommand),
+    Members(MembersCommand),
+    Resolve(ResolveCommand),
+    Conversations(ConversationsCommand),
 }
 
 /// Runs a remote command on a runtime of its own.

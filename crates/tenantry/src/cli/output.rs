@@ -34,8 +34,8 @@ impl Output {
             }
             println!("{}", builder.build().with(Style::sharp()));
         }
-        if let Some(cursor) = value["next_cursor"].as_str() {
-            eprintln!("more: --cursor {cursor} (or --all)");
+        if value["has_more"] == Value::Bool(true) {
+            eprintln!("more: pass --all, or a larger --limit");
         }
     }
 
@@ -55,6 +55,15 @@ impl Output {
             }
             None => println!("{}", cell(Some(value))),
         }
+    }
+
+    /// Says that `what` `id` is gone (`deleted`, `removed`, …): `{"id": …,
+    /// "<verb>": true}` with `--json`.
+    pub fn gone(&self, what: &str, id: &str, verb: &str) {
+        self.done(
+            &serde_json::json!({ "id": id, verb: true }),
+            &format!("{what} {id} {verb}"),
+        );
     }
 
     /// Prints a short human message, or the JSON value with `--json`.

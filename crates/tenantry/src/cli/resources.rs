@@ -1,67 +1,93 @@
-//! The remote commands, one enum per resource, each verb one API call (see
-//! openapi.json for the shapes). Lists take `--limit`/`--cursor` and `--all`.
+//! The remote commands, one enum per resource, each verb one call of the
+//! typed `tenantry-client` (see openapi.json for the shapes). Lists take
+//! `--limit`/`--cursor` and `--all`; answers are printed as the JSON the
+//! client decoded them from.
 
 use super::error::{CliError, CliResult};
-use super::http::seg;
 use super::{Ctx, Remote, json_arg};
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
+use tenantry_client::api;
+use tenantry_client::api::provisioning::WorkflowOut;
+use tenantry_client::{ItemStream, ListParams};
 
 /// Pagination of a list.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Page {
-    /// Items per page.
+    /// Items to show (1–200; default 50, the server's page).
     #[arg(long)]
     pub limit: Option<u32>,
-    /// Continue from this cursor (printed after a partial list).
+    /// Start from this cursor (a `next_cursor` of the API).
     #[arg(long)]
     pub cursor: Option<String>,
-    /// Follow every page.
+    /// Every item, page after page.
     #[arg(long)]
     pub all: bool,
 }
 
+/// The server's page size when no `limit` is given.
+const DEFAULT_PAGE: u32 = 50;
+
 impl Page {
-    fn query(&self) -> Vec<(&'static str, Option<String>)> {
-        vec![
-            ("limit", self.limit.map(|l| l.to_string())),
-            ("cursor", self.cursor.clone()),
-        ]
+    pub(super) fn params(&self) -> ListParams {
+        ListParams {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
     }
 }
 
-/// A list call: one page, or every page with `--all`.
-async fn list(
-    ctx: &Ctx,
-    path: &str,
+/// An answer as the JSON it was decoded from, for printing.
+pub(super) fn value<T: Serialize>(answer: &T) -> Value {
+    serde_json::to_value(answer).unwrap_or(Value::Null)
+}
+
+/// A list from one of the client's pagination streams: every item with
+/// `--all`, else the first `--limit` items (one page). `has_more` says
+/// whether the list goes on; finding out reads one more item, which costs a
+/// request only when the server said there is a next page.
+pub(super) async fn collect<T: Serialize>(
     page: &Page,
-    mut query: Vec<(&'static str, Option<String>)>,
+    mut items: ItemStream<T>,
 ) -> CliResult<Value> {
-    query.extend(page.query());
-    let first = ctx.http.get(path, &query).await?;
+    let mut got = Vec::new();
     if page.all {
-        ctx.http.all_pages(path, &query, first).await
-    } else {
-        Ok(first)
+        while let Some(item) = items.try_next().await? {
+            got.push(item);
+        }
+        return Ok(json!({"data": value(&got), "has_more": false}));
     }
+    let want = page.limit.unwrap_or(DEFAULT_PAGE) as usize;
+    while got.len() < want {
+        match items.try_next().await? {
+            Some(item) => got.push(item),
+            None => break,
+        }
+    }
+    let has_more = got.len() == want && items.try_next().await?.is_some();
+    Ok(json!({"data": value(&got), "has_more": has_more}))
 }
 
-/// Puts `value` in `body[name]` when set.
-fn put_opt<T: serde::Serialize>(body: &mut Map<String, Value>, name: &str, value: Option<T>) {
-    if let Some(v) = value {
-        body.insert(name.to_owned(), json!(v));
-    }
+/// Reads a JSON argument (inline, `@file` or `-`) as the request type `T`.
+pub(super) fn typed_arg<T: DeserializeOwned>(name: &str, text: &str) -> CliResult<T> {
+    from_json(name, json_arg(name, text)?)
 }
 
-fn put_json(body: &mut Map<String, Value>, name: &str, text: Option<&str>) -> CliResult {
-    if let Some(text) = text {
-        body.insert(name.to_owned(), json_arg(name, text)?);
-    }
-    Ok(())
+fn from_json<T: DeserializeOwned>(name: &str, value: Value) -> CliResult<T> {
+    serde_json::from_value(value).map_err(|e| CliError::usage(format!("--{name}: {e}")))
 }
 
-fn require_changes(body: &Map<String, Value>) -> CliResult {
-    if body.is_empty() {
+fn opt_json(name: &str, text: Option<&str>) -> CliResult<Option<Value>> {
+    text.map(|t| json_arg(name, t)).transpose()
+}
+
+/// Refuses a change that would change nothing.
+fn require_changes<T: Serialize>(patch: &T) -> CliResult {
+    if value(patch).as_object().is_some_and(Map::is_empty) {
         return Err(CliError::usage(
             "nothing to change: pass at least one option",
         ));
@@ -77,6 +103,11 @@ fn enabled_flag(enable: bool, disable: bool) -> Option<bool> {
     }
 }
 
+/// `None` for a repeatable option given no times.
+fn non_empty(list: Vec<String>) -> Option<Vec<String>> {
+    (!list.is_empty()).then_some(list)
+}
+
 // ---------------------------------------------------------------- tenants
 
 const TENANT_COLUMNS: &[&str] = &[
@@ -88,6 +119,26 @@ const TENANT_COLUMNS: &[&str] = &[
     "subdomain",
     "created_at",
 ];
+
+/// A tenant's optional fields, as create and update take them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TenantFields {
+    #[arg(long)]
+    plan: Option<String>,
+    #[arg(long)]
+    region: Option<String>,
+    #[arg(long)]
+    subdomain: Option<String>,
+    /// JSON object (inline, @file or -).
+    #[arg(long)]
+    metadata: Option<String>,
+}
+
+impl TenantFields {
+    fn metadata(&self) -> CliResult<Option<Value>> {
+        opt_json("metadata", self.metadata.as_deref())
+    }
+}
 
 #[derive(Subcommand, Debug)]
 pub enum TenantsCommand {
@@ -107,29 +158,16 @@ pub enum TenantsCommand {
         id: String,
         #[arg(long)]
         name: String,
-        #[arg(long)]
-        plan: Option<String>,
-        #[arg(long)]
-        region: Option<String>,
-        #[arg(long)]
-        subdomain: Option<String>,
-        /// JSON object (inline, @file or -).
-        #[arg(long)]
-        metadata: Option<String>,
+        #[command(flatten)]
+        fields: TenantFields,
     },
     /// Change a tenant's name, plan, region, subdomain or metadata.
     Update {
         id: String,
         #[arg(long)]
         name: Option<String>,
-        #[arg(long)]
-        plan: Option<String>,
-        #[arg(long)]
-        region: Option<String>,
-        #[arg(long)]
-        subdomain: Option<String>,
-        #[arg(long)]
-        metadata: Option<String>,
+        #[command(flatten)]
+        fields: TenantFields,
     },
     /// Delete a tenant (soft, with the grace period; --purge: at once).
     Delete {
@@ -152,90 +190,58 @@ pub enum TenantsCommand {
 }
 
 async fn tenants(ctx: &Ctx, cmd: TenantsCommand) -> CliResult {
+    let tenants = ctx.client.tenants();
     match cmd {
         TenantsCommand::List { status, plan, page } => {
-            let v = list(
-                ctx,
-                "/v1/tenants",
-                &page,
-                vec![("status", status), ("plan", plan)],
-            )
-            .await?;
-            ctx.out.list(&v, TENANT_COLUMNS);
-        }
-        TenantsCommand::Show { id } => {
-            ctx.out.one(
-                &ctx.http
-                    .get(&format!("/v1/tenants/{}", seg(&id)), &[])
-                    .await?,
-            );
-        }
-        TenantsCommand::Create {
-            id,
-            name,
-            plan,
-            region,
-            subdomain,
-            metadata,
-        } => {
-            let mut body = Map::new();
-            body.insert("id".into(), json!(id));
-            body.insert("name".into(), json!(name));
-            put_opt(&mut body, "plan", plan);
-            put_opt(&mut body, "region", region);
-            put_opt(&mut body, "subdomain", subdomain);
-            put_json(&mut body, "metadata", metadata.as_deref())?;
+            let params = api::tenants::ListTenantsParams {
+                status,
+                plan,
+                limit: page.limit,
+                cursor: page.cursor.clone(),
+            };
             ctx.out
-                .one(&ctx.http.post("/v1/tenants", &Value::Object(body)).await?);
+                .list(&collect(&page, tenants.list(params)).await?, TENANT_COLUMNS);
         }
-        TenantsCommand::Update {
-            id,
-            name,
-            plan,
-            region,
-            subdomain,
-            metadata,
-        } => {
-            let mut body = Map::new();
-            put_opt(&mut body, "name", name);
-            put_opt(&mut body, "plan", plan);
-            put_opt(&mut body, "region", region);
-            put_opt(&mut body, "subdomain", subdomain);
-            put_json(&mut body, "metadata", metadata.as_deref())?;
-            require_changes(&body)?;
-            let path = format!("/v1/tenants/{}", seg(&id));
-            ctx.out
-                .one(&ctx.http.patch(&path, &Value::Object(body)).await?);
+        TenantsCommand::Show { id } => ctx.out.one(&value(&tenants.get(&id).await?)),
+        TenantsCommand::Create { id, name, fields } => {
+            let input = api::tenants::TenantIn {
+                id,
+                name,
+                metadata: fields.metadata()?,
+                subdomain: fields.subdomain,
+                plan: fields.plan,
+                region: fields.region,
+            };
+            ctx.out.one(&value(&tenants.create(&input).await?));
         }
-        TenantsCommand::Delete { id, purge } => {
-            let path = format!("/v1/tenants/{}", seg(&id));
-            let q = [("purge", purge.then(|| "true".to_owned()))];
-            ctx.out.one(&ctx.http.delete(&path, &q).await?);
+        TenantsCommand::Update { id, name, fields } => {
+            let patch = api::tenants::TenantPatchIn {
+                name,
+                metadata: fields.metadata()?,
+                subdomain: fields.subdomain,
+                plan: fields.plan,
+                region: fields.region,
+            };
+            require_changes(&patch)?;
+            ctx.out.one(&value(&tenants.update(&id, &patch).await?));
         }
-        TenantsCommand::Suspend { id } => {
-            let path = format!("/v1/tenants/{}/suspend", seg(&id));
-            ctx.out.one(&ctx.http.post(&path, &json!({})).await?);
+        TenantsCommand::Delete { id, purge: true } => {
+            tenants.purge(&id).await?;
+            ctx.out.gone("tenant", &id, "purged");
         }
+        TenantsCommand::Delete { id, purge: false } => {
+            ctx.out.one(&value(&tenants.delete(&id).await?));
+        }
+        TenantsCommand::Suspend { id } => ctx.out.one(&value(&tenants.suspend(&id).await?)),
         TenantsCommand::Reactivate { id } => {
-            let path = format!("/v1/tenants/{}/reactivate", seg(&id));
-            ctx.out.one(&ctx.http.post(&path, &json!({})).await?);
+            ctx.out.one(&value(&tenants.reactivate(&id).await?));
         }
         TenantsCommand::Stats { id } => {
-            ctx.out.one(
-                &ctx.http
-                    .get(&format!("/v1/tenants/{}/stats", seg(&id)), &[])
-                    .await?,
-            );
+            ctx.out.one(&value(&ctx.client.usage().stats(&id).await?));
         }
         TenantsCommand::Events { id, page } => {
-            let v = list(
-                ctx,
-                &format!("/v1/tenants/{}/events", seg(&id)),
-                &page,
-                vec![],
-            )
-            .await?;
-            ctx.out.list(&v, &["id", "type", "created_at"]);
+            let v = collect(&page, tenants.events(&id, page.params())).await?;
+            ctx.out.list(&v, &["id", "type", "actor", "created_at"]);
         }
     }
     Ok(())
@@ -266,29 +272,22 @@ const DOMAIN_COLUMNS: &[&str] = &[
 async fn domains(ctx: &Ctx, cmd: DomainsCommand) -> CliResult {
     match cmd {
         DomainsCommand::List { tenant } => {
-            let v = ctx
-                .http
-                .get(&format!("/v1/tenants/{}/domains", seg(&tenant)), &[])
-                .await?;
+            let v = value(&ctx.client.domains(&tenant).list().await?);
             ctx.out.list(&v, DOMAIN_COLUMNS);
         }
         DomainsCommand::Add { tenant, domain } => {
-            let path = format!("/v1/tenants/{}/domains", seg(&tenant));
+            let input = api::domains::DomainIn { domain };
             ctx.out
-                .one(&ctx.http.post(&path, &json!({"domain": domain})).await?);
+                .one(&value(&ctx.client.domains(&tenant).add(&input).await?));
         }
         DomainsCommand::Verify { tenant, domain } => {
-            let path = format!(
-                "/v1/tenants/{}/domains/{}/verify",
-                seg(&tenant),
-                seg(&domain)
-            );
-            ctx.out.one(&ctx.http.post(&path, &json!({})).await?);
+            let input = api::domains::VerifyIn::default();
+            let v = ctx.client.domains(&tenant).verify(&domain, &input).await?;
+            ctx.out.one(&value(&v));
         }
         DomainsCommand::Remove { tenant, domain } => {
-            let path = format!("/v1/tenants/{}/domains/{}", seg(&tenant), seg(&domain));
-            let v = ctx.http.delete(&path, &[]).await?;
-            ctx.out.done(&v, &format!("domain {domain} removed"));
+            ctx.client.domains(&tenant).remove(&domain).await?;
+            ctx.out.gone("domain", &domain, "removed");
         }
     }
     Ok(())
@@ -333,7 +332,7 @@ pub enum ApiKeysCommand {
         environment: Option<String>,
         /// RFC 3339 time.
         #[arg(long)]
-        expires_at: Option<String>,
+        expires_at: Option<DateTime<Utc>>,
         #[arg(long)]
         metadata: Option<String>,
     },
@@ -344,8 +343,9 @@ pub enum ApiKeysCommand {
         name: Option<String>,
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// RFC 3339 time.
         #[arg(long)]
-        expires_at: Option<String>,
+        expires_at: Option<DateTime<Utc>>,
         #[arg(long, conflicts_with = "disable")]
         enable: bool,
         #[arg(long)]
@@ -373,18 +373,14 @@ pub enum ApiKeysCommand {
 }
 
 async fn api_keys(ctx: &Ctx, cmd: ApiKeysCommand) -> CliResult {
-    let base = |t: &str| format!("/v1/tenants/{}/api-keys", seg(t));
     match cmd {
         ApiKeysCommand::List { tenant, page } => {
-            let v = list(ctx, &base(&tenant), &page, vec![]).await?;
+            let v = collect(&page, ctx.client.keys(&tenant).list(page.params())).await?;
             ctx.out.list(&v, KEY_COLUMNS);
         }
         ApiKeysCommand::Show { tenant, key_id } => {
-            ctx.out.one(
-                &ctx.http
-                    .get(&format!("{}/{}", base(&tenant), seg(&key_id)), &[])
-                    .await?,
-            );
+            ctx.out
+                .one(&value(&ctx.client.keys(&tenant).get(&key_id).await?));
         }
         ApiKeysCommand::Create {
             tenant,
@@ -394,14 +390,15 @@ async fn api_keys(ctx: &Ctx, cmd: ApiKeysCommand) -> CliResult {
             expires_at,
             metadata,
         } => {
-            let mut body = Map::new();
-            body.insert("name".into(), json!(name));
-            body.insert("scopes".into(), json!(scopes));
-            put_opt(&mut body, "environment", environment);
-            put_opt(&mut body, "expires_at", expires_at);
-            put_json(&mut body, "metadata", metadata.as_deref())?;
-            let v = ctx.http.post(&base(&tenant), &Value::Object(body)).await?;
-            ctx.out.one(&v);
+            let input = api::keys::KeyIn {
+                name,
+                scopes,
+                environment,
+                expires_at,
+                metadata: opt_json("metadata", metadata.as_deref())?,
+            };
+            ctx.out
+                .one(&value(&ctx.client.keys(&tenant).create(&input).await?));
             if !ctx.out.json {
                 eprintln!("the key is shown once: store it now");
             }
@@ -416,52 +413,54 @@ async fn api_keys(ctx: &Ctx, cmd: ApiKeysCommand) -> CliResult {
             disable,
             metadata,
         } => {
-            let mut body = Map::new();
-            put_opt(&mut body, "name", name);
-            if !scopes.is_empty() {
-                body.insert("scopes".into(), json!(scopes));
-            }
-            put_opt(&mut body, "expires_at", expires_at);
-            put_opt(&mut body, "enabled", enabled_flag(enable, disable));
-            put_json(&mut body, "metadata", metadata.as_deref())?;
-            require_changes(&body)?;
-            let path = format!("{}/{}", base(&tenant), seg(&key_id));
-            ctx.out
-                .one(&ctx.http.patch(&path, &Value::Object(body)).await?);
+            let patch = api::keys::KeyPatchIn {
+                name,
+                scopes: non_empty(scopes),
+                enabled: enabled_flag(enable, disable),
+                expires_at: expires_at.map(Some),
+                metadata: opt_json("metadata", metadata.as_deref())?,
+            };
+            require_changes(&patch)?;
+            let v = ctx.client.keys(&tenant).update(&key_id, &patch).await?;
+            ctx.out.one(&value(&v));
         }
         ApiKeysCommand::Revoke { tenant, key_id } => {
-            let path = format!("{}/{}/revoke", base(&tenant), seg(&key_id));
-            ctx.out.one(&ctx.http.post(&path, &json!({})).await?);
+            ctx.out
+                .one(&value(&ctx.client.keys(&tenant).revoke(&key_id).await?));
         }
         ApiKeysCommand::Rotate {
             tenant,
             key_id,
             overlap_seconds,
         } => {
-            let mut body = Map::new();
-            put_opt(&mut body, "overlap_seconds", overlap_seconds);
-            let path = format!("{}/{}/rotate", base(&tenant), seg(&key_id));
-            ctx.out
-                .one(&ctx.http.post(&path, &Value::Object(body)).await?);
+            let input = api::keys::RotateIn { overlap_seconds };
+            let v = ctx.client.keys(&tenant).rotate(&key_id, &input).await?;
+            ctx.out.one(&value(&v));
         }
         ApiKeysCommand::Verify { scopes } => {
-            let mut key = String::new();
-            std::io::stdin()
-                .read_line(&mut key)
-                .map_err(|e| CliError::generic(format!("cannot read the key: {e}")))?;
-            let mut body = Map::new();
-            body.insert("key".into(), json!(key.trim()));
-            if !scopes.is_empty() {
-                body.insert("scopes".into(), json!(scopes));
-            }
-            let v = ctx
-                .http
-                .post("/v1/keys/verify", &Value::Object(body))
-                .await?;
-            ctx.out.one(&v);
+            let input = api::keys::VerifyIn {
+                key: read_secret_line("the key")?,
+                scopes: non_empty(scopes),
+            };
+            ctx.out.one(&value(&ctx.client.verify_key(&input).await?));
         }
     }
     Ok(())
+}
+
+/// One line of standard input: a secret that must not be an argument.
+pub(super) fn read_secret_line(what: &str) -> CliResult<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CliError::generic(format!("cannot read {what}: {e}")))?;
+    let line = line.trim().to_owned();
+    if line.is_empty() {
+        return Err(CliError::usage(format!(
+            "{what} is read from standard input (one line)"
+        )));
+    }
+    Ok(line)
 }
 
 #[derive(Subcommand, Debug)]
@@ -480,11 +479,11 @@ pub enum OperatorKeysCommand {
 }
 
 async fn operator_keys(ctx: &Ctx, cmd: OperatorKeysCommand) -> CliResult {
+    let keys = ctx.client.operator_keys();
     match cmd {
         OperatorKeysCommand::List => {
-            let v = ctx.http.get("/v1/operator-keys", &[]).await?;
             ctx.out.list(
-                &v,
+                &value(&keys.list().await?),
                 &[
                     "id",
                     "name",
@@ -497,18 +496,11 @@ async fn operator_keys(ctx: &Ctx, cmd: OperatorKeysCommand) -> CliResult {
             );
         }
         OperatorKeysCommand::Create { name, environment } => {
-            let mut body = Map::new();
-            body.insert("name".into(), json!(name));
-            put_opt(&mut body, "environment", environment);
-            ctx.out.one(
-                &ctx.http
-                    .post("/v1/operator-keys", &Value::Object(body))
-                    .await?,
-            );
+            let input = api::operator_keys::OperatorKeyIn { name, environment };
+            ctx.out.one(&value(&keys.create(&input).await?));
         }
         OperatorKeysCommand::Revoke { key_id } => {
-            let path = format!("/v1/operator-keys/{}/revoke", seg(&key_id));
-            ctx.out.one(&ctx.http.post(&path, &json!({})).await?);
+            ctx.out.one(&value(&keys.revoke(&key_id).await?));
         }
     }
     Ok(())
@@ -571,7 +563,6 @@ pub enum CredentialsCommand {
 }
 
 async fn credentials(ctx: &Ctx, cmd: CredentialsCommand) -> CliResult {
-    let base = |t: &str| format!("/v1/tenants/{}/credentials", seg(t));
     let columns = &[
         "id",
         "kind",
@@ -583,15 +574,12 @@ async fn credentials(ctx: &Ctx, cmd: CredentialsCommand) -> CliResult {
     ];
     match cmd {
         CredentialsCommand::List { tenant } => {
-            ctx.out
-                .list(&ctx.http.get(&base(&tenant), &[]).await?, columns);
+            let v = value(&ctx.client.credentials(&tenant).list().await?);
+            ctx.out.list(&v, columns);
         }
         CredentialsCommand::Show { tenant, cred_id } => {
-            ctx.out.one(
-                &ctx.http
-                    .get(&format!("{}/{}", base(&tenant), seg(&cred_id)), &[])
-                    .await?,
-            );
+            let v = ctx.client.credentials(&tenant).get(&cred_id).await?;
+            ctx.out.one(&value(&v));
         }
         CredentialsCommand::Create {
             tenant,
@@ -599,8 +587,13 @@ async fn credentials(ctx: &Ctx, cmd: CredentialsCommand) -> CliResult {
             name,
             data,
         } => {
-            let body = json!({"kind": kind, "name": name, "data": json_arg("data", &data)?});
-            ctx.out.one(&ctx.http.post(&base(&tenant), &body).await?);
+            let input = api::credentials::CredentialIn {
+                kind,
+                name,
+                data: json_arg("data", &data)?,
+            };
+            let v = ctx.client.credentials(&tenant).create(&input).await?;
+            ctx.out.one(&value(&v));
         }
         CredentialsCommand::Update {
             tenant,
@@ -610,21 +603,22 @@ async fn credentials(ctx: &Ctx, cmd: CredentialsCommand) -> CliResult {
             active,
             inactive,
         } => {
-            let mut body = Map::new();
-            put_opt(&mut body, "name", name);
-            put_json(&mut body, "data", data.as_deref())?;
-            put_opt(&mut body, "is_active", enabled_flag(active, inactive));
-            require_changes(&body)?;
-            let path = format!("{}/{}", base(&tenant), seg(&cred_id));
-            ctx.out
-                .one(&ctx.http.patch(&path, &Value::Object(body)).await?);
+            let patch = api::credentials::CredentialPatchIn {
+                name,
+                data: opt_json("data", data.as_deref())?,
+                is_active: enabled_flag(active, inactive),
+            };
+            require_changes(&patch)?;
+            let v = ctx
+                .client
+                .credentials(&tenant)
+                .update(&cred_id, &patch)
+                .await?;
+            ctx.out.one(&value(&v));
         }
         CredentialsCommand::Delete { tenant, cred_id } => {
-            let v = ctx
-                .http
-                .delete(&format!("{}/{}", base(&tenant), seg(&cred_id)), &[])
-                .await?;
-            ctx.out.done(&v, &format!("credential {cred_id} deleted"));
+            ctx.client.credentials(&tenant).delete(&cred_id).await?;
+            ctx.out.gone("credential", &cred_id, "deleted");
         }
         CredentialsCommand::Reveal {
             tenant,
@@ -637,18 +631,22 @@ async fn credentials(ctx: &Ctx, cmd: CredentialsCommand) -> CliResult {
                     "reveal the plaintext of credential {cred_id} of {tenant} (the reveal is audited)"
                 ),
             )?;
-            let path = format!("{}/{}/reveal", base(&tenant), seg(&cred_id));
-            ctx.out.one(&ctx.http.post(&path, &json!({})).await?);
+            let v = ctx.client.credentials(&tenant).reveal(&cred_id).await?;
+            ctx.out.one(&value(&v));
         }
         CredentialsCommand::AccessLog {
             tenant,
             cred_id,
             page,
         } => {
-            let path = format!("{}/{}/access-log", base(&tenant), seg(&cred_id));
-            let v = list(ctx, &path, &page, vec![]).await?;
-            ctx.out
-                .list(&v, &["at", "actor", "action", "outcome", "request_id"]);
+            let items = ctx
+                .client
+                .credentials(&tenant)
+                .access_log(&cred_id, page.params());
+            ctx.out.list(
+                &collect(&page, items).await?,
+                &["created_at", "actor", "action", "source_ip", "request_id"],
+            );
         }
     }
     Ok(())
@@ -676,11 +674,10 @@ pub enum SettingsCommand {
 }
 
 async fn settings(ctx: &Ctx, cmd: SettingsCommand) -> CliResult {
-    let path = |t: &str, c: &str| format!("/v1/tenants/{}/settings/{}", seg(t), seg(c));
     match cmd {
         SettingsCommand::Show { tenant, category } => {
-            ctx.out
-                .one(&ctx.http.get(&path(&tenant, &category), &[]).await?);
+            let v = ctx.client.settings(&tenant).get(&category).await?;
+            ctx.out.one(&value(&v));
         }
         SettingsCommand::Set {
             tenant,
@@ -688,8 +685,8 @@ async fn settings(ctx: &Ctx, cmd: SettingsCommand) -> CliResult {
             data,
         } => {
             let body = json_arg("data", &data)?;
-            ctx.out
-                .one(&ctx.http.put(&path(&tenant, &category), &body).await?);
+            let v = ctx.client.settings(&tenant).put(&category, &body).await?;
+            ctx.out.one(&value(&v));
         }
         SettingsCommand::Reveal {
             tenant,
@@ -702,8 +699,8 @@ async fn settings(ctx: &Ctx, cmd: SettingsCommand) -> CliResult {
                     "reveal the {category} settings of {tenant} in plaintext (the reveal is audited)"
                 ),
             )?;
-            let p = format!("{}/reveal", path(&tenant, &category));
-            ctx.out.one(&ctx.http.post(&p, &json!({})).await?);
+            let v = ctx.client.settings(&tenant).reveal(&category).await?;
+            ctx.out.one(&value(&v));
         }
     }
     Ok(())
@@ -724,59 +721,52 @@ pub enum VaultCommand {
 }
 
 async fn vault(ctx: &Ctx, cmd: VaultCommand) -> CliResult {
+    let keyring = ctx.client.keyring();
     match cmd {
         VaultCommand::Status => {
-            let v = ctx.http.get("/v1/operator/keyring", &[]).await?;
+            let status = keyring.status().await?;
             if ctx.out.json {
-                ctx.out.one(&v);
+                ctx.out.one(&value(&status));
             } else {
                 ctx.out.list(
-                    &v["keks"],
+                    &value(&status.keks),
                     &["id", "active", "in_keyring", "data_keys", "retirable"],
                 );
-                println!("rewrap pending: {}", v["rewrap_pending"]);
+                println!("rewrap pending: {}", status.rewrap_pending);
             }
         }
         VaultCommand::Rotate { wait } => {
-            let v = ctx
-                .http
-                .post("/v1/operator/keyring/rotate", &json!({}))
-                .await?;
-            let total = v["rewrap_pending"].as_u64().unwrap_or(0);
+            let rotated = keyring.rotate().await?;
+            let total = u64::try_from(rotated.rewrap_pending).unwrap_or(0);
             if wait && total > 0 {
                 let bar = progress_bar(total, "rewrapping data keys");
-                loop {
+                let status = loop {
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                    let s = ctx.http.get("/v1/operator/keyring", &[]).await?;
-                    let left = s["rewrap_pending"].as_u64().unwrap_or(0);
+                    let status = keyring.status().await?;
+                    let left = u64::try_from(status.rewrap_pending).unwrap_or(0);
                     bar.set_position(total.saturating_sub(left));
                     if left == 0 {
-                        break;
+                        break status;
                     }
-                }
+                };
                 bar.finish_and_clear();
-                let s = ctx.http.get("/v1/operator/keyring", &[]).await?;
                 ctx.out.done(
-                    &s,
-                    &format!(
-                        "active key {}; every data key rewrapped",
-                        s["active_kek"].as_str().unwrap_or("?")
-                    ),
+                    &value(&status),
+                    &format!("active key {}; every data key rewrapped", status.active_kek),
                 );
             } else {
                 ctx.out.done(
-                    &v,
+                    &value(&rotated),
                     &format!(
-                        "active key {}; {} data keys to rewrap in the background",
-                        v["active_kek"].as_str().unwrap_or("?"),
-                        total
+                        "active key {}; {total} data keys to rewrap in the background",
+                        rotated.active_kek
                     ),
                 );
             }
         }
         VaultCommand::RotateTenant { tenant } => {
-            let path = format!("/v1/operator/tenants/{}/data-key/rotate", seg(&tenant));
-            ctx.out.one(&ctx.http.post(&path, &json!({})).await?);
+            ctx.out
+                .one(&value(&keyring.rotate_tenant_data_key(&tenant).await?));
         }
     }
     Ok(())
@@ -803,16 +793,22 @@ pub enum ConfigCommand {
 }
 
 async fn config(ctx: &Ctx, cmd: ConfigCommand) -> CliResult {
-    let path = |t: &str| format!("/v1/tenants/{}/config", seg(t));
     match cmd {
-        ConfigCommand::Show { tenant } => ctx.out.one(&ctx.http.get(&path(&tenant), &[]).await?),
+        ConfigCommand::Show { tenant } => {
+            ctx.out
+                .one(&value(&ctx.client.config(&tenant).get().await?));
+        }
         ConfigCommand::Update { tenant, data } => {
-            let body = json_arg("data", &data)?;
-            ctx.out.one(&ctx.http.patch(&path(&tenant), &body).await?);
+            let patch = json_arg("data", &data)?;
+            ctx.out
+                .one(&value(&ctx.client.config(&tenant).patch(&patch).await?));
         }
         ConfigCommand::Versions { tenant, page } => {
-            let v = list(ctx, &format!("{}/versions", path(&tenant)), &page, vec![]).await?;
-            ctx.out.list(&v, &["version", "created_at", "actor"]);
+            let items = ctx.client.config(&tenant).versions(page.params());
+            ctx.out.list(
+                &collect(&page, items).await?,
+                &["version", "created_at", "actor"],
+            );
         }
     }
     Ok(())
@@ -832,17 +828,15 @@ pub enum PlansCommand {
 async fn plans(ctx: &Ctx, cmd: PlansCommand) -> CliResult {
     match cmd {
         PlansCommand::List => {
-            let v = ctx.http.get("/v1/plans", &[]).await?;
-            ctx.out
-                .list(&v, &["name", "description", "features", "updated_at"]);
+            ctx.out.list(
+                &value(&ctx.client.plans().list().await?),
+                &["name", "description", "features", "updated_at"],
+            );
         }
         PlansCommand::Set { name, data } => {
-            let body = json_arg("data", &data)?;
-            ctx.out.one(
-                &ctx.http
-                    .put(&format!("/v1/plans/{}", seg(&name)), &body)
-                    .await?,
-            );
+            let definition = json_arg("data", &data)?;
+            let v = ctx.client.plans().put(&name, &definition).await?;
+            ctx.out.one(&value(&v));
         }
     }
     Ok(())
@@ -864,21 +858,23 @@ pub enum MetersCommand {
 async fn meters(ctx: &Ctx, cmd: MetersCommand) -> CliResult {
     match cmd {
         MetersCommand::List => {
-            let v = ctx.http.get("/v1/meters", &[]).await?;
-            ctx.out
-                .list(&v, &["name", "aggregation", "builtin", "description"]);
+            ctx.out.list(
+                &value(&ctx.client.usage().meters().await?),
+                &["name", "aggregation", "builtin", "description"],
+            );
         }
         MetersCommand::Create {
             name,
             aggregation,
             description,
         } => {
-            let mut body = Map::new();
-            body.insert("name".into(), json!(name));
-            put_opt(&mut body, "aggregation", aggregation);
-            put_opt(&mut body, "description", description);
+            let input = api::meters::MeterIn {
+                name,
+                aggregation,
+                description,
+            };
             ctx.out
-                .one(&ctx.http.post("/v1/meters", &Value::Object(body)).await?);
+                .one(&value(&ctx.client.usage().create_meter(&input).await?));
         }
     }
     Ok(())
@@ -915,27 +911,25 @@ async fn usage(ctx: &Ctx, cmd: UsageCommand) -> CliResult {
             to,
             granularity,
         } => {
-            let q = [
-                ("meter", Some(meter)),
-                ("from", from),
-                ("to", to),
-                ("granularity", granularity),
-            ];
-            let v = ctx
-                .http
-                .get(&format!("/v1/tenants/{}/usage", seg(&tenant)), &q)
-                .await?;
+            let params = api::usage::UsageParams {
+                meter,
+                from,
+                to,
+                granularity,
+            };
+            let usage = ctx.client.usage().series(&tenant, &params).await?;
             if ctx.out.json {
-                ctx.out.one(&v);
+                ctx.out.one(&value(&usage));
             } else {
-                ctx.out.list(&v["series"], &["period_start", "value"]);
-                println!("total: {}", v["total"]);
+                ctx.out
+                    .list(&value(&usage.series), &["period_start", "value"]);
+                println!("total: {}", usage.total);
             }
         }
         UsageCommand::Record { data } => {
-            let body = json_arg("data", &data)?;
+            let events = json_arg("data", &data)?;
             ctx.out
-                .one(&ctx.http.post("/v1/usage/events", &body).await?);
+                .one(&value(&ctx.client.usage().ingest(&events).await?));
         }
     }
     Ok(())
@@ -964,36 +958,39 @@ async fn quotas(ctx: &Ctx, cmd: QuotasCommand) -> CliResult {
         quantity,
         consume,
     } = cmd;
-    let mut body = Map::new();
-    body.insert("meter".into(), json!(meter));
-    put_opt(&mut body, "tenant_id", tenant);
-    put_opt(&mut body, "quantity", quantity);
-    if consume {
-        body.insert("consume".into(), json!(true));
-    }
-    ctx.out.one(
-        &ctx.http
-            .post("/v1/quotas/check", &Value::Object(body))
-            .await?,
-    );
+    let input = api::quotas::QuotaCheckIn {
+        tenant_id: tenant,
+        meter,
+        quantity,
+        consume: consume.then_some(true),
+    };
+    ctx.out
+        .one(&value(&ctx.client.usage().check_quota(&input).await?));
     Ok(())
 }
 
 // ---------------------------------------------------------------- audit
 
-/// Which audit chain: a tenant's, or the operator's.
+/// Whose audit chain or webhook endpoints: a tenant's, or the operator's.
 #[derive(Args, Debug, Clone)]
-pub struct ChainArg {
-    /// The tenant's chain; without it, the operator chain.
+pub struct OwnerArg {
+    /// The tenant's; without it, the operator's.
     #[arg(long)]
     pub tenant: Option<String>,
 }
 
-impl ChainArg {
-    fn base(&self) -> String {
+impl OwnerArg {
+    fn audit(&self, ctx: &Ctx) -> tenantry_client::resources::audit::Audit {
         match &self.tenant {
-            Some(t) => format!("/v1/tenants/{}/audit", seg(t)),
-            None => "/v1/operator/audit".to_owned(),
+            Some(t) => ctx.client.audit(t),
+            None => ctx.client.operator_audit(),
+        }
+    }
+
+    fn webhooks(&self, ctx: &Ctx) -> tenantry_client::resources::webhooks::Webhooks {
+        match &self.tenant {
+            Some(t) => ctx.client.webhooks(t),
+            None => ctx.client.operator_webhooks(),
         }
     }
 }
@@ -1003,7 +1000,7 @@ pub enum AuditCommand {
     /// Query audit entries.
     List {
         #[command(flatten)]
-        chain: ChainArg,
+        chain: OwnerArg,
         #[arg(long)]
         action: Option<String>,
         #[arg(long)]
@@ -1022,7 +1019,7 @@ pub enum AuditCommand {
     /// Export a chain as NDJSON (verifiable offline) or CSV, with progress.
     Export {
         #[command(flatten)]
-        chain: ChainArg,
+        chain: OwnerArg,
         /// ndjson or csv.
         #[arg(long)]
         format: Option<String>,
@@ -1062,7 +1059,7 @@ pub enum AuditCommand {
     /// Signed checkpoints of a chain.
     Checkpoints {
         #[command(flatten)]
-        chain: ChainArg,
+        chain: OwnerArg,
         #[command(flatten)]
         page: Page,
     },
@@ -1082,18 +1079,27 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
             to,
             page,
         } => {
-            let q = vec![
-                ("action", action),
-                ("actor", actor),
-                ("target", target),
-                ("outcome", outcome),
-                ("from", from),
-                ("to", to),
-            ];
-            let v = list(ctx, &chain.base(), &page, q).await?;
+            let query = api::audit::AuditQuery {
+                action,
+                actor,
+                target,
+                outcome,
+                from,
+                to,
+                limit: page.limit,
+                cursor: page.cursor.clone(),
+            };
+            let items = chain.audit(ctx).list(query);
             ctx.out.list(
-                &v,
-                &["sequence", "at", "actor.id", "action", "target", "outcome"],
+                &collect(&page, items).await?,
+                &[
+                    "sequence",
+                    "occurred_at",
+                    "actor.id",
+                    "action",
+                    "targets",
+                    "outcome",
+                ],
             );
         }
         AuditCommand::Export {
@@ -1103,49 +1109,41 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
             to,
             output,
         } => {
-            export(ctx, &chain, format, from, to, output).await?;
+            let query = api::audit::ExportQuery { format, from, to };
+            export(ctx, &chain, &query, output).await?;
         }
         AuditCommand::Verify { tenant, .. } => {
-            let chains: Vec<Option<String>> = match tenant.as_deref() {
-                Some("operator") => vec![None],
-                Some(t) => vec![Some(t.to_owned())],
+            let chains: Vec<OwnerArg> = match tenant.as_deref() {
+                Some("operator") => vec![OwnerArg { tenant: None }],
+                Some(t) => vec![OwnerArg {
+                    tenant: Some(t.to_owned()),
+                }],
                 None => {
-                    let mut all = vec![None];
-                    let page = Page {
-                        all: true,
-                        ..Page::default()
-                    };
-                    let v = list(ctx, "/v1/tenants", &page, vec![]).await?;
-                    for t in v["data"].as_array().cloned().unwrap_or_default() {
-                        if let Some(id) = t["id"].as_str() {
-                            all.push(Some(id.to_owned()));
-                        }
-                    }
-                    all
+                    let tenants: Vec<_> = ctx
+                        .client
+                        .tenants()
+                        .list(Default::default())
+                        .try_collect()
+                        .await?;
+                    std::iter::once(OwnerArg { tenant: None })
+                        .chain(tenants.into_iter().map(|t| OwnerArg { tenant: Some(t.id) }))
+                        .collect()
                 }
             };
             let bar = progress_bar(chains.len() as u64, "verifying chains");
             let mut reports = Vec::new();
             for chain in &chains {
-                let path = format!(
-                    "{}/verify",
-                    ChainArg {
-                        tenant: chain.clone()
-                    }
-                    .base()
-                );
-                reports.push(ctx.http.get(&path, &[]).await?);
+                reports.push(chain.audit(ctx).verify().await?);
                 bar.inc(1);
             }
             bar.finish_and_clear();
-            let all_ok = reports.iter().all(|r| r["ok"] == json!(true));
             if ctx.out.json {
                 for r in &reports {
-                    println!("{}", serde_json::to_string(r).unwrap_or_default());
+                    println!("{}", value(r));
                 }
             } else {
                 ctx.out.list(
-                    &Value::Array(reports),
+                    &value(&reports),
                     &[
                         "chain",
                         "ok",
@@ -1156,19 +1154,27 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
                     ],
                 );
             }
-            if !all_ok {
+            if !reports.iter().all(|r| r.ok) {
                 return Err(CliError::generic("an audit chain does not verify"));
             }
         }
         AuditCommand::Checkpoints { chain, page } => {
-            let v = list(ctx, &format!("{}/checkpoints", chain.base()), &page, vec![]).await?;
-            ctx.out
-                .list(&v, &["size", "created_at", "key_id", "head_hash"]);
+            let query = api::audit::CheckpointQuery {
+                limit: page.limit,
+                cursor: page.cursor.clone(),
+            };
+            let items = chain.audit(ctx).checkpoints(query);
+            ctx.out.list(
+                &collect(&page, items).await?,
+                &["size", "created_at", "key_id", "head_hash"],
+            );
         }
         AuditCommand::Keys => {
-            let v = ctx.http.get("/v1/audit/keys", &[]).await?;
-            ctx.out
-                .list(&v, &["key_id", "name", "created_at", "retired_at", "vkey"]);
+            let keys = ctx.client.operator_audit().signing_keys().await?;
+            ctx.out.list(
+                &value(&keys),
+                &["key_id", "name", "created_at", "retired_at", "vkey"],
+            );
         }
     }
     Ok(())
@@ -1176,70 +1182,41 @@ async fn audit(ctx: &Ctx, cmd: AuditCommand) -> CliResult {
 
 async fn export(
     ctx: &Ctx,
-    chain: &ChainArg,
-    format: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
+    chain: &OwnerArg,
+    query: &api::audit::ExportQuery,
     output: Option<std::path::PathBuf>,
 ) -> CliResult {
     use std::io::Write;
-    let q = [("format", format), ("from", from), ("to", to)];
-    let mut response = ctx
-        .http
-        .stream(&format!("{}/export", chain.base()), &q)
-        .await?;
-    let mut sink: Box<dyn Write> = match &output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .map_err(|e| CliError::generic(format!("cannot create {}: {e}", path.display())))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
-    };
-    // Progress on standard error, only when the export goes to a file (a
-    // bar drawn over the export on a terminal would be in the way).
+    // The client reads the export whole; a spinner shows it is under way
+    // (on standard error, only when the export goes to a file: drawn over
+    // the export on a terminal it would be in the way).
     let bar = if output.is_some() {
         spinner("exporting audit entries")
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut lines = 0u64;
-    let write_err = |e: std::io::Error| CliError::generic(format!("cannot write the export: {e}"));
-    while let Some(chunk) = response.chunk().await.map_err(|e| {
-        CliError::new(
-            super::error::Exit::Unavailable,
-            format!("the export was cut off: {e}"),
-        )
-    })? {
-        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
-        sink.write_all(&chunk).map_err(write_err)?;
-        bar.set_position(lines);
-    }
-    sink.flush().map_err(write_err)?;
+    let text = chain.audit(ctx).export(query).await?;
     bar.finish_and_clear();
-    if let Some(path) = output {
-        eprintln!("exported {lines} lines to {}", path.display());
+    let lines = text.lines().count();
+    let write_err = |e: std::io::Error| CliError::generic(format!("cannot write the export: {e}"));
+    match &output {
+        Some(path) => {
+            let mut file = std::fs::File::create(path)
+                .map_err(|e| CliError::generic(format!("cannot create {}: {e}", path.display())))?;
+            file.write_all(text.as_bytes()).map_err(write_err)?;
+            file.flush().map_err(write_err)?;
+            eprintln!("exported {lines} lines to {}", path.display());
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).map_err(write_err)?;
+            out.flush().map_err(write_err)?;
+        }
     }
     Ok(())
 }
 
 // ---------------------------------------------------------------- webhooks
-
-/// Whose webhook endpoints: a tenant's, or the operator's.
-#[derive(Args, Debug, Clone)]
-pub struct OwnerArg {
-    /// The tenant's endpoints; without it, the operator's.
-    #[arg(long)]
-    pub tenant: Option<String>,
-}
-
-impl OwnerArg {
-    fn base(&self) -> String {
-        match &self.tenant {
-            Some(t) => format!("/v1/tenants/{}/webhook-endpoints", seg(t)),
-            None => "/v1/webhook-endpoints".to_owned(),
-        }
-    }
-}
 
 #[derive(Subcommand, Debug)]
 pub enum WebhooksCommand {
@@ -1258,9 +1235,9 @@ pub enum WebhooksCommand {
         message: Option<String>,
         /// Instead of one message: every message since (RFC 3339).
         #[arg(long, conflicts_with = "message")]
-        since: Option<String>,
+        since: Option<DateTime<Utc>>,
         #[arg(long, requires = "since")]
-        until: Option<String>,
+        until: Option<DateTime<Utc>>,
     },
     /// The event types endpoints can subscribe to.
     EventTypes,
@@ -1323,7 +1300,7 @@ pub enum EndpointsCommand {
         owner: OwnerArg,
         endpoint: String,
         #[arg(long)]
-        overlap_seconds: Option<i64>,
+        overlap_seconds: Option<u64>,
     },
 }
 
@@ -1338,10 +1315,11 @@ pub enum MessagesCommand {
         status: Option<String>,
         #[arg(long)]
         event_type: Option<String>,
+        /// RFC 3339 time.
         #[arg(long)]
-        since: Option<String>,
+        since: Option<DateTime<Utc>>,
         #[arg(long)]
-        until: Option<String>,
+        until: Option<DateTime<Utc>>,
         #[command(flatten)]
         page: Page,
     },
@@ -1364,6 +1342,7 @@ const ENDPOINT_COLUMNS: &[&str] = &[
     "created_at",
 ];
 
+/// An endpoint's JSON body: `--data`'s object with the flags on top.
 fn endpoint_body(
     url: Option<String>,
     event_types: Vec<String>,
@@ -1378,127 +1357,62 @@ fn endpoint_body(
         },
         None => Map::new(),
     };
-    put_opt(&mut body, "url", url);
-    if !event_types.is_empty() {
-        body.insert("event_types".into(), json!(event_types));
+    let flags = [
+        ("url", url.map(Value::from)),
+        ("event_types", non_empty(event_types).map(Value::from)),
+        ("description", description.map(Value::from)),
+        ("enabled", enabled.map(Value::from)),
+    ];
+    for (name, flag) in flags {
+        if let Some(v) = flag {
+            body.insert(name.to_owned(), v);
+        }
     }
-    put_opt(&mut body, "description", description);
-    put_opt(&mut body, "enabled", enabled);
     Ok(body)
 }
 
 async fn webhooks(ctx: &Ctx, cmd: WebhooksCommand) -> CliResult {
     match cmd {
-        WebhooksCommand::Endpoints(cmd) => match cmd {
-            EndpointsCommand::List { owner, page } => {
-                let v = list(ctx, &owner.base(), &page, vec![]).await?;
-                ctx.out.list(&v, ENDPOINT_COLUMNS);
-            }
-            EndpointsCommand::Show { owner, endpoint } => {
-                let path = format!("{}/{}", owner.base(), seg(&endpoint));
-                ctx.out.one(&ctx.http.get(&path, &[]).await?);
-            }
-            EndpointsCommand::Create {
-                owner,
-                endpoint_url,
-                event_types,
-                description,
-                data,
-            } => {
-                let body = endpoint_body(
-                    Some(endpoint_url),
-                    event_types,
-                    description,
-                    None,
-                    data.as_deref(),
-                )?;
-                ctx.out
-                    .one(&ctx.http.post(&owner.base(), &Value::Object(body)).await?);
-            }
-            EndpointsCommand::Update {
-                owner,
-                endpoint,
-                endpoint_url,
-                event_types,
-                description,
-                enable,
-                disable,
-                data,
-            } => {
-                let body = endpoint_body(
-                    endpoint_url,
-                    event_types,
-                    description,
-                    enabled_flag(enable, disable),
-                    data.as_deref(),
-                )?;
-                require_changes(&body)?;
-                let path = format!("{}/{}", owner.base(), seg(&endpoint));
-                ctx.out
-                    .one(&ctx.http.patch(&path, &Value::Object(body)).await?);
-            }
-            EndpointsCommand::Delete { owner, endpoint } => {
-                let path = format!("{}/{}", owner.base(), seg(&endpoint));
-                let v = ctx.http.delete(&path, &[]).await?;
-                ctx.out.done(&v, &format!("endpoint {endpoint} deleted"));
-            }
-            EndpointsCommand::RotateSecret {
-                owner,
-                endpoint,
-                overlap_seconds,
-            } => {
-                let mut body = Map::new();
-                put_opt(&mut body, "overlap_seconds", overlap_seconds);
-                let path = format!("{}/{}/secret/rotate", owner.base(), seg(&endpoint));
-                ctx.out
-                    .one(&ctx.http.post(&path, &Value::Object(body)).await?);
-            }
-        },
-        WebhooksCommand::Messages(cmd) => match cmd {
-            MessagesCommand::List {
-                owner,
-                endpoint,
+        WebhooksCommand::Endpoints(cmd) => endpoints(ctx, cmd).await?,
+        WebhooksCommand::Messages(MessagesCommand::List {
+            owner,
+            endpoint,
+            status,
+            event_type,
+            since,
+            until,
+            page,
+        }) => {
+            let params = api::webhooks::MessageParams {
+                limit: page.limit,
+                cursor: page.cursor.clone(),
                 status,
                 event_type,
                 since,
                 until,
-                page,
-            } => {
-                let path = format!("{}/{}/messages", owner.base(), seg(&endpoint));
-                let q = vec![
-                    ("status", status),
-                    ("event_type", event_type),
-                    ("since", since),
-                    ("until", until),
-                ];
-                let v = list(ctx, &path, &page, q).await?;
-                ctx.out.list(
-                    &v,
-                    &[
-                        "id",
-                        "event_type",
-                        "status",
-                        "attempts",
-                        "last_status",
-                        "created_at",
-                        "delivered_at",
-                    ],
-                );
-            }
-            MessagesCommand::Show {
-                owner,
-                endpoint,
-                message,
-            } => {
-                let path = format!(
-                    "{}/{}/messages/{}",
-                    owner.base(),
-                    seg(&endpoint),
-                    seg(&message)
-                );
-                ctx.out.one(&ctx.http.get(&path, &[]).await?);
-            }
-        },
+            };
+            let items = owner.webhooks(ctx).messages(&endpoint, params);
+            ctx.out.list(
+                &collect(&page, items).await?,
+                &[
+                    "id",
+                    "type",
+                    "status",
+                    "attempts",
+                    "last_status",
+                    "created_at",
+                    "delivered_at",
+                ],
+            );
+        }
+        WebhooksCommand::Messages(MessagesCommand::Show {
+            owner,
+            endpoint,
+            message,
+        }) => {
+            let v = owner.webhooks(ctx).message(&endpoint, &message).await?;
+            ctx.out.one(&value(&v));
+        }
         WebhooksCommand::Replay {
             owner,
             endpoint,
@@ -1506,30 +1420,93 @@ async fn webhooks(ctx: &Ctx, cmd: WebhooksCommand) -> CliResult {
             since,
             until,
         } => {
-            let v = match (message, since) {
-                (Some(m), _) => {
-                    let path = format!(
-                        "{}/{}/messages/{}/replay",
-                        owner.base(),
-                        seg(&endpoint),
-                        seg(&m)
-                    );
-                    ctx.http.post(&path, &json!({})).await?
-                }
+            let hooks = owner.webhooks(ctx);
+            let replayed = match (message, since) {
+                (Some(m), _) => hooks.replay(&endpoint, &m).await?,
                 (None, Some(since)) => {
-                    let mut body = Map::new();
-                    body.insert("since".into(), json!(since));
-                    put_opt(&mut body, "until", until);
-                    let path = format!("{}/{}/replay", owner.base(), seg(&endpoint));
-                    ctx.http.post(&path, &Value::Object(body)).await?
+                    let input = api::webhooks::ReplayIn { since, until };
+                    hooks.replay_range(&endpoint, &input).await?
                 }
                 (None, None) => return Err(CliError::usage("name a message, or pass --since")),
             };
-            ctx.out.done(&v, &format!("replayed {}", v["replayed"]));
+            ctx.out.done(
+                &value(&replayed),
+                &format!("replayed {}", replayed.replayed),
+            );
         }
         WebhooksCommand::EventTypes => {
-            let v = ctx.http.get("/v1/event-types", &[]).await?;
-            ctx.out.list(&v, &["name", "description"]);
+            ctx.out.list(
+                &value(&ctx.client.event_types().await?),
+                &["name", "description"],
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn endpoints(ctx: &Ctx, cmd: EndpointsCommand) -> CliResult {
+    match cmd {
+        EndpointsCommand::List { owner, page } => {
+            let items = owner.webhooks(ctx).list(page.params());
+            ctx.out
+                .list(&collect(&page, items).await?, ENDPOINT_COLUMNS);
+        }
+        EndpointsCommand::Show { owner, endpoint } => {
+            ctx.out
+                .one(&value(&owner.webhooks(ctx).get(&endpoint).await?));
+        }
+        EndpointsCommand::Create {
+            owner,
+            endpoint_url,
+            event_types,
+            description,
+            data,
+        } => {
+            let body = endpoint_body(
+                Some(endpoint_url),
+                event_types,
+                description,
+                None,
+                data.as_deref(),
+            )?;
+            let input: api::webhooks::EndpointInput = from_json("data", Value::Object(body))?;
+            ctx.out
+                .one(&value(&owner.webhooks(ctx).create(&input).await?));
+        }
+        EndpointsCommand::Update {
+            owner,
+            endpoint,
+            endpoint_url,
+            event_types,
+            description,
+            enable,
+            disable,
+            data,
+        } => {
+            let body = endpoint_body(
+                endpoint_url,
+                event_types,
+                description,
+                enabled_flag(enable, disable),
+                data.as_deref(),
+            )?;
+            let patch: api::webhooks::EndpointPatch = from_json("data", Value::Object(body))?;
+            require_changes(&patch)?;
+            let v = owner.webhooks(ctx).update(&endpoint, &patch).await?;
+            ctx.out.one(&value(&v));
+        }
+        EndpointsCommand::Delete { owner, endpoint } => {
+            owner.webhooks(ctx).delete(&endpoint).await?;
+            ctx.out.gone("endpoint", &endpoint, "deleted");
+        }
+        EndpointsCommand::RotateSecret {
+            owner,
+            endpoint,
+            overlap_seconds,
+        } => {
+            let input = api::webhooks::RotateSecretIn { overlap_seconds };
+            let v = owner.webhooks(ctx).rotate_secret(&endpoint, &input).await?;
+            ctx.out.one(&value(&v));
         }
     }
     Ok(())
@@ -1580,115 +1557,107 @@ const WORKFLOW_COLUMNS: &[&str] = &[
     "created_at",
     "updated_at",
 ];
-const FINAL: &[&str] = &["succeeded", "failed", "compensated", "cancelled"];
 
 async fn provisioning(ctx: &Ctx, cmd: ProvisioningCommand) -> CliResult {
+    let workflows = ctx.client.provisioning();
     match cmd {
         ProvisioningCommand::List { status, page } => {
-            let v = list(ctx, "/v1/provisioning", &page, vec![("status", status)]).await?;
-            ctx.out.list(&v, WORKFLOW_COLUMNS);
+            let params = api::provisioning::ListParams {
+                status,
+                limit: page.limit,
+                cursor: page.cursor.clone(),
+            };
+            ctx.out.list(
+                &collect(&page, workflows.list(params)).await?,
+                WORKFLOW_COLUMNS,
+            );
         }
-        ProvisioningCommand::Show { id } => {
-            let v = ctx
-                .http
-                .get(&format!("/v1/provisioning/{}", seg(&id)), &[])
-                .await?;
-            show_workflow(ctx, &v);
-        }
+        ProvisioningCommand::Show { id } => show_workflow(ctx, &workflows.get(&id).await?),
         ProvisioningCommand::Start { data, follow: f } => {
-            let v = ctx
-                .http
-                .post("/v1/provisioning", &json_arg("data", &data)?)
-                .await?;
-            after_start(ctx, v, f).await?;
+            let spec: api::provisioning::ProvisioningIn = typed_arg("data", &data)?;
+            after_start(ctx, workflows.create(&spec).await?, f).await?;
         }
         ProvisioningCommand::Follow { id } => follow(ctx, &id).await?,
         ProvisioningCommand::Retry { id, follow: f } => {
-            let v = ctx
-                .http
-                .post(&format!("/v1/provisioning/{}/retry", seg(&id)), &json!({}))
-                .await?;
-            after_start(ctx, v, f).await?;
+            after_start(ctx, workflows.retry(&id).await?, f).await?;
         }
-        ProvisioningCommand::Cancel { id } => {
-            let v = ctx
-                .http
-                .post(&format!("/v1/provisioning/{}/cancel", seg(&id)), &json!({}))
-                .await?;
-            show_workflow(ctx, &v);
-        }
+        ProvisioningCommand::Cancel { id } => show_workflow(ctx, &workflows.cancel(&id).await?),
     }
     Ok(())
 }
 
-async fn after_start(ctx: &Ctx, v: Value, f: bool) -> CliResult {
-    if f {
-        let id = v["id"].as_str().unwrap_or_default().to_owned();
-        follow(ctx, &id).await
-    } else {
-        show_workflow(ctx, &v);
-        Ok(())
+/// The serde name of a wire enum (`succeeded`, `verify_whatsapp`, …).
+fn wire_name<T: Serialize>(v: &T) -> String {
+    value(v).as_str().unwrap_or("?").to_owned()
+}
+
+async fn after_start(ctx: &Ctx, workflow: WorkflowOut, f: bool) -> CliResult {
+    // A dry run has no id: there is nothing to follow.
+    match (&workflow.id, f) {
+        (Some(id), true) => follow(ctx, id).await,
+        _ => {
+            show_workflow(ctx, &workflow);
+            Ok(())
+        }
     }
 }
 
-fn show_workflow(ctx: &Ctx, v: &Value) {
+fn show_workflow(ctx: &Ctx, workflow: &WorkflowOut) {
     if ctx.out.json {
-        ctx.out.one(v);
+        ctx.out.one(&value(workflow));
         return;
     }
     println!(
         "workflow {} for {}: {}",
-        v["id"].as_str().unwrap_or("?"),
-        v["tenant_id"].as_str().unwrap_or("?"),
-        v["status"].as_str().unwrap_or("?")
+        workflow.id.as_deref().unwrap_or("(dry run)"),
+        workflow.tenant_id,
+        wire_name(&workflow.status)
     );
-    ctx.out
-        .list(&v["steps"], &["name", "status", "attempts", "error"]);
+    ctx.out.list(
+        &value(&workflow.steps),
+        &["name", "status", "attempts", "error.code"],
+    );
 }
 
 /// Polls the workflow, one progress bar over its steps, until it ends.
 async fn follow(ctx: &Ctx, id: &str) -> CliResult {
-    let path = format!("/v1/provisioning/{}", seg(id));
-    let mut v = ctx.http.get(&path, &[]).await?;
-    let steps = v["steps"].as_array().map_or(0, Vec::len) as u64;
-    let bar = progress_bar(steps.max(1), "provisioning");
+    use api::provisioning::{StepStatus, WorkflowStatus};
+    let workflows = ctx.client.provisioning();
+    let mut workflow = workflows.get(id).await?;
+    let bar = progress_bar((workflow.steps.len() as u64).max(1), "provisioning");
     loop {
-        let list = v["steps"].as_array().cloned().unwrap_or_default();
-        let done = list
+        let finished = |s: &&api::provisioning::Step| {
+            matches!(s.status, StepStatus::Succeeded | StepStatus::Compensated)
+        };
+        let done = workflow.steps.iter().filter(finished).count() as u64;
+        let current = workflow
+            .steps
             .iter()
-            .filter(|s| {
-                matches!(
-                    s["status"].as_str(),
-                    Some("succeeded" | "skipped" | "compensated")
-                )
-            })
-            .count() as u64;
-        let current = list
-            .iter()
-            .find(|s| {
-                !matches!(
-                    s["status"].as_str(),
-                    Some("succeeded" | "skipped" | "compensated")
-                )
-            })
-            .and_then(|s| s["name"].as_str())
-            .unwrap_or("");
+            .find(|s| !finished(s))
+            .map(|s| wire_name(&s.name))
+            .unwrap_or_default();
         bar.set_position(done);
-        bar.set_message(format!("{} {current}", v["status"].as_str().unwrap_or("")));
-        if v["status"].as_str().is_some_and(|s| FINAL.contains(&s)) {
+        bar.set_message(format!("{} {current}", wire_name(&workflow.status)));
+        if matches!(
+            workflow.status,
+            WorkflowStatus::Succeeded
+                | WorkflowStatus::Failed
+                | WorkflowStatus::Compensated
+                | WorkflowStatus::Cancelled
+        ) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        v = ctx.http.get(&path, &[]).await?;
+        workflow = workflows.get(id).await?;
     }
     bar.finish_and_clear();
-    show_workflow(ctx, &v);
-    if v["status"] == json!("succeeded") {
+    show_workflow(ctx, &workflow);
+    if workflow.status == WorkflowStatus::Succeeded {
         Ok(())
     } else {
         Err(CliError::generic(format!(
             "workflow {id} ended {}",
-            v["status"].as_str().unwrap_or("?")
+            wire_name(&workflow.status)
         )))
     }
 }
@@ -1727,17 +1696,15 @@ pub enum WidgetsCommand {
         #[arg(long)]
         origin: String,
         #[arg(long)]
-        ttl_seconds: Option<u64>,
+        ttl_seconds: Option<i64>,
     },
 }
 
 async fn widgets(ctx: &Ctx, cmd: WidgetsCommand) -> CliResult {
-    let base = |t: &str| format!("/v1/tenants/{}/widgets", seg(t));
     match cmd {
         WidgetsCommand::List { tenant } => {
-            let v = ctx.http.get(&base(&tenant), &[]).await?;
             ctx.out.list(
-                &v,
+                &value(&ctx.client.widgets(&tenant).list().await?),
                 &["id", "name", "enabled", "allowed_origins", "created_at"],
             );
         }
@@ -1746,8 +1713,12 @@ async fn widgets(ctx: &Ctx, cmd: WidgetsCommand) -> CliResult {
             name,
             origins,
         } => {
-            let body = json!({"name": name, "allowed_origins": origins});
-            ctx.out.one(&ctx.http.post(&base(&tenant), &body).await?);
+            let input = api::widgets::WidgetIn {
+                name,
+                allowed_origins: origins,
+            };
+            ctx.out
+                .one(&value(&ctx.client.widgets(&tenant).create(&input).await?));
         }
         WidgetsCommand::Update {
             tenant,
@@ -1757,16 +1728,14 @@ async fn widgets(ctx: &Ctx, cmd: WidgetsCommand) -> CliResult {
             enable,
             disable,
         } => {
-            let mut body = Map::new();
-            put_opt(&mut body, "name", name);
-            if !origins.is_empty() {
-                body.insert("allowed_origins".into(), json!(origins));
-            }
-            put_opt(&mut body, "enabled", enabled_flag(enable, disable));
-            require_changes(&body)?;
-            let path = format!("{}/{}", base(&tenant), seg(&widget));
-            ctx.out
-                .one(&ctx.http.patch(&path, &Value::Object(body)).await?);
+            let patch = api::widgets::WidgetPatchIn {
+                name,
+                allowed_origins: non_empty(origins),
+                enabled: enabled_flag(enable, disable),
+            };
+            require_changes(&patch)?;
+            let v = ctx.client.widgets(&tenant).update(&widget, &patch).await?;
+            ctx.out.one(&value(&v));
         }
         WidgetsCommand::Token {
             tenant,
@@ -1774,12 +1743,16 @@ async fn widgets(ctx: &Ctx, cmd: WidgetsCommand) -> CliResult {
             origin,
             ttl_seconds,
         } => {
-            let mut body = Map::new();
-            body.insert("origin".into(), json!(origin));
-            put_opt(&mut body, "ttl_seconds", ttl_seconds);
-            let path = format!("{}/{}/tokens", base(&tenant), seg(&widget));
-            ctx.out
-                .one(&ctx.http.post(&path, &Value::Object(body)).await?);
+            let input = api::widgets::WidgetTokenIn {
+                origin,
+                ttl_seconds,
+            };
+            let v = ctx
+                .client
+                .widgets(&tenant)
+                .issue_token(&widget, &input)
+                .await?;
+            ctx.out.one(&value(&v));
         }
     }
     Ok(())
@@ -1829,5 +1802,9 @@ pub async fn run(ctx: &Ctx, command: Remote) -> CliResult {
         Remote::Provisioning(c) => provisioning(ctx, c).await,
         Remote::Widgets(c) => widgets(ctx, c).await,
         Remote::Vault(c) => vault(ctx, c).await,
+        Remote::IdentityProviders(c) => super::identity::identity_providers(ctx, c).await,
+        Remote::Members(c) => super::identity::members(ctx, c).await,
+        Remote::Resolve(c) => super::identity::resolve(ctx, c).await,
+        Remote::Conversations(c) => super::inbound::conversations(ctx, c).await,
     }
 }
