@@ -41,6 +41,8 @@ pub struct Inner {
     pub metrics: crate::metrics::Metrics,
     /// Committed changes, for the `GET /v1/changes` streams.
     pub changes: Arc<crate::changes::ChangeHub>,
+    /// Concurrent usage requests of one tenant, sharing transactions.
+    pub usage_group_commit: crate::limits::group_commit::UsageGroupCommit,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             widgets: Default::default(),
             metrics,
             changes,
+            usage_group_commit: Default::default(),
         })))
     }
 

@@ -25,6 +25,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// An outage reported by something other than the database driver
+    /// (a shared transaction that failed for several requests at once).
+    pub fn unavailable() -> StoreError {
+        StoreError::Database(sqlx::Error::PoolTimedOut)
+    }
+
     /// The database could not be reached or cannot serve right now (as
     /// opposed to refusing a query): the request may succeed if retried.
     pub fn is_unavailable(&self) -> bool {

@@ -15,6 +15,8 @@ on_both_backends!(
     usage_series_and_stats,
     usage_validation,
     accepted_usage_survives_kill_9,
+    concurrent_requests_share_commits_and_count_exactly,
+    kill_9_under_concurrent_load_loses_no_acknowledged_event,
     quotas_hard_soft_and_alerts,
     concurrent_consumers_never_pass_a_hard_limit,
     rate_limit_decisions,
@@ -624,6 +626,142 @@ async fn accepted_usage_survives_kill_9(backend: Backend) {
         )
         .await["duplicates"],
         1
+    );
+}
+
+/// Concurrent single-event requests of two tenants, with ids repeated across
+/// requests: every event counted once for its own tenant, and the requests
+/// carried by fewer (never more) transactions than there were requests.
+async fn concurrent_requests_share_commits_and_count_exactly(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    server.create_tenant("globex").await;
+    // acme: ids a-0..a-119, a-0..a-59 sent twice; globex: g-0..g-79 once.
+    let mut bodies: Vec<Value> = Vec::new();
+    for i in 0..120 {
+        bodies.push(json!({"id": format!("a-{i}"), "tenant_id": "acme", "meter": "messages_outbound", "quantity": 2}));
+        if i < 60 {
+            bodies.push(json!({"id": format!("a-{i}"), "tenant_id": "acme", "meter": "messages_outbound", "quantity": 2}));
+        }
+        if i < 80 {
+            bodies.push(json!({"id": format!("g-{i}"), "tenant_id": "globex", "meter": "messages_outbound", "quantity": 1}));
+        }
+    }
+    let requests = bodies.len();
+    let replies = futures_util::future::join_all(bodies.into_iter().map(|body| {
+        let (client, base) = (server.client.clone(), server.base.clone());
+        async move {
+            let reply = client
+                .post(format!("{base}/v1/usage/events"))
+                .bearer_auth(common::ROOT_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), StatusCode::OK);
+            reply.json::<Value>().await.unwrap()
+        }
+    }))
+    .await;
+    let sum = |field: &str| {
+        replies
+            .iter()
+            .map(|r| r[field].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(sum("accepted"), 200);
+    assert_eq!(sum("duplicates"), 60);
+    assert_eq!(sum("rejected"), 0);
+    for (tenant, total) in [("acme", 240), ("globex", 80)] {
+        let usage = server
+            .get(&format!(
+                "/v1/tenants/{tenant}/usage?meter=messages_outbound&granularity=month"
+            ))
+            .await;
+        assert_eq!(usage.body["total"], total, "{tenant}: {usage:?}");
+    }
+    let metrics = server.get("/metrics").await;
+    let text = metrics.text.clone();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .parse()
+            .unwrap()
+    };
+    let commits = value("tenantry_usage_commits_total");
+    assert_eq!(
+        value("tenantry_usage_commit_requests_total"),
+        requests as u64
+    );
+    assert!((1..=requests as u64).contains(&commits), "{commits}");
+    eprintln!("{requests} requests in {commits} usage transactions");
+}
+
+/// Sixteen clients send single events as fast as they can while the server
+/// is killed: every event the server acknowledged is there after a restart
+/// (its id answers `duplicate`), so sharing transactions never acknowledges
+/// before the commit.
+async fn kill_9_under_concurrent_load_loses_no_acknowledged_event(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut clients = Vec::new();
+    for c in 0..16 {
+        let (client, base, acked) = (server.client.clone(), server.base.clone(), acked.clone());
+        clients.push(tokio::spawn(async move {
+            for n in 0.. {
+                let id = format!("load-{c}-{n}");
+                let sent = client
+                    .post(format!("{base}/v1/usage/events"))
+                    .bearer_auth(common::ROOT_KEY)
+                    .json(&json!({"id": id, "tenant_id": "acme", "meter": "messages_outbound"}))
+                    .send()
+                    .await;
+                let Ok(reply) = sent else { return };
+                let Ok(body) = reply.json::<Value>().await else {
+                    return;
+                };
+                if body["accepted"] == 1 {
+                    acked.lock().unwrap().push(id);
+                }
+            }
+        }));
+    }
+    // Kill once a good number of events were acknowledged (bounded wait).
+    for _ in 0..600 {
+        if acked.lock().unwrap().len() >= 300 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    server.kill9().await;
+    for client in clients {
+        client.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300, "only {} acknowledged", acked.len());
+    let server = TestServer::start(&db).await;
+    for chunk in acked.chunks(1000) {
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|id| json!({"id": id, "tenant_id": "acme", "meter": "messages_outbound"}))
+            .collect();
+        let again = ingest(&server, json!({"events": events})).await;
+        assert_eq!(
+            again["duplicates"],
+            chunk.len(),
+            "an acknowledged event was lost: {again}"
+        );
+    }
+    let usage = server
+        .get("/v1/tenants/acme/usage?meter=messages_outbound&granularity=month")
+        .await;
+    assert!(
+        usage.body["total"].as_u64().unwrap() >= acked.len() as u64,
+        "{usage:?}"
     );
 }
 

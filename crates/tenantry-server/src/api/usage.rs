@@ -159,7 +159,8 @@ fn check_event(
 /// Record usage: one event or `{"events": [...]}` (up to 1,000). Each event
 /// has an `id` (idempotency key): a repeated id is answered `duplicate` and
 /// never counted twice. Results come per event; events are written before
-/// the answer, so an accepted event survives a crash.
+/// the answer, so an accepted event survives a crash. Concurrent requests
+/// for one tenant share transactions (`limits::group_commit`).
 #[utoipa::path(post, path = "/v1/usage/events", tag = "usage", request_body(content = Object),
     responses((status = 200, body = IngestOut), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn ingest(
@@ -254,7 +255,10 @@ pub async fn ingest(
     }
     for (grant, events) in by_tenant.into_values() {
         let batch: Vec<CheckedEvent> = events.iter().map(|(_, e)| e.clone()).collect();
-        let ingested = usage::ingest(&state, &grant, &batch, now).await?;
+        let ingested = state
+            .usage_group_commit
+            .ingest(&state, &grant, batch, now)
+            .await?;
         for ((i, event), ingested) in events.into_iter().zip(ingested) {
             let result = match ingested {
                 Ingested::Counted(outcome) => EventResult {

@@ -5,6 +5,7 @@
 //! limits) is bookkeeping written through untracked transactions.
 
 pub mod config;
+pub mod group_commit;
 pub mod meters;
 pub mod plans;
 pub mod quotas;

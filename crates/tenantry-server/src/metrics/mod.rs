@@ -144,6 +144,9 @@ pub struct Metrics {
     quota_by_tenant: CounterFamily,
     db_unavailable: AtomicU64,
     scrape_errors: AtomicU64,
+    /// Usage group commit: transactions, and the requests they carried.
+    usage_rounds: AtomicU64,
+    usage_round_requests: AtomicU64,
 }
 
 /// The label value of requests no route matched.
@@ -161,6 +164,8 @@ impl Metrics {
             quota_by_tenant: CounterFamily::new(&["meter", "decision", "tenant"]),
             db_unavailable: AtomicU64::new(0),
             scrape_errors: AtomicU64::new(0),
+            usage_rounds: AtomicU64::new(0),
+            usage_round_requests: AtomicU64::new(0),
         }
     }
 
@@ -220,6 +225,13 @@ impl Metrics {
         if code == crate::http::codes::Code::DatabaseUnavailable.as_str() {
             self.db_unavailable.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// One usage transaction shared by `requests` requests.
+    pub fn usage_round(&self, requests: usize) {
+        self.usage_rounds.fetch_add(1, Ordering::Relaxed);
+        self.usage_round_requests
+            .fetch_add(requests as u64, Ordering::Relaxed);
     }
 
     /// Records the outcome of a key verification.

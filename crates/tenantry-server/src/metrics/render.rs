@@ -300,6 +300,29 @@ pub fn render(m: &Metrics, s: &Snapshot) -> String {
         m.db_unavailable.load(Ordering::Relaxed)
     );
 
+    header(
+        &mut out,
+        "tenantry_usage_commits_total",
+        "counter",
+        "Usage ingestion transactions (group commit: concurrent requests of one tenant share one).",
+    );
+    let _ = writeln!(
+        out,
+        "tenantry_usage_commits_total {}",
+        m.usage_rounds.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        "tenantry_usage_commit_requests_total",
+        "counter",
+        "Usage ingestion requests carried by those transactions.",
+    );
+    let _ = writeln!(
+        out,
+        "tenantry_usage_commit_requests_total {}",
+        m.usage_round_requests.load(Ordering::Relaxed)
+    );
+
     // Background work, read at scrape time.
     header(
         &mut out,
