@@ -484,6 +484,10 @@ async fn tenant_admins_see_only_their_tenant(backend: Backend) {
         "/webhooks",
         "/provisioning",
         "/conversations",
+        "/settings",
+        "/members",
+        "/widgets",
+        "/events",
     ] {
         let path = format!("/console/tenants/globex{page}");
         b.goto(&path).await;
@@ -498,6 +502,10 @@ async fn tenant_admins_see_only_their_tenant(backend: Backend) {
         "/console/operator-keys",
         "/console/keyring",
         "/console/signing-keys",
+        "/console/provisioning",
+        "/console/meters",
+        "/console/identity-providers",
+        "/console/audit",
     ] {
         let r = raw(&server, Method::GET, path, Some(&cookie), None, None).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
