@@ -110,7 +110,10 @@ async fn tenant_forms_act_through_the_api(backend: Backend) {
     let verify = |key: String| {
         let server = &server;
         async move {
-            server.post("/v1/keys/verify", json!({"key": key})).await.body["code"]
+            server
+                .post("/v1/keys/verify", json!({"key": key}))
+                .await
+                .body["code"]
                 .as_str()
                 .unwrap()
                 .to_owned()
@@ -228,11 +231,7 @@ async fn tenant_forms_act_through_the_api(backend: Backend) {
     assert!(!b.source().await.contains("hunter2-settings"));
     b.shot("settings").await;
     let revealed = server
-        .call(
-            Method::POST,
-            "/v1/tenants/acme/settings/smtp/reveal",
-            None,
-        )
+        .call(Method::POST, "/v1/tenants/acme/settings/smtp/reveal", None)
         .await;
     assert_eq!(revealed.body["data"]["password"], "hunter2-settings");
 
@@ -345,9 +344,7 @@ async fn tenant_forms_act_through_the_api(backend: Backend) {
     let new_secret = b.text("#new-secret-value").await;
     assert!(new_secret.starts_with("whsec_"), "{new_secret}");
     assert_ne!(new_secret, old_secret);
-    assert!(
-        !server.get(&endpoint).await.body["previous_secret_expires_at"].is_null()
-    );
+    assert!(!server.get(&endpoint).await.body["previous_secret_expires_at"].is_null());
     b.fill("#replay-range input[name=since]", "yesterday").await;
     b.click("#replay-range button").await;
     shows(&b, "#form-errors", "since").await;
@@ -630,7 +627,10 @@ async fn foreign_tenants_and_forged_forms_change_nothing(backend: Backend) {
         )
         .await;
     let kid = made.body["id"].as_str().unwrap().to_owned();
-    let cid = server.post("/v1/tenants/acme/credentials", smtp()).await.body["id"]
+    let cid = server
+        .post("/v1/tenants/acme/credentials", smtp())
+        .await
+        .body["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -713,7 +713,10 @@ async fn foreign_tenants_and_forged_forms_change_nothing(backend: Backend) {
     }
     let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
         (format!("{a}/keys/{kid}"), vec![("name", "taken over")]),
-        (format!("{a}/keys/{kid}/enabled"), vec![("enabled", "false")]),
+        (
+            format!("{a}/keys/{kid}/enabled"),
+            vec![("enabled", "false")],
+        ),
         (
             format!("{a}/credentials/{cid}"),
             vec![("data", r#"{"password": "mine"}"#)],
@@ -759,7 +762,15 @@ async fn foreign_tenants_and_forged_forms_change_nothing(backend: Backend) {
         let mut form = fields.clone();
         form.push(("csrf", &token));
         form.push(("confirm", "yes"));
-        let r = raw(&server, Method::POST, path, Some(&cookie), Some(&form), None).await;
+        let r = raw(
+            &server,
+            Method::POST,
+            path,
+            Some(&cookie),
+            Some(&form),
+            None,
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
     // Operator pages and forms are not found for it either, even a data-key
@@ -786,7 +797,15 @@ async fn foreign_tenants_and_forged_forms_change_nothing(backend: Backend) {
         let mut form = fields.clone();
         form.push(("csrf", &token));
         form.push(("confirm", "yes"));
-        let r = raw(&server, Method::POST, path, Some(&cookie), Some(&form), None).await;
+        let r = raw(
+            &server,
+            Method::POST,
+            path,
+            Some(&cookie),
+            Some(&form),
+            None,
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
 
@@ -794,7 +813,10 @@ async fn foreign_tenants_and_forged_forms_change_nothing(backend: Backend) {
     // with a wrong one, or from another origin is refused.
     let (root, root_token) = http_sign_in(&server, ROOT_KEY).await;
     let destructive: Vec<(String, Vec<(&str, &str)>)> = vec![
-        (format!("{a}/keys/{kid}/enabled"), vec![("enabled", "false")]),
+        (
+            format!("{a}/keys/{kid}/enabled"),
+            vec![("enabled", "false")],
+        ),
         (format!("{a}/credentials/{cid}/delete"), vec![]),
         (
             format!("{a}/domains/remove"),
@@ -827,12 +849,27 @@ async fn foreign_tenants_and_forged_forms_change_nothing(backend: Backend) {
             if let Some(csrf) = csrf {
                 form.push(("csrf", csrf));
             }
-            let r = raw(&server, Method::POST, path, Some(&root), Some(&form), origin).await;
-            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} {csrf:?} {origin:?}");
+            let r = raw(
+                &server,
+                Method::POST,
+                path,
+                Some(&root),
+                Some(&form),
+                origin,
+            )
+            .await;
+            assert_eq!(
+                r.status(),
+                StatusCode::FORBIDDEN,
+                "{path} {csrf:?} {origin:?}"
+            );
         }
     }
     // A destructive form without the confirmation only asks.
-    let ask = [("domain", "support.acme.test"), ("csrf", root_token.as_str())];
+    let ask = [
+        ("domain", "support.acme.test"),
+        ("csrf", root_token.as_str()),
+    ];
     let r = raw(
         &server,
         Method::POST,

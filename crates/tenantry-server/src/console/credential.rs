@@ -131,10 +131,18 @@ pub async fn delete(Path((id, cred_id)): Path<(String, String)>, posted: Posted)
         }
         return views::confirm_page(
             &ctx,
-            html! { "Really delete the credential " strong { (text(&reply.body["name"])) } " (" code { (cred_id) } ")? Its sealed secrets cannot be recovered." },
-            &format!("/console/tenants/{}/credentials/{}/delete", enc(&id), enc(&cred_id)),
+            html! { "Really delete the credential " strong { (text(&reply.body["name"])) } " (" code { (cred_id) } ")? This cannot be undone." },
+            &format!(
+                "/console/tenants/{}/credentials/{}/delete",
+                enc(&id),
+                enc(&cred_id)
+            ),
             &[],
-            &format!("/console/tenants/{}/credentials/{}", enc(&id), enc(&cred_id)),
+            &format!(
+                "/console/tenants/{}/credentials/{}",
+                enc(&id),
+                enc(&cred_id)
+            ),
         );
     }
     let reply = ctx

@@ -140,10 +140,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/tenants/{id}/members",
             get(members::members).post(members::put_member),
         )
-        .route(
-            "/tenants/{id}/members/remove",
-            post(members::remove_member),
-        )
+        .route("/tenants/{id}/members/remove", post(members::remove_member))
         .route(
             "/tenants/{id}/widgets",
             get(widgets::page).post(widgets::create),
@@ -220,10 +217,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/identity-providers",
             get(members::providers).post(members::put_provider),
         )
-        .route(
-            "/identity-providers/remove",
-            post(members::remove_provider),
-        )
+        .route("/identity-providers/remove", post(members::remove_provider))
         .fallback(not_found)
         .layer(middleware::from_fn(security_headers))
         .layer(axum::Extension(console))

@@ -150,4 +150,3 @@ async fn after(ctx: &Ctx, reply: &super::ApiReply, message: &str) -> Response {
     }
     views::failed(ctx, reply)
 }
-

@@ -116,14 +116,19 @@ pub async fn save(Path(id): Path<String>, posted: Posted) -> Response {
     // A malformed category name is the API's 404 `settings_not_found`
     // (the tenant itself was found by `load`): a form error here.
     if reply.status == StatusCode::NOT_FOUND && reply.body["code"] == "settings_not_found" {
-        let errors = vec![(
-            "category".to_owned(),
-            views::text(&reply.body["detail"]),
-        )];
+        let errors = vec![("category".to_owned(), views::text(&reply.body["detail"]))];
         return render(&ctx, &id, "", &errors, None, draft).await;
     }
     if is_form_error(&reply) {
-        return render(&ctx, &id, category, &views::field_errors(&reply), None, draft).await;
+        return render(
+            &ctx,
+            &id,
+            category,
+            &views::field_errors(&reply),
+            None,
+            draft,
+        )
+        .await;
     }
     views::failed(&ctx, &reply)
 }

@@ -3,9 +3,7 @@
 //! (create, shown once; revoke; rotate), the configuration editor, and
 //! credentials (masked, with an audited reveal).
 
-use super::views::{
-    self, csrf, enc, errors_block, is_form_error, notice, pretty, status_of, text,
-};
+use super::views::{self, csrf, enc, errors_block, is_form_error, notice, pretty, status_of, text};
 use super::{ApiReply, Ctx, Posted};
 use axum::extract::{Path, Query};
 use axum::http::{Method, StatusCode};
@@ -42,7 +40,6 @@ pub fn frame(
         html! { (views::tenant_tabs(id, current)) (content) },
     )
 }
-
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Flash {
@@ -275,7 +272,7 @@ pub async fn remove_domain(Path(id): Path<String>, posted: Posted) -> Response {
         }
         return views::confirm_page(
             &ctx,
-            html! { "Really remove the custom domain " code { (domain) } " of tenant " code { (id) } "? It stops resolving to the tenant at once." },
+            html! { "Really remove the custom domain " code { (domain) } " of tenant " code { (id) } "? It stops resolving to the tenant." },
             &format!("/console/tenants/{}/domains/remove", enc(&id)),
             &[("domain", domain)],
             &format!("/console/tenants/{}", enc(&id)),

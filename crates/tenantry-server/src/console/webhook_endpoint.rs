@@ -301,7 +301,7 @@ pub async fn delete(Path((id, eid)): Path<(String, String)>, posted: Posted) -> 
         }
         return views::confirm_page(
             &ctx,
-            html! { "Really delete the endpoint " code { (text(&reply.body["url"])) } "? Nothing more is delivered to it, and its delivery log goes with it." },
+            html! { "Really delete the endpoint " code { (text(&reply.body["url"])) } "? Nothing more is delivered to it." },
             &format!("{}/delete", page_path(&id, &eid)),
             &[],
             &page_path(&id, &eid),

@@ -112,7 +112,11 @@ pub async fn set_enabled(Path((id, wid)): Path<(String, String)>, posted: Posted
             return render(&ctx, &id, &errors, None, None).await;
         }
     };
-    let action = format!("/console/tenants/{}/widgets/{}/enabled", enc(&id), enc(&wid));
+    let action = format!(
+        "/console/tenants/{}/widgets/{}/enabled",
+        enc(&id),
+        enc(&wid)
+    );
     if !enabled && !views::confirmed(&form) {
         if let Err(page) = load(&ctx, &id).await {
             return page;
