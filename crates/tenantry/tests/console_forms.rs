@@ -613,6 +613,23 @@ async fn http_sign_in(server: &TestServer, key: &str) -> (String, String) {
     (cookie, csrf)
 }
 
+/// Posts a console form with the session's token and the confirmation
+/// given: the console's status code.
+async fn post_confirmed(
+    server: &TestServer,
+    cookie: &str,
+    token: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> StatusCode {
+    let mut form = fields.to_vec();
+    form.push(("csrf", token));
+    form.push(("confirm", "yes"));
+    raw(server, Method::POST, path, Some(cookie), Some(&form), None)
+        .await
+        .status()
+}
+
 async fn foreign_tenants_and_forged_forms_change_nothing(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = server_for(&db, &[]).await;
@@ -759,19 +776,8 @@ async fn foreign_tenants_and_forged_forms_change_nothing(backend: Backend) {
         (format!("{a}/data-key/rotate"), vec![]),
     ];
     for (path, fields) in &forms {
-        let mut form = fields.clone();
-        form.push(("csrf", &token));
-        form.push(("confirm", "yes"));
-        let r = raw(
-            &server,
-            Method::POST,
-            path,
-            Some(&cookie),
-            Some(&form),
-            None,
-        )
-        .await;
-        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        let status = post_confirmed(&server, &cookie, &token, path, fields).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
     }
     // Operator pages and forms are not found for it either, even a data-key
     // rotation of its own tenant.
@@ -794,19 +800,8 @@ async fn foreign_tenants_and_forged_forms_change_nothing(backend: Backend) {
         ),
         ("/console/tenants/globex/data-key/rotate", vec![]),
     ] {
-        let mut form = fields.clone();
-        form.push(("csrf", &token));
-        form.push(("confirm", "yes"));
-        let r = raw(
-            &server,
-            Method::POST,
-            path,
-            Some(&cookie),
-            Some(&form),
-            None,
-        )
-        .await;
-        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        let status = post_confirmed(&server, &cookie, &token, path, &fields).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
     }
 
     // The operator's own session: every destructive form without the token,

@@ -107,13 +107,9 @@ pub async fn save(Path((id, key_id)): Path<(String, String)>, posted: Posted) ->
 /// enabled again.
 pub async fn set_enabled(Path((id, key_id)): Path<(String, String)>, posted: Posted) -> Response {
     let Posted { ctx, form } = posted;
-    let enabled = match form.get("enabled") {
-        Some("true") => true,
-        Some("false") => false,
-        _ => {
-            let errors = vec![("enabled".to_owned(), "must be true or false".to_owned())];
-            return render(&ctx, &id, &key_id, &errors, None).await;
-        }
+    let enabled = match views::bool_field(&form, "enabled") {
+        Ok(enabled) => enabled,
+        Err(error) => return render(&ctx, &id, &key_id, &[error], None).await,
     };
     let reply = ctx
         .api(

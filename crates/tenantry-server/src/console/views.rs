@@ -372,6 +372,15 @@ pub fn json_object(form: &super::Form, field: &str) -> Result<Value, (String, St
     }
 }
 
+/// A `true`/`false` field; `Err` names the field for the form.
+pub fn bool_field(form: &super::Form, field: &str) -> Result<bool, (String, String)> {
+    match form.get(field) {
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        _ => Err((field.to_owned(), "must be true or false".to_owned())),
+    }
+}
+
 /// A list of strings as `a, b, c`.
 pub fn joined(value: &Value) -> String {
     value

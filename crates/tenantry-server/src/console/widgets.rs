@@ -104,13 +104,9 @@ pub async fn create(Path(id): Path<String>, posted: Posted) -> Response {
 
 pub async fn set_enabled(Path((id, wid)): Path<(String, String)>, posted: Posted) -> Response {
     let Posted { ctx, form } = posted;
-    let enabled = match form.get("enabled") {
-        Some("true") => true,
-        Some("false") => false,
-        _ => {
-            let errors = vec![("enabled".to_owned(), "must be true or false".to_owned())];
-            return render(&ctx, &id, &errors, None, None).await;
-        }
+    let enabled = match views::bool_field(&form, "enabled") {
+        Ok(enabled) => enabled,
+        Err(error) => return render(&ctx, &id, &[error], None, None).await,
     };
     let action = format!(
         "/console/tenants/{}/widgets/{}/enabled",
