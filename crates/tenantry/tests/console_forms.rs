@@ -713,7 +713,7 @@ async fn foreign_tenants_and_forged_forms_change_nothing(backend: Backend) {
 
     // A tenant admin of globex: every acme page and form is not found, with
     // a valid session token and the confirmation given.
-    let (globex_key, _) = admin_key(&server, "globex").await;
+    let (globex_key, globex_key_id) = admin_key(&server, "globex").await;
     let (cookie, token) = http_sign_in(&server, &globex_key).await;
     let a = "/console/tenants/acme";
     for page in [
@@ -779,6 +779,30 @@ async fn foreign_tenants_and_forged_forms_change_nothing(backend: Backend) {
         let status = post_confirmed(&server, &cookie, &token, path, fields).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
     }
+    // Its own tenant's forms work, acting as its key.
+    let status = post_confirmed(
+        &server,
+        &cookie,
+        &token,
+        "/console/tenants/globex/widgets",
+        &[
+            ("name", "globex chat"),
+            ("allowed_origins", "https://globex.test"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let widgets = server.get("/v1/tenants/globex/widgets").await.body;
+    assert_eq!(widgets["data"][0]["name"], "globex chat");
+    let audit = server
+        .get("/v1/tenants/globex/audit?action=widget.created")
+        .await
+        .body;
+    assert_eq!(
+        audit["data"][0]["actor"]["id"],
+        globex_key_id.as_str(),
+        "{audit}"
+    );
     // Operator pages and forms are not found for it either, even a data-key
     // rotation of its own tenant.
     for page in [
