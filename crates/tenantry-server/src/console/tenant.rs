@@ -617,11 +617,7 @@ pub async fn render_credentials(
         return views::failed(ctx, &reply);
     }
     let credentials = reply.data();
-    let keep = |name: &str| {
-        form.and_then(|f| f.get(name))
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let keep = |name: &str| views::kept(form, name);
     let content = html! {
         @if let Some(message) = message { (notice(message)) }
         @if let Some(revealed) = revealed {

@@ -308,11 +308,7 @@ async fn render_webhooks(
     }
     let endpoints = reply.data();
     let types = ctx.get("/v1/event-types").await.data();
-    let keep = |name: &str| {
-        form.and_then(|f| f.get(name))
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let keep = |name: &str| views::kept(form, name);
     let content = html! {
         @if let Some(created) = created {
             div.secret id="new-endpoint" {
