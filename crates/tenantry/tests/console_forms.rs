@@ -491,6 +491,47 @@ async fn operator_forms_act_through_the_api(backend: Backend) {
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.text().await.unwrap().contains("form-errors"));
 
+    // The page's own example request onboards a tenant; its API keys are
+    // handed out once, on the workflow's own page.
+    b.goto("/console/provisioning").await;
+    b.click("#start-workflow button").await;
+    shows(&b, "#notice", "started for tenant new-tenant").await;
+    let list = server.get("/v1/provisioning").await.body;
+    let example = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["tenant_id"] == "new-tenant")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let example_path = format!("/v1/provisioning/{example}");
+    for _ in 0..300 {
+        let w = server.get("/v1/provisioning?limit=100").await.body;
+        let done = w["data"].as_array().unwrap().iter().any(|w| {
+            w["id"] == example.as_str()
+                && w["status"] == "succeeded"
+                && w["api_keys_pending"] == true
+        });
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.goto(&format!("/console/provisioning/{example}")).await;
+    let issued = b.text(".issued-keys").await;
+    let key = issued.split(": ").nth(1).unwrap().trim().to_owned();
+    let verified = server.post("/v1/keys/verify", json!({"key": key})).await;
+    assert_eq!(verified.body["valid"], true, "{issued}");
+    assert_eq!(verified.body["tenant"]["id"], "new-tenant");
+    b.goto(&format!("/console/provisioning/{example}")).await;
+    assert_eq!(b.count(".issued-keys").await, 0);
+    assert_eq!(
+        server.get(&example_path).await.body["api_keys_pending"],
+        false
+    );
+
     // ---- Meters: a bad name, defined, a duplicate.
     b.goto("/console/meters").await;
     b.fill("#meter-name", "Not A Meter!").await;

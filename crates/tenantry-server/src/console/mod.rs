@@ -206,6 +206,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/provisioning",
             get(provisioning::page).post(provisioning::start),
         )
+        .route("/provisioning/{wid}", get(provisioning::workflow))
         .route("/provisioning/{wid}/retry", post(provisioning::retry))
         .route("/provisioning/{wid}/cancel", post(provisioning::cancel))
         .route(
