@@ -11,13 +11,20 @@
 //! cookie, CSRF tokens, HTML.
 
 mod assets;
+mod credential;
 mod csrf;
+mod key_edit;
+mod members;
 mod operator;
+mod provisioning;
 mod session;
+mod settings;
 mod tenant;
 mod tenant_activity;
 mod tenants;
 mod views;
+mod webhook_endpoint;
+mod widgets;
 
 use crate::app::AppState;
 use crate::http::auth::Caller;
@@ -80,9 +87,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/tenants/{id}/status", post(tenant::status))
         .route("/tenants/{id}/domains", post(tenant::add_domain))
         .route("/tenants/{id}/domains/verify", post(tenant::verify_domain))
+        .route("/tenants/{id}/domains/remove", post(tenant::remove_domain))
         .route(
             "/tenants/{id}/keys",
             get(tenant::keys).post(tenant::create_key),
+        )
+        .route(
+            "/tenants/{id}/keys/{key_id}",
+            get(key_edit::page).post(key_edit::save),
+        )
+        .route(
+            "/tenants/{id}/keys/{key_id}/enabled",
+            post(key_edit::set_enabled),
         )
         .route(
             "/tenants/{id}/keys/{key_id}/revoke",
@@ -104,6 +120,36 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/tenants/{id}/credentials/{cred_id}/reveal",
             post(tenant::reveal_credential),
         )
+        .route(
+            "/tenants/{id}/credentials/{cred_id}",
+            get(credential::page).post(credential::save),
+        )
+        .route(
+            "/tenants/{id}/credentials/{cred_id}/delete",
+            post(credential::delete),
+        )
+        .route(
+            "/tenants/{id}/data-key/rotate",
+            post(credential::rotate_data_key),
+        )
+        .route(
+            "/tenants/{id}/settings",
+            get(settings::page).post(settings::save),
+        )
+        .route(
+            "/tenants/{id}/members",
+            get(members::members).post(members::put_member),
+        )
+        .route("/tenants/{id}/members/remove", post(members::remove_member))
+        .route(
+            "/tenants/{id}/widgets",
+            get(widgets::page).post(widgets::create),
+        )
+        .route(
+            "/tenants/{id}/widgets/{wid}/enabled",
+            post(widgets::set_enabled),
+        )
+        .route("/tenants/{id}/events", get(tenant_activity::events))
         .route("/tenants/{id}/audit", get(tenant_activity::audit))
         .route("/tenants/{id}/usage", get(tenant_activity::usage))
         .route("/tenants/{id}/quotas", get(tenant_activity::quotas))
@@ -113,11 +159,23 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/tenants/{id}/webhooks/{eid}",
-            get(tenant_activity::webhook),
+            get(webhook_endpoint::page).post(webhook_endpoint::save),
+        )
+        .route(
+            "/tenants/{id}/webhooks/{eid}/rotate",
+            post(webhook_endpoint::rotate),
+        )
+        .route(
+            "/tenants/{id}/webhooks/{eid}/replay",
+            post(webhook_endpoint::replay_range),
+        )
+        .route(
+            "/tenants/{id}/webhooks/{eid}/delete",
+            post(webhook_endpoint::delete),
         )
         .route(
             "/tenants/{id}/webhooks/{eid}/messages/{mid}/replay",
-            post(tenant_activity::replay),
+            post(webhook_endpoint::replay),
         )
         .route(
             "/tenants/{id}/provisioning",
@@ -144,6 +202,23 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/signing-keys",
             get(operator::signing_keys).post(operator::rotate_signing_key),
         )
+        .route(
+            "/provisioning",
+            get(provisioning::page).post(provisioning::start),
+        )
+        .route("/provisioning/{wid}", get(provisioning::workflow))
+        .route("/provisioning/{wid}/retry", post(provisioning::retry))
+        .route("/provisioning/{wid}/cancel", post(provisioning::cancel))
+        .route(
+            "/meters",
+            get(operator::meters).post(operator::create_meter),
+        )
+        .route("/audit", get(operator::audit))
+        .route(
+            "/identity-providers",
+            get(members::providers).post(members::put_provider),
+        )
+        .route("/identity-providers/remove", post(members::remove_provider))
         .fallback(not_found)
         .layer(middleware::from_fn(security_headers))
         .layer(axum::Extension(console))

@@ -1,40 +1,27 @@
 //! Operator pages: plans (with an editor), operator keys (create, shown
 //! once; revoke), keyring status (and KEK rotation), signing keys (access
-//! tokens and audit checkpoints, each with rotation). A tenant admin's
-//! session does not see them (404).
+//! tokens and audit checkpoints, each with rotation), meters (list,
+//! define), the operator audit chain (with its verification). A tenant
+//! admin's session does not see them (404).
 
-use super::views::{self, csrf, enc, errors_block, notice, pretty, text};
+use super::views::{self, csrf, enc, errors_block, notice, pretty, status_of, text};
 use super::{ApiReply, Ctx, Posted};
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::html;
 use serde_json::{Value, json};
 
 fn not_for_tenants(ctx: &Ctx) -> Option<Response> {
-    (!ctx.is_operator()).then(|| {
-        views::error_page(
-            Some(ctx),
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no such page.",
-        )
-    })
+    views::operators_only(ctx)
 }
 
+/// Operator forms show invalid input and conflicts on the form.
 fn is_form_error(reply: &ApiReply) -> bool {
     matches!(
         reply.status,
         StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT | StatusCode::BAD_REQUEST
     )
-}
-
-fn status_of(errors: &[(String, String)]) -> StatusCode {
-    if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    }
 }
 
 pub async fn plans(ctx: Ctx) -> Response {
@@ -363,4 +350,96 @@ pub async fn rotate_signing_key(posted: Posted) -> Response {
             .await;
     }
     views::failed(&ctx, &reply)
+}
+
+// ---- Meters ----
+
+pub async fn meters(ctx: Ctx) -> Response {
+    render_meters(&ctx, &[], None, None).await
+}
+
+async fn render_meters(
+    ctx: &Ctx,
+    errors: &[(String, String)],
+    message: Option<&str>,
+    form: Option<&super::Form>,
+) -> Response {
+    if let Some(page) = not_for_tenants(ctx) {
+        return page;
+    }
+    let reply = ctx.get("/v1/meters").await;
+    if !reply.ok() {
+        return views::failed(ctx, &reply);
+    }
+    let kept = |name: &str| views::kept(form, name);
+    let content = html! {
+        h1 { "Meters" }
+        @if let Some(message) = message { (notice(message)) }
+        (views::table("meters", &reply.data(), &[("Meter", "name"), ("Aggregation", "aggregation"), ("Built in", "builtin"), ("Description", "description")]))
+        section {
+            h2 { "Define a custom meter" }
+            (errors_block(errors))
+            form.stack method="post" action="/console/meters" id="create-meter" {
+                (csrf(ctx))
+                label for="meter-name" { "Name" }
+                input #meter-name name="name" value=(kept("name")) placeholder="documents_processed";
+                label for="meter-aggregation" { "Aggregation" }
+                select #meter-aggregation name="aggregation" {
+                    @for a in ["sum", "last", "distinct"] { option value=(a) selected[kept("aggregation") == a] { (a) } }
+                }
+                label for="meter-description" { "Description" }
+                input #meter-description name="description" value=(kept("description"));
+                p { button type="submit" { "Define meter" } }
+            }
+        }
+    };
+    views::page_with(ctx, status_of(errors), "Meters", content)
+}
+
+pub async fn create_meter(posted: Posted) -> Response {
+    let Posted { ctx, form } = posted;
+    if let Some(page) = not_for_tenants(&ctx) {
+        return page;
+    }
+    let mut body = json!({ "name": form.get("name").unwrap_or_default() });
+    for field in ["aggregation", "description"] {
+        if let Some(v) = form.get(field) {
+            body[field] = json!(v);
+        }
+    }
+    let reply = ctx.post("/v1/meters", &body).await;
+    if reply.ok() {
+        let message = format!("Meter {} defined.", text(&reply.body["name"]));
+        return render_meters(&ctx, &[], Some(&message), None).await;
+    }
+    if is_form_error(&reply) {
+        return render_meters(&ctx, &views::field_errors(&reply), None, Some(&form)).await;
+    }
+    views::failed(&ctx, &reply)
+}
+
+// ---- The operator audit chain ----
+
+/// The operators' own audit chain (changes to plans, operator keys, the
+/// keyring, identity providers…), with its verification.
+pub async fn audit(ctx: Ctx, Query(query): Query<super::tenant_activity::AuditQuery>) -> Response {
+    if let Some(page) = not_for_tenants(&ctx) {
+        return page;
+    }
+    match super::tenant_activity::audit_timeline(
+        &ctx,
+        "/v1/operator/audit",
+        "/console/audit",
+        &query,
+    )
+    .await
+    {
+        Ok((status, content)) => views::page_with(
+            &ctx,
+            status,
+            "Operator audit",
+            html! { h1 { "Operator audit" } (content) },
+        ),
+        Err(page) => page,
+    }
 }

@@ -3,7 +3,7 @@
 //! (create, shown once; revoke; rotate), the configuration editor, and
 //! credentials (masked, with an audited reveal).
 
-use super::views::{self, csrf, enc, errors_block, notice, pretty, text};
+use super::views::{self, csrf, enc, errors_block, is_form_error, notice, pretty, status_of, text};
 use super::{ApiReply, Ctx, Posted};
 use axum::extract::{Path, Query};
 use axum::http::{Method, StatusCode};
@@ -38,27 +38,6 @@ pub fn frame(
         status,
         &format!("{title} · {id}"),
         html! { (views::tenant_tabs(id, current)) (content) },
-    )
-}
-
-fn status_of(errors: &[(String, String)]) -> StatusCode {
-    if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    }
-}
-
-/// Whether a refused form is shown again with its errors (rather than as an
-/// error page): invalid input, a conflict, or a change this caller may not
-/// make (a tenant admin's rate limits). A foreign tenant stays a 404 page.
-fn is_form_error(reply: &ApiReply) -> bool {
-    matches!(
-        reply.status,
-        StatusCode::UNPROCESSABLE_ENTITY
-            | StatusCode::CONFLICT
-            | StatusCode::BAD_REQUEST
-            | StatusCode::FORBIDDEN
     )
 }
 
@@ -185,6 +164,12 @@ async fn render_overview(
                                             input type="hidden" name="domain" value=(text(&d["domain"]));
                                             button type="submit" { "Verify now" }
                                         }
+                                        " "
+                                    }
+                                    form.inline.remove-domain method="post" action={ "/console/tenants/" (enc(id)) "/domains/remove" } {
+                                        (csrf(ctx))
+                                        input type="hidden" name="domain" value=(text(&d["domain"]));
+                                        button.danger type="submit" { "Remove" }
                                     }
                                 }
                             }
@@ -276,6 +261,33 @@ pub async fn add_domain(Path(id): Path<String>, posted: Posted) -> Response {
     done(&ctx, &id, reply, "domain added").await
 }
 
+/// Removes a custom domain, after a confirmation: the domain stops
+/// resolving to the tenant at once.
+pub async fn remove_domain(Path(id): Path<String>, posted: Posted) -> Response {
+    let Posted { ctx, form } = posted;
+    let domain = form.get("domain").unwrap_or_default();
+    if !views::confirmed(&form) {
+        if let Err(page) = load(&ctx, &id).await {
+            return page;
+        }
+        return views::confirm_page(
+            &ctx,
+            html! { "Really remove the custom domain " code { (domain) } " of tenant " code { (id) } "? It stops resolving to the tenant." },
+            &format!("/console/tenants/{}/domains/remove", enc(&id)),
+            &[("domain", domain)],
+            &format!("/console/tenants/{}", enc(&id)),
+        );
+    }
+    let reply = ctx
+        .api(
+            Method::DELETE,
+            &format!("/v1/tenants/{}/domains/{}", enc(&id), enc(domain)),
+            None,
+        )
+        .await;
+    done(&ctx, &id, reply, "domain removed").await
+}
+
 pub async fn verify_domain(Path(id): Path<String>, posted: Posted) -> Response {
     let Posted { ctx, form } = posted;
     let domain = form.get("domain").unwrap_or_default();
@@ -291,7 +303,7 @@ pub async fn verify_domain(Path(id): Path<String>, posted: Posted) -> Response {
 // ---- API keys ----
 
 /// Scopes a console form offers for a tenant key.
-const KEY_SCOPES: &[Scope] = &[
+pub const KEY_SCOPES: &[Scope] = &[
     Scope::TenantRead,
     Scope::TenantAdmin,
     Scope::KeysRead,
@@ -312,7 +324,7 @@ pub async fn keys(ctx: Ctx, Path(id): Path<String>) -> Response {
     render_keys(&ctx, &id, &[], None, None).await
 }
 
-async fn render_keys(
+pub async fn render_keys(
     ctx: &Ctx,
     id: &str,
     errors: &[(String, String)],
@@ -363,6 +375,19 @@ async fn render_keys(
                                 td { (text(&k["last_used_at"])) }
                                 td {
                                     @if !revoked {
+                                        a href={ "/console/tenants/" (enc(id)) "/keys/" (enc(&key_id)) } { "Edit" }
+                                        " "
+                                        form.inline method="post" action={ "/console/tenants/" (enc(id)) "/keys/" (enc(&key_id)) "/enabled" } {
+                                            (csrf(ctx))
+                                            @if k["enabled"] == json!(false) {
+                                                input type="hidden" name="enabled" value="true";
+                                                button.quiet type="submit" { "Enable" }
+                                            } @else {
+                                                input type="hidden" name="enabled" value="false";
+                                                button.quiet type="submit" { "Disable" }
+                                            }
+                                        }
+                                        " "
                                         form.inline method="post" action={ "/console/tenants/" (enc(id)) "/keys/" (enc(&key_id)) "/rotate" } {
                                             (csrf(ctx))
                                             input type="number" name="overlap_seconds" value="0" min="0" aria-label="overlap seconds";
@@ -574,7 +599,7 @@ pub async fn credentials(ctx: Ctx, Path(id): Path<String>) -> Response {
     render_credentials(&ctx, &id, &[], None, None, None).await
 }
 
-async fn render_credentials(
+pub async fn render_credentials(
     ctx: &Ctx,
     id: &str,
     errors: &[(String, String)],
@@ -592,11 +617,7 @@ async fn render_credentials(
         return views::failed(ctx, &reply);
     }
     let credentials = reply.data();
-    let keep = |name: &str| {
-        form.and_then(|f| f.get(name))
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let keep = |name: &str| views::kept(form, name);
     let content = html! {
         @if let Some(message) = message { (notice(message)) }
         @if let Some(revealed) = revealed {
@@ -614,7 +635,7 @@ async fn render_credentials(
                         @for c in &credentials {
                             @let cred_id = text(&c["id"]);
                             tr {
-                                td { code { (cred_id) } }
+                                td { a href={ "/console/tenants/" (enc(id)) "/credentials/" (enc(&cred_id)) } { code { (cred_id) } } }
                                 td { (text(&c["kind"])) }
                                 td { (text(&c["name"])) }
                                 td { code.masked { (text(&c["data"])) } }
@@ -628,6 +649,16 @@ async fn render_credentials(
                             }
                         }
                     }
+                }
+            }
+        }
+        @if ctx.is_operator() {
+            section {
+                h2 { "Data key" }
+                p.muted { "Gives the tenant a new data key and re-encrypts its credentials and settings with it (operators)." }
+                form method="post" action={ "/console/tenants/" (enc(id)) "/data-key/rotate" } id="rotate-data-key" {
+                    (csrf(ctx))
+                    button.danger type="submit" { "Rotate the tenant's data key" }
                 }
             }
         }

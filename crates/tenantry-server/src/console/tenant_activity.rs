@@ -1,14 +1,15 @@
 //! What happens in a tenant: its audit timeline (with the chain's
 //! verification), usage per meter (server-rendered SVG bar charts), quotas,
-//! outbound webhook endpoints with their delivery log and replay,
-//! provisioning progress and inbound conversations.
+//! outbound webhook endpoints (one endpoint's page is
+//! `webhook_endpoint.rs`), the tenant's events, provisioning progress and
+//! inbound conversations.
 
 use super::tenant::{frame, load};
-use super::views::{self, csrf, enc, errors_block, notice, pretty, text};
-use super::{Ctx, Posted};
+use super::views::{self, csrf, enc, errors_block, pretty, text};
+use super::{ApiReply, Ctx, Posted};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,7 +25,24 @@ pub async fn audit(ctx: Ctx, Path(id): Path<String>, Query(query): Query<AuditQu
     if let Err(page) = load(&ctx, &id).await {
         return page;
     }
-    let mut path = format!("/v1/tenants/{}/audit?limit=50", enc(&id));
+    let api = format!("/v1/tenants/{}/audit", enc(&id));
+    let page = format!("/console/tenants/{}/audit", enc(&id));
+    match audit_timeline(&ctx, &api, &page, &query).await {
+        Ok((status, content)) => frame(&ctx, &id, "/audit", status, "Audit", content),
+        Err(page) => page,
+    }
+}
+
+/// An audit chain's page body: its verification, the filters, a page of
+/// entries. `api` is the chain's list path (`…/audit`, with `/verify`
+/// beside it), `page` the console page's own path.
+pub async fn audit_timeline(
+    ctx: &Ctx,
+    api: &str,
+    page: &str,
+    query: &AuditQuery,
+) -> Result<(StatusCode, Markup), Response> {
+    let mut path = format!("{api}?limit=50");
     for (name, value) in [
         ("action", &query.action),
         ("outcome", &query.outcome),
@@ -39,14 +57,37 @@ pub async fn audit(ctx: Ctx, Path(id): Path<String>, Query(query): Query<AuditQu
     if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
         errors = views::field_errors(&reply);
     } else if !reply.ok() {
-        return views::failed(&ctx, &reply);
+        return Err(views::failed(ctx, &reply));
     }
-    let verify = ctx
-        .get(&format!("/v1/tenants/{}/audit/verify", enc(&id)))
-        .await;
+    let verify = ctx.get(&format!("{api}/verify")).await;
     let entries = reply.data();
     let next = reply.body["next_cursor"].as_str().map(str::to_owned);
     let content = html! {
+        (chain_status(&verify))
+        (errors_block(&errors))
+        form.filters method="get" action=(page) id="audit-filters" {
+            label { "Action " input name="action" value=[query.action.as_deref()] placeholder="api_key.created"; }
+            label { "Outcome "
+                select name="outcome" {
+                    option value="" { "any" }
+                    @for o in ["success", "denied", "error"] {
+                        option value=(o) selected[query.outcome.as_deref() == Some(o)] { (o) }
+                    }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        (audit_entries(&entries))
+        @if let Some(next) = next {
+            p.pager { a id="next-page" href={ (page) "?cursor=" (enc(&next)) } { "Older →" } }
+        }
+    };
+    Ok((views::status_of(&errors), content))
+}
+
+/// A chain's verification report (`…/audit/verify`), as a status line.
+fn chain_status(verify: &ApiReply) -> Markup {
+    html! {
         section id="audit-verification" {
             h2 { "Chain verification" }
             @if verify.ok() {
@@ -61,24 +102,17 @@ pub async fn audit(ctx: Ctx, Path(id): Path<String>, Query(query): Query<AuditQu
                 p.error { "The chain could not be verified now." }
             }
         }
-        (errors_block(&errors))
-        form.filters method="get" action={ "/console/tenants/" (enc(&id)) "/audit" } id="audit-filters" {
-            label { "Action " input name="action" value=[query.action.as_deref()] placeholder="api_key.created"; }
-            label { "Outcome "
-                select name="outcome" {
-                    option value="" { "any" }
-                    @for o in ["success", "denied", "failure"] {
-                        option value=(o) selected[query.outcome.as_deref() == Some(o)] { (o) }
-                    }
-                }
-            }
-            button type="submit" { "Filter" }
-        }
+    }
+}
+
+/// Audit entries as a timeline table.
+fn audit_entries(entries: &[Value]) -> Markup {
+    html! {
         @if entries.is_empty() { p.muted id="audit-empty" { "No entries." } } @else {
             table id="audit" {
                 thead { tr { th { "#" } th { "When" } th { "Actor" } th { "Action" } th { "Targets" } th { "Outcome" } th { "Source" } } }
                 tbody {
-                    @for e in &entries {
+                    @for e in entries {
                         tr {
                             td { (text(&e["sequence"])) }
                             td { (text(&e["occurred_at"])) }
@@ -92,22 +126,7 @@ pub async fn audit(ctx: Ctx, Path(id): Path<String>, Query(query): Query<AuditQu
                 }
             }
         }
-        @if let Some(next) = next {
-            p.pager { a id="next-page" href={ "/console/tenants/" (enc(&id)) "/audit?cursor=" (enc(&next)) } { "Older →" } }
-        }
-    };
-    frame(
-        &ctx,
-        &id,
-        "/audit",
-        if errors.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        },
-        "Audit",
-        content,
-    )
+    }
 }
 
 /// A bar chart of a series, drawn on the server: no script.
@@ -289,11 +308,7 @@ async fn render_webhooks(
     }
     let endpoints = reply.data();
     let types = ctx.get("/v1/event-types").await.data();
-    let keep = |name: &str| {
-        form.and_then(|f| f.get(name))
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let keep = |name: &str| views::kept(form, name);
     let content = html! {
         @if let Some(created) = created {
             div.secret id="new-endpoint" {
@@ -378,104 +393,6 @@ pub async fn create_webhook(Path(id): Path<String>, posted: Posted) -> Response 
     views::failed(&ctx, &reply)
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Replayed {
-    replayed: Option<String>,
-}
-
-pub async fn webhook(
-    ctx: Ctx,
-    Path((id, eid)): Path<(String, String)>,
-    Query(flash): Query<Replayed>,
-) -> Response {
-    if let Err(page) = load(&ctx, &id).await {
-        return page;
-    }
-    let base = format!("/v1/tenants/{}/webhook-endpoints/{}", enc(&id), enc(&eid));
-    let endpoint = ctx.get(&base).await;
-    if !endpoint.ok() {
-        return views::failed(&ctx, &endpoint);
-    }
-    let messages = ctx.get(&format!("{base}/messages?limit=100")).await;
-    if !messages.ok() {
-        return views::failed(&ctx, &messages);
-    }
-    let messages = messages.data();
-    let content = html! {
-        @if let Some(m) = &flash.replayed { (notice(&format!("Message {m} queued for redelivery."))) }
-        section {
-            h2 { "Endpoint " code { (eid) } }
-            dl.facts {
-                dt { "URL" } dd id="endpoint-url" { (text(&endpoint.body["url"])) }
-                dt { "Events" } dd { (text(&endpoint.body["event_types"])) }
-                dt { "Enabled" } dd { (text(&endpoint.body["enabled"])) }
-            }
-        }
-        section {
-            h2 { "Delivery log" }
-            @if messages.is_empty() { p.muted id="deliveries-empty" { "Nothing delivered yet." } } @else {
-                table id="deliveries" {
-                    thead { tr { th { "Message" } th { "Event" } th { "Status" } th { "Attempts" } th { "Last HTTP status" } th { "Last error" } th {} } }
-                    tbody {
-                        @for m in &messages {
-                            tr {
-                                td { code { (text(&m["id"])) } }
-                                td { (text(&m["type"])) }
-                                td { (views::badge(&m["status"])) }
-                                td { (text(&m["attempts"])) }
-                                td { (text(&m["last_status"])) }
-                                td { (text(&m["last_error"])) }
-                                td {
-                                    form.inline method="post" action={ "/console/tenants/" (enc(&id)) "/webhooks/" (enc(&eid)) "/messages/" (enc(&text(&m["id"]))) "/replay" } {
-                                        (csrf(&ctx))
-                                        button.quiet type="submit" { "Replay" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    frame(
-        &ctx,
-        &id,
-        "/webhooks",
-        StatusCode::OK,
-        "Webhook endpoint",
-        content,
-    )
-}
-
-pub async fn replay(
-    Path((id, eid, mid)): Path<(String, String, String)>,
-    posted: Posted,
-) -> Response {
-    let ctx = posted.ctx;
-    let reply = ctx
-        .post(
-            &format!(
-                "/v1/tenants/{}/webhook-endpoints/{}/messages/{}/replay",
-                enc(&id),
-                enc(&eid),
-                enc(&mid)
-            ),
-            &json!({}),
-        )
-        .await;
-    if reply.ok() {
-        return Redirect::to(&format!(
-            "/console/tenants/{}/webhooks/{}?replayed={}",
-            enc(&id),
-            enc(&eid),
-            enc(&mid)
-        ))
-        .into_response();
-    }
-    views::failed(&ctx, &reply)
-}
-
 /// Workflows the provisioning page reads at most (pages of 100).
 const WORKFLOW_PAGES: usize = 20;
 
@@ -515,8 +432,11 @@ pub async fn provisioning(ctx: Ctx, Path(id): Path<String>) -> Response {
     let content = html! {
         @if !ctx.is_operator() {
             p.muted id="provisioning-operator-only" { "Provisioning workflows are run by operators; ask yours for this tenant's onboarding progress." }
-        } @else if workflows.is_empty() {
-            p.muted id="provisioning-empty" { "This tenant was not onboarded through a provisioning workflow." }
+        } @else {
+            @if workflows.is_empty() {
+                p.muted id="provisioning-empty" { "This tenant was not onboarded through a provisioning workflow." }
+            }
+            p { a href="/console/provisioning" { "Start, retry or cancel workflows on the Provisioning page." } }
         }
         @for w in &workflows {
             section.workflow {
@@ -574,6 +494,65 @@ pub async fn conversations(ctx: Ctx, Path(id): Path<String>) -> Response {
         "/conversations",
         StatusCode::OK,
         "Conversations",
+        content,
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    cursor: Option<String>,
+}
+
+/// The tenant's lifecycle, key, credential, quota and provisioning events,
+/// in the order they happened, a page at a time.
+pub async fn events(ctx: Ctx, Path(id): Path<String>, Query(query): Query<PageQuery>) -> Response {
+    if let Err(page) = load(&ctx, &id).await {
+        return page;
+    }
+    let mut path = format!("/v1/tenants/{}/events?limit=50", enc(&id));
+    if let Some(cursor) = query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        path.push_str(&format!("&cursor={}", enc(cursor)));
+    }
+    let reply = ctx.get(&path).await;
+    let mut errors = Vec::new();
+    if reply.status == StatusCode::UNPROCESSABLE_ENTITY {
+        errors = views::field_errors(&reply);
+    } else if !reply.ok() {
+        return views::failed(&ctx, &reply);
+    }
+    let events = reply.data();
+    let next = reply.body["next_cursor"].as_str().map(str::to_owned);
+    let content = html! {
+        (errors_block(&errors))
+        section {
+            h2 { "Events" }
+            @if events.is_empty() { p.muted id="events-empty" { "No events yet." } } @else {
+                table id="events" {
+                    thead { tr { th { "When" } th { "Type" } th { "Actor" } th { "Id" } th { "Data" } } }
+                    tbody {
+                        @for e in &events {
+                            tr {
+                                td { (text(&e["created_at"])) }
+                                td { code { (text(&e["type"])) } }
+                                td { (text(&e["actor"])) }
+                                td.muted { (text(&e["id"])) }
+                                td { code { (text(&e["data"])) } }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(next) = next {
+                p.pager { a id="next-page" href={ "/console/tenants/" (enc(&id)) "/events?cursor=" (enc(&next)) } { "Next →" } }
+            }
+        }
+    };
+    frame(
+        &ctx,
+        &id,
+        "/events",
+        views::status_of(&errors),
+        "Events",
         content,
     )
 }

@@ -25,14 +25,7 @@ const SEARCH_PAGES: usize = 40;
 /// The tenant registry is the operators': a tenant admin's session does
 /// not find it.
 fn not_for_tenants(ctx: &Ctx) -> Option<Response> {
-    (!ctx.is_operator()).then(|| {
-        views::error_page(
-            Some(ctx),
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no such page.",
-        )
-    })
+    views::operators_only(ctx)
 }
 
 pub async fn list(ctx: Ctx, Query(query): Query<ListQuery>) -> Response {

@@ -29,6 +29,10 @@ pub fn page(ctx: Option<&Ctx>, title: &str, content: Markup) -> Response {
                                 a href="/console/operator-keys" { "Operator keys" }
                                 a href="/console/keyring" { "Keyring" }
                                 a href="/console/signing-keys" { "Signing keys" }
+                                a href="/console/provisioning" { "Provisioning" }
+                                a href="/console/meters" { "Meters" }
+                                a href="/console/identity-providers" { "Identity providers" }
+                                a href="/console/audit" { "Audit" }
                             } @else if let crate::http::auth::Caller::Tenant { tenant, .. } = &ctx.caller {
                                 a href={ "/console/tenants/" (tenant.id) } { "My tenant" }
                             }
@@ -240,7 +244,11 @@ pub fn tenant_tabs(tenant: &str, current: &str) -> Markup {
         ("/keys", "API keys"),
         ("/config", "Configuration"),
         ("/credentials", "Credentials"),
+        ("/settings", "Settings"),
+        ("/members", "Members"),
+        ("/widgets", "Widgets"),
         ("/audit", "Audit"),
+        ("/events", "Events"),
         ("/usage", "Usage"),
         ("/quotas", "Quotas"),
         ("/webhooks", "Webhooks"),
@@ -255,4 +263,128 @@ pub fn tenant_tabs(tenant: &str, current: &str) -> Markup {
             }
         }
     }
+}
+
+/// `422` when a form comes back with errors, else `200`.
+pub fn status_of(errors: &[(String, String)]) -> StatusCode {
+    if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
+/// Whether a refused form is shown again with its errors (rather than as an
+/// error page): invalid input, a conflict, or a change this caller may not
+/// make. A foreign tenant stays a 404 page.
+pub fn is_form_error(reply: &ApiReply) -> bool {
+    matches!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+            | StatusCode::CONFLICT
+            | StatusCode::BAD_REQUEST
+            | StatusCode::FORBIDDEN
+    )
+}
+
+/// The page for an operator-only route reached by a tenant admin: the same
+/// `404` as any page that does not exist.
+pub fn operators_only(ctx: &Ctx) -> Option<Response> {
+    (!ctx.is_operator()).then(|| {
+        error_page(
+            Some(ctx),
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such page.",
+        )
+    })
+}
+
+/// Whether a destructive form was confirmed (`confirm=yes`, sent only by
+/// the confirmation step's button).
+pub fn confirmed(form: &super::Form) -> bool {
+    form.get("confirm") == Some("yes")
+}
+
+/// The confirmation step of a destructive action: the question, and the
+/// same form again (its `fields` as hidden inputs) with `confirm=yes`.
+pub fn confirm_page(
+    ctx: &Ctx,
+    question: Markup,
+    action: &str,
+    fields: &[(&str, &str)],
+    cancel: &str,
+) -> Response {
+    page_with(
+        ctx,
+        StatusCode::OK,
+        "Confirm",
+        html! {
+            section {
+                div.secret id="confirm" {
+                    p { (question) }
+                    form.inline method="post" action=(action) {
+                        (csrf(ctx))
+                        @for (name, value) in fields {
+                            input type="hidden" name=(name) value=(value);
+                        }
+                        input type="hidden" name="confirm" value="yes";
+                        button.danger type="submit" id="confirm-action" { "Yes, do it" }
+                    }
+                    " "
+                    a href=(cancel) id="confirm-cancel" { "Cancel" }
+                }
+            }
+        },
+    )
+}
+
+/// A form field's value to show again after a refused submit.
+pub fn kept(form: Option<&super::Form>, name: &str) -> String {
+    form.and_then(|f| f.get(name))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Parses an optional RFC 3339 field; `Err` names the field for the form.
+pub fn rfc3339(
+    form: &super::Form,
+    field: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, (String, String)> {
+    match form.get(field) {
+        None => Ok(None),
+        Some(v) => chrono::DateTime::parse_from_rfc3339(v)
+            .map(|at| Some(at.with_timezone(&chrono::Utc)))
+            .map_err(|_| {
+                (
+                    field.to_owned(),
+                    "must be an RFC 3339 time such as 2027-01-01T00:00:00Z".to_owned(),
+                )
+            }),
+    }
+}
+
+/// Parses a JSON-object field; `Err` names the field for the form.
+pub fn json_object(form: &super::Form, field: &str) -> Result<Value, (String, String)> {
+    match serde_json::from_str(form.get(field).unwrap_or("{}")) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err((field.to_owned(), "must be a JSON object".to_owned())),
+    }
+}
+
+/// A `true`/`false` field; `Err` names the field for the form.
+pub fn bool_field(form: &super::Form, field: &str) -> Result<bool, (String, String)> {
+    match form.get(field) {
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        _ => Err((field.to_owned(), "must be true or false".to_owned())),
+    }
+}
+
+/// A list of strings as `a, b, c`.
+pub fn joined(value: &Value) -> String {
+    value
+        .as_array()
+        .map(|items| items.iter().map(text).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
 }
