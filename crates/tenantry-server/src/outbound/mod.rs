@@ -243,14 +243,50 @@ fn classify_transport_error(err: reqwest::Error) -> OutboundError {
         source = e.source();
     }
     let err = err.without_url();
-    let mut message = err.to_string();
+    let mut detail = err.to_string();
     let mut source = std::error::Error::source(&err);
     while let Some(e) = source {
-        message.push_str(": ");
-        message.push_str(&e.to_string());
+        detail.push_str(": ");
+        detail.push_str(&e.to_string());
         source = e.source();
     }
-    OutboundError::Connect(message)
+    // The whole chain (library wording, addresses) goes to the log; what
+    // is stored and shown to tenants is one stable phrase.
+    tracing::debug!(error = %detail, "an outbound connection failed");
+    OutboundError::Connect(connect_reason(&err, &detail).to_owned())
+}
+
+/// What went wrong with a connection, in a few plain words.
+fn connect_reason(err: &reqwest::Error, detail: &str) -> &'static str {
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            return match io.kind() {
+                ErrorKind::ConnectionRefused => "connection refused",
+                ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe => "connection reset",
+                ErrorKind::TimedOut => "connection timed out",
+                ErrorKind::UnexpectedEof => "connection closed before an answer",
+                _ => "connection failed",
+            };
+        }
+        source = e.source();
+    }
+    let detail = detail.to_ascii_lowercase();
+    if detail.contains("dns") || detail.contains("resolve") {
+        "the host name could not be resolved"
+    } else if detail.contains("certificate")
+        || detail.contains("tls")
+        || detail.contains("handshake")
+    {
+        "the TLS handshake failed"
+    } else if err.is_body() || err.is_decode() {
+        "the answer broke off"
+    } else {
+        "connection failed"
+    }
 }
 
 #[derive(Debug)]
@@ -382,9 +418,11 @@ mod tests {
         }
         let allowed = outbound("localhost");
         let request = allowed.client().get("http://localhost:9/");
-        assert!(matches!(
-            allowed.send(request).await,
-            Err(OutboundError::Connect(_))
-        ));
+        // Port 9 (discard) is closed here: a plain phrase, no library text,
+        // no address.
+        match allowed.send(request).await {
+            Err(OutboundError::Connect(why)) => assert_eq!(why, "connection refused"),
+            other => unreachable!("{other:?}"),
+        }
     }
 }

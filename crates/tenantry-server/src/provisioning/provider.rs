@@ -90,7 +90,10 @@ pub async fn json_body(response: reqwest::Response) -> Result<Value, OutboundErr
             }
             Ok(None) => break,
             Err(e) if e.is_timeout() => return Err(OutboundError::Timeout),
-            Err(e) => return Err(OutboundError::Connect(e.without_url().to_string())),
+            Err(e) => {
+                tracing::debug!(error = %e.without_url(), "a provider's answer broke off");
+                return Err(OutboundError::Connect("the answer broke off".to_owned()));
+            }
         }
     }
     Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
