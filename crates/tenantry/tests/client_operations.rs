@@ -93,12 +93,17 @@ async fn provisioning_start_get_list_and_replay(backend: Backend) {
         .await
         .unwrap();
     assert!(dry.dry_run && dry.id.is_none());
-    assert_eq!(root.tenants().get("dry").await.unwrap_err().status(), Some(404));
+    assert_eq!(
+        root.tenants().get("dry").await.unwrap_err().status(),
+        Some(404)
+    );
 
+    // One body (each `request` gets its own WhatsApp number), sent twice.
+    let onboard = provisioning_in("acme");
     let started = root
         .provisioning()
         .idempotency_key("onboard-acme")
-        .create(&provisioning_in("acme"))
+        .create(&onboard)
         .await
         .unwrap();
     let id = started.id.clone().unwrap();
@@ -107,14 +112,16 @@ async fn provisioning_start_get_list_and_replay(backend: Backend) {
     let again = root
         .provisioning()
         .idempotency_key("onboard-acme")
-        .create(&provisioning_in("acme"))
+        .create(&onboard)
         .await
         .unwrap();
     assert_eq!(again.id.as_deref(), Some(id.as_str()));
 
     let done = wait_status(&root, &id, WorkflowStatus::Succeeded).await;
     assert!(done.steps.iter().all(|s| s.status == StepStatus::Succeeded));
-    assert_eq!(double.with(|s| (s.meta_calls, s.token_calls)), (1, 1));
+    // One call each for the dry run's checks, one each for the workflow
+    // (its replay called nobody).
+    assert_eq!(double.with(|s| (s.meta_calls, s.token_calls)), (2, 2));
     // The generated key was shown in the answer that started it, and works.
     let issued = started.api_keys.unwrap_or_default();
     let key = issued.first().map(|k| k.key.clone()).or_else(|| {
@@ -174,10 +181,17 @@ async fn provisioning_retry_and_cancel(backend: Backend) {
         .unwrap();
     let id = wf.id.unwrap();
     let wf = wait_status(&root, &id, WorkflowStatus::Failed).await;
-    assert_eq!(step_status(&wf, StepName::VerifyGenesys), StepStatus::Failed);
+    assert_eq!(
+        step_status(&wf, StepName::VerifyGenesys),
+        StepStatus::Failed
+    );
     // Fix the stored secret, then retry: it resumes from the failed step.
     let creds = root.credentials("acme").list().await.unwrap();
-    let genesys = creds.data.iter().find(|c| c.kind.as_str() == "genesys").unwrap();
+    let genesys = creds
+        .data
+        .iter()
+        .find(|c| c.kind.as_str() == "genesys")
+        .unwrap();
     root.credentials("acme")
         .update(
             &genesys.id,
@@ -194,11 +208,18 @@ async fn provisioning_retry_and_cancel(backend: Backend) {
     wait_status(&root, &id, WorkflowStatus::Succeeded).await;
     assert_eq!(double.with(|s| s.meta_calls), meta_calls);
     let err = root.provisioning().retry(&id).await.unwrap_err();
-    assert_eq!((err.status(), err.code()), (Some(409), Some("workflow_conflict")));
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(409), Some("workflow_conflict"))
+    );
 
     // Genesys answers nothing: cancel while it waits, and compensate.
     double.with(|s| s.hold_genesys = true);
-    let wf = root.provisioning().create(&provisioning_in("globex")).await.unwrap();
+    let wf = root
+        .provisioning()
+        .create(&provisioning_in("globex"))
+        .await
+        .unwrap();
     let id = wf.id.unwrap();
     wait_for(&root, &id, "verify_genesys running", |w| {
         step_status(w, StepName::VerifyGenesys) == StepStatus::Running
@@ -207,11 +228,25 @@ async fn provisioning_retry_and_cancel(backend: Backend) {
     let cancelling = root.provisioning().cancel(&id).await.unwrap();
     assert_eq!(cancelling.status, WorkflowStatus::Compensating);
     let wf = wait_status(&root, &id, WorkflowStatus::Cancelled).await;
-    assert_eq!(step_status(&wf, StepName::CreateTenant), StepStatus::Compensated);
-    assert!(root.credentials("globex").list().await.unwrap().data.is_empty());
+    assert_eq!(
+        step_status(&wf, StepName::CreateTenant),
+        StepStatus::Compensated
+    );
+    assert!(
+        root.credentials("globex")
+            .list()
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
     double.with(|s| s.hold_genesys = false);
     assert_eq!(
-        root.provisioning().get("wf_missing").await.unwrap_err().status(),
+        root.provisioning()
+            .get("wf_missing")
+            .await
+            .unwrap_err()
+            .status(),
         Some(404)
     );
 }
@@ -242,7 +277,10 @@ async fn domains_add_verify_resolve_remove(backend: Backend) {
         .unwrap();
     assert_eq!(added.domain, "support.acme.com");
     assert_eq!(added.status.as_str(), "pending");
-    assert_eq!(added.dns_record.name, "_tenantry-challenge.support.acme.com");
+    assert_eq!(
+        added.dns_record.name,
+        "_tenantry-challenge.support.acme.com"
+    );
     assert_eq!(added.dns_record.value, added.verification_token);
     assert_eq!(domains.list().await.unwrap().data.len(), 1);
     // No record yet: a typed 422.
@@ -250,15 +288,24 @@ async fn domains_add_verify_resolve_remove(backend: Backend) {
         .verify("support.acme.com", &VerifyIn::default())
         .await
         .unwrap_err();
-    assert_eq!((err.status(), err.code()), (Some(422), Some("domain_verification_failed")));
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(422), Some("domain_verification_failed"))
+    );
     let anonymous = Client::builder(&server.base).build().unwrap();
     let by_host = ResolveIn {
         host: Some("support.acme.com".into()),
         ..Default::default()
     };
-    assert_eq!(root.resolve(&by_host).await.unwrap_err().status(), Some(404));
+    assert_eq!(
+        root.resolve(&by_host).await.unwrap_err().status(),
+        Some(404)
+    );
 
-    dns.set_txt("_tenantry-challenge.support.acme.com", &[&added.verification_token]);
+    dns.set_txt(
+        "_tenantry-challenge.support.acme.com",
+        &[&added.verification_token],
+    );
     let verified = domains
         .verify("support.acme.com", &VerifyIn::default())
         .await
@@ -278,7 +325,11 @@ async fn domains_add_verify_resolve_remove(backend: Backend) {
     let err = beta.domains("acme").list().await.unwrap_err();
     assert_eq!(err.code(), Some("tenant_not_found"));
     assert_eq!(
-        beta.domains("beta").remove("support.acme.com").await.unwrap_err().status(),
+        beta.domains("beta")
+            .remove("support.acme.com")
+            .await
+            .unwrap_err()
+            .status(),
         Some(404)
     );
     let err = beta
@@ -311,7 +362,10 @@ async fn domains_add_verify_resolve_remove(backend: Backend) {
 
     domains.remove("support.acme.com").await.unwrap();
     assert!(domains.list().await.unwrap().data.is_empty());
-    assert_eq!(root.resolve(&by_host).await.unwrap_err().status(), Some(404));
+    assert_eq!(
+        root.resolve(&by_host).await.unwrap_err().status(),
+        Some(404)
+    );
 }
 
 async fn identity_providers_and_members(backend: Backend) {
@@ -354,7 +408,16 @@ async fn identity_providers_and_members(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(replaced.config.audiences, ["app", "console"]);
-    assert_eq!(providers.get(&made.id).await.unwrap().config.audiences.len(), 2);
+    assert_eq!(
+        providers
+            .get(&made.id)
+            .await
+            .unwrap()
+            .config
+            .audiences
+            .len(),
+        2
+    );
     assert_eq!(providers.list().await.unwrap().data.len(), 1);
 
     // Members: alice administers acme; bob is a member of both tenants.
@@ -367,13 +430,31 @@ async fn identity_providers_and_members(backend: Backend) {
         roles: vec!["member".into()],
         metadata: Some(json!({"team": "ops"})),
     };
-    let alice = root.members("acme").put(&sub("alice"), &admin).await.unwrap();
-    assert_eq!((alice.tenant_id.as_str(), alice.roles.as_slice()), ("acme", &["admin".to_owned()][..]));
-    root.members("acme").put(&sub("bob"), &member).await.unwrap();
-    root.members("beta").put(&sub("bob"), &member).await.unwrap();
+    let alice = root
+        .members("acme")
+        .put(&sub("alice"), &admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        (alice.tenant_id.as_str(), alice.roles.as_slice()),
+        ("acme", &["admin".to_owned()][..])
+    );
+    root.members("acme")
+        .put(&sub("bob"), &member)
+        .await
+        .unwrap();
+    root.members("beta")
+        .put(&sub("bob"), &member)
+        .await
+        .unwrap();
     let bob = root.members("acme").get(&sub("bob")).await.unwrap();
     assert_eq!(bob.metadata["team"], "ops");
-    let listed: Vec<_> = root.members("acme").list(ListParams::limit(1)).try_collect().await.unwrap();
+    let listed: Vec<_> = root
+        .members("acme")
+        .list(ListParams::limit(1))
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 2);
     let mut of_bob: Vec<_> = root
         .member_tenants(&sub("bob"))
@@ -387,7 +468,9 @@ async fn identity_providers_and_members(backend: Backend) {
     assert_eq!(of_bob, ["acme", "beta"]);
 
     // Alice's token, verified with the key set the JWKS server publishes.
-    let as_alice = root.with_key(token(&key, claims("alice", json!({})))).unwrap();
+    let as_alice = root
+        .with_key(token(&key, claims("alice", json!({}))))
+        .unwrap();
     let resolved = as_alice.resolve_request(&[]).await.unwrap();
     assert_eq!(resolved.tenant.id, "acme");
     assert_eq!(resolved.matched_by, MatchedBy::Membership);
@@ -408,12 +491,30 @@ async fn identity_providers_and_members(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("tenant_not_found"));
-    assert_eq!(as_alice.identity_providers().list().await.unwrap_err().status(), Some(403));
+    assert_eq!(
+        as_alice
+            .identity_providers()
+            .list()
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
 
     as_alice.members("acme").delete(&sub("dave")).await.unwrap();
-    assert_eq!(root.members("acme").get(&sub("dave")).await.unwrap_err().status(), Some(404));
+    assert_eq!(
+        root.members("acme")
+            .get(&sub("dave"))
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
     providers.delete(&made.id).await.unwrap();
-    assert_eq!(providers.get(&made.id).await.unwrap_err().status(), Some(404));
+    assert_eq!(
+        providers.get(&made.id).await.unwrap_err().status(),
+        Some(404)
+    );
     assert!(providers.list().await.unwrap().data.is_empty());
 }
 
@@ -451,7 +552,10 @@ async fn inbound_webhooks_and_conversations(backend: Backend) {
         ))
         .await
         .unwrap();
-    let providers = Client::builder(&server.base).build().unwrap().provider_webhooks();
+    let providers = Client::builder(&server.base)
+        .build()
+        .unwrap()
+        .provider_webhooks();
 
     // Meta's handshake: the challenge back for the right token only.
     let handshake = |token: &str| Handshake {
@@ -460,10 +564,16 @@ async fn inbound_webhooks_and_conversations(backend: Backend) {
         challenge: Some("1158201444".into()),
     };
     assert_eq!(
-        providers.whatsapp_handshake("acme", &handshake("acme-verify")).await.unwrap(),
+        providers
+            .whatsapp_handshake("acme", &handshake("acme-verify"))
+            .await
+            .unwrap(),
         "1158201444"
     );
-    let err = providers.whatsapp_handshake("acme", &handshake("wrong")).await.unwrap_err();
+    let err = providers
+        .whatsapp_handshake("acme", &handshake("wrong"))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(403), "{err}");
 
     // Signed deliveries: stored once, on the tenant URL and the one URL.
@@ -479,7 +589,11 @@ async fn inbound_webhooks_and_conversations(backend: Backend) {
         .unwrap();
     assert!(!again.stored);
     let forged = providers
-        .whatsapp("acme", first.clone(), &sha256_signature("not-the-secret", &first))
+        .whatsapp(
+            "acme",
+            first.clone(),
+            &sha256_signature("not-the-secret", &first),
+        )
         .await
         .unwrap_err();
     assert_eq!(forged.status(), Some(401));
@@ -498,14 +612,20 @@ async fn inbound_webhooks_and_conversations(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(conversations.len(), 1);
-    assert_eq!(conversations[0].contact.wa_id.as_deref(), Some("16315551181"));
+    assert_eq!(
+        conversations[0].contact.wa_id.as_deref(),
+        Some("16315551181")
+    );
     let messages: Vec<_> = root
         .inbound("acme")
         .messages(&conversations[0].id, ListParams::limit(1))
         .try_collect()
         .await
         .unwrap();
-    let mut ids: Vec<_> = messages.iter().map(|m| m.provider_message_id.as_str()).collect();
+    let mut ids: Vec<_> = messages
+        .iter()
+        .map(|m| m.provider_message_id.as_str())
+        .collect();
     ids.sort_unstable();
     assert_eq!(ids, ["wamid.A1", "wamid.A2"]);
     // Another tenant reads none of it.
@@ -533,33 +653,78 @@ async fn inbound_webhooks_and_conversations(backend: Backend) {
         ..Default::default()
     };
     let inbound = root.inbound("acme");
-    let registered = inbound.register_message(&register("generic", "gen-1", "sms")).await.unwrap();
+    let registered = inbound
+        .register_message(&register("generic", "gen-1", "sms"))
+        .await
+        .unwrap();
     assert_eq!(registered.provider_message_id, "gen-1");
-    inbound.register_message(&register("twilio", "SMclient01", "sms")).await.unwrap();
-    inbound.register_message(&register("sendgrid", "14c5d75ce93", "email")).await.unwrap();
-    creds.create(&credential("generic", json!({"provider": "generic", "secret": "acme-generic-secret"}))).await.unwrap();
-    creds.create(&credential("generic", json!({"provider": "twilio", "auth_token": "acme-twilio-token"}))).await.unwrap();
+    inbound
+        .register_message(&register("twilio", "SMclient01", "sms"))
+        .await
+        .unwrap();
+    inbound
+        .register_message(&register("sendgrid", "14c5d75ce93", "email"))
+        .await
+        .unwrap();
+    creds
+        .create(&credential(
+            "generic",
+            json!({"provider": "generic", "secret": "acme-generic-secret"}),
+        ))
+        .await
+        .unwrap();
+    creds
+        .create(&credential(
+            "generic",
+            json!({"provider": "twilio", "auth_token": "acme-twilio-token"}),
+        ))
+        .await
+        .unwrap();
 
-    let read = br#"{"provider_message_id":"gen-1","status":"read","timestamp":"2026-01-01T00:00:00Z"}"#.to_vec();
+    let read =
+        br#"{"provider_message_id":"gen-1","status":"read","timestamp":"2026-01-01T00:00:00Z"}"#
+            .to_vec();
     let signature = sha256_signature("acme-generic-secret", &read);
     let ack = providers
         .generic(read.clone(), &[("x-tenantry-signature", &signature)])
         .await
         .unwrap();
     assert_eq!((ack.applied, ack.unknown), (1, 0));
-    let err = providers.generic(read, &[("x-tenantry-signature", "sha256=00")]).await.unwrap_err();
+    let err = providers
+        .generic(read, &[("x-tenantry-signature", "sha256=00")])
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(401));
 
-    let params = [("MessageSid", "SMclient01"), ("MessageStatus", "delivered"), ("AccountSid", "AC1")];
-    let form = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
-    let signature = twilio_signature("acme-twilio-token", &server.url("/v1/webhooks/twilio"), &params);
-    let ack = providers.twilio(form.into_bytes(), &signature).await.unwrap();
+    let params = [
+        ("MessageSid", "SMclient01"),
+        ("MessageStatus", "delivered"),
+        ("AccountSid", "AC1"),
+    ];
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let signature = twilio_signature(
+        "acme-twilio-token",
+        &server.url("/v1/webhooks/twilio"),
+        &params,
+    );
+    let ack = providers
+        .twilio(form.into_bytes(), &signature)
+        .await
+        .unwrap();
     assert_eq!(ack.applied, 1);
 
     let ts = "1767225600";
     let events = br#"[{"email":"a@example.com","timestamp":1767225800,"event":"bounce","reason":"550","sg_message_id":"14c5d75ce93.filter0001.1"}]"#.to_vec();
     let (public_key, sigs) = sendgrid_keys(&[[ts.as_bytes(), &events].concat()]);
-    creds.create(&credential("generic", json!({"provider": "sendgrid", "public_key": public_key}))).await.unwrap();
+    creds
+        .create(&credential(
+            "generic",
+            json!({"provider": "sendgrid", "public_key": public_key}),
+        ))
+        .await
+        .unwrap();
     let ack = providers
         .sendgrid(
             events,

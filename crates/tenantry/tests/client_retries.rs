@@ -222,7 +222,11 @@ async fn a_rate_limited_call_is_retried_after_retry_after(backend: Backend) {
     );
     let refused = proxy.exchanges()[2].clone();
     assert_eq!(refused.json()["code"], "rate_limited");
-    let wait: u64 = refused.response_header("retry-after").unwrap().parse().unwrap();
+    let wait: u64 = refused
+        .response_header("retry-after")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&wait), "{wait}");
     assert_eq!(refused.response_header("ratelimit-remaining").unwrap(), "0");
 }
@@ -276,11 +280,17 @@ async fn a_lost_answer_to_a_keyed_post_is_replayed_once(backend: Backend) {
     assert_eq!((sent[0].status, sent[1].status), (201, 201));
     let key = sent[0].request_header("idempotency-key").unwrap();
     assert_eq!(sent[1].request_header("idempotency-key"), Some(key));
-    assert_eq!(sent[1].response_header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(
+        sent[1].response_header("idempotent-replayed").as_deref(),
+        Some("true")
+    );
     assert_eq!(sent[0].response_header("idempotent-replayed"), None);
     assert_eq!(sent[1].json(), sent[0].json());
-    let first_created: chrono::DateTime<chrono::Utc> =
-        sent[0].json()["created_at"].as_str().unwrap().parse().unwrap();
+    let first_created: chrono::DateTime<chrono::Utc> = sent[0].json()["created_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(made.created_at, first_created);
 
     // An API key: nothing natural would stop a second one being made, so
@@ -353,7 +363,7 @@ async fn a_post_without_a_key_is_not_sent_twice(backend: Backend) {
         .usage()
         .check_quota(&QuotaCheckIn {
             consume: Some(false),
-            quantity: Some(0),
+            quantity: Some(1),
             ..consume
         })
         .await

@@ -102,8 +102,18 @@ async fn tenant_endpoints_deliver_and_replay(backend: Backend) {
     assert!(made.secret.starts_with("whsec_"));
     let id = made.endpoint.id.clone();
     assert_eq!(made.endpoint.tenant_id.as_deref(), Some("acme"));
-    assert!(made.endpoint.public_key.as_deref().unwrap().starts_with("whpk_"));
-    let listed: Vec<_> = hooks.list(ListParams::limit(1)).try_collect().await.unwrap();
+    assert!(
+        made.endpoint
+            .public_key
+            .as_deref()
+            .unwrap()
+            .starts_with("whpk_")
+    );
+    let listed: Vec<_> = hooks
+        .list(ListParams::limit(1))
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, id);
     assert_eq!(hooks.get(&id).await.unwrap().description, "crm");
@@ -186,7 +196,8 @@ async fn tenant_endpoints_deliver_and_replay(backend: Backend) {
     let hits = r.wait_for(3).await;
     assert_eq!(hits[2].id, first.event_id);
     // Replay a time range: both messages.
-    let since = log.iter().filter_map(|m| m.created_at).min().unwrap() - chrono::Duration::seconds(1);
+    let since =
+        log.iter().filter_map(|m| m.created_at).min().unwrap() - chrono::Duration::seconds(1);
     let ranged = hooks
         .replay_range(&id, &ReplayIn { since, until: None })
         .await
@@ -202,7 +213,14 @@ async fn tenant_endpoints_deliver_and_replay(backend: Backend) {
     hooks.delete(&id).await.unwrap();
     let gone = hooks.get(&id).await.unwrap_err();
     assert_eq!(gone.status(), Some(404));
-    assert!(hooks.list(ListParams::default()).try_collect::<Vec<_>>().await.unwrap().is_empty());
+    assert!(
+        hooks
+            .list(ListParams::default())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn operator_endpoints_receive_every_tenant(backend: Backend) {
@@ -214,10 +232,21 @@ async fn operator_endpoints_receive_every_tenant(backend: Backend) {
     }
     let hooks = root.operator_webhooks();
     let r = Receiver::start(vec![]).await;
-    let made = hooks.create(&endpoint_for(&r, "tenant.updated")).await.unwrap();
+    let made = hooks
+        .create(&endpoint_for(&r, "tenant.updated"))
+        .await
+        .unwrap();
     let id = made.endpoint.id.clone();
     assert_eq!(made.endpoint.tenant_id, None);
-    assert_eq!(hooks.list(ListParams::default()).try_collect::<Vec<_>>().await.unwrap().len(), 1);
+    assert_eq!(
+        hooks
+            .list(ListParams::default())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let paused = hooks
         .update(
             &id,
@@ -256,13 +285,27 @@ async fn operator_endpoints_receive_every_tenant(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut tenants: Vec<_> = log.iter().filter_map(|m| m.event_tenant_id.clone()).collect();
+    let mut tenants: Vec<_> = log
+        .iter()
+        .filter_map(|m| m.event_tenant_id.clone())
+        .collect();
     tenants.sort();
     assert_eq!(tenants, ["acme", "globex"]);
-    assert_eq!(hooks.message(&id, &log[0].id).await.unwrap().attempt_log.len(), 1);
+    assert_eq!(
+        hooks
+            .message(&id, &log[0].id)
+            .await
+            .unwrap()
+            .attempt_log
+            .len(),
+        1
+    );
     assert_eq!(hooks.replay(&id, &log[0].id).await.unwrap().replayed, 1);
     r.wait_for(3).await;
-    let rotated = hooks.rotate_secret(&id, &RotateSecretIn::default()).await.unwrap();
+    let rotated = hooks
+        .rotate_secret(&id, &RotateSecretIn::default())
+        .await
+        .unwrap();
     assert_ne!(rotated.secret, made.secret);
     hooks.delete(&id).await.unwrap();
     assert_eq!(hooks.get(&id).await.unwrap_err().status(), Some(404));
@@ -312,11 +355,20 @@ async fn other_tenants_endpoints_are_not_found(backend: Backend) {
         assert_eq!(err.status(), Some(404));
     }
     assert_eq!(
-        beta.webhooks("acme").list(ListParams::default()).try_collect::<Vec<_>>().await.unwrap_err().code(),
+        beta.webhooks("acme")
+            .list(ListParams::default())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap_err()
+            .code(),
         Some("tenant_not_found")
     );
     // A tenant key cannot reach the operator's endpoints.
-    let err = beta.operator_webhooks().create(&endpoint_for(&r, "tenant.updated")).await.unwrap_err();
+    let err = beta
+        .operator_webhooks()
+        .create(&endpoint_for(&r, "tenant.updated"))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(403));
     // Acme's endpoint is untouched.
     assert!(root.webhooks("acme").get(&acme).await.unwrap().enabled);

@@ -9,9 +9,9 @@ mod common;
 mod idp;
 
 use common::{Backend, ROOT_KEY, Reply, TestDb, TestServer};
+use idp::{ISSUER, Issuer, OTHER_ISSUER, claims, jwks, keys, mint, now, token};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use idp::{ISSUER, Issuer, OTHER_ISSUER, claims, jwks, keys, mint, now, token};
 use std::time::{Duration, Instant};
 
 on_both_backends!(

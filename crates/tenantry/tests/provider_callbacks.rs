@@ -168,13 +168,23 @@ async fn twilio_callbacks_verify_and_never_move_back(backend: Backend) {
     );
     // Late `sent`: recorded in the history, the status stays delivered.
     let sent = [("MessageSid", "SMacme0001"), ("MessageStatus", "sent")];
-    let (status, _) = twilio(&server, &sent, Some(twilio_signature(ACME_TOKEN, &url, &sent))).await;
+    let (status, _) = twilio(
+        &server,
+        &sent,
+        Some(twilio_signature(ACME_TOKEN, &url, &sent)),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stats(&server, "acme").await["sms"], json!({"delivered": 1}));
 
     // Forged, missing, and signed for another URL: 401, nothing changes.
     let failed = [("MessageSid", "SMacme0001"), ("MessageStatus", "failed")];
-    let (status, _) = twilio(&server, &failed, Some(twilio_signature("guess", &url, &failed))).await;
+    let (status, _) = twilio(
+        &server,
+        &failed,
+        Some(twilio_signature("guess", &url, &failed)),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = twilio(&server, &failed, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -223,7 +233,12 @@ async fn twilio_callbacks_verify_and_never_move_back(backend: Backend) {
 
     // A call: CallSid / CallStatus, with globex's own token.
     let call = [("CallSid", "CAglobex01"), ("CallStatus", "completed")];
-    let (status, body) = twilio(&server, &call, Some(twilio_signature(GLOBEX_TOKEN, &url, &call))).await;
+    let (status, body) = twilio(
+        &server,
+        &call,
+        Some(twilio_signature(GLOBEX_TOKEN, &url, &call)),
+    )
+    .await;
     assert_eq!(
         (status, body["applied"].clone()),
         (StatusCode::OK, json!(1)),
