@@ -9,12 +9,14 @@ mod common;
 
 use client_kit::{key_in, root, tenant_in};
 use common::{Backend, TestDb, TestServer};
+use futures_util::TryStreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tenantry_client::Client;
 use tenantry_client::api::keys::{KeyIn, KeyPatchIn, RotateIn, VerifyIn, VerifyOut};
+use tenantry_client::api::operator_keys::OperatorKeyIn;
 use tenantry_client::api::{TenantStatus, VerifyCode};
+use tenantry_client::{Client, ListParams};
 
 on_both_backends!(
     create_list_and_get,
@@ -586,59 +588,57 @@ async fn cross_tenant_keys_are_not_found(backend: Backend) {
 async fn operator_keys(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
-    let created = server
-        .post("/v1/operator-keys", json!({"name": "ci"}))
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
-    let key = created.body["key"].as_str().unwrap().to_owned();
+    let root = root(&server);
+    let created = root
+        .operator_keys()
+        .create(&OperatorKeyIn {
+            name: "ci".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (key, id) = (created.key.as_str(), created.details.id.as_str());
     assert!(key.starts_with("tnt_op_live_"));
     // It acts on every tenant.
-    let made = server
-        .call_as(
-            Some(&key),
-            Method::POST,
-            "/v1/tenants",
-            Some(json!({"id": "acme", "name": "Acme"})),
-        )
-        .await;
-    assert_eq!(made.status, StatusCode::CREATED);
-    let events = server.get("/v1/tenants/acme/events").await;
-    assert_eq!(
-        events.body["data"][0]["actor"],
-        format!("operator:{}", created.body["id"].as_str().unwrap())
-    );
+    let operator = root.with_key(key).unwrap();
+    operator.tenants().create(&tenant_in("acme")).await.unwrap();
+    let events: Vec<_> = root
+        .tenants()
+        .events("acme", ListParams::default())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(events[0].actor, format!("operator:{id}"));
     // But cannot mint operator keys.
-    server
-        .call_as(
-            Some(&key),
-            Method::POST,
-            "/v1/operator-keys",
-            Some(json!({"name": "x"})),
-        )
+    let err = operator
+        .operator_keys()
+        .create(&OperatorKeyIn {
+            name: "x".into(),
+            ..Default::default()
+        })
         .await
-        .assert_problem(403, "root_key_required");
-    let list = server.get("/v1/operator-keys").await;
-    assert_eq!(list.body["data"][0]["id"], created.body["id"]);
-    assert!(!list.text.contains(&key[16..]));
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(403), Some("root_key_required"))
+    );
+    let list = root.operator_keys().list().await.unwrap();
+    assert_eq!(list.data[0].id, id);
+    assert!(!format!("{list:?}").contains(&key[16..]));
     // Verify treats it as no tenant key.
-    assert_eq!(verify(&server, &key, None).await["code"], "NOT_FOUND");
-    server
-        .post(
-            &format!(
-                "/v1/operator-keys/{}/revoke",
-                created.body["id"].as_str().unwrap()
-            ),
-            json!({}),
-        )
-        .await;
-    server
-        .call_as(Some(&key), Method::GET, "/v1/tenants", None)
+    assert_eq!(code(&root, key, &[]).await, VerifyCode::NotFound);
+    root.operator_keys().revoke(id).await.unwrap();
+    let err = operator.tenants().get("acme").await.unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(401), Some("unauthorized"))
+    );
+    let err = root
+        .operator_keys()
+        .create(&OperatorKeyIn::default())
         .await
-        .assert_problem(401, "unauthorized");
-    server
-        .post("/v1/operator-keys", json!({"name": ""}))
-        .await
-        .assert_invalid("name");
+        .unwrap_err();
+    assert_eq!(err.api().unwrap().field.as_deref(), Some("name"));
 }
 
 async fn last_used_is_recorded(backend: Backend) {
