@@ -57,7 +57,7 @@ async fn wait_for(
     client: &Client,
     id: &str,
     what: &str,
-    done: impl Fn(&WorkflowOut) -> bool,
+    mut done: impl FnMut(&WorkflowOut) -> bool,
 ) -> WorkflowOut {
     for _ in 0..300 {
         let wf = client.provisioning().get(id).await.unwrap();
@@ -117,18 +117,31 @@ async fn provisioning_start_get_list_and_replay(backend: Backend) {
         .unwrap();
     assert_eq!(again.id.as_deref(), Some(id.as_str()));
 
-    let done = wait_status(&root, &id, WorkflowStatus::Succeeded).await;
+    // Each generated secret is shown once, by the first read after the step
+    // that made it: gather them while waiting.
+    let mut shown = started.api_keys.clone().unwrap_or_default();
+    let done = wait_for(&root, &id, "succeeded", |w| {
+        shown.extend(w.api_keys.clone().unwrap_or_default());
+        w.status == WorkflowStatus::Succeeded
+    })
+    .await;
+    shown.extend(
+        root.provisioning()
+            .get(&id)
+            .await
+            .unwrap()
+            .api_keys
+            .unwrap_or_default(),
+    );
     assert!(done.steps.iter().all(|s| s.status == StepStatus::Succeeded));
     // One call each for the dry run's checks, one each for the workflow
     // (its replay called nobody).
     assert_eq!(double.with(|s| (s.meta_calls, s.token_calls)), (2, 2));
-    // The generated key was shown in the answer that started it, and works.
-    let issued = started.api_keys.unwrap_or_default();
-    let key = issued.first().map(|k| k.key.clone()).or_else(|| {
-        done.api_keys
-            .as_ref()
-            .and_then(|k| k.first().map(|k| k.key.clone()))
-    });
+    // The generated key works.
+    let key = shown
+        .iter()
+        .find(|k| k.key.starts_with("tnt_sk_"))
+        .map(|k| k.key.clone());
     let bridge = root.with_key(key.expect("a generated key")).unwrap();
     assert_eq!(bridge.tenants().get("acme").await.unwrap().id, "acme");
 
