@@ -115,7 +115,7 @@ impl Aggregation {
     }
 }
 
-#[derive(Debug, Deserialize, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[schema(as = UsageOutcome)]
 pub enum Outcome {

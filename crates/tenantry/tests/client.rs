@@ -3,8 +3,11 @@
 //! idempotent creates, problem codes across tenants, redacted secrets.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/client_kit.rs"]
+mod client_kit;
 mod common;
 
+use client_kit::{root, tenant_in, tenant_key};
 use common::{Backend, ROOT_KEY, TestDb, TestServer};
 use futures_util::TryStreamExt;
 use serde_json::json;
@@ -14,7 +17,7 @@ use tenantry_client::api::keys::{KeyIn, KeyPatchIn, RotateIn, VerifyIn};
 use tenantry_client::api::operator_keys::OperatorKeyIn;
 use tenantry_client::api::provisioning::ListParams as WorkflowParams;
 use tenantry_client::api::resolve::ResolveIn;
-use tenantry_client::api::tenants::{ListTenantsParams, TenantIn, TenantPatchIn};
+use tenantry_client::api::tenants::{ListTenantsParams, TenantPatchIn};
 use tenantry_client::api::webhooks::MessageParams;
 use tenantry_client::api::widgets::WidgetIn;
 use tenantry_client::api::{TenantStatus, VerifyCode};
@@ -27,31 +30,6 @@ on_both_backends!(
     every_resource_group_answers,
     secrets_are_redacted_in_debug,
 );
-
-fn tenant_in(id: &str) -> TenantIn {
-    TenantIn {
-        id: id.to_owned(),
-        name: format!("Tenant {id}"),
-        ..Default::default()
-    }
-}
-
-fn root(server: &TestServer) -> Client {
-    Client::new(&server.base, ROOT_KEY).unwrap()
-}
-
-async fn tenant_key(client: &Client, tenant: &str, scopes: &[&str]) -> String {
-    let made = client
-        .keys(tenant)
-        .create(&KeyIn {
-            name: "svc".into(),
-            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    made.key
-}
 
 async fn tenants_lifecycle_and_pagination(backend: Backend) {
     let db = TestDb::new(backend).await;

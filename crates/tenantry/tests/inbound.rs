@@ -7,12 +7,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "support/provider_signing.rs"]
+mod provider_signing;
 
 use common::{Backend, TestDb, TestServer};
-use hmac::{Hmac, Mac};
+use provider_signing::sha256_signature as sign;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 on_both_backends!(
     handshake_answers_the_challenge_for_the_right_token_only,
@@ -50,17 +51,6 @@ async fn setup(server: &TestServer, tenant: &str, waba: &str, phone: &str, secre
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
-}
-
-/// `sha256=<hex>` as Meta computes it: HMAC-SHA256 of the exact bytes.
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex(&mac.finalize().into_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn deliver(

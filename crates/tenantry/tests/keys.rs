@@ -3,12 +3,20 @@
 //! credentials. On both backends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/client_kit.rs"]
+mod client_kit;
 mod common;
 
+use client_kit::{key_in, root, tenant_in};
 use common::{Backend, TestDb, TestServer};
+use futures_util::TryStreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
+use tenantry_client::api::keys::{KeyIn, KeyPatchIn, RotateIn, VerifyIn, VerifyOut};
+use tenantry_client::api::operator_keys::OperatorKeyIn;
+use tenantry_client::api::{TenantStatus, VerifyCode};
+use tenantry_client::{Client, ListParams};
 
 on_both_backends!(
     create_list_and_get,
@@ -134,36 +142,54 @@ async fn create_list_and_get(backend: Backend) {
     assert_eq!(events, ["tenant.created", "api_key.created"]);
 }
 
+/// `POST /v1/keys/verify` through the client: the code, and the answer.
+async fn check(client: &Client, key: &str, scopes: &[&str]) -> VerifyOut {
+    client
+        .verify_key(&VerifyIn {
+            key: key.to_owned(),
+            scopes: (!scopes.is_empty()).then(|| scopes.iter().map(|s| (*s).to_owned()).collect()),
+        })
+        .await
+        .unwrap()
+}
+
+async fn code(client: &Client, key: &str, scopes: &[&str]) -> VerifyCode {
+    check(client, key, scopes).await.code
+}
+
 async fn verify_codes(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
-    server.create_tenant("acme").await;
-    let created = create_key(&server, "acme", &["tenant:read", "usage:write"]).await;
-    let key = created["key"].as_str().unwrap();
-    let id = created["id"].as_str().unwrap();
+    let root = root(&server);
+    root.tenants().create(&tenant_in("acme")).await.unwrap();
+    let keys = root.keys("acme");
+    let created = keys
+        .create(&key_in("svc", &["tenant:read", "usage:write"]))
+        .await
+        .unwrap();
+    let (key, id) = (created.key.as_str(), created.details.id.as_str());
 
-    let ok = verify(&server, key, None).await;
-    assert_eq!(ok["valid"], true);
-    assert_eq!(ok["code"], "VALID");
-    assert_eq!(ok["key_id"], id);
+    let ok = check(&root, key, &[]).await;
+    assert!(ok.valid);
+    assert_eq!(ok.code, VerifyCode::Valid);
+    assert_eq!(ok.key_id.as_deref(), Some(id));
+    let tenant = ok.tenant.unwrap();
     assert_eq!(
-        ok["tenant"],
-        json!({"id": "acme", "status": "active", "plan": "starter"})
+        (tenant.id.as_str(), tenant.status, tenant.plan.as_str()),
+        ("acme", TenantStatus::Active, "starter")
     );
-    assert_eq!(ok["scopes"], json!(["tenant:read", "usage:write"]));
-    assert_eq!(ok["environment"], "live");
+    assert_eq!(ok.scopes.unwrap(), ["tenant:read", "usage:write"]);
     assert_eq!(
-        verify(&server, key, Some(&["usage:write"])).await["code"],
-        "VALID"
+        serde_json::to_value(ok.environment.unwrap()).unwrap(),
+        "live"
     );
-    let scoped = verify(&server, key, Some(&["credentials:reveal"])).await;
+    assert_eq!(code(&root, key, &["usage:write"]).await, VerifyCode::Valid);
+    let scoped = check(&root, key, &["credentials:reveal"]).await;
+    assert!(!scoped.valid);
+    assert_eq!(scoped.code, VerifyCode::InsufficientScopes);
     assert_eq!(
-        (scoped["valid"].clone(), scoped["code"].clone()),
-        (json!(false), json!("INSUFFICIENT_SCOPES"))
-    );
-    assert_eq!(
-        verify(&server, key, Some(&["no:such:scope"])).await["code"],
-        "INSUFFICIENT_SCOPES"
+        code(&root, key, &["no:such:scope"]).await,
+        VerifyCode::InsufficientScopes
     );
 
     // Lookalikes: a changed character breaks the checksum; garbage is not found.
@@ -175,147 +201,140 @@ async fn verify_codes(backend: Backend) {
         "".into(),
         "ghp_abc".into(),
     ] {
-        let v = verify(&server, &other, None).await;
-        assert_eq!(
-            (v["valid"].clone(), v["code"].clone()),
-            (json!(false), json!("NOT_FOUND")),
-            "{other}"
-        );
-        assert!(v.get("key_id").is_none());
+        let v = check(&root, &other, &[]).await;
+        assert_eq!((v.valid, v.code), (false, VerifyCode::NotFound), "{other}");
+        assert!(v.key_id.is_none());
     }
 
     // Disabled, then enabled again.
-    let path = format!("/v1/tenants/acme/api-keys/{id}");
-    assert_eq!(
-        server.patch(&path, json!({"enabled": false})).await.body["enabled"],
-        false
-    );
-    assert_eq!(verify(&server, key, None).await["code"], "DISABLED");
-    server.patch(&path, json!({"enabled": true})).await;
-    assert_eq!(verify(&server, key, None).await["code"], "VALID");
+    let patch = |p: KeyPatchIn| {
+        let keys = keys.clone();
+        async move { keys.update(id, &p).await }
+    };
+    let off = patch(KeyPatchIn {
+        enabled: Some(false),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(!off.enabled);
+    assert_eq!(code(&root, key, &[]).await, VerifyCode::Disabled);
+    patch(KeyPatchIn {
+        enabled: Some(true),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(code(&root, key, &[]).await, VerifyCode::Valid);
 
     // Scopes changed: takes effect at once.
-    server
-        .patch(&path, json!({"scopes": ["tenant:read"]}))
-        .await;
+    patch(KeyPatchIn {
+        scopes: Some(vec!["tenant:read".into()]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assert_eq!(
-        verify(&server, key, Some(&["usage:write"])).await["code"],
-        "INSUFFICIENT_SCOPES"
+        code(&root, key, &["usage:write"]).await,
+        VerifyCode::InsufficientScopes
     );
 
     // Expiry.
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc3339();
-    let expiring = server
-        .post(
-            "/v1/tenants/acme/api-keys",
-            json!({"name": "short", "scopes": [], "expires_at": soon}),
-        )
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let expiring = keys
+        .create(&KeyIn {
+            expires_at: Some(soon),
+            ..key_in("short", &[])
+        })
         .await
-        .body["key"]
-        .as_str()
         .unwrap()
-        .to_owned();
-    assert_eq!(verify(&server, &expiring, None).await["code"], "VALID");
+        .key;
+    assert_eq!(code(&root, &expiring, &[]).await, VerifyCode::Valid);
     tokio::time::sleep(Duration::from_millis(5500)).await;
-    assert_eq!(verify(&server, &expiring, None).await["code"], "EXPIRED");
-    // Removing an expiry (null) and setting one in the past (refused).
-    server
-        .patch(&path, json!({"expires_at": "2000-01-01T00:00:00Z"}))
-        .await
-        .assert_invalid("expires_at");
-    assert!(server.patch(&path, json!({"expires_at": null})).await.body["expires_at"].is_null());
+    assert_eq!(code(&root, &expiring, &[]).await, VerifyCode::Expired);
+    // Setting an expiry in the past (refused), and removing one (null).
+    let past = "2000-01-01T00:00:00Z".parse().unwrap();
+    let err = patch(KeyPatchIn {
+        expires_at: Some(Some(past)),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.api().unwrap().field.as_deref(), Some("expires_at"));
+    let cleared = patch(KeyPatchIn {
+        expires_at: Some(None),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(cleared.expires_at.is_none());
 
-    // Tenant suspended, then deleted.
-    server.post("/v1/tenants/acme/suspend", json!({})).await;
-    assert_eq!(verify(&server, key, None).await["code"], "TENANT_SUSPENDED");
-    server.post("/v1/tenants/acme/reactivate", json!({})).await;
-    assert_eq!(verify(&server, key, None).await["code"], "VALID");
+    // Tenant suspended, then reactivated.
+    root.tenants().suspend("acme").await.unwrap();
+    assert_eq!(code(&root, key, &[]).await, VerifyCode::TenantSuspended);
+    root.tenants().reactivate("acme").await.unwrap();
+    assert_eq!(code(&root, key, &[]).await, VerifyCode::Valid);
 
     // Revoked.
-    let revoked = server.post(&format!("{path}/revoke"), json!({})).await;
-    assert!(revoked.body["revoked_at"].is_string());
-    assert_eq!(verify(&server, key, None).await["code"], "REVOKED");
-    server
-        .post(&format!("{path}/rotate"), json!({}))
-        .await
-        .assert_problem(409, "key_revoked");
+    assert!(keys.revoke(id).await.unwrap().revoked_at.is_some());
+    assert_eq!(code(&root, key, &[]).await, VerifyCode::Revoked);
+    let err = keys.rotate(id, &RotateIn::default()).await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(409), Some("key_revoked")));
 
-    let other = create_key(&server, "acme", &[]).await;
-    server.delete("/v1/tenants/acme").await;
-    assert_eq!(
-        verify(&server, other["key"].as_str().unwrap(), None).await["code"],
-        "NOT_FOUND"
-    );
+    // Tenant deleted.
+    let other = keys.create(&key_in("other", &[])).await.unwrap().key;
+    root.tenants().delete("acme").await.unwrap();
+    assert_eq!(code(&root, &other, &[]).await, VerifyCode::NotFound);
 }
 
 async fn rotation_overlap(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
-    server.create_tenant("acme").await;
-    let old = server
-        .post("/v1/tenants/acme/api-keys", json!({"name": "billing", "scopes": ["usage:read"], "environment": "test", "metadata": {"a": 1}}))
+    let root = root(&server);
+    root.tenants().create(&tenant_in("acme")).await.unwrap();
+    let keys = root.keys("acme");
+    let old = keys
+        .create(&KeyIn {
+            environment: Some("test".into()),
+            metadata: Some(json!({"a": 1})),
+            ..key_in("billing", &["usage:read"])
+        })
         .await
-        .body;
-    let old_key = old["key"].as_str().unwrap();
-    let old_id = old["id"].as_str().unwrap();
+        .unwrap();
+    let (old_key, old_id) = (old.key.as_str(), old.details.id.as_str());
 
-    let rotated = server
-        .post(
-            &format!("/v1/tenants/acme/api-keys/{old_id}/rotate"),
-            json!({"overlap_seconds": 5}),
-        )
-        .await;
-    assert_eq!(rotated.status, StatusCode::CREATED, "{rotated:?}");
-    let new_key = rotated.body["key"].as_str().unwrap();
+    let overlap = |seconds: i64| RotateIn {
+        overlap_seconds: Some(seconds),
+    };
+    let rotated = keys.rotate(old_id, &overlap(5)).await.unwrap();
+    let new_key = rotated.key.as_str();
     assert_ne!(new_key, old_key);
     assert!(new_key.starts_with("tnt_sk_test_"));
-    assert_eq!(rotated.body["name"], "billing");
-    assert_eq!(rotated.body["scopes"], json!(["usage:read"]));
-    assert_eq!(rotated.body["metadata"], json!({"a": 1}));
-    assert_eq!(rotated.body["rotated_from"], old_id);
+    assert_eq!(rotated.details.name, "billing");
+    assert_eq!(rotated.details.scopes, ["usage:read"]);
+    assert_eq!(rotated.details.metadata, json!({"a": 1}));
+    assert_eq!(rotated.details.rotated_from.as_deref(), Some(old_id));
 
     // Both work during the overlap…
-    assert_eq!(verify(&server, old_key, None).await["code"], "VALID");
-    assert_eq!(verify(&server, new_key, None).await["code"], "VALID");
-    let old_view = server
-        .get(&format!("/v1/tenants/acme/api-keys/{old_id}"))
-        .await
-        .body;
-    assert!(old_view["expires_at"].is_string());
+    assert_eq!(code(&root, old_key, &[]).await, VerifyCode::Valid);
+    assert_eq!(code(&root, new_key, &[]).await, VerifyCode::Valid);
+    assert!(keys.get(old_id).await.unwrap().expires_at.is_some());
     // …and the old one is EXPIRED after it.
     tokio::time::sleep(Duration::from_millis(5500)).await;
-    assert_eq!(verify(&server, old_key, None).await["code"], "EXPIRED");
-    assert_eq!(verify(&server, new_key, None).await["code"], "VALID");
+    assert_eq!(code(&root, old_key, &[]).await, VerifyCode::Expired);
+    assert_eq!(code(&root, new_key, &[]).await, VerifyCode::Valid);
 
     // Overlap 0 (the default) ends the old key at once.
-    let again = server
-        .post(
-            &format!(
-                "/v1/tenants/acme/api-keys/{}/rotate",
-                rotated.body["id"].as_str().unwrap()
-            ),
-            json!({}),
-        )
-        .await;
-    assert_eq!(verify(&server, new_key, None).await["code"], "EXPIRED");
-    assert_eq!(
-        verify(&server, again.body["key"].as_str().unwrap(), None).await["code"],
-        "VALID"
-    );
-    server
-        .post(
-            &format!("/v1/tenants/acme/api-keys/{old_id}/rotate"),
-            json!({"overlap_seconds": -1}),
-        )
+    let again = keys
+        .rotate(&rotated.details.id, &RotateIn::default())
         .await
-        .assert_invalid("overlap_seconds");
-    server
-        .post(
-            &format!("/v1/tenants/acme/api-keys/{old_id}/rotate"),
-            json!({"overlap_seconds": 99999999}),
-        )
-        .await
-        .assert_invalid("overlap_seconds");
+        .unwrap();
+    assert_eq!(code(&root, new_key, &[]).await, VerifyCode::Expired);
+    assert_eq!(code(&root, &again.key, &[]).await, VerifyCode::Valid);
+    for bad in [-1, 99_999_999] {
+        let err = keys.rotate(old_id, &overlap(bad)).await.unwrap_err();
+        assert_eq!(err.api().unwrap().field.as_deref(), Some("overlap_seconds"));
+    }
 }
 
 async fn keys_as_credentials_and_scopes(backend: Backend) {
@@ -569,59 +588,57 @@ async fn cross_tenant_keys_are_not_found(backend: Backend) {
 async fn operator_keys(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
-    let created = server
-        .post("/v1/operator-keys", json!({"name": "ci"}))
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
-    let key = created.body["key"].as_str().unwrap().to_owned();
+    let root = root(&server);
+    let created = root
+        .operator_keys()
+        .create(&OperatorKeyIn {
+            name: "ci".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (key, id) = (created.key.as_str(), created.details.id.as_str());
     assert!(key.starts_with("tnt_op_live_"));
     // It acts on every tenant.
-    let made = server
-        .call_as(
-            Some(&key),
-            Method::POST,
-            "/v1/tenants",
-            Some(json!({"id": "acme", "name": "Acme"})),
-        )
-        .await;
-    assert_eq!(made.status, StatusCode::CREATED);
-    let events = server.get("/v1/tenants/acme/events").await;
-    assert_eq!(
-        events.body["data"][0]["actor"],
-        format!("operator:{}", created.body["id"].as_str().unwrap())
-    );
+    let operator = root.with_key(key).unwrap();
+    operator.tenants().create(&tenant_in("acme")).await.unwrap();
+    let events: Vec<_> = root
+        .tenants()
+        .events("acme", ListParams::default())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(events[0].actor, format!("operator:{id}"));
     // But cannot mint operator keys.
-    server
-        .call_as(
-            Some(&key),
-            Method::POST,
-            "/v1/operator-keys",
-            Some(json!({"name": "x"})),
-        )
+    let err = operator
+        .operator_keys()
+        .create(&OperatorKeyIn {
+            name: "x".into(),
+            ..Default::default()
+        })
         .await
-        .assert_problem(403, "root_key_required");
-    let list = server.get("/v1/operator-keys").await;
-    assert_eq!(list.body["data"][0]["id"], created.body["id"]);
-    assert!(!list.text.contains(&key[16..]));
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(403), Some("root_key_required"))
+    );
+    let list = root.operator_keys().list().await.unwrap();
+    assert_eq!(list.data[0].id, id);
+    assert!(!format!("{list:?}").contains(&key[16..]));
     // Verify treats it as no tenant key.
-    assert_eq!(verify(&server, &key, None).await["code"], "NOT_FOUND");
-    server
-        .post(
-            &format!(
-                "/v1/operator-keys/{}/revoke",
-                created.body["id"].as_str().unwrap()
-            ),
-            json!({}),
-        )
-        .await;
-    server
-        .call_as(Some(&key), Method::GET, "/v1/tenants", None)
+    assert_eq!(code(&root, key, &[]).await, VerifyCode::NotFound);
+    root.operator_keys().revoke(id).await.unwrap();
+    let err = operator.tenants().get("acme").await.unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(401), Some("unauthorized"))
+    );
+    let err = root
+        .operator_keys()
+        .create(&OperatorKeyIn::default())
         .await
-        .assert_problem(401, "unauthorized");
-    server
-        .post("/v1/operator-keys", json!({"name": ""}))
-        .await
-        .assert_invalid("name");
+        .unwrap_err();
+    assert_eq!(err.api().unwrap().field.as_deref(), Some("name"));
 }
 
 async fn last_used_is_recorded(backend: Backend) {
@@ -634,26 +651,25 @@ async fn last_used_is_recorded(backend: Backend) {
         ],
     )
     .await;
-    server.create_tenant("acme").await;
-    let created = create_key(&server, "acme", &["tenant:read"]).await;
-    let path = format!(
-        "/v1/tenants/acme/api-keys/{}",
-        created["id"].as_str().unwrap()
-    );
-    assert!(server.get(&path).await.body["last_used_at"].is_null());
+    let root = root(&server);
+    root.tenants().create(&tenant_in("acme")).await.unwrap();
+    let keys = root.keys("acme");
+    let created = keys.create(&key_in("svc", &["tenant:read"])).await.unwrap();
+    let id = created.details.id.as_str();
+    assert!(keys.get(id).await.unwrap().last_used_at.is_none());
     for _ in 0..5 {
-        verify(&server, created["key"].as_str().unwrap(), None).await;
+        code(&root, &created.key, &[]).await;
     }
-    let mut seen = Value::Null;
+    let mut seen = None;
     for _ in 0..50 {
-        seen = server.get(&path).await.body["last_used_at"].clone();
-        if seen.is_string() {
+        seen = keys.get(id).await.unwrap().last_used_at;
+        if seen.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        seen.is_string(),
+        seen.is_some(),
         "last_used_at is written by the flush worker"
     );
 }

@@ -8,10 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "support/provider_signing.rs"]
+mod provider_signing;
 
-use base64::Engine;
 use common::{Backend, TestDb, TestServer};
-use hmac::{Hmac, Mac};
+use provider_signing::{sendgrid_keys, sha256_signature, twilio_signature};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -50,21 +51,6 @@ async fn stats(server: &TestServer, tenant: &str) -> Value {
     let reply = server.get(&format!("/v1/tenants/{tenant}/stats")).await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     reply.body["messages"].clone()
-}
-
-/// Twilio's documented algorithm: the full URL, then each parameter's name
-/// and value in name order, HMAC-SHA1 with the auth token, base64.
-fn twilio_sign(token: &str, url: &str, params: &[(&str, &str)]) -> String {
-    let mut sorted = params.to_vec();
-    sorted.sort();
-    let mut data = url.to_owned();
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
-    mac.update(data.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 async fn twilio(
@@ -161,7 +147,7 @@ async fn twilio_callbacks_verify_and_never_move_back(backend: Backend) {
     let (status, body) = twilio(
         &server,
         &delivered,
-        Some(twilio_sign(ACME_TOKEN, &url, &delivered)),
+        Some(twilio_signature(ACME_TOKEN, &url, &delivered)),
     )
     .await;
     assert_eq!(
@@ -173,7 +159,7 @@ async fn twilio_callbacks_verify_and_never_move_back(backend: Backend) {
     let (status, body) = twilio(
         &server,
         &delivered,
-        Some(twilio_sign(ACME_TOKEN, &url, &delivered)),
+        Some(twilio_signature(ACME_TOKEN, &url, &delivered)),
     )
     .await;
     assert_eq!(
@@ -182,20 +168,30 @@ async fn twilio_callbacks_verify_and_never_move_back(backend: Backend) {
     );
     // Late `sent`: recorded in the history, the status stays delivered.
     let sent = [("MessageSid", "SMacme0001"), ("MessageStatus", "sent")];
-    let (status, _) = twilio(&server, &sent, Some(twilio_sign(ACME_TOKEN, &url, &sent))).await;
+    let (status, _) = twilio(
+        &server,
+        &sent,
+        Some(twilio_signature(ACME_TOKEN, &url, &sent)),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stats(&server, "acme").await["sms"], json!({"delivered": 1}));
 
     // Forged, missing, and signed for another URL: 401, nothing changes.
     let failed = [("MessageSid", "SMacme0001"), ("MessageStatus", "failed")];
-    let (status, _) = twilio(&server, &failed, Some(twilio_sign("guess", &url, &failed))).await;
+    let (status, _) = twilio(
+        &server,
+        &failed,
+        Some(twilio_signature("guess", &url, &failed)),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = twilio(&server, &failed, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = twilio(
         &server,
         &failed,
-        Some(twilio_sign(
+        Some(twilio_signature(
             ACME_TOKEN,
             "https://elsewhere.example/v1/webhooks/twilio",
             &failed,
@@ -207,7 +203,7 @@ async fn twilio_callbacks_verify_and_never_move_back(backend: Backend) {
     let (status, _) = twilio(
         &server,
         &failed,
-        Some(twilio_sign(GLOBEX_TOKEN, &url, &failed)),
+        Some(twilio_signature(GLOBEX_TOKEN, &url, &failed)),
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -226,7 +222,7 @@ async fn twilio_callbacks_verify_and_never_move_back(backend: Backend) {
     let (status, body) = twilio(
         &server,
         &unknown,
-        Some(twilio_sign(ACME_TOKEN, &url, &unknown)),
+        Some(twilio_signature(ACME_TOKEN, &url, &unknown)),
     )
     .await;
     assert_eq!(
@@ -237,7 +233,12 @@ async fn twilio_callbacks_verify_and_never_move_back(backend: Backend) {
 
     // A call: CallSid / CallStatus, with globex's own token.
     let call = [("CallSid", "CAglobex01"), ("CallStatus", "completed")];
-    let (status, body) = twilio(&server, &call, Some(twilio_sign(GLOBEX_TOKEN, &url, &call))).await;
+    let (status, body) = twilio(
+        &server,
+        &call,
+        Some(twilio_signature(GLOBEX_TOKEN, &url, &call)),
+    )
+    .await;
     assert_eq!(
         (status, body["applied"].clone()),
         (StatusCode::OK, json!(1)),
@@ -248,46 +249,6 @@ async fn twilio_callbacks_verify_and_never_move_back(backend: Backend) {
         json!({"delivered": 1})
     );
     assert_eq!(db.count_rows("message_statuses", "acme").await, 2);
-}
-
-/// Signs each payload with a fresh P-256 key in Python's `cryptography`:
-/// (base64 SPKI DER public key, base64 DER signatures).
-fn sendgrid_keys(payloads: &[Vec<u8>]) -> (String, Vec<String>) {
-    let script = r#"
-import sys, json, base64
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives import hashes, serialization
-k = ec.generate_private_key(ec.SECP256R1())
-pub = k.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-sigs = [base64.b64encode(k.sign(bytes.fromhex(p), ec.ECDSA(hashes.SHA256()))).decode() for p in json.load(sys.stdin)]
-print(json.dumps({"public_key": base64.b64encode(pub).decode(), "signatures": sigs}))
-"#;
-    use std::io::Write;
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let hexes: Vec<String> = payloads.iter().map(hex::encode).collect();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&hexes).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "python cryptography");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    (
-        v["public_key"].as_str().unwrap().to_owned(),
-        v["signatures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_owned())
-            .collect(),
-    )
 }
 
 async fn sendgrid(
@@ -356,12 +317,6 @@ async fn sendgrid_events_verify_with_the_tenants_public_key(backend: Backend) {
     assert_eq!(stats(&server, "acme").await["email"], json!({"failed": 1}));
 }
 
-fn generic_sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 async fn generic(server: &TestServer, body: &[u8], signature: Option<&str>) -> (StatusCode, Value) {
     let mut req = server
         .client
@@ -399,7 +354,7 @@ async fn generic_callbacks_verify_and_show_in_stats(backend: Backend) {
     let (status, body) = generic(
         &server,
         read,
-        Some(&generic_sign("acme-generic-secret", read)),
+        Some(&sha256_signature("acme-generic-secret", read)),
     )
     .await;
     assert_eq!(
@@ -413,7 +368,7 @@ async fn generic_callbacks_verify_and_show_in_stats(backend: Backend) {
     let (status, _) = generic(
         &server,
         failed,
-        Some(&generic_sign("globex-generic-secret", failed)),
+        Some(&sha256_signature("globex-generic-secret", failed)),
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -422,7 +377,7 @@ async fn generic_callbacks_verify_and_show_in_stats(backend: Backend) {
     let (status, _) = generic(
         &server,
         failed,
-        Some(&generic_sign("acme-generic-secret", failed)),
+        Some(&sha256_signature("acme-generic-secret", failed)),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -432,7 +387,7 @@ async fn generic_callbacks_verify_and_show_in_stats(backend: Backend) {
     let (status, _) = generic(
         &server,
         sent,
-        Some(&generic_sign("acme-generic-secret", sent)),
+        Some(&sha256_signature("acme-generic-secret", sent)),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
