@@ -5,8 +5,13 @@
 #     Tenantry, served from the layer's cache) and without it (the baseline:
 #     the same app with LEADS_AUTH=trusted-header, the tenant taken from a
 #     header), measured in the same run, baseline before and after; the
-#     ratio is layer / mean(baselines). `/whoami` touches no database (the
-#     layer's own cost stands out), `/leads` is a real tenant-scoped query;
+#     ratio is layer / mean(baselines). Two baselines: "same context"
+#     (LEADS_TRUSTED_CONTEXT: the context Tenantry resolved for the key, so
+#     both apps answer the same bytes; the ratio against it is the layer's
+#     cost) and "header" (a context with no features or limits, built per
+#     request: shorter /whoami answers, shown for continuity with earlier
+#     runs). `/whoami` touches no database (the layer's own cost stands out),
+#     `/leads` is a real tenant-scoped query;
 #  2. time from a key revocation in Tenantry to the app refusing that key
 #     (push invalidation through GET /v1/changes), p50/p99 over many rounds
 #     (bench/layer_revocation.py).
@@ -18,6 +23,8 @@
 #   BENCH_THREADS [1]    BENCH_CONNECTIONS [16]
 #   BENCH_ROUNDS [200]   revocations measured
 #   BENCH_NO_BUILD       use the existing target/release binaries
+#   BENCH_OTHER_LEADS    another leads binary (e.g. built before a change)
+#                        measured with the layer in the same run
 #   TEST_PG_URL          a superuser URL of a PostgreSQL cluster to use;
 #                        otherwise a throw-away cluster is started here
 # Installs wrk (Debian package) when missing. Everything started here is
@@ -103,20 +110,48 @@ for i in $(seq 20); do
   curl -sf "http://127.0.0.1:$L_PORT/leads" -H "x-api-key: $KEY" -H 'content-type: application/json' \
     -d "{\"name\":\"lead $i\",\"email\":\"l$i@example.com\"}" >/dev/null
 done
+# The "same context" baseline: what the layer put in the request, as JSON.
+CONTEXT=$(curl -sf "http://127.0.0.1:$L_PORT/whoami" -H "x-api-key: $KEY" |
+  python3 -c 'import json,sys; c=json.load(sys.stdin); c["status"]="active"; print(json.dumps(c))')
+S_PORT=$(free_port)
+LEADS_LISTEN=127.0.0.1:$S_PORT LEADS_DATABASE_URL="postgres://$ROLE@$HOSTPART/$DB" LEADS_AUTH=trusted-header \
+  LEADS_TRUSTED_CONTEXT="$CONTEXT" "$LEADS" >"$WORK/leads-same.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$S_PORT/whoami" && break; sleep 0.1; done
+O_PORT=
+if [ -n "${BENCH_OTHER_LEADS:-}" ]; then
+  O_PORT=$(free_port)
+  LEADS_LISTEN=127.0.0.1:$O_PORT LEADS_DATABASE_URL="postgres://$ROLE@$HOSTPART/$DB" \
+    TENANTRY_URL=$T_URL TENANTRY_SERVICE_KEY=$ROOT_KEY "$BENCH_OTHER_LEADS" >"$WORK/leads-other.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$O_PORT/whoami" && break; sleep 0.1; done
+fi
+for path in /whoami /leads; do
+  a=$(curl -sf "http://127.0.0.1:$L_PORT$path" -H "x-api-key: $KEY")
+  b=$(curl -sf "http://127.0.0.1:$S_PORT$path" -H "x-tenant-id: acme")
+  [ "$a" = "$b" ] || { log "GET $path: the same-context baseline answers differently"; exit 1; }
+done
 
 rps() { # url header → requests per second
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -H "$2" "$1" >/dev/null
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -H "$2" "$1" | awk '/Requests\/sec/ {print $2}'
 }
-echo "| endpoint | baseline before (req/s) | with the layer (req/s) | baseline after (req/s) | ratio layer/baseline |"
-echo "|---|---:|---:|---:|---:|"
+log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "| endpoint | same-context baseline before | header baseline before | with the layer | ${O_PORT:+other build, with the layer |} header baseline after | same-context baseline after | ratio layer / same-context baseline | ${O_PORT:+ratio other / same-context baseline |} ratio layer / header baseline |"
+echo "|---|---:|---:|---:|${O_PORT:+---:|}---:|---:|---:|${O_PORT:+---:|}---:|"
 for path in /whoami /leads; do
+  s1=$(rps "http://127.0.0.1:$S_PORT$path" "x-tenant-id: acme")
   b1=$(rps "http://127.0.0.1:$B_PORT$path" "x-tenant-id: acme")
   l=$(rps "http://127.0.0.1:$L_PORT$path" "x-api-key: $KEY")
+  o=; [ -z "$O_PORT" ] || o=$(rps "http://127.0.0.1:$O_PORT$path" "x-api-key: $KEY")
   b2=$(rps "http://127.0.0.1:$B_PORT$path" "x-tenant-id: acme")
-  ratio=$(python3 -c "print(f'{$l / (($b1 + $b2) / 2):.3f}')")
-  echo "| GET $path | $b1 | $l | $b2 | $ratio |"
+  s2=$(rps "http://127.0.0.1:$S_PORT$path" "x-tenant-id: acme")
+  same=$(python3 -c "print(f'{$l / (($s1 + $s2) / 2):.3f}')")
+  header=$(python3 -c "print(f'{$l / (($b1 + $b2) / 2):.3f}')")
+  other=; [ -z "$o" ] || other="$(python3 -c "print(f'{$o / (($s1 + $s2) / 2):.3f}')") | "
+  echo "| GET $path | $s1 | $b1 | $l | ${o:+$o | }$b2 | $s2 | $same | $other$header |"
 done
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 log "revocation to refusal, $ROUNDS rounds"
 python3 bench/layer_revocation.py "$T_URL" "http://127.0.0.1:$L_PORT" "$ROOT_KEY" acme "$ROUNDS"

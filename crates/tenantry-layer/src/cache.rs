@@ -1,5 +1,6 @@
-//! The local cache of resolutions: request identity (a SHA-256 of the
-//! presented inputs, never their plaintext) → tenant or refusal. Tenants and
+//! The local cache of resolutions: request identity (a keyed hash of the
+//! presented inputs, never their plaintext; see `shared::Identity`) →
+//! tenant or refusal. Tenants and
 //! refusals are kept apart, each with its own bound, so a flood of made-up
 //! keys only ever evicts other refusals.
 //!
@@ -48,8 +49,8 @@ pub(crate) enum Eviction {
 }
 
 pub(crate) struct ResolutionCache {
-    found: Cache<[u8; 32], Found>,
-    refused: Cache<[u8; 32], Refused>,
+    found: Cache<u128, Found>,
+    refused: Cache<u128, Refused>,
     generation: AtomicU64,
     gate: RwLock<()>,
     connected: AtomicBool,
@@ -79,7 +80,7 @@ impl ResolutionCache {
         }
     }
 
-    pub fn get(&self, id: &[u8; 32]) -> Option<Hit> {
+    pub fn get(&self, id: &u128) -> Option<Hit> {
         if let Some(found) = self.found.get(id) {
             return Some(Hit::Tenant(found.tenant));
         }
@@ -98,7 +99,7 @@ impl ResolutionCache {
     pub fn store(
         &self,
         generation: u64,
-        id: [u8; 32],
+        id: u128,
         outcome: &Result<TenantContext, Refusal>,
         depends: Depends,
     ) {

@@ -69,6 +69,14 @@ pub async fn with_tenant<F: Future>(tenant: Option<TenantContext>, future: F) ->
     CURRENT.scope(tenant, future).await
 }
 
+/// [`with_tenant`] as a nameable future (the layer's own future holds it).
+pub(crate) fn in_tenant_scope<F: Future>(
+    tenant: Option<TenantContext>,
+    future: F,
+) -> tokio::task::futures::TaskLocalFuture<Option<TenantContext>, F> {
+    CURRENT.scope(tenant, future)
+}
+
 /// `tokio::spawn`, carrying the current tenant (or its absence) into the
 /// new task.
 pub fn spawn_in_tenant<F>(future: F) -> tokio::task::JoinHandle<F::Output>

@@ -3,15 +3,16 @@
 use crate::LayerError;
 use crate::cache::ResolutionCache;
 use crate::config::LayerConfig;
-use crate::context::{TenantContext, with_tenant};
+use crate::context::{TenantContext, in_tenant_scope};
 use crate::problem::Refusal;
-use crate::shared::Shared;
+use crate::shared::{Lookup, Shared};
 use bytes::Bytes;
 use http::{Request, Response};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tokio::task::futures::TaskLocalFuture;
 
 /// Resolves each request's tenant through Tenantry (see the crate docs).
 /// Cheap to clone: clones share one cache and one change-stream task.
@@ -45,6 +46,7 @@ impl TenantryLayer {
             .map_err(|_| LayerError::Client)?;
         let shared = Arc::new(Shared {
             cache: ResolutionCache::new(config.capacity, config.ttl, config.refusal_ttl),
+            identity: crate::shared::Identity::random(),
             config,
             http: http.clone(),
         });
@@ -116,28 +118,115 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response<ResBody>, S::Error>>;
+    type Future = ResponseFuture<S, B, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         // The clone that was polled ready serves this request.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = Arc::clone(&self.shared);
-        Box::pin(async move {
-            match shared
-                .resolve_request(request.headers(), request.uri())
-                .await
-            {
-                Ok(tenant) => {
-                    request.extensions_mut().insert(tenant.clone());
-                    with_tenant(Some(tenant), inner.call(request)).await
+        let inner = std::mem::replace(&mut self.inner, clone);
+        // The cache is asked here, synchronously: a hit goes straight to the
+        // inner service, and only a miss allocates a future for its call
+        // to Tenantry.
+        let state = match self.shared.lookup(request.headers(), request.uri()) {
+            Lookup::Hit(tenant) => State::running(inner, request, tenant),
+            Lookup::Refused(refusal) => State::Refused {
+                response: Some(refusal.into_response()),
+            },
+            Lookup::Miss { inputs, id } => {
+                let shared = Arc::clone(&self.shared);
+                State::Resolving {
+                    resolve: Box::pin(async move { shared.resolve_miss(inputs, id).await }),
+                    next: Some((inner, request)),
                 }
-                Err(refusal) => Ok(refusal.into_response()),
             }
-        })
+        };
+        ResponseFuture { state }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`TenantryService`] call.
+    pub struct ResponseFuture<S, B, ResBody>
+    where
+        S: tower::Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B, ResBody>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<S, B, ResBody>
+    where
+        S: tower::Service<Request<B>>,
+    {
+        /// A cache miss: Tenantry is being asked.
+        Resolving {
+            resolve: BoxFuture<Result<TenantContext, Refusal>>,
+            next: Option<(S, Request<B>)>,
+        },
+        /// The inner service runs in the tenant's task-local scope.
+        Running {
+            #[pin]
+            future: TaskLocalFuture<Option<TenantContext>, S::Future>,
+        },
+        /// Refused: the answer is ready.
+        Refused {
+            response: Option<Response<ResBody>>,
+        },
+    }
+}
+
+impl<S, B, ResBody> State<S, B, ResBody>
+where
+    S: tower::Service<Request<B>>,
+{
+    fn running(mut inner: S, mut request: Request<B>, tenant: TenantContext) -> Self {
+        request.extensions_mut().insert(tenant.clone());
+        State::Running {
+            future: in_tenant_scope(Some(tenant), inner.call(request)),
+        }
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B, ResBody>
+where
+    S: tower::Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Running { future } => return future.poll(cx),
+                StateProj::Refused { response } => {
+                    // (Polled again after its answer: a refusal, never a panic.)
+                    let response = response
+                        .take()
+                        .unwrap_or_else(|| Refusal::unavailable().into_response());
+                    return Poll::Ready(Ok(response));
+                }
+                StateProj::Resolving { resolve, next } => {
+                    let outcome = std::task::ready!(resolve.as_mut().poll(cx));
+                    let next = match (outcome, next.take()) {
+                        (Ok(tenant), Some((inner, request))) => {
+                            State::running(inner, request, tenant)
+                        }
+                        (Err(refusal), _) => State::Refused {
+                            response: Some(refusal.into_response()),
+                        },
+                        (Ok(_), None) => State::Refused { response: None },
+                    };
+                    state.set(next);
+                }
+            }
+        }
     }
 }

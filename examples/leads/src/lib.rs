@@ -29,6 +29,11 @@ pub enum Auth {
     /// Benchmark baseline only: the tenant named by `X-Tenant-ID`, trusted
     /// blindly. Never for production.
     TrustedHeader,
+    /// Benchmark baseline only: `X-Tenant-ID` must name this tenant, whose
+    /// context (as Tenantry resolved it) every request then gets, so the
+    /// app's answers are the same as with the layer, byte for byte. Never
+    /// for production.
+    TrustedContext(TenantContext),
 }
 
 /// The tenant-scoped tables, isolated by `tenantry app-db isolate`.
@@ -99,7 +104,27 @@ pub fn app(pool: PgPool, auth: Auth) -> Router {
     match auth {
         Auth::Tenantry(layer) => routes.layer(layer),
         Auth::TrustedHeader => routes.layer(axum::middleware::from_fn(trusted_header)),
+        Auth::TrustedContext(tenant) => routes.layer(axum::middleware::from_fn_with_state(
+            tenant,
+            trusted_context,
+        )),
     }
+}
+
+async fn trusted_context(
+    State(tenant): State<TenantContext>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let named = req
+        .headers()
+        .get("x-tenant-id")
+        .is_some_and(|v| v.as_bytes() == tenant.id.as_bytes());
+    if !named {
+        return problem(StatusCode::UNAUTHORIZED, "unauthorized", None);
+    }
+    req.extensions_mut().insert(tenant.clone());
+    tenantry_layer::with_tenant(Some(tenant), next.run(req)).await
 }
 
 async fn trusted_header(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {

@@ -7,7 +7,9 @@
 //! - `LEADS_SETUP_ADMIN_URL` (optional): install the schema first, with this
 //!   administrator connection, granting rows to `LEADS_APP_ROLE`.
 //! - `LEADS_AUTH=trusted-header`: the benchmark baseline (no Tenantry; the
-//!   tenant named by `X-Tenant-ID`). Never in production.
+//!   tenant named by `X-Tenant-ID`). Never in production. With
+//!   `LEADS_TRUSTED_CONTEXT` (a tenant context as JSON, e.g. the one Tenantry
+//!   resolved for the benchmark's key), only that tenant, with that context.
 
 use anyhow::Context;
 use tenantry_layer::{LayerConfig, ServiceKey, TenantryLayer};
@@ -27,7 +29,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("LEADS_DATABASE_URL")?;
     let auth = if std::env::var("LEADS_AUTH").as_deref() == Ok("trusted-header") {
-        leads::Auth::TrustedHeader
+        match std::env::var("LEADS_TRUSTED_CONTEXT") {
+            Ok(json) => leads::Auth::TrustedContext(tenantry_layer::TenantContext::new(
+                serde_json::from_str(&json).context("LEADS_TRUSTED_CONTEXT")?,
+            )),
+            Err(_) => leads::Auth::TrustedHeader,
+        }
     } else {
         let config = LayerConfig::new(
             var("TENANTRY_URL")?,
