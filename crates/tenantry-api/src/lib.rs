@@ -10,6 +10,7 @@ pub mod config;
 pub mod credentials;
 pub mod domains;
 pub mod events;
+pub mod formats;
 pub mod health;
 pub mod identity;
 pub mod inbound;

@@ -1,12 +1,15 @@
 //! `ratelimit` wire types.
 
+use crate::formats::Slug;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitIn {
-    /// Required with operator keys; implied by tenant keys.
+    /// Required with operator keys; a tenant key may leave it out (its own
+    /// tenant is implied) or name its own tenant.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Slug, required = true)]
     pub tenant_id: Option<String>,
     /// Limit per key instead of per tenant.
     #[serde(skip_serializing_if = "Option::is_none")]

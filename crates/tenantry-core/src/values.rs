@@ -53,20 +53,26 @@ string_value!(
     Region
 );
 
+/// The most characters of a display name.
+pub const NAME_MAX: usize = 200;
+/// The most characters of a plan or region name.
+pub const SIMPLE_NAME_MAX: usize = 63;
+
 impl TenantName {
     pub fn parse(field: &'static str, value: &str) -> Result<Self, ValidationError> {
         let trimmed = value.trim();
         if trimmed.is_empty() {
             return Err(ValidationError::new(field, "required", "must not be empty"));
         }
-        if trimmed.chars().count() > 200 {
+        // Counted before trimming, as a schema's maxLength counts.
+        if value.chars().count() > NAME_MAX {
             return Err(ValidationError::new(
                 field,
                 "too_long",
                 "must be at most 200 characters",
             ));
         }
-        if trimmed.chars().any(char::is_control) {
+        if value.chars().any(char::is_control) {
             return Err(ValidationError::new(
                 field,
                 "invalid_characters",
@@ -187,7 +193,7 @@ fn simple_name(
     allowed: impl Fn(u8) -> bool,
     what: &'static str,
 ) -> Result<String, ValidationError> {
-    if value.is_empty() || value.len() > 63 {
+    if value.is_empty() || value.len() > SIMPLE_NAME_MAX {
         return Err(ValidationError::new(
             field,
             "invalid_length",
@@ -233,6 +239,8 @@ pub struct Metadata(serde_json::Map<String, serde_json::Value>);
 impl Metadata {
     pub const MAX_KEYS: usize = 64;
     pub const MAX_BYTES: usize = 16 * 1024;
+    /// The most characters of a key.
+    pub const MAX_KEY_CHARS: usize = 64;
 
     pub fn empty() -> Self {
         Self(serde_json::Map::new())
@@ -253,7 +261,10 @@ impl Metadata {
                 "may have at most 64 keys",
             ));
         }
-        if let Some(key) = map.keys().find(|k| k.is_empty() || k.chars().count() > 64) {
+        if let Some(key) = map
+            .keys()
+            .find(|k| k.is_empty() || k.chars().count() > Self::MAX_KEY_CHARS)
+        {
             return Err(ValidationError::new(
                 format!("{field}.{key}"),
                 "invalid_key",
