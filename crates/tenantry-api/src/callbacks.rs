@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct MessageIn {
     /// `email`, `sms`, `voice` or `whatsapp`.
+    #[schema(value_type = Channel)]
     pub channel: String,
     /// `twilio`, `sendgrid` or `generic`: whose callbacks report on it.
+    #[schema(value_type = StatusProvider)]
     pub provider: String,
     /// The provider's id of the message (Twilio's `MessageSid`/`CallSid`,
     /// SendGrid's `X-Message-Id`); unique per provider across tenants.
@@ -26,4 +28,23 @@ pub struct CallbackAck {
     /// Reports naming a message id no tenant registered (acknowledged,
     /// logged and counted, never stored).
     pub unknown: usize,
+}
+
+/// The channel of a registered message.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+    Voice,
+    Whatsapp,
+}
+
+/// Whose status callbacks report on a registered message.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusProvider {
+    Twilio,
+    Sendgrid,
+    Generic,
 }

@@ -131,3 +131,28 @@ named_schema!(
                 .max_length(Some(CoreMetadata::MAX_KEY_CHARS)),
         ))
 );
+
+/// One DNS label: 1 to 63 letters, digits and inner '-'.
+const LABEL: &str = "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?";
+/// A top-level label, which starts with a letter.
+const TOP_LABEL: &str = "[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?";
+
+/// The pattern of a hostname of at least two labels, with one optional
+/// trailing dot.
+pub fn hostname_pattern() -> String {
+    format!("^({LABEL}\\.)+{TOP_LABEL}\\.?$")
+}
+
+named_schema!(
+    /// A DNS hostname such as `support.acme.com` (case-insensitive).
+    Hostname,
+    || ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "a hostname of at least two labels (letters, digits, inner '-'), the last starting with a letter; \
+             at most 253 characters without its optional trailing dot. Reserved names (localhost, local, internal, \
+             localdomain, arpa, invalid, onion, alt) and names under the base domain cannot be claimed.",
+        ))
+        .max_length(Some(254))
+        .pattern(Some(hostname_pattern()))
+);

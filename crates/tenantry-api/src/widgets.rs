@@ -1,12 +1,14 @@
 //! `widgets` wire types.
 
 use crate::REDACTED;
+use crate::formats::DisplayName;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetIn {
+    #[schema(value_type = DisplayName)]
     pub name: String,
     /// `scheme://host[:port]` exactly, or `scheme://*.domain[:port]` for
     /// its subdomains (not the domain itself). Empty: no origin.
@@ -17,6 +19,7 @@ pub struct WidgetIn {
 #[serde(deny_unknown_fields)]
 pub struct WidgetPatchIn {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DisplayName>)]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
@@ -47,6 +50,7 @@ pub struct WidgetTokenIn {
     pub origin: String,
     /// 1 to 900 (default 300).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 900)]
     pub ttl_seconds: Option<i64>,
 }
 

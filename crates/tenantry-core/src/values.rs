@@ -97,7 +97,10 @@ impl Hostname {
     pub fn parse(field: &'static str, value: &str) -> Result<Self, ValidationError> {
         let invalid =
             |message: &'static str| ValidationError::new(field, "invalid_hostname", message);
-        let lowered = value.trim_end_matches('.').to_ascii_lowercase();
+        let lowered = value
+            .strip_suffix('.')
+            .unwrap_or(value)
+            .to_ascii_lowercase();
         if lowered.is_empty() || lowered.len() > 253 {
             return Err(invalid("must be a hostname of 1 to 253 characters"));
         }
@@ -119,9 +122,11 @@ impl Hostname {
                 return Err(invalid("labels may not start or end with '-'"));
             }
         }
+        // Every top-level domain starts with a letter (`xn--…` included);
+        // this also refuses IP addresses.
         if labels
             .last()
-            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+            .is_some_and(|tld| !tld.starts_with(|c: char| c.is_ascii_lowercase()))
         {
             return Err(invalid("must be a hostname, not an IP address"));
         }

@@ -269,6 +269,14 @@ fn nul_field(value: &Value, path: String) -> Option<String> {
     }
 }
 
+/// `422` naming the first string or key of `value` that holds a NUL.
+pub fn refuse_nul(value: &Value) -> Result<(), ApiError> {
+    match nul_field(value, String::new()) {
+        Some(field) => Err(nul_error(field)),
+        None => Ok(()),
+    }
+}
+
 fn nul_error(field: String) -> ApiError {
     ApiError::invalid(ValidationError::new(
         field,
