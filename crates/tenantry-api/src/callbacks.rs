@@ -13,10 +13,25 @@ pub struct MessageIn {
     pub provider: String,
     /// The provider's id of the message (Twilio's `MessageSid`/`CallSid`,
     /// SendGrid's `X-Message-Id`); unique per provider across tenants.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub provider_message_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub campaign_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 320,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub recipient: Option<String>,
 }
 

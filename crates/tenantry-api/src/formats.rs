@@ -156,3 +156,15 @@ named_schema!(
         .max_length(Some(254))
         .pattern(Some(hostname_pattern()))
 );
+
+named_schema!(
+    /// An allowed origin of a widget: `scheme://host[:port]`, or
+    /// `scheme://*.domain[:port]` for the domain's subdomains.
+    Origin,
+    || ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "http or https, a lower-case host (or *. and a domain of two labels or more) and an optional port 1-65535; no path",
+        ))
+        .pattern(Some(r"^https?://(\*\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+|[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*)(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"))
+);

@@ -12,6 +12,7 @@ pub struct WidgetIn {
     pub name: String,
     /// `scheme://host[:port]` exactly, or `scheme://*.domain[:port]` for
     /// its subdomains (not the domain itself). Empty: no origin.
+    #[schema(max_items = 100, value_type = Vec<crate::formats::Origin>)]
     pub allowed_origins: Vec<String>,
 }
 
@@ -22,6 +23,7 @@ pub struct WidgetPatchIn {
     #[schema(value_type = Option<DisplayName>)]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 100, value_type = Option<Vec<crate::formats::Origin>>)]
     pub allowed_origins: Option<Vec<String>>,
     /// `false` revokes every token of the widget.
     #[serde(skip_serializing_if = "Option::is_none")]

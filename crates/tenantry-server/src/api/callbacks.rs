@@ -86,7 +86,8 @@ pub struct TwilioCallback {
     request_body(content = TwilioCallback, content_type = "application/x-www-form-urlencoded", description = "Twilio's status callback parameters"),
     responses((status = 200, body = CallbackAck),
         (status = 401, description = "missing or bad signature", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the tenant is suspended", body = Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "the tenant is suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "no MessageSid, SmsSid or CallSid", body = Problem, content_type = "application/problem+json")))]
 pub async fn twilio(
     State(state): State<AppState>,
     uri: Uri,

@@ -101,18 +101,16 @@ fn walk(value: &mut Value) {
                 {
                     map.insert("pattern".into(), json!(NO_NUL));
                 }
-                if has_type(map, "object")
-                    && !map.contains_key("properties")
-                    && map
-                        .get("additionalProperties")
-                        .is_none_or(|a| *a == Value::Bool(true))
-                {
+                let open = map
+                    .get("additionalProperties")
+                    .is_none_or(|a| *a == Value::Bool(true));
+                if has_type(map, "object") && open {
                     map.insert(
                         "additionalProperties".into(),
                         json!({ "$ref": format!("#/components/schemas/{JSON_VALUE}") }),
                     );
                 }
-                if has_type(map, "object") && !map.contains_key("properties") {
+                if has_type(map, "object") && open {
                     let names = map.entry("propertyNames").or_insert_with(|| json!({}));
                     if let Some(names) = names.as_object_mut() {
                         names.entry("pattern").or_insert_with(|| json!(NO_NUL));

@@ -53,7 +53,7 @@ use utoipa::{Modify, OpenApi};
         api::widgets::create, api::widgets::list, api::widgets::update, api::widgets::issue,
         api::widgets::verify,
     ),
-    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>, api::Page<crate::webhooks::endpoints::EndpointView>, api::Page<api::webhooks::MessageOut>, api::Page<api::inbound::ConversationOut>, api::Page<api::inbound::MessageOut>)),
+    components(schemas(Problem, FieldError, tenantry_api::AuditOutcomeName, tenantry_api::ExportFormat, tenantry_api::Granularity, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>, api::Page<crate::webhooks::endpoints::EndpointView>, api::Page<api::webhooks::MessageOut>, api::Page<api::inbound::ConversationOut>, api::Page<api::inbound::MessageOut>)),
     modifiers(&BearerAuth, &IdempotencyKeys, &ProblemResponses),
     security(("bearer" = [])),
     tags(
