@@ -95,6 +95,18 @@ pub async fn twilio(
     RawBody(body): RawBody,
 ) -> Result<Json<CallbackAck>, ApiError> {
     let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    // No NUL anywhere, as in every other body.
+    if let Some((name, _)) = params
+        .iter()
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(ValidationError::new(
+            name.replace('\0', "\\u0000"),
+            "invalid_character",
+            "must not contain a NUL character (U+0000)",
+        )
+        .into());
+    }
     let param = |name: &str| {
         params
             .iter()
