@@ -52,21 +52,31 @@ pub struct CheckpointOut {
 pub struct AuditQuery {
     /// Exact action, e.g. `api_key.created`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(min_length = 1, max_length = 100, pattern = "^[a-z0-9_.]+$")]
     pub action: Option<String>,
     /// The actor's id (`root`, a key id, a worker's name).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub actor: Option<String>,
     /// A target as `type:id`, e.g. `api_key:key_…`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "^[a-z_]{1,50}:[^\\x00-\\x1f\\x7f-\\x9f]{1,200}$")]
     pub target: Option<String>,
     /// `success`, `denied` or `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<crate::AuditOutcomeName>)]
     pub outcome: Option<String>,
     /// Entries at or after this time (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub from: Option<String>,
-    /// Entries before this time (RFC 3339).
+    /// Entries before this time (RFC 3339), later than `from`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub to: Option<String>,
     /// How many entries to return, 1–200 (default 50).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,12 +104,15 @@ pub struct CheckpointQuery {
 pub struct ExportQuery {
     /// `ndjson` (default; verifiable offline) or `csv`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<crate::ExportFormat>)]
     pub format: Option<String>,
     /// Entries at or after this time (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub from: Option<String>,
-    /// Entries before this time (RFC 3339).
+    /// Entries before this time (RFC 3339), later than `from`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub to: Option<String>,
 }
 

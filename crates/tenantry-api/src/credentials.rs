@@ -1,6 +1,7 @@
 //! `credentials` wire types.
 
 use crate::REDACTED;
+use crate::formats::DisplayName;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -10,7 +11,9 @@ use tenantry_core::credentials::CredentialKind;
 #[serde(deny_unknown_fields)]
 pub struct CredentialIn {
     /// `whatsapp`, `genesys`, `smtp`, `oauth_client` or `generic`.
+    #[schema(value_type = CredentialKind)]
     pub kind: String,
+    #[schema(value_type = DisplayName)]
     pub name: String,
     #[schema(value_type = Object)]
     pub data: Value,
@@ -30,6 +33,7 @@ impl std::fmt::Debug for CredentialIn {
 #[serde(deny_unknown_fields)]
 pub struct CredentialPatchIn {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DisplayName>)]
     pub name: Option<String>,
     /// Fields to change; sealed fields left out keep their value; `null` removes an optional field.
     #[schema(value_type = Option<Object>)]

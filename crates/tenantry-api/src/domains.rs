@@ -9,6 +9,7 @@ use tenantry_core::tenant::{CustomDomain, challenge_name};
 #[serde(deny_unknown_fields)]
 pub struct DomainIn {
     /// A hostname such as `support.acme.com`.
+    #[schema(value_type = crate::formats::Hostname)]
     pub domain: String,
 }
 

@@ -1,25 +1,32 @@
 //! `keys` wire types.
 
 use crate::REDACTED;
+use crate::formats::{DisplayName, Metadata};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_core::keys::ApiKey;
 use tenantry_core::keys::Environment;
+use tenantry_core::keys::Scope;
 use tenantry_core::keys::VerifyCode;
 use tenantry_core::tenant::TenantStatus;
 
 #[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct KeyIn {
+    #[schema(value_type = DisplayName)]
     pub name: String,
     /// e.g. `["tenant:read", "keys:write"]`.
+    #[schema(value_type = Vec<Scope>)]
     pub scopes: Vec<String>,
     /// `live` (default) or `test`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Environment>)]
     pub environment: Option<String>,
+    /// In the future.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -27,8 +34,10 @@ pub struct KeyIn {
 #[serde(deny_unknown_fields)]
 pub struct KeyPatchIn {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DisplayName>)]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Scope>>)]
     pub scopes: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
@@ -38,6 +47,7 @@ pub struct KeyPatchIn {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Option<DateTime<Utc>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -46,6 +56,7 @@ pub struct KeyPatchIn {
 pub struct RotateIn {
     /// How long the old key keeps working, 0 to 30 days (default 0: at once).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2592000)]
     pub overlap_seconds: Option<i64>,
 }
 

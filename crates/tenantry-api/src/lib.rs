@@ -10,6 +10,7 @@ pub mod config;
 pub mod credentials;
 pub mod domains;
 pub mod events;
+pub mod formats;
 pub mod health;
 pub mod identity;
 pub mod inbound;
@@ -51,3 +52,29 @@ pub struct Page<T> {
 /// What `Debug` shows in place of a secret (a key shown once, a revealed
 /// credential, a webhook secret, a token).
 pub(crate) const REDACTED: &str = "[redacted]";
+
+/// The outcome filter of an audit listing.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcomeName {
+    Success,
+    Denied,
+    Error,
+}
+
+/// The format of an audit export.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    Ndjson,
+    Csv,
+}
+
+/// The buckets of a usage series.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    Hour,
+    Day,
+    Month,
+}

@@ -1,6 +1,7 @@
 //! `operator_keys` wire types.
 
 use crate::REDACTED;
+use crate::formats::DisplayName;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_core::keys::Environment;
@@ -9,9 +10,11 @@ use tenantry_core::keys::OperatorKey;
 #[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorKeyIn {
+    #[schema(value_type = DisplayName)]
     pub name: String,
     /// `live` (default) or `test`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Environment>)]
     pub environment: Option<String>,
 }
 

@@ -1,17 +1,23 @@
 //! `quotas` wire types.
 
+use crate::formats::Slug;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaCheckIn {
-    /// Required with operator keys; implied by tenant keys.
+    /// Required with operator keys; a tenant key may leave it out (its own
+    /// tenant is implied) or name its own tenant.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Slug, required = true)]
     pub tenant_id: Option<String>,
+    /// A meter (see `GET /v1/meters`).
+    #[schema(min_length = 1, max_length = 63, pattern = "^[a-z0-9_]+$")]
     pub meter: String,
-    /// Default 1.
+    /// Default 1; 1 to 10^12.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub quantity: Option<i64>,
     /// Take the quantity when allowed (atomic). Default false.
     #[serde(skip_serializing_if = "Option::is_none")]

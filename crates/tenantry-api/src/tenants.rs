@@ -1,5 +1,6 @@
 //! `tenants` wire types.
 
+use crate::formats::{DisplayName, Metadata, PlanName, RegionName, Slug};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_core::tenant::Tenant;
@@ -9,16 +10,22 @@ use tenantry_core::tenant::TenantStatus;
 #[serde(deny_unknown_fields)]
 pub struct TenantIn {
     /// The tenant's slug: 3–63 characters of a-z, 0-9 and inner '-'.
+    #[schema(value_type = Slug)]
     pub id: String,
+    #[schema(value_type = DisplayName)]
     pub name: String,
     /// Defaults to the id.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Slug>)]
     pub subdomain: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PlanName>)]
     pub plan: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<RegionName>)]
     pub region: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -26,14 +33,19 @@ pub struct TenantIn {
 #[serde(deny_unknown_fields)]
 pub struct TenantPatchIn {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DisplayName>)]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Slug>)]
     pub subdomain: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PlanName>)]
     pub plan: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<RegionName>)]
     pub region: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<serde_json::Value>,
 }
 

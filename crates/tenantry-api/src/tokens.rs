@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 pub struct TokenIn {
     /// Lifetime in seconds, 1 to 3600 (default: the configured token_ttl).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3600)]
     pub ttl_seconds: Option<i64>,
     /// A subset of the key's scopes (default: all of them).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<tenantry_core::keys::Scope>>)]
     pub scopes: Option<Vec<String>>,
 }
 

@@ -31,15 +31,19 @@ pub struct IngestOut {
 #[derive(Debug, Serialize, Clone, Deserialize, utoipa::IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct UsageParams {
+    #[param(min_length = 1, max_length = 63, pattern = "^[a-z0-9_]+$")]
     pub meter: String,
     /// RFC 3339; default: the start of the current month.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub from: Option<String>,
     /// RFC 3339, exclusive; default: now.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub to: Option<String>,
     /// `hour`, `day` (default) or `month`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<crate::Granularity>)]
     pub granularity: Option<String>,
 }
 

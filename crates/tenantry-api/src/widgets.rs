@@ -1,15 +1,18 @@
 //! `widgets` wire types.
 
 use crate::REDACTED;
+use crate::formats::DisplayName;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Clone, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetIn {
+    #[schema(value_type = DisplayName)]
     pub name: String,
     /// `scheme://host[:port]` exactly, or `scheme://*.domain[:port]` for
     /// its subdomains (not the domain itself). Empty: no origin.
+    #[schema(max_items = 100, value_type = Vec<crate::formats::Origin>)]
     pub allowed_origins: Vec<String>,
 }
 
@@ -17,8 +20,10 @@ pub struct WidgetIn {
 #[serde(deny_unknown_fields)]
 pub struct WidgetPatchIn {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DisplayName>)]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 100, value_type = Option<Vec<crate::formats::Origin>>)]
     pub allowed_origins: Option<Vec<String>>,
     /// `false` revokes every token of the widget.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,6 +52,7 @@ pub struct WidgetTokenIn {
     pub origin: String,
     /// 1 to 900 (default 300).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 900)]
     pub ttl_seconds: Option<i64>,
 }
 

@@ -43,11 +43,15 @@ pub const RESERVED_NAMES: &[&str] = &[
     "www",
 ];
 
+/// The length of a slug, in characters (all ASCII).
+pub const SLUG_MIN: usize = 3;
+pub const SLUG_MAX: usize = 63;
+
 /// Checks the shared slug rules (also used for subdomains): 3–63 characters of
 /// `[a-z0-9]` with inner `-`, and not a reserved name.
 pub fn check_slug(field: &'static str, value: &str) -> Result<(), ValidationError> {
     let len = value.len();
-    if !(3..=63).contains(&len) {
+    if !(SLUG_MIN..=SLUG_MAX).contains(&len) {
         return Err(ValidationError::new(
             field,
             "invalid_length",

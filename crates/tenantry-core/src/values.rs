@@ -53,20 +53,26 @@ string_value!(
     Region
 );
 
+/// The most characters of a display name.
+pub const NAME_MAX: usize = 200;
+/// The most characters of a plan or region name.
+pub const SIMPLE_NAME_MAX: usize = 63;
+
 impl TenantName {
     pub fn parse(field: &'static str, value: &str) -> Result<Self, ValidationError> {
         let trimmed = value.trim();
         if trimmed.is_empty() {
             return Err(ValidationError::new(field, "required", "must not be empty"));
         }
-        if trimmed.chars().count() > 200 {
+        // Counted before trimming, as a schema's maxLength counts.
+        if value.chars().count() > NAME_MAX {
             return Err(ValidationError::new(
                 field,
                 "too_long",
                 "must be at most 200 characters",
             ));
         }
-        if trimmed.chars().any(char::is_control) {
+        if value.chars().any(char::is_control) {
             return Err(ValidationError::new(
                 field,
                 "invalid_characters",
@@ -91,7 +97,10 @@ impl Hostname {
     pub fn parse(field: &'static str, value: &str) -> Result<Self, ValidationError> {
         let invalid =
             |message: &'static str| ValidationError::new(field, "invalid_hostname", message);
-        let lowered = value.trim_end_matches('.').to_ascii_lowercase();
+        let lowered = value
+            .strip_suffix('.')
+            .unwrap_or(value)
+            .to_ascii_lowercase();
         if lowered.is_empty() || lowered.len() > 253 {
             return Err(invalid("must be a hostname of 1 to 253 characters"));
         }
@@ -113,9 +122,11 @@ impl Hostname {
                 return Err(invalid("labels may not start or end with '-'"));
             }
         }
+        // Every top-level domain starts with a letter (`xn--…` included);
+        // this also refuses IP addresses.
         if labels
             .last()
-            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+            .is_some_and(|tld| !tld.starts_with(|c: char| c.is_ascii_lowercase()))
         {
             return Err(invalid("must be a hostname, not an IP address"));
         }
@@ -187,7 +198,7 @@ fn simple_name(
     allowed: impl Fn(u8) -> bool,
     what: &'static str,
 ) -> Result<String, ValidationError> {
-    if value.is_empty() || value.len() > 63 {
+    if value.is_empty() || value.len() > SIMPLE_NAME_MAX {
         return Err(ValidationError::new(
             field,
             "invalid_length",
@@ -233,6 +244,8 @@ pub struct Metadata(serde_json::Map<String, serde_json::Value>);
 impl Metadata {
     pub const MAX_KEYS: usize = 64;
     pub const MAX_BYTES: usize = 16 * 1024;
+    /// The most characters of a key.
+    pub const MAX_KEY_CHARS: usize = 64;
 
     pub fn empty() -> Self {
         Self(serde_json::Map::new())
@@ -253,7 +266,10 @@ impl Metadata {
                 "may have at most 64 keys",
             ));
         }
-        if let Some(key) = map.keys().find(|k| k.is_empty() || k.chars().count() > 64) {
+        if let Some(key) = map
+            .keys()
+            .find(|k| k.is_empty() || k.chars().count() > Self::MAX_KEY_CHARS)
+        {
             return Err(ValidationError::new(
                 format!("{field}.{key}"),
                 "invalid_key",

@@ -416,7 +416,7 @@ async fn export_chain(
 /// Exports a tenant's entries (in a time range) with the checkpoints that
 /// cover them and the keys that verify those, streamed.
 #[utoipa::path(get, path = "/v1/tenants/{id}/audit/export", tag = "audit", params(("id" = String, Path), ExportQuery),
-    responses((status = 200, description = "NDJSON (`application/x-ndjson`) or CSV (`text/csv`)", content_type = "application/x-ndjson", body = String),
+    responses((status = 200, description = "NDJSON (`application/x-ndjson`) or CSV (`text/csv`)", content((String = "application/x-ndjson"), (String = "text/csv"))),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn export(
@@ -431,7 +431,7 @@ pub async fn export(
 
 /// Exports the operator chain, streamed.
 #[utoipa::path(get, path = "/v1/operator/audit/export", tag = "audit", params(ExportQuery),
-    responses((status = 200, description = "NDJSON (`application/x-ndjson`) or CSV (`text/csv`)", content_type = "application/x-ndjson", body = String),
+    responses((status = 200, description = "NDJSON (`application/x-ndjson`) or CSV (`text/csv`)", content((String = "application/x-ndjson"), (String = "text/csv"))),
         (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn operator_export(
     State(state): State<AppState>,

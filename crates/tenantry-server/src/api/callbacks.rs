@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 pub use tenantry_api::callbacks::{CallbackAck, MessageIn};
+use tenantry_core::ValidationError;
 use tenantry_core::keys::Scope;
 
 /// Register an outbound message the tenant's app sent through a provider,
@@ -65,15 +66,28 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Twilio's status callback, as far as Tenantry reads it (Twilio sends more
+/// parameters; all are covered by the signature).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)] // documents the form; it is read as pairs
+pub struct TwilioCallback {
+    /// The message (or `SmsSid`, or `CallSid` for a call): one is required.
+    MessageSid: String,
+    MessageStatus: Option<String>,
+    ErrorCode: Option<String>,
+    ErrorMessage: Option<String>,
+}
+
 /// A Twilio SMS or voice status callback (form-encoded): `MessageSid` or
 /// `CallSid` names the message, `MessageStatus` or `CallStatus` its status;
 /// `X-Twilio-Signature` must verify with the addressed tenant's auth token
 /// over the public URL (setting `public_url`) and the sorted parameters.
 #[utoipa::path(post, path = "/v1/webhooks/twilio", tag = "inbound", security(()),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's status callback parameters"),
+    request_body(content = TwilioCallback, content_type = "application/x-www-form-urlencoded", description = "Twilio's status callback parameters"),
     responses((status = 200, body = CallbackAck),
         (status = 401, description = "missing or bad signature", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "the tenant is suspended", body = Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "the tenant is suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "no MessageSid, SmsSid or CallSid", body = Problem, content_type = "application/problem+json")))]
 pub async fn twilio(
     State(state): State<AppState>,
     uri: Uri,
@@ -81,6 +95,18 @@ pub async fn twilio(
     RawBody(body): RawBody,
 ) -> Result<Json<CallbackAck>, ApiError> {
     let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    // No NUL anywhere, as in every other body.
+    if let Some((name, _)) = params
+        .iter()
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(ValidationError::new(
+            name.replace('\0', "\\u0000"),
+            "invalid_character",
+            "must not contain a NUL character (U+0000)",
+        )
+        .into());
+    }
     let param = |name: &str| {
         params
             .iter()
@@ -106,8 +132,17 @@ pub async fn twilio(
     let status = param("MessageStatus")
         .or_else(|| param("SmsStatus"))
         .or_else(|| param("CallStatus"));
+    // Twilio names the message or call in every callback.
+    let Some(sid) = sid else {
+        return Err(ValidationError::new(
+            "MessageSid",
+            "required",
+            "one of MessageSid, SmsSid or CallSid is required",
+        )
+        .into());
+    };
     let mut reports = Vec::new();
-    if let Some(sid) = sid {
+    {
         reports.push(Report {
             provider_message_id: sid.to_owned(),
             status: status.and_then(callbacks::twilio_status),
@@ -132,9 +167,13 @@ fn unix(value: Option<&Value>) -> Option<DateTime<Utc>> {
     }
 }
 
+/// The body as JSON, refusing a NUL character anywhere in it like every
+/// other body of the API (`http::extract::refuse_nul`).
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::MalformedJson(format!("line {} column {}", e.line(), e.column())))
+    let value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::MalformedJson(format!("line {} column {}", e.line(), e.column())))?;
+    crate::http::extract::refuse_nul(&value)?;
+    Ok(value)
 }
 
 /// SendGrid's event webhook (a JSON array of events): each event's
@@ -143,7 +182,7 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 /// SHA-256) over `X-Twilio-Email-Event-Webhook-Timestamp` and the raw body
 /// with the addressed tenant's public key.
 #[utoipa::path(post, path = "/v1/webhooks/sendgrid", tag = "inbound", security(()),
-    request_body(content = Object, description = "SendGrid's events, byte for byte as signed"),
+    request_body(content = Vec<Object>, description = "SendGrid's events (a JSON array of objects), byte for byte as signed"),
     responses((status = 200, body = CallbackAck),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "missing or bad signature", body = Problem, content_type = "application/problem+json"),
@@ -154,6 +193,17 @@ pub async fn sendgrid(
     RawBody(body): RawBody,
 ) -> Result<Json<CallbackAck>, ApiError> {
     let events = parse_json(&body)?;
+    if !events
+        .as_array()
+        .is_some_and(|e| e.iter().all(Value::is_object))
+    {
+        return Err(ValidationError::new(
+            "body",
+            "invalid_type",
+            "must be a JSON array of event objects",
+        )
+        .into());
+    }
     let now = state.clock.now();
     let reports = events
         .as_array()
@@ -184,12 +234,22 @@ pub async fn sendgrid(
     answer(callbacks::deliver(&state, "sendgrid", "public_key", reports, &verify).await?)
 }
 
+/// The generic status report; also `timestamp` (RFC 3339 or Unix seconds)
+/// and `error` (any JSON), read when present.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the body; it is read as JSON for its signature
+pub struct GenericReport {
+    provider_message_id: String,
+    /// `sent`, `delivered`, `read` or `failed`.
+    status: Option<String>,
+}
+
 /// The generic status callback: `{provider_message_id, status, timestamp,
 /// error?}` (status one of sent, delivered, read, failed; timestamp RFC 3339
 /// or Unix seconds), `X-Tenantry-Signature: sha256=<hex HMAC-SHA256 of the
 /// raw body>` with the addressed tenant's `secret`.
 #[utoipa::path(post, path = "/v1/webhooks/generic", tag = "inbound", security(()),
-    request_body(content = Object, description = "the status report, byte for byte as signed"),
+    request_body(content = GenericReport, description = "the status report, byte for byte as signed"),
     responses((status = 200, body = CallbackAck),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "missing or bad signature", body = Problem, content_type = "application/problem+json"),
@@ -200,9 +260,26 @@ pub async fn generic(
     RawBody(body): RawBody,
 ) -> Result<Json<CallbackAck>, ApiError> {
     let report = parse_json(&body)?;
+    if !report.is_object() {
+        return Err(ValidationError::new("body", "invalid_type", "must be a JSON object").into());
+    }
+    let Some(id) = report.get("provider_message_id").and_then(Value::as_str) else {
+        return Err(ValidationError::new(
+            "provider_message_id",
+            "required",
+            "must be the provider's message id, a string",
+        )
+        .into());
+    };
+    let status = match report.get("status") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => {
+            return Err(ValidationError::new("status", "invalid_type", "must be a string").into());
+        }
+    };
     let mut reports = Vec::new();
-    if let Some(id) = report.get("provider_message_id").and_then(Value::as_str) {
-        let status = report.get("status").and_then(Value::as_str);
+    {
         reports.push(Report {
             provider_message_id: id.to_owned(),
             status: status.and_then(callbacks::generic_status),

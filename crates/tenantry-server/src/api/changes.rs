@@ -48,10 +48,35 @@ enum Audience {
 /// `key_hash` is the hex SHA-256 of the key), `reset` (drop every cached
 /// entry). Send `Last-Event-ID` to resume; ids are per node, and one the node
 /// cannot replay from is answered with `reset`.
+/// One event of the change stream, as its fields arrive on the wire.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the stream; the events are written as text
+pub struct StreamEvent {
+    /// The position to resume after, as `Last-Event-ID`.
+    id: Option<String>,
+    /// `ready` once connected, `change` for each change, `reset` when the
+    /// stream cannot replay from `Last-Event-ID` (drop every cached tenant).
+    #[schema(value_type = Option<StreamEventKind>)]
+    event: Option<String>,
+    /// The event's JSON payload.
+    data: Option<String>,
+    /// The reconnection delay in milliseconds.
+    retry: Option<u64>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "snake_case")]
+pub enum StreamEventKind {
+    Ready,
+    Change,
+    Reset,
+}
+
 #[utoipa::path(get, path = "/v1/changes", tag = "resolution",
     params(("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received, to resume after it")),
     responses(
-        (status = 200, description = "an endless text/event-stream of `ready`, `change` and `reset` events and keep-alive comments", content_type = "text/event-stream", body = String),
+        (status = 200, description = "an endless text/event-stream of `ready`, `change` and `reset` events and keep-alive comments", content_type = "text/event-stream", body = StreamEvent),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "tenant_suspended", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "too_many_streams: this credential already holds the most streams allowed", body = Problem, content_type = "application/problem+json")))]

@@ -70,11 +70,13 @@ pub async fn verify(
     let grant = caller.grant(&id, Scope::TenantAdmin)?;
     // Read after the tenant check, so a foreign tenant's path reveals
     // nothing through its body's validation.
-    let input: VerifyIn = if body.iter().all(u8::is_ascii_whitespace) {
-        VerifyIn::default()
-    } else {
-        parse_json(&body)?
-    };
+    // The body is optional: none, or JSON `null`, is `{}`.
+    let input: VerifyIn =
+        if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
+            VerifyIn::default()
+        } else {
+            parse_json(&body)?
+        };
     if input.force && !caller.is_operator() {
         return Err(ApiError::Forbidden {
             code: crate::http::codes::Code::OperatorRequired,

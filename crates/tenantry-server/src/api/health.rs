@@ -7,7 +7,7 @@ use axum::extract::State;
 pub use tenantry_api::health::Health;
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
@@ -20,7 +20,7 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800)
 
 /// The process can serve requests: its database answers (and, on SQLite,
 /// its write lock is free).
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {

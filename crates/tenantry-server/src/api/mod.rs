@@ -120,13 +120,18 @@ impl Checks {
 
 /// A display name (of a key, credential, …): 1 to 200 printable characters, trimmed.
 pub fn parse_name(name: &str) -> Result<String, ValidationError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+    // Length and characters are checked before trimming, as the document's
+    // `DisplayName` schema states them.
+    let trimmed = name.trim();
+    if trimmed.is_empty()
+        || name.chars().count() > tenantry_core::values::NAME_MAX
+        || name.chars().any(char::is_control)
+    {
         return Err(ValidationError::new(
             "name",
             "invalid_name",
             "must be 1 to 200 printable characters",
         ));
     }
-    Ok(name.to_owned())
+    Ok(trimmed.to_owned())
 }

@@ -116,7 +116,7 @@ async fn hold_anonymous(state: &AppState, source: &SourceAddr) -> Result<(), Api
 /// Resolve the tenant of a request from the given inputs. The chain, first
 /// match wins: custom domain → subdomain → API key → token → tenant_id
 /// (trusted callers only) → default tenant.
-#[utoipa::path(post, path = "/v1/resolve", tag = "resolution", request_body = ResolveIn,
+#[utoipa::path(post, path = "/v1/resolve", tag = "resolution", security((), ("bearer" = [])), request_body = ResolveIn,
     responses((status = 200, body = ResolveOut), (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "tenant_suspended, tenant_mismatch", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "tenant_not_found", body = Problem, content_type = "application/problem+json"),
@@ -161,7 +161,7 @@ pub async fn resolve_post(
 /// Resolve the tenant of this very request, from `X-Forwarded-Host` or
 /// `Host`, `X-API-Key`, `Authorization: Bearer` and `X-Tenant-ID`. Answers
 /// with `X-Tenant-Id` and `X-Tenant-Plan` headers, for gateways.
-#[utoipa::path(get, path = "/v1/resolve", tag = "resolution",
+#[utoipa::path(get, path = "/v1/resolve", tag = "resolution", security((), ("bearer" = [])),
     responses((status = 200, body = ResolveOut, headers(("X-Tenant-Id" = String), ("X-Tenant-Plan" = String))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "tenant_suspended, tenant_mismatch (also in the X-Tenantry-Code header, for gateways that see only headers)", body = Problem, content_type = "application/problem+json"),

@@ -194,11 +194,33 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body must be a JSON object",
         )));
     }
+    let mut value = value;
+    integral_floats_as_integers(&mut value);
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner().to_string();
         shape_error(&path, &inner)
     })
+}
+
+/// Writes each number with no fractional part (`60.0`, `1e3`) as an
+/// integer, so an integer field takes it: JSON Schema (and so the OpenAPI
+/// document) calls `60.0` an integer, serde would refuse it for an `i64`.
+fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let Some(f) = n.as_f64() else { return };
+            // Exactly representable integers only (|f| < 2^53).
+            if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+                #[allow(clippy::cast_possible_truncation)]
+                let i = f as i64;
+                *value = Value::from(i);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 /// Whether JSON text holds the escape `\u0000` (and not an escaped backslash
@@ -244,6 +266,14 @@ fn nul_field(value: &Value, path: String) -> Option<String> {
             }
         }),
         _ => None,
+    }
+}
+
+/// `422` naming the first string or key of `value` that holds a NUL.
+pub fn refuse_nul(value: &Value) -> Result<(), ApiError> {
+    match nul_field(value, String::new()) {
+        Some(field) => Err(nul_error(field)),
+        None => Ok(()),
     }
 }
 

@@ -50,7 +50,7 @@ pub struct NewMessage<'a> {
 }
 
 fn check(field: &'static str, value: &str, max: usize) -> Result<(), ApiError> {
-    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
+    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
         return Err(ApiError::invalid(ValidationError::new(
             field,
             "invalid",

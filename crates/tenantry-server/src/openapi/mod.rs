@@ -53,8 +53,8 @@ use utoipa::{Modify, OpenApi};
         api::widgets::create, api::widgets::list, api::widgets::update, api::widgets::issue,
         api::widgets::verify,
     ),
-    components(schemas(Problem, FieldError, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>, api::Page<crate::webhooks::endpoints::EndpointView>, api::Page<api::webhooks::MessageOut>, api::Page<api::inbound::ConversationOut>, api::Page<api::inbound::MessageOut>)),
-    modifiers(&BearerAuth, &IdempotencyKeys),
+    components(schemas(Problem, FieldError, tenantry_api::AuditOutcomeName, tenantry_api::ExportFormat, tenantry_api::Granularity, api::Page<tenants::TenantOut>, api::Page<events::EventOut>, api::Page<keys::KeyOut>, api::Page<audit::AuditEntryOut>, api::Page<audit::CheckpointOut>, api::Page<crate::webhooks::endpoints::EndpointView>, api::Page<api::webhooks::MessageOut>, api::Page<api::inbound::ConversationOut>, api::Page<api::inbound::MessageOut>)),
+    modifiers(&BearerAuth, &IdempotencyKeys, &ProblemResponses),
     security(("bearer" = [])),
     tags(
         (name = "tenants", description = "The tenant registry and lifecycle"),
@@ -76,7 +76,20 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
+mod constraints;
+mod problems;
+
 struct BearerAuth;
+
+/// The problem answers of every operation (see [`problems`]); after
+/// [`IdempotencyKeys`], whose header is one of the facts they follow from.
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        problems::document(openapi);
+    }
+}
 
 /// The `Idempotency-Key` header on the operations that honour it.
 struct IdempotencyKeys;
@@ -108,11 +121,13 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// The document as pretty JSON with a trailing newline, as committed.
+/// The document as pretty JSON with a trailing newline, as committed and
+/// served, with the constraints every request is held to (see
+/// [`constraints`]).
 pub fn json() -> String {
-    let mut text = document()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".to_owned());
+    let mut doc = serde_json::to_value(document()).unwrap_or_default();
+    constraints::apply(&mut doc);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_owned());
     text.push('\n');
     text
 }
