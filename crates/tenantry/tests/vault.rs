@@ -840,7 +840,7 @@ async fn kek_rotation_under_load(backend: Backend) {
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
     }
     writer.await.unwrap();
-    let status = rewrapped(&server).await;
+    let status = server.keyring_rewrapped().await;
     let old = status["keks"]
         .as_array()
         .unwrap()
@@ -868,7 +868,7 @@ async fn kek_rotation_under_load(backend: Backend) {
     eprintln!("data keys left to rewrap after kill -9: {left}");
     let mut server = TestServer::start(&db).await;
     let (stop, readers) = start_readers(&server, &creds, 3, deadline);
-    let status = rewrapped(&server).await;
+    let status = server.keyring_rewrapped().await;
     assert_eq!(
         status["active_kek"],
         third_kek.as_str(),
@@ -1157,18 +1157,6 @@ fn holds(haystack: &[u8], needle: &[u8]) -> bool {
             .any(|w| w.eq_ignore_ascii_case(hex.as_bytes()))
 }
 
-/// Polls the keyring status until nothing waits to be rewrapped (bounded).
-async fn rewrapped(server: &TestServer) -> Value {
-    for _ in 0..300 {
-        let status = server.get("/v1/operator/keyring").await.body;
-        if status["rewrap_pending"] == 0 {
-            return status;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the rewrap did not finish within 30 s");
-}
-
 /// Asserts the server's keyring status matches the file: every KEK that
 /// wraps something is in the keyring, and the keyring is exactly the file.
 fn assert_consistent(status: &Value, file: &std::path::Path) {
@@ -1255,7 +1243,7 @@ async fn concurrent_kek_rotations_keep_every_key(backend: Backend) {
     ids.dedup();
     assert_eq!(ids.len(), 21);
     // The server follows the file (the CLI rotated it behind its back).
-    let status = rewrapped(&server).await;
+    let status = server.keyring_rewrapped().await;
     assert_consistent(&status, &path);
     for (t, id) in &creds {
         assert_eq!(
@@ -1266,7 +1254,7 @@ async fn concurrent_kek_rotations_keep_every_key(backend: Backend) {
 
     server.stop().await;
     let server = TestServer::start(&db).await;
-    let status = rewrapped(&server).await;
+    let status = server.keyring_rewrapped().await;
     assert_consistent(&status, &path);
     assert_eq!(status["keks"].as_array().unwrap().len(), 21, "{status}");
     for (t, id) in &creds {
@@ -1583,7 +1571,7 @@ async fn purge_leaves_no_wrapped_key_in_the_files(backend: Backend) {
     let mut acme = fetch_blobs(&db, &sql("acme")).await;
     // A second wrapping of the same key (older versions of its row exist too).
     server.post("/v1/operator/keyring/rotate", json!({})).await;
-    rewrapped(&server).await;
+    server.keyring_rewrapped().await;
     acme.extend(fetch_blobs(&db, &sql("acme")).await);
     let globex = fetch_blobs(&db, &sql("globex")).await;
     assert_eq!((acme.len(), globex.len()), (2, 1));

@@ -813,15 +813,7 @@ async fn secrets_survive_the_retirement_of_their_kek(backend: Backend) {
 
     let rotate = server.post("/v1/operator/keyring/rotate", json!({})).await;
     assert_eq!(rotate.status, StatusCode::ACCEPTED, "{rotate:?}");
-    let mut status = Value::Null;
-    for _ in 0..300 {
-        status = server.get("/v1/operator/keyring").await.body;
-        if status["rewrap_pending"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status["rewrap_pending"], 0, "{status}");
+    let status = server.keyring_rewrapped().await;
     let retired = status["keks"]
         .as_array()
         .unwrap()

@@ -91,6 +91,12 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A metric with one sample and no labels.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 fn labels(pairs: &[(&str, &str)]) -> String {
     if pairs.is_empty() {
         return String::new();
@@ -249,16 +255,12 @@ pub fn render(m: &Metrics, s: &Snapshot) -> String {
         "tenantry_ratelimit_decisions_total{{decision=\"denied\"}} {}",
         s.ratelimit.1
     );
-    header(
+    single(
         &mut out,
         "tenantry_ratelimit_redis_errors_total",
         "counter",
         "Rate-limit decisions taken without Redis because it was unreachable.",
-    );
-    let _ = writeln!(
-        out,
-        "tenantry_ratelimit_redis_errors_total {}",
-        s.redis_errors
+        s.redis_errors,
     );
     header(
         &mut out,
@@ -300,51 +302,35 @@ pub fn render(m: &Metrics, s: &Snapshot) -> String {
         m.db_unavailable.load(Ordering::Relaxed)
     );
 
-    header(
+    single(
         &mut out,
         "tenantry_usage_commits_total",
         "counter",
         "Usage ingestion transactions (group commit: concurrent requests of one tenant share one).",
+        m.usage_rounds.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "tenantry_usage_commits_total {}",
-        m.usage_rounds.load(Ordering::Relaxed)
-    );
-    header(
+    single(
         &mut out,
         "tenantry_usage_commit_requests_total",
         "counter",
         "Usage ingestion requests carried by those transactions.",
-    );
-    let _ = writeln!(
-        out,
-        "tenantry_usage_commit_requests_total {}",
-        m.usage_round_requests.load(Ordering::Relaxed)
+        m.usage_round_requests.load(Ordering::Relaxed),
     );
 
     // Background work, read at scrape time.
-    header(
+    single(
         &mut out,
         "tenantry_background_up",
         "gauge",
         "1 if this scrape could read the background work counts from the database.",
+        u8::from(s.background.is_some()),
     );
-    let _ = writeln!(
-        out,
-        "tenantry_background_up {}",
-        u8::from(s.background.is_some())
-    );
-    header(
+    single(
         &mut out,
         "tenantry_background_scrape_errors_total",
         "counter",
         "Scrapes whose background work counts could not be read.",
-    );
-    let _ = writeln!(
-        out,
-        "tenantry_background_scrape_errors_total {}",
-        m.scrape_errors.load(Ordering::Relaxed)
+        m.scrape_errors.load(Ordering::Relaxed),
     );
     if let Some((b, now_ms)) = &s.background {
         let age = |oldest: Option<i64>| -> f64 {

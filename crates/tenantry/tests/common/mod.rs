@@ -634,6 +634,19 @@ impl TestServer {
         Reply::from(req.send().await.expect("request")).await
     }
 
+    /// Polls the keyring status (as root) until nothing waits to be
+    /// rewrapped, bounded at 30 s; returns that status.
+    pub async fn keyring_rewrapped(&self) -> Value {
+        for _ in 0..300 {
+            let status = self.get("/v1/operator/keyring").await.body;
+            if status["rewrap_pending"] == 0 {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the rewrap did not finish within 30 s");
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.call(Method::GET, path, None).await
     }
