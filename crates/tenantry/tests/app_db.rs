@@ -4,9 +4,8 @@
 //! row-level security on the app's database is the subject.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/app_pg.rs"]
-mod app_pg;
-mod common;
+use crate::app_pg;
+use crate::common;
 #[path = "../../../examples/recipes/rust/sqlx_tenant.rs"]
 mod sqlx_recipe;
 

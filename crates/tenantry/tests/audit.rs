@@ -9,7 +9,7 @@
     clippy::disallowed_methods
 )]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, Reply, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

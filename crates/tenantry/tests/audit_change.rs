@@ -3,7 +3,7 @@
 //! recorded in that tenant's chain.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

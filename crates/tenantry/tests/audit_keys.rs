@@ -5,7 +5,7 @@
 //! (the audit read API is built elsewhere). On both backends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

@@ -5,7 +5,7 @@
 //! Entries are read by raw SQL, on both backends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, Reply, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

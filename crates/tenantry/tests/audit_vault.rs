@@ -5,7 +5,7 @@
 //! used appears anywhere in `audit_entries`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

@@ -4,7 +4,7 @@
 //! mutation can ship unrecorded by accident.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, TestDb, TestServer};
 use reqwest::Method;

@@ -5,7 +5,7 @@
 //! PostgreSQL a change committed on one node reaches another node's stream.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, TestDb, TestServer};
 use reqwest::StatusCode;

@@ -2,7 +2,7 @@
 //! against a real server, on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, TestDb, TestServer};
 use reqwest::StatusCode;

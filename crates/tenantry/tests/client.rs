@@ -3,9 +3,8 @@
 //! idempotent creates, problem codes across tenants, redacted secrets.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/client_kit.rs"]
-mod client_kit;
-mod common;
+use crate::client_kit;
+use crate::common;
 
 use client_kit::{root, tenant_in, tenant_key};
 use common::{Backend, ROOT_KEY, TestDb, TestServer};

@@ -7,17 +7,12 @@
 //! they store. Other tenants' things answer 404.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/client_kit.rs"]
-mod client_kit;
-mod common;
-#[path = "support/idp.rs"]
-mod idp;
-#[path = "support/provider_doubles.rs"]
-mod provider_doubles;
-#[path = "support/provider_signing.rs"]
-mod provider_signing;
-#[path = "support/test_dns.rs"]
-mod test_dns;
+use crate::client_kit;
+use crate::common;
+use crate::idp;
+use crate::provider_doubles;
+use crate::provider_signing;
+use crate::test_dns;
 
 use client_kit::{root, tenant_client, tenant_in};
 use common::{Backend, ROOT_KEY, TestDb, TestServer};

@@ -7,9 +7,8 @@
 //! tenant (404) and their scopes (403).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/client_kit.rs"]
-mod client_kit;
-mod common;
+use crate::client_kit;
+use crate::common;
 
 use client_kit::{root, tenant_client, tenant_in};
 use common::{Backend, ROOT_KEY, TestDb, TestServer};

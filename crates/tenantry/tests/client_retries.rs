@@ -7,9 +7,8 @@
 //! effect; a POST without one is not sent again.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/client_kit.rs"]
-mod client_kit;
-mod common;
+use crate::client_kit;
+use crate::common;
 
 use client_kit::{key_in, quick_retries, root, tenant_in};
 use common::{Backend, ROOT_KEY, TestDb, TestServer};

@@ -5,11 +5,9 @@
 //! endpoints answering 404.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/client_kit.rs"]
-mod client_kit;
-mod common;
-#[path = "support/webhook_receiver.rs"]
-mod webhook_receiver;
+use crate::client_kit;
+use crate::common;
+use crate::webhook_receiver;
 
 use client_kit::{root, tenant_client, tenant_in};
 use common::{Backend, ROOT_KEY, TestDb, TestServer};

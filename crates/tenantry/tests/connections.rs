@@ -2,7 +2,7 @@
 //! and the connection cap, over raw TCP so nothing in between hides them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, TestDb, TestServer};
 use std::time::{Duration, Instant};

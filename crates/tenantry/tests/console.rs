@@ -7,9 +7,8 @@
 //! security headers. Screenshots go to `target/console-screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "support/console_browser.rs"]
-mod console_browser;
+use crate::common;
+use crate::console_browser;
 
 use common::{Backend, ROOT_KEY, TestDb, TestServer};
 use console_browser::{Browser, admin_key, csrf_of, raw, receiver, server_for};

@@ -3,7 +3,7 @@
 //! every tenant path the tenant access check comes before validation.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

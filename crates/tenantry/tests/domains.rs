@@ -4,9 +4,8 @@
 //! backends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "support/test_dns.rs"]
-mod test_dns;
+use crate::common;
+use crate::test_dns;
 
 use common::{Backend, Reply, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

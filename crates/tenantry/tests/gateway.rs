@@ -6,7 +6,7 @@
 //! so (`scripts/test` installs it and sets `TEST_NGINX_BIN`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, Reply, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

@@ -4,11 +4,8 @@
 //! Tenantry on both backends; the app's table on PostgreSQL (TEST_PG_URL).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/app_pg.rs"]
-mod app_pg;
-mod common;
-#[path = "support/gateway_apps.rs"]
-mod gateway_apps;
+use crate::common;
+use crate::gateway_apps;
 
 use common::Backend;
 use gateway_apps::Gateway;

@@ -3,7 +3,7 @@
 //! own, and racing retries do the work once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, Reply, TestDb, TestServer};
 use reqwest::StatusCode;

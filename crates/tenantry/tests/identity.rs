@@ -4,9 +4,8 @@
 //! credential is accepted; memberships decide the tenant and the roles.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "support/idp.rs"]
-mod idp;
+use crate::common;
+use crate::idp;
 
 use common::{Backend, ROOT_KEY, Reply, TestDb, TestServer};
 use idp::{ISSUER, Issuer, OTHER_ISSUER, claims, jwks, keys, mint, now, token};

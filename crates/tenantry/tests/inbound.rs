@@ -6,9 +6,8 @@
 //! suspended tenants, and cross-tenant isolation of the reads.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "support/provider_signing.rs"]
-mod provider_signing;
+use crate::common;
+use crate::provider_signing;
 
 use common::{Backend, TestDb, TestServer};
 use provider_signing::sha256_signature as sign;

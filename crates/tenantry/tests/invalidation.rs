@@ -4,7 +4,7 @@
 //! process, so these run on PostgreSQL only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, Reply, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

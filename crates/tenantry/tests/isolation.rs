@@ -3,7 +3,7 @@
 #![allow(clippy::disallowed_methods)] // Isolation tests open transactions below the API on purpose.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestDb, TestServer};
 use serde_json::json;

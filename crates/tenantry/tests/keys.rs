@@ -3,9 +3,8 @@
 //! credentials. On both backends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/client_kit.rs"]
-mod client_kit;
-mod common;
+use crate::client_kit;
+use crate::common;
 
 use client_kit::{key_in, root, tenant_in};
 use common::{Backend, TestDb, TestServer};

@@ -2,7 +2,7 @@
 //! HTTP, on both backends; Redis-backed limits across two processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

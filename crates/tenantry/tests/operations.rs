@@ -2,7 +2,7 @@
 //! request ids, logs and the OpenAPI document.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

@@ -2,7 +2,7 @@
 //! 500 or a hang, and the server recovers on its own afterwards.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, ROOT_KEY, Reply, TestDb, TestServer};
 use reqwest::Method;

@@ -7,9 +7,8 @@
 //! tenant's credential, out-of-order statuses, stats and cross-tenant 404.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "support/provider_signing.rs"]
-mod provider_signing;
+use crate::common;
+use crate::provider_signing;
 
 use common::{Backend, TestDb, TestServer};
 use provider_signing::{sendgrid_keys, sha256_signature, twilio_signature};

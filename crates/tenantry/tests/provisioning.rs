@@ -8,9 +8,8 @@
 //! logs, events, audit entries or the workflow row.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "support/provider_doubles.rs"]
-mod provider_doubles;
+use crate::common;
+use crate::provider_doubles;
 
 use common::{Backend, ROOT_KEY, TestDb, TestServer};
 use provider_doubles::{

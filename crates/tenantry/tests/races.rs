@@ -2,7 +2,7 @@
 //! once must leave exactly the state one of them would, on both backends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestDb, TestServer};
 use reqwest::StatusCode;

@@ -3,7 +3,7 @@
 //! servers stay up and follow the configured failure policy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestDb, TestServer};
 use reqwest::StatusCode;

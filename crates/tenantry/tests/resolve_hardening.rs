@@ -2,7 +2,7 @@
 //! proved closed over HTTP on both backends (items 3, 4, 5, 8, 9, 13, 15).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, Reply, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

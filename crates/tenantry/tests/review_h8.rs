@@ -1,7 +1,7 @@
 //! Findings of the attacker's review of issue 8's fixes, as failing tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

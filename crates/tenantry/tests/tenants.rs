@@ -2,7 +2,7 @@
 //! persistence and cross-tenant boundaries, on both backends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestDb, TestServer};
 use futures_util::TryStreamExt;

@@ -3,7 +3,7 @@
 //! load, crypto-shredding, and secrets absent from storage bytes and logs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

@@ -6,9 +6,8 @@
 //! replay, SSRF refusals, cross-tenant 404s, and a kill -9 mid-delivery.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "support/webhook_receiver.rs"]
-mod webhook_receiver;
+use crate::common;
+use crate::webhook_receiver;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
