@@ -9,6 +9,8 @@ mod app_pg;
 mod common;
 #[path = "support/gateway_apps.rs"]
 mod gateway_apps;
+#[path = "support/process.rs"]
+mod process;
 
 use common::Backend;
 use gateway_apps::Gateway;

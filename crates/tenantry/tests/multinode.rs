@@ -18,6 +18,8 @@
 #[path = "support/cluster.rs"]
 mod cluster;
 mod common;
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/provider_doubles.rs"]
 mod provider_doubles;
 #[path = "support/webhook_receiver.rs"]

@@ -10,13 +10,10 @@
 #![allow(dead_code)]
 
 use crate::common::{Backend, ROOT_KEY, TestDb, TestServer};
+use crate::process::{Proc, binary, free_port};
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// How many nodes a cluster has.
 pub const NODES: usize = 3;
@@ -38,14 +35,6 @@ pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| {
         panic!("TEST_REDIS_URL is not set: run ./scripts/test, which starts redis-server")
     })
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 pub struct Cluster {
@@ -123,7 +112,7 @@ impl Cluster {
     /// access log.
     pub fn requests_per_node(&self) -> Vec<usize> {
         let mut per: HashMap<&str, usize> = HashMap::new();
-        let lines = self.nginx.output.lock().expect("lock").clone();
+        let lines = self.nginx.proc.output.lock().expect("lock").clone();
         for line in &lines {
             if let Some(rest) = line.strip_prefix("upstream=") {
                 // `$upstream_addr` lists every node tried: "a, b".
@@ -141,7 +130,7 @@ impl Cluster {
     }
 
     pub fn nginx_logs(&self) -> String {
-        self.nginx.output.lock().expect("lock").join("\n")
+        self.nginx.proc.output.lock().expect("lock").join("\n")
     }
 
     /// A variable of the nodes' environment, as the cluster set it.
@@ -195,50 +184,27 @@ async fn start_node(
     panic!("a node did not start:\n{last}")
 }
 
-fn nginx_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("TEST_NGINX_BIN").filter(|b| !b.is_empty()) {
-        return PathBuf::from(bin);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("nginx"))
-        .chain([PathBuf::from("/usr/sbin/nginx")])
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "nginx is not installed, and the multi-node tests need it: run ./scripts/test, \
-                 install the nginx-light or nginx package, or set TEST_NGINX_BIN"
-            )
-        })
-}
-
 /// nginx balancing over the nodes, round robin, from a temporary prefix.
 struct Nginx {
     base: String,
-    child: Child,
-    output: Arc<Mutex<Vec<String>>>,
+    proc: Proc,
     _dir: tempfile::TempDir,
 }
 
 impl Nginx {
     async fn start(nodes: &[String]) -> Nginx {
-        let bin = nginx_bin();
         let mut failure = String::new();
         for _ in 0..3 {
-            match Self::try_start(&bin, nodes, free_port()).await {
+            match Self::try_start(nodes, free_port()).await {
                 Ok(nginx) => return nginx,
                 Err(output) if output.contains("Address already in use") => failure = output,
-                Err(output) => panic!("nginx ({}) did not start:\n{output}", bin.display()),
+                Err(output) => panic!("nginx did not start:\n{output}"),
             }
         }
-        panic!("nginx ({}) did not start:\n{failure}", bin.display())
+        panic!("nginx did not start:\n{failure}")
     }
 
-    async fn try_start(
-        bin: &std::path::Path,
-        nodes: &[String],
-        port: u16,
-    ) -> Result<Nginx, String> {
+    async fn try_start(nodes: &[String], port: u16) -> Result<Nginx, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let p = dir.path().display();
         let servers: String = nodes
@@ -248,6 +214,8 @@ impl Nginx {
             // not retry a POST it has passed on: `non_idempotent` is off).
             .map(|addr| format!("        server {addr} max_fails=1 fail_timeout=1s;\n"))
             .collect();
+        // One process (no master and workers): killing it leaves nothing
+        // behind; every path inside the prefix.
         let conf = format!(
             r#"master_process off;
 events {{ worker_connections 2048; }}
@@ -278,69 +246,28 @@ http {{
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let pid = dir.path().join("nginx.pid");
-        let mut child = Command::new(bin)
-            .arg("-p")
+        let bin = binary(
+            "TEST_NGINX_BIN",
+            "nginx",
+            "/usr/sbin/nginx",
+            "run ./scripts/test, install the nginx-light or nginx package, or set TEST_NGINX_BIN",
+        );
+        let mut cmd = Command::new(bin);
+        cmd.arg("-p")
             .arg(dir.path())
-            .args(["-e", "stderr"])
-            .arg("-c")
+            .args(["-e", "stderr", "-c"])
             .arg(&conf_path)
             .arg("-g")
             .arg(format!(
                 "daemon off; pid {}; error_log stderr warn;",
-                pid.display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run nginx ({}): {e}", bin.display()));
-        let output = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stdout.take().expect("stdout"))
-                as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let output = output.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    output.lock().expect("lock").push(line);
-                }
-            });
-        }
-        let started = std::time::Instant::now();
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                return Err(output.lock().expect("lock").join("\n"));
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                return Err(format!(
-                    "not listening after 30s\n{}",
-                    output.lock().expect("lock").join("\n")
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                dir.path().join("nginx.pid").display()
+            ));
+        let mut proc = Proc::spawn(cmd);
+        proc.listening(port).await?;
         Ok(Nginx {
             base: format!("http://127.0.0.1:{port}"),
-            child,
-            output,
+            proc,
             _dir: dir,
         })
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
     }
 }
