@@ -13,12 +13,16 @@ mod common;
 mod app_pg;
 #[path = "support/client_kit.rs"]
 mod client_kit;
+#[path = "support/cluster.rs"]
+mod cluster;
 #[path = "support/console_browser.rs"]
 mod console_browser;
 #[path = "support/gateway_apps.rs"]
 mod gateway_apps;
 #[path = "support/idp.rs"]
 mod idp;
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/provider_doubles.rs"]
 mod provider_doubles;
 #[path = "support/provider_signing.rs"]
@@ -57,6 +61,7 @@ mod invalidation;
 mod isolation;
 mod keys;
 mod limits;
+mod multinode;
 mod operations;
 mod outage;
 mod provider_callbacks;

@@ -489,8 +489,12 @@ impl TestServer {
     /// Starts the server; on failure returns everything it printed.
     pub async fn try_start(db: &TestDb, env: &[(&str, &str)]) -> Result<TestServer, String> {
         let mut cmd = base_command(db, env);
+        // A free port, unless the test names one (a node behind a balancer
+        // restarts on its own port).
+        if !env.iter().any(|(k, _)| *k == "TENANTRY_LISTEN") {
+            cmd.env("TENANTRY_LISTEN", "127.0.0.1:0");
+        }
         cmd.arg("serve")
-            .env("TENANTRY_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -540,6 +544,28 @@ impl TestServer {
                 Err(output.lock().expect("lock").join("\n"))
             }
         }
+    }
+
+    /// A client of a server this test did not start, such as a load
+    /// balancer in front of several nodes: every request helper works on it;
+    /// it has no process and no log.
+    pub fn remote(base: &str) -> TestServer {
+        TestServer {
+            base: base.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            child: None,
+            output: Arc::new(Mutex::new(Vec::new())),
+            expected_warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// Kills the process at once (SIGKILL): no shutdown, no flush.
