@@ -88,7 +88,15 @@ impl Store {
         };
         #[allow(clippy::disallowed_methods)] // the store checking itself: no grant applies
         let mut tx = self.operator_read().await?;
-        let tables = tenant_tables(&mut tx.conn).await?;
+        let (tables, lookups): (Vec<String>, Vec<String>) = tenant_tables(&mut tx.conn)
+            .await?
+            .into_iter()
+            .partition(|t| !crate::citus::is_unscoped_lookup(t));
+        for table in &lookups {
+            report.notes.push(format!(
+                "{table} is a global lookup (hashes and ids, no secrets): not under row-level security"
+            ));
+        }
         report.check(
             !tables.is_empty(),
             "tenant tables",
@@ -232,6 +240,29 @@ async fn postgres_checks(
         );
     }
 
+    // The global key lookup has no row-level security: tenant transactions
+    // may write it but never read a hash, so one tenant cannot list keys.
+    if let Some(request_role) = store.request_role() {
+        let (readable,): (bool,) = sqlx::query_as(
+            "SELECT to_regclass('api_key_lookup') IS NOT NULL \
+                AND has_column_privilege($1, 'api_key_lookup', 'key_hash', 'SELECT')",
+        )
+        .bind(request_role)
+        .fetch_one(&mut **c)
+        .await?;
+        report.check(
+            !readable,
+            "api_key_lookup",
+            if readable {
+                format!(
+                    "role {request_role} (tenant transactions) can read every tenant's key hashes"
+                )
+            } else {
+                format!("key hashes not readable by role {request_role} (tenant transactions)")
+            },
+        );
+    }
+
     // Tables that hold tenant data without a tenant_id column: the
     // registry itself, and any table that points at it.
     let linked: Vec<(String,)> = sqlx::query_as(
@@ -245,7 +276,7 @@ async fn postgres_checks(
     .await?;
     let mut tables: Vec<String> = tables.to_vec();
     for (name,) in linked {
-        if !tables.contains(&name) {
+        if !tables.contains(&name) && !crate::citus::is_unscoped_lookup(&name) {
             tables.push(name);
         }
     }
