@@ -256,6 +256,11 @@ struct UniqueIndex {
     primary: bool,
 }
 
+/// (table, index, primary, columns) as read.
+type UniqueRow = (String, String, bool, Vec<String>);
+/// (table, constraint, target, columns, target columns) as read.
+type ForeignRow = (String, String, String, Vec<String>, Vec<String>);
+
 /// One foreign key from `pg_constraint`.
 struct ForeignKey {
     table: String,
@@ -288,33 +293,27 @@ impl Store {
         .await?;
         // Expression columns (attnum 0) have no name: they never count as
         // the distribution column.
-        let uniques: Vec<(String, String, bool, Vec<String>)> = sqlx::query_as(
+        let sql = format!(
             "SELECT t.relname::text AS table, i.relname::text AS name, x.indisprimary AS primary, \
-                    ARRAY(SELECT a.attname::text FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord) \
-                            JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum \
-                           ORDER BY k.ord) AS columns \
+                    {} AS columns \
                FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid \
                JOIN pg_class i ON i.oid = x.indexrelid \
                JOIN pg_namespace n ON n.oid = t.relnamespace \
               WHERE x.indisunique AND n.nspname = current_schema() ORDER BY 1, 2",
-        )
-        .fetch_all(&mut **c)
-        .await?;
-        let foreign: Vec<(String, String, String, Vec<String>, Vec<String>)> = sqlx::query_as(
+            column_names("x.indkey", "x.indrelid")
+        );
+        let uniques: Vec<UniqueRow> = sqlx::query_as(sql.as_str()).fetch_all(&mut **c).await?;
+        let sql = format!(
             "SELECT t.relname::text AS table, k.conname::text AS name, r.relname::text AS target, \
-                    ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(attnum, ord) \
-                            JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum \
-                           ORDER BY u.ord) AS columns, \
-                    ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY u(attnum, ord) \
-                            JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum \
-                           ORDER BY u.ord) AS target_columns \
+                    {} AS columns, {} AS target_columns \
                FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid \
                JOIN pg_class r ON r.oid = k.confrelid \
                JOIN pg_namespace n ON n.oid = t.relnamespace \
               WHERE k.contype = 'f' AND n.nspname = current_schema() ORDER BY 1, 2",
-        )
-        .fetch_all(&mut **c)
-        .await?;
+            column_names("k.conkey", "k.conrelid"),
+            column_names("k.confkey", "k.confrelid")
+        );
+        let foreign: Vec<ForeignRow> = sqlx::query_as(sql.as_str()).fetch_all(&mut **c).await?;
         drop(tx);
         let uniques: Vec<UniqueIndex> = uniques
             .into_iter()
@@ -339,6 +338,15 @@ impl Store {
             .collect();
         Ok(Some(judge(&tables, &uniques, &foreign)))
     }
+}
+
+/// SQL for the names of the columns numbered in `attnums` (an array of
+/// attribute numbers of relation `rel`), in their order.
+fn column_names(attnums: &str, rel: &str) -> String {
+    format!(
+        "ARRAY(SELECT a.attname::text FROM unnest({attnums}) WITH ORDINALITY u(attnum, ord) \
+                 JOIN pg_attribute a ON a.attrelid = {rel} AND a.attnum = u.attnum ORDER BY u.ord)"
+    )
 }
 
 fn judge(

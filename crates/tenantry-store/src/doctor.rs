@@ -219,48 +219,39 @@ async fn postgres_checks(
         }
     }
 
-    // The operators' idempotency keys (the responses operators were given)
-    // are the operator path's alone: a tenant transaction must not read them.
+    // What tenant transactions must not read: the operators' idempotency
+    // keys (the responses operators were given), and the hashes in the
+    // global key lookup, which has no row-level security (tenant
+    // transactions write it, but must not list every tenant's keys).
     if let Some(request_role) = store.request_role() {
-        let (readable,): (bool,) = sqlx::query_as(
-            "SELECT to_regclass('operator_idempotency_keys') IS NOT NULL \
-                AND has_table_privilege($1, 'operator_idempotency_keys', 'SELECT')",
-        )
-        .bind(request_role)
-        .fetch_one(&mut **c)
-        .await?;
-        report.check(
-            !readable,
-            "operator_idempotency_keys",
-            if readable {
-                format!("role {request_role} (tenant transactions) can read the operators' idempotency keys")
-            } else {
-                format!("not readable by role {request_role} (tenant transactions)")
-            },
-        );
-    }
-
-    // The global key lookup has no row-level security: tenant transactions
-    // may write it but never read a hash, so one tenant cannot list keys.
-    if let Some(request_role) = store.request_role() {
-        let (readable,): (bool,) = sqlx::query_as(
-            "SELECT to_regclass('api_key_lookup') IS NOT NULL \
-                AND has_column_privilege($1, 'api_key_lookup', 'key_hash', 'SELECT')",
-        )
-        .bind(request_role)
-        .fetch_one(&mut **c)
-        .await?;
-        report.check(
-            !readable,
-            "api_key_lookup",
-            if readable {
-                format!(
-                    "role {request_role} (tenant transactions) can read every tenant's key hashes"
-                )
-            } else {
-                format!("key hashes not readable by role {request_role} (tenant transactions)")
-            },
-        );
+        let private = [
+            (
+                "operator_idempotency_keys",
+                "has_table_privilege($1, 'operator_idempotency_keys', 'SELECT')",
+                "the operators' idempotency keys",
+            ),
+            (
+                "api_key_lookup",
+                "has_column_privilege($1, 'api_key_lookup', 'key_hash', 'SELECT')",
+                "every tenant's key hashes",
+            ),
+        ];
+        for (table, privilege, what) in private {
+            let sql = format!("SELECT to_regclass('{table}') IS NOT NULL AND {privilege}");
+            let (readable,): (bool,) = sqlx::query_as(sql.as_str())
+                .bind(request_role)
+                .fetch_one(&mut **c)
+                .await?;
+            report.check(
+                !readable,
+                table,
+                if readable {
+                    format!("role {request_role} (tenant transactions) can read {what}")
+                } else {
+                    format!("not readable by role {request_role} (tenant transactions)")
+                },
+            );
+        }
     }
 
     // Tables that hold tenant data without a tenant_id column: the
