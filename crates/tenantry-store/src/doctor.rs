@@ -88,7 +88,15 @@ impl Store {
         };
         #[allow(clippy::disallowed_methods)] // the store checking itself: no grant applies
         let mut tx = self.operator_read().await?;
-        let tables = tenant_tables(&mut tx.conn).await?;
+        let (tables, lookups): (Vec<String>, Vec<String>) = tenant_tables(&mut tx.conn)
+            .await?
+            .into_iter()
+            .partition(|t| !crate::citus::is_unscoped_lookup(t));
+        for table in &lookups {
+            report.notes.push(format!(
+                "{table} is a global lookup (hashes and ids, no secrets): not under row-level security"
+            ));
+        }
         report.check(
             !tables.is_empty(),
             "tenant tables",
@@ -211,25 +219,39 @@ async fn postgres_checks(
         }
     }
 
-    // The operators' idempotency keys (the responses operators were given)
-    // are the operator path's alone: a tenant transaction must not read them.
+    // What tenant transactions must not read: the operators' idempotency
+    // keys (the responses operators were given), and the hashes in the
+    // global key lookup, which has no row-level security (tenant
+    // transactions write it, but must not list every tenant's keys).
     if let Some(request_role) = store.request_role() {
-        let (readable,): (bool,) = sqlx::query_as(
-            "SELECT to_regclass('operator_idempotency_keys') IS NOT NULL \
-                AND has_table_privilege($1, 'operator_idempotency_keys', 'SELECT')",
-        )
-        .bind(request_role)
-        .fetch_one(&mut **c)
-        .await?;
-        report.check(
-            !readable,
-            "operator_idempotency_keys",
-            if readable {
-                format!("role {request_role} (tenant transactions) can read the operators' idempotency keys")
-            } else {
-                format!("not readable by role {request_role} (tenant transactions)")
-            },
-        );
+        let private = [
+            (
+                "operator_idempotency_keys",
+                "has_table_privilege($1, 'operator_idempotency_keys', 'SELECT')",
+                "the operators' idempotency keys",
+            ),
+            (
+                "api_key_lookup",
+                "has_column_privilege($1, 'api_key_lookup', 'key_hash', 'SELECT')",
+                "every tenant's key hashes",
+            ),
+        ];
+        for (table, privilege, what) in private {
+            let sql = format!("SELECT to_regclass('{table}') IS NOT NULL AND {privilege}");
+            let (readable,): (bool,) = sqlx::query_as(sql.as_str())
+                .bind(request_role)
+                .fetch_one(&mut **c)
+                .await?;
+            report.check(
+                !readable,
+                table,
+                if readable {
+                    format!("role {request_role} (tenant transactions) can read {what}")
+                } else {
+                    format!("not readable by role {request_role} (tenant transactions)")
+                },
+            );
+        }
     }
 
     // Tables that hold tenant data without a tenant_id column: the
@@ -245,7 +267,7 @@ async fn postgres_checks(
     .await?;
     let mut tables: Vec<String> = tables.to_vec();
     for (name,) in linked {
-        if !tables.contains(&name) {
+        if !tables.contains(&name) && !crate::citus::is_unscoped_lookup(&name) {
             tables.push(name);
         }
     }

@@ -17,6 +17,7 @@
 mod audit;
 mod audit_checkpoints;
 mod backend;
+pub mod citus;
 pub mod doctor;
 mod domains;
 mod error;

@@ -40,7 +40,18 @@ enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Check tenant isolation in the database; exits non-zero on any finding.
-    Doctor,
+    Doctor {
+        /// Check instead that the schema can be distributed by tenant_id with
+        /// Citus (PostgreSQL; see docs/citus.md).
+        #[arg(long)]
+        citus: bool,
+        /// With --citus: print the Citus DDL that distributes the schema.
+        #[arg(long, requires = "citus")]
+        print_sql: bool,
+        /// The PostgreSQL database to check (else TENANTRY_DATABASE_URL).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// List every setting with its default.
@@ -251,7 +262,21 @@ fn main() -> ExitCode {
         match command {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
-            Command::Doctor => doctor(config).await,
+            Command::Doctor {
+                citus,
+                print_sql,
+                database_url,
+            } => {
+                let mut config = config;
+                if let Some(url) = database_url {
+                    config.database_url = Some(tenantry_core::SecretString::new(url));
+                }
+                if citus {
+                    doctor_citus(config, print_sql).await
+                } else {
+                    doctor(config).await
+                }
+            }
             Command::Seed {
                 tenants,
                 keys_per_tenant,
@@ -375,6 +400,38 @@ async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
     let report = store.doctor().await?;
     println!("{report}");
     store.close().await;
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn doctor_citus(config: Config, print_sql: bool) -> anyhow::Result<ExitCode> {
+    if config.database_url.is_none() {
+        eprintln!(
+            "tenantry: doctor --citus checks a PostgreSQL schema; this is SQLite (set \
+             TENANTRY_DATABASE_URL or --database-url to a PostgreSQL database)"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let mut store = tenantry_store::Store::connect(&config.database())
+        .await
+        .context("cannot connect to the database")?;
+    store.prepare().await?;
+    let report = store.citus_check().await?;
+    store.close().await;
+    let Some(report) = report else {
+        anyhow::bail!("doctor --citus needs PostgreSQL");
+    };
+    if print_sql {
+        print!("{}", report.distribution_sql());
+        if !report.passed() {
+            eprintln!("{report}");
+        }
+    } else {
+        println!("{report}");
+    }
     Ok(if report.passed() {
         ExitCode::SUCCESS
     } else {

@@ -40,6 +40,7 @@ mod audit_limits;
 mod audit_vault;
 mod audit_walk;
 mod changes;
+mod citus;
 mod cli;
 mod client;
 mod client_operations;
