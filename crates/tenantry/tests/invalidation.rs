@@ -9,32 +9,12 @@ mod common;
 use common::{Backend, Reply, TestDb, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long B may take to honour a change made through A.
 const BOUND: Duration = Duration::from_secs(2);
 /// How long B may take to notice its lost LISTEN connection and listen again.
 const RECONNECT_BOUND: Duration = Duration::from_secs(20);
-
-/// Polls `$check` (an async boolean expression) until it holds; fails the
-/// test if it does not within `$bound`.
-macro_rules! within {
-    ($bound:expr, $what:expr, $check:expr) => {{
-        let started = Instant::now();
-        loop {
-            if $check {
-                break;
-            }
-            assert!(
-                started.elapsed() < $bound,
-                "{} not seen on B within {:?}",
-                $what,
-                $bound
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }};
-}
 
 async fn start(db: &TestDb) -> TestServer {
     TestServer::start_with(

@@ -53,20 +53,7 @@ async fn database_outage_answers_503_and_recovers(backend: Backend) {
         ],
     )
     .await;
-    for line in [
-        "database unavailable",
-        "Status code: 503",
-        "slow statement",
-        "invalidation listener",
-        "cannot listen for cache invalidations yet",
-        "readiness check failed",
-        // Under load the check may wait on the write lock that a worker is
-        // itself waiting for, and give up at its own bound: still 503.
-        "readiness check timed out",
-        // The audit checkpoint worker's pass, when it meets the outage.
-        "audit checkpoint pass failed",
-        "testing the connection on-release",
-    ] {
+    for line in common::DATABASE_OUTAGE_WARNINGS {
         server.expect_warning(line);
     }
     server.create_tenant("acme").await;
