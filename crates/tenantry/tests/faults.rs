@@ -504,6 +504,13 @@ async fn postgres_restart_under_write_load() {
         all.statuses.extend(seen.statuses);
         all.bad_503.extend(seen.bad_503);
     }
+    eprintln!(
+        "acknowledged: {} tenants, {} keys, {} usage events; statuses seen: {:?}",
+        all.tenants.len(),
+        all.keys.len(),
+        all.events.len(),
+        all.statuses
+    );
     assert!(
         all.statuses
             .iter()
