@@ -98,17 +98,6 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-#[track_caller]
-fn assert_storage_problem(reply: &Reply, code: &str) {
-    reply.assert_problem(503, code);
-    let retry = reply
-        .headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    assert!(retry.is_some_and(|s| s >= 1), "Retry-After: {reply:?}");
-}
-
 async fn integrity_check(db: &TestDb) {
     let reader = db.sqlite_reader().await;
     let (verdict,): (String,) = sqlx::query_as("PRAGMA integrity_check")
@@ -154,7 +143,7 @@ async fn sqlite_full_disk_refuses_writes_and_recovers() {
         match reply.status.as_u16() {
             201 => acknowledged.push(id),
             _ => {
-                assert_storage_problem(&reply, "storage_full");
+                reply.assert_retry_later("storage_full");
                 refused = Some(reply);
                 break;
             }
@@ -162,12 +151,10 @@ async fn sqlite_full_disk_refuses_writes_and_recovers() {
     }
     assert!(refused.is_some(), "a write met the full disk");
     // Refused again, never 500, and reads go on.
-    assert_storage_problem(
-        &server
-            .patch("/v1/tenants/acme", json!({"name": "Renamed"}))
-            .await,
-        "storage_full",
-    );
+    let again = server
+        .patch("/v1/tenants/acme", json!({"name": "Renamed"}))
+        .await;
+    again.assert_retry_later("storage_full");
     let read = server.get("/v1/tenants/acme").await;
     assert_eq!(read.status.as_u16(), 200, "reads go on: {read:?}");
 

@@ -753,6 +753,19 @@ impl Reply {
             .unwrap_or("")
     }
 
+    /// Asserts a `503` problem with this code that says when to try again
+    /// (`Retry-After`, at least a second).
+    #[track_caller]
+    pub fn assert_retry_later(&self, code: &str) {
+        self.assert_problem(503, code);
+        let retry = self
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(retry.is_some_and(|s| s >= 1), "Retry-After: {self:?}");
+    }
+
     /// Asserts a problem+json answer with this status and code; returns the body.
     #[track_caller]
     pub fn assert_problem(&self, status: u16, code: &str) -> &Value {
