@@ -2,11 +2,11 @@ use crate::Result;
 use crate::error::StoreError;
 use crate::migrations;
 use crate::scope::{Conn, OperatorTx, TenantTx};
-use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Connection};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -122,6 +122,22 @@ impl Store {
                     .log_statements(tracing::log::LevelFilter::Trace);
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            if !conn.is_in_transaction() {
+                                return Ok(true);
+                            }
+                            // A dropped transaction's ROLLBACK is queued:
+                            // a ping lets it run. Still "in a transaction"
+                            // after it means the ROLLBACK failed because
+                            // SQLite had rolled back by itself (after
+                            // SQLITE_FULL or SQLITE_IOERR), and sqlx would
+                            // refuse every later BEGIN on this connection:
+                            // close it, the pool opens a fresh one.
+                            conn.ping().await?;
+                            Ok(!conn.is_in_transaction())
+                        })
+                    })
                     .connect_with(connect.clone())
                     .await?;
                 let reader = SqlitePoolOptions::new()

@@ -8,6 +8,18 @@ pub enum Conflict {
     WhatsappId,
 }
 
+/// How the database's storage refuses a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// No space left (SQLITE_FULL, PostgreSQL 53100).
+    Full,
+    /// The database or its file system is read-only (SQLITE_READONLY,
+    /// PostgreSQL 25006).
+    ReadOnly,
+    /// The file system failed a read or write (SQLITE_IOERR, PostgreSQL 58030).
+    Io,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
@@ -29,6 +41,35 @@ impl StoreError {
     /// (a shared transaction that failed for several requests at once).
     pub fn unavailable() -> StoreError {
         StoreError::Database(sqlx::Error::PoolTimedOut)
+    }
+
+    /// The database's storage refuses writes (disk full, read-only, I/O
+    /// errors), as opposed to an outage or a refused query.
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                let code = db.code()?;
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // Primary result codes (the low byte of extended ones):
+                    // SQLITE_READONLY 8, SQLITE_IOERR 10, SQLITE_FULL 13.
+                    return match code.parse::<i32>().ok()? & 0xff {
+                        8 => Some(StorageFault::ReadOnly),
+                        10 => Some(StorageFault::Io),
+                        13 => Some(StorageFault::Full),
+                        _ => None,
+                    };
+                }
+                // SQLSTATE: disk_full, read_only_sql_transaction (a hot
+                // standby or default_transaction_read_only), io_error.
+                match code.as_ref() {
+                    "53100" => Some(StorageFault::Full),
+                    "25006" => Some(StorageFault::ReadOnly),
+                    "58030" => Some(StorageFault::Io),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
     }
 
     /// The database could not be reached or cannot serve right now (as

@@ -41,7 +41,7 @@ mod widgets;
 pub use audit::AuditHead;
 pub use audit_checkpoints::{AuditFilter, OperatorChain, StoredAuditKey, StoredCheckpoint};
 pub use backend::{DatabaseOptions, PoolStats, Store};
-pub use error::{Conflict, StoreError};
+pub use error::{Conflict, StorageFault, StoreError};
 pub use events::EventPage;
 pub use files::{private_dir, tighten_file};
 pub use idempotency::{IdempotencyRow, Reservation, StoredResponse};

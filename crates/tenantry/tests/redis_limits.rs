@@ -104,6 +104,18 @@ impl OwnRedis {
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(port)
+    }
+
+    /// Kills this Redis (all its counters gone, as after a crash without
+    /// persistence) and starts a fresh one on the same port.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        *self = Self::start_on(self.port);
+    }
+
+    fn start_on(port: u16) -> OwnRedis {
         let bin = std::env::var("TEST_REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
         let child = std::process::Command::new(bin)
             .args([
@@ -230,4 +242,51 @@ async fn redis_outage_fail_open_and_fail_closed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(found, "the Redis warning is logged:\n{}", open.logs());
+
+    // Redis is back (empty): both servers use it again by themselves, and a
+    // limit shared by the two is exact again. A fail-open decision reports
+    // the whole limit remaining; the first one taken from Redis, one less.
+    redis.restart();
+    open.patch(
+        "/v1/tenants/acme/config",
+        json!({"rate_limits": {"sends_per_hour": 5}}),
+    )
+    .await;
+    let mut back = false;
+    for _ in 0..200 {
+        let d = decide(&open, "acme").await;
+        if d["remaining"] == 4 {
+            back = true;
+            break;
+        }
+        assert_eq!(d["allowed"], true, "fail-open until Redis is back: {d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        back,
+        "the fail-open server uses Redis again:\n{}",
+        open.logs()
+    );
+    let mut back = false;
+    for _ in 0..200 {
+        if decide(&closed, "acme").await["allowed"] == true {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        back,
+        "the fail-closed server admits again:\n{}",
+        closed.logs()
+    );
+    // 2 of 5 taken: exactly 3 more, across both servers.
+    let mut admitted = 0;
+    for i in 0..10 {
+        let server = if i % 2 == 0 { &open } else { &closed };
+        if decide(server, "acme").await["allowed"] == true {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 3, "the limit is exact again after the restart");
 }

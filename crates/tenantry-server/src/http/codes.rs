@@ -63,10 +63,13 @@ pub enum Code {
     OriginNotAllowed,
     MessageExists,
     TooManyStreams,
+    StorageFull,
+    StorageReadOnly,
+    StorageIoError,
 }
 
 impl Code {
-    pub const ALL: [Code; 59] = [
+    pub const ALL: [Code; 62] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -126,6 +129,9 @@ impl Code {
         Code::OriginNotAllowed,
         Code::MessageExists,
         Code::TooManyStreams,
+        Code::StorageFull,
+        Code::StorageReadOnly,
+        Code::StorageIoError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -189,6 +195,9 @@ impl Code {
             Code::OriginNotAllowed => "origin_not_allowed",
             Code::MessageExists => "message_exists",
             Code::TooManyStreams => "too_many_streams",
+            Code::StorageFull => "storage_full",
+            Code::StorageReadOnly => "storage_read_only",
+            Code::StorageIoError => "storage_io_error",
         }
     }
 }

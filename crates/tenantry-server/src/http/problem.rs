@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use std::borrow::Cow;
 pub use tenantry_api::problem::{FieldError, Problem};
 use tenantry_core::ValidationError;
-use tenantry_store::{Conflict, StoreError};
+use tenantry_store::{Conflict, StorageFault, StoreError};
 
 pub use super::codes::Code;
 
@@ -50,6 +50,10 @@ pub enum ApiError {
     /// The database cannot be reached or is locked (an outage): 503 with
     /// `Retry-After`, never 500.
     DatabaseUnavailable,
+    /// The database's storage refuses writes (full, read-only, failing):
+    /// 503 with `Retry-After`, since an operator's fix makes the same
+    /// request succeed; reads go on.
+    Storage(StorageFault),
     /// The client did not send its request body in time.
     RequestBodyTimeout,
     /// The request took longer than the configured request timeout.
@@ -90,6 +94,9 @@ const DNS_RETRY_AFTER_SECS: u64 = 5;
 /// Seconds a client should wait before retrying after
 /// `idempotency_key_in_progress`.
 const IDEMPOTENCY_RETRY_AFTER_SECS: u64 = 1;
+/// A full or read-only disk needs an operator: retry neither in a tight loop
+/// nor so late that a fixed disk goes unused.
+const STORAGE_RETRY_AFTER_SECS: u64 = 10;
 
 /// The stable code of a problem response, left in the response's
 /// extensions for `/metrics` (problems by code, database errors).
@@ -232,6 +239,21 @@ impl ApiError {
                 "Service Unavailable",
                 "the database is unavailable; retry later".into(),
             ),
+            ApiError::Storage(fault) => {
+                let (code, detail) = match fault {
+                    StorageFault::Full => (Code::StorageFull, "the database's storage is full"),
+                    StorageFault::ReadOnly => {
+                        (Code::StorageReadOnly, "the database's storage is read-only")
+                    }
+                    StorageFault::Io => (Code::StorageIoError, "the database's storage failed"),
+                };
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    "Service Unavailable",
+                    format!("{detail}: writes are refused until an operator fixes it; reads go on; retry in {STORAGE_RETRY_AFTER_SECS} s"),
+                )
+            }
             ApiError::RequestBodyTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
                 Code::RequestBodyTimeout,
@@ -366,6 +388,12 @@ impl IntoResponse for ApiError {
                 HeaderValue::from(IDEMPOTENCY_RETRY_AFTER_SECS),
             );
         }
+        if let ApiError::Storage(_) = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(STORAGE_RETRY_AFTER_SECS),
+            );
+        }
         if let ApiError::DnsUnavailable = &self {
             response
                 .headers_mut()
@@ -456,14 +484,20 @@ impl From<StoreError> for ApiError {
                 detail: "this domain is already attached to a tenant".into(),
                 field: Some("domain"),
             },
-            e if e.is_unavailable() => {
-                tracing::error!(error = %e, "database unavailable");
-                ApiError::DatabaseUnavailable
-            }
-            other => {
-                tracing::error!(error = %other, "storage error");
-                ApiError::Internal
-            }
+            other => match other.storage_fault() {
+                Some(fault) => {
+                    tracing::error!(error = %other, "database storage refuses writes");
+                    ApiError::Storage(fault)
+                }
+                None if other.is_unavailable() => {
+                    tracing::error!(error = %other, "database unavailable");
+                    ApiError::DatabaseUnavailable
+                }
+                None => {
+                    tracing::error!(error = %other, "storage error");
+                    ApiError::Internal
+                }
+            },
         }
     }
 }

@@ -81,7 +81,7 @@ const RATE_LIMITED: Shared = Shared {
 const UNAVAILABLE: Shared = Shared {
     status: "503",
     name: "Unavailable",
-    description: "A dependency (the database, Redis) is unavailable or the request took too long (`database_unavailable`, `unavailable`, `request_timeout`); `Retry-After` says when to try again.",
+    description: "A dependency (the database, Redis) is unavailable or the request took too long (`database_unavailable`, `unavailable`, `request_timeout`), or the database's storage refuses writes (`storage_full`, `storage_read_only`, `storage_io_error`); `Retry-After` says when to try again.",
     retry_after: true,
 };
 

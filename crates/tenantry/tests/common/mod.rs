@@ -46,6 +46,44 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Polls `$check` (an async boolean expression) until it holds; fails the
+/// test if it does not within `$bound`.
+#[macro_export]
+macro_rules! within {
+    ($bound:expr, $what:expr, $check:expr) => {{
+        let started = std::time::Instant::now();
+        loop {
+            if $check {
+                break;
+            }
+            assert!(
+                started.elapsed() < $bound,
+                "{} not seen within {:?}",
+                $what,
+                $bound
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }};
+}
+
+/// The warnings a server logs while its database is out (see tests/outage.rs
+/// and tests/faults.rs): each names the outage, none is a fault of its own.
+pub const DATABASE_OUTAGE_WARNINGS: &[&str] = &[
+    "database unavailable",
+    "Status code: 503",
+    "slow statement",
+    "invalidation listener",
+    "cannot listen for cache invalidations yet",
+    "readiness check failed",
+    // Under load the check may wait on the write lock that a worker is
+    // itself waiting for, and give up at its own bound: still 503.
+    "readiness check timed out",
+    // The audit checkpoint worker's pass, when it meets the outage.
+    "audit checkpoint pass failed",
+    "testing the connection on-release",
+];
+
 pub fn random_suffix() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now()
@@ -739,6 +777,19 @@ impl Reply {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
+    }
+
+    /// Asserts a `503` problem with this code that says when to try again
+    /// (`Retry-After`, at least a second).
+    #[track_caller]
+    pub fn assert_retry_later(&self, code: &str) {
+        self.assert_problem(503, code);
+        let retry = self
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(retry.is_some_and(|s| s >= 1), "Retry-After: {self:?}");
     }
 
     /// Asserts a problem+json answer with this status and code; returns the body.
