@@ -22,7 +22,8 @@
 # PostgreSQL (pgbench inserting generate_series rows), 1,000 rows a
 # transaction. BENCH_EVENT_CONNECTIONS [64] is the load of the extra
 # single-event row; BENCH_PG_FSYNC [off] turns fsync on in the throw-away
-# cluster (off is what scripts/test uses).
+# cluster (off is what scripts/test uses). BENCH_BIN runs that binary
+# instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${1:-all}
@@ -47,9 +48,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "building the release binary"
-cargo build --release --locked -q
-BIN=$(pwd)/target/release/tenantry
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN # an already built release binary (the "after" rows)
+else
+  log "building the release binary"
+  cargo build --release --locked -q
+  BIN=$(pwd)/target/release/tenantry
+fi
 
 start_postgres() {
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
