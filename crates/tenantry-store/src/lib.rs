@@ -48,7 +48,7 @@ pub use idempotency::{IdempotencyRow, Reservation, StoredResponse};
 pub use identity::{MemberRow, ProviderRow};
 pub use inbound::{HistoryRow, NewStatus, StoredConversation, StoredInboundMessage};
 pub use keys::{KeyPage, StoredSigningKey};
-pub use limits::{ConfigVersionRow, MeterRow, NewUsageEvent, PlanRow};
+pub use limits::{ConfigVersionRow, CounterAdd, MeterRow, NewUsageEvent, PlanRow};
 pub use metrics::BackgroundCounts;
 pub use notify::{NoticeRejected, VerifiedNotice};
 pub use provisioning::{WorkflowPage, WorkflowRow};

@@ -25,6 +25,15 @@ pub struct NewUsageEvent<'a> {
     pub received_at: DateTime<Utc>,
 }
 
+/// An amount to add to one usage counter.
+#[derive(Debug, Clone)]
+pub struct CounterAdd<'a> {
+    pub meter: &'a str,
+    pub granularity: &'a str,
+    pub period_start: DateTime<Utc>,
+    pub quantity: i64,
+}
+
 impl OperatorTx {
     pub async fn list_plans(&mut self) -> Result<Vec<PlanRow>> {
         Ok(on_conn!(&mut self.conn, |c| sqlx::query_as(
@@ -187,6 +196,9 @@ impl TenantTx {
         &mut self,
         events: &[NewUsageEvent<'_>],
     ) -> Result<std::collections::HashSet<String>> {
+        if let crate::scope::Conn::Postgres(c) = &mut self.conn {
+            return insert_usage_events_pg(c, self.tenant.as_str(), events).await;
+        }
         let mut inserted = std::collections::HashSet::new();
         for chunk in events.chunks(500) {
             let mut sql = String::from(
@@ -287,6 +299,57 @@ impl TenantTx {
         .await?
         });
         Ok(value)
+    }
+
+    /// Adds to many counters in one statement (each key at most once);
+    /// returns each counter's new value, in the order of `adds`.
+    pub async fn add_to_counters(&mut self, adds: &[CounterAdd<'_>]) -> Result<Vec<i64>> {
+        let mut values = Vec::with_capacity(adds.len());
+        for chunk in adds.chunks(200) {
+            let mut sql = String::from(
+                "INSERT INTO usage_counters (tenant_id, meter, granularity, period_start, value) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 4;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "($1, ${}, ${}, ${}, ${})",
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                ));
+            }
+            sql.push_str(
+                " ON CONFLICT (tenant_id, meter, granularity, period_start) DO UPDATE SET value = usage_counters.value + excluded.value \
+                 RETURNING meter, granularity, period_start, value",
+            );
+            let rows: Vec<(String, String, DateTime<Utc>, i64)> = on_conn!(&mut self.conn, |c| {
+                let mut query = sqlx::query_as(sql.as_str()).bind(self.tenant.as_str());
+                for add in chunk {
+                    query = query
+                        .bind(add.meter)
+                        .bind(add.granularity)
+                        .bind(add.period_start)
+                        .bind(add.quantity);
+                }
+                query.fetch_all(&mut **c).await?
+            });
+            // RETURNING promises no order: match the rows to the keys.
+            for add in chunk {
+                let value = rows
+                    .iter()
+                    .find(|(m, g, p, _)| {
+                        m == add.meter && g == add.granularity && *p == add.period_start
+                    })
+                    .map(|r| r.3)
+                    .ok_or(crate::StoreError::NotFound)?;
+                values.push(value);
+            }
+        }
+        Ok(values)
     }
 
     /// Adds to a counter only if the result stays at or under `max`: one
@@ -435,4 +498,48 @@ impl TenantTx {
         });
         Ok(n > 0)
     }
+}
+
+/// PostgreSQL: the whole batch in one statement of eight parameters (one
+/// array per column, `unnest`ed), the same prepared statement whatever the
+/// batch size, instead of thousands of parameters in chunks.
+async fn insert_usage_events_pg(
+    c: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    tenant: &str,
+    events: &[NewUsageEvent<'_>],
+) -> Result<std::collections::HashSet<String>> {
+    let mut ids = Vec::with_capacity(events.len());
+    let mut meters = Vec::with_capacity(events.len());
+    let mut quantities = Vec::with_capacity(events.len());
+    let mut occurred = Vec::with_capacity(events.len());
+    let mut subjects = Vec::with_capacity(events.len());
+    let mut properties = Vec::with_capacity(events.len());
+    let mut received = Vec::with_capacity(events.len());
+    for e in events {
+        ids.push(e.id);
+        meters.push(e.meter);
+        quantities.push(e.quantity);
+        occurred.push(e.occurred_at);
+        subjects.push(e.subject);
+        properties.push(Json(e.properties));
+        received.push(e.received_at);
+    }
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO usage_events (tenant_id, id, meter, quantity, occurred_at, subject, properties, received_at) \
+         SELECT $1, e.id, e.meter, e.quantity, e.occurred_at, e.subject, e.properties, e.received_at \
+         FROM unnest($2::text[], $3::text[], $4::int8[], $5::timestamptz[], $6::text[], $7::jsonb[], $8::timestamptz[]) \
+           AS e(id, meter, quantity, occurred_at, subject, properties, received_at) \
+         ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id",
+    )
+    .bind(tenant)
+    .bind(ids)
+    .bind(meters)
+    .bind(quantities)
+    .bind(occurred)
+    .bind(subjects)
+    .bind(properties)
+    .bind(received)
+    .fetch_all(&mut **c)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }

@@ -17,6 +17,8 @@ on_both_backends!(
     accepted_usage_survives_kill_9,
     concurrent_requests_share_commits_and_count_exactly,
     kill_9_under_concurrent_load_loses_no_acknowledged_event,
+    kill_9_under_batch_load_keeps_batches_whole,
+    batches_repeating_ids_count_each_once,
     quotas_hard_soft_and_alerts,
     concurrent_consumers_never_pass_a_hard_limit,
     rate_limit_decisions,
@@ -763,6 +765,138 @@ async fn kill_9_under_concurrent_load_loses_no_acknowledged_event(backend: Backe
         usage.body["total"].as_u64().unwrap() >= acked.len() as u64,
         "{usage:?}"
     );
+}
+
+/// Four clients send batches of 100 new events while the server is killed:
+/// afterwards every acknowledged batch is there in full, and every batch in
+/// flight at the kill is there in full or not at all (sending each batch
+/// again finds all of its ids or none). The counters agree with the events:
+/// once every batch was sent again, each event is counted exactly once.
+async fn kill_9_under_batch_load_keeps_batches_whole(backend: Backend) {
+    const BATCH: usize = 100;
+    let db = TestDb::new(backend).await;
+    let mut server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let batch_of = |c: usize, n: usize| -> Vec<Value> {
+        (0..BATCH)
+            .map(|i| json!({"id": format!("b-{c}-{n}-{i}"), "tenant_id": "acme", "meter": "messages_outbound", "quantity": 2}))
+            .collect()
+    };
+    // (client, batch number) of every batch sent, and of those acknowledged.
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(usize, usize)>::new()));
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(usize, usize)>::new()));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (client, base) = (server.client.clone(), server.base.clone());
+        let (sent, acked) = (sent.clone(), acked.clone());
+        clients.push(tokio::spawn(async move {
+            for n in 0.. {
+                sent.lock().unwrap().push((c, n));
+                let reply = client
+                    .post(format!("{base}/v1/usage/events"))
+                    .bearer_auth(common::ROOT_KEY)
+                    .json(&json!({"events": batch_of(c, n)}))
+                    .send()
+                    .await;
+                let Ok(reply) = reply else { return };
+                let Ok(body) = reply.json::<Value>().await else {
+                    return;
+                };
+                assert_eq!(body["accepted"], BATCH, "{body}");
+                acked.lock().unwrap().push((c, n));
+            }
+        }));
+    }
+    for _ in 0..600 {
+        if acked.lock().unwrap().len() >= 20 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    server.kill9().await;
+    for client in clients {
+        client.await.unwrap();
+    }
+    let (sent, acked) = (sent.lock().unwrap().clone(), acked.lock().unwrap().clone());
+    assert!(
+        acked.len() >= 20,
+        "only {} batches acknowledged",
+        acked.len()
+    );
+    let server = TestServer::start(&db).await;
+    for (c, n) in &sent {
+        let again = ingest(&server, json!({"events": batch_of(*c, *n)})).await;
+        let duplicates = again["duplicates"].as_u64().unwrap() as usize;
+        if acked.contains(&(*c, *n)) {
+            assert_eq!(
+                duplicates, BATCH,
+                "an acknowledged batch lost events: {again}"
+            );
+        } else {
+            assert!(
+                duplicates == 0 || duplicates == BATCH,
+                "a batch killed mid-way was kept in part: {duplicates} of {BATCH}"
+            );
+        }
+    }
+    let usage = server
+        .get("/v1/tenants/acme/usage?meter=messages_outbound&granularity=month")
+        .await;
+    assert_eq!(
+        usage.body["total"],
+        json!(sent.len() * BATCH * 2),
+        "{usage:?}"
+    );
+}
+
+/// Ids repeated inside a batch, across batches and across concurrent
+/// requests are each counted once, and the counters say so.
+async fn batches_repeating_ids_count_each_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    server.create_tenant("acme").await;
+    let event = |id: String, quantity: i64| json!({"id": id, "tenant_id": "acme", "meter": "messages_outbound", "quantity": quantity});
+    // 0..600, with every id of 0..100 twice in the batch.
+    let mut first: Vec<Value> = (0..600).map(|i| event(format!("r-{i}"), 1)).collect();
+    first.extend((0..100).map(|i| event(format!("r-{i}"), 1000)));
+    let one = ingest(&server, json!({"events": first})).await;
+    assert_eq!(
+        (one["accepted"].clone(), one["duplicates"].clone()),
+        (json!(600), json!(100))
+    );
+    assert_eq!(
+        one["results"][600]["status"], "duplicate",
+        "{}",
+        one["results"][600]
+    );
+    // Eight concurrent batches overlapping the first and each other.
+    let mut requests = Vec::new();
+    for k in 0..8 {
+        let body = json!({"events": (k * 100..k * 100 + 1000).map(|i| event(format!("r-{i}"), 1)).collect::<Vec<_>>()});
+        let (client, base) = (server.client.clone(), server.base.clone());
+        requests.push(tokio::spawn(async move {
+            let reply = client
+                .post(format!("{base}/v1/usage/events"))
+                .bearer_auth(common::ROOT_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            reply.json::<Value>().await.unwrap()
+        }));
+    }
+    let mut accepted = 0;
+    for request in requests {
+        let body = request.await.unwrap();
+        assert_eq!(body["rejected"], 0, "{body}");
+        accepted += body["accepted"].as_u64().unwrap();
+    }
+    // Ids 0..1700 in all: 600 from the first batch, the other 1,100 once.
+    assert_eq!(accepted, 1100);
+    let usage = server
+        .get("/v1/tenants/acme/usage?meter=messages_outbound&granularity=month")
+        .await;
+    assert_eq!(usage.body["total"], 1700, "{usage:?}");
 }
 
 async fn quota(server: &TestServer, body: Value) -> Value {

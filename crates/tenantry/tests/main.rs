@@ -52,6 +52,7 @@ mod console;
 mod console_forms;
 mod contract;
 mod domains;
+mod faults;
 mod gateway;
 mod gateway_caddy;
 mod gateway_python;

@@ -254,21 +254,26 @@ pub async fn ingest(
         }
     }
     for (grant, events) in by_tenant.into_values() {
-        let batch: Vec<CheckedEvent> = events.iter().map(|(_, e)| e.clone()).collect();
+        // The events move to the recorder; their ids and places stay for
+        // the answer.
+        let (places, batch): (Vec<(usize, String)>, Vec<CheckedEvent>) = events
+            .into_iter()
+            .map(|(i, e)| ((i, e.id.clone()), e))
+            .unzip();
         let ingested = state
             .usage_group_commit
             .ingest(&state, &grant, batch, now)
             .await?;
-        for ((i, event), ingested) in events.into_iter().zip(ingested) {
+        for ((i, id), ingested) in places.into_iter().zip(ingested) {
             let result = match ingested {
                 Ingested::Counted(outcome) => EventResult {
-                    id: Some(event.id),
+                    id: Some(id),
                     original: matches!(outcome, Outcome::Duplicate).then_some(Outcome::Accepted),
                     status: outcome,
                     reason: None,
                     field: None,
                 },
-                Ingested::Refused { field, reason } => rejected(Some(event.id), field, reason),
+                Ingested::Refused { field, reason } => rejected(Some(id), field, reason),
             };
             if let Some(slot) = results.get_mut(i) {
                 *slot = Some(result);

@@ -151,12 +151,21 @@ async fn run_round(state: &AppState, mut round: Vec<Waiting>) {
         return;
     };
     let (grant, now) = (first.grant.clone(), first.now);
-    let events: Vec<CheckedEvent> = round.iter().flat_map(|w| w.events.clone()).collect();
+    // The round's events in one list, moved (not copied) out of the
+    // requests; each request's share is a range of it.
+    let mut events: Vec<CheckedEvent> =
+        Vec::with_capacity(round.iter().map(|w| w.events.len()).sum());
+    let mut shares = Vec::with_capacity(round.len());
+    for waiting in &mut round {
+        let start = events.len();
+        events.append(&mut waiting.events);
+        shares.push(start..events.len());
+    }
     match usage::ingest(state, &grant, &events, now).await {
         Ok(results) => {
             let mut results = results.into_iter();
-            for waiting in round {
-                let mine: Vec<Ingested> = results.by_ref().take(waiting.events.len()).collect();
+            for (waiting, share) in round.into_iter().zip(shares) {
+                let mine: Vec<Ingested> = results.by_ref().take(share.len()).collect();
                 let _ = waiting.reply.send(Ok(mine));
             }
         }
@@ -169,9 +178,9 @@ async fn run_round(state: &AppState, mut round: Vec<Waiting>) {
         }
         Err(err) => {
             tracing::warn!(error = %err, "a shared usage round failed; its requests are retried alone");
-            for waiting in round {
-                let answer =
-                    usage::ingest(state, &waiting.grant, &waiting.events, waiting.now).await;
+            for (waiting, share) in round.into_iter().zip(shares) {
+                let mine = events.get(share).unwrap_or_default();
+                let answer = usage::ingest(state, &waiting.grant, mine, waiting.now).await;
                 let _ = waiting.reply.send(answer);
             }
         }

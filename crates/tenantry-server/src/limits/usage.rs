@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 pub use tenantry_api::usage::Outcome;
 use tenantry_core::tenant::{Actor, TenantEventKind, TenantStatus};
-use tenantry_store::{NewUsageEvent, StoreError, TenantTx};
+use tenantry_store::{CounterAdd, NewUsageEvent, StoreError, TenantTx};
 
 pub const GRANULARITIES: [&str; 3] = ["hour", "day", "month"];
 pub const MAX_BATCH: usize = 1000;
@@ -135,12 +135,23 @@ pub async fn record_batch(
         }
     }
     let mut month_values: BTreeMap<(&str, DateTime<Utc>), i64> = BTreeMap::new();
-    for ((meter, granularity, start), quantity) in sums {
-        let value = tx
-            .add_to_counter(meter, granularity, start, quantity)
-            .await?;
-        if granularity == "month" {
-            month_values.insert((meter, start), value);
+    let adds: Vec<CounterAdd<'_>> = sums
+        .iter()
+        .map(
+            |(&(meter, granularity, period_start), &quantity)| CounterAdd {
+                meter,
+                granularity,
+                period_start,
+                quantity,
+            },
+        )
+        .collect();
+    if !adds.is_empty() {
+        let values = tx.add_to_counters(&adds).await?;
+        for (add, value) in adds.iter().zip(values) {
+            if add.granularity == "month" {
+                month_values.insert((add.meter, add.period_start), value);
+            }
         }
     }
     for ((meter, granularity, start), (at, value)) in gauges {
@@ -247,6 +258,7 @@ pub async fn ingest(
         .enumerate()
         .partition(|(_, e)| e.occurred_at >= oldest);
     let mut results: Vec<Option<Ingested>> = events.iter().map(|_| None).collect();
+    let too_old_count = too_old.len();
     for (i, _) in too_old {
         if let Some(slot) = results.get_mut(i) {
             *slot = Some(Ingested::Refused {
@@ -255,8 +267,12 @@ pub async fn ingest(
             });
         }
     }
-    let batch: Vec<CheckedEvent> = kept.iter().map(|(_, e)| (*e).clone()).collect();
-    let outcomes = record_batch(state, &mut tx, &config, &batch, now).await?;
+    let outcomes = if too_old_count == 0 {
+        record_batch(state, &mut tx, &config, events, now).await?
+    } else {
+        let batch: Vec<CheckedEvent> = kept.iter().map(|(_, e)| (*e).clone()).collect();
+        record_batch(state, &mut tx, &config, &batch, now).await?
+    };
     for ((i, _), outcome) in kept.into_iter().zip(outcomes) {
         if let Some(slot) = results.get_mut(i) {
             *slot = Some(Ingested::Counted(outcome));
