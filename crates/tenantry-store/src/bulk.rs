@@ -1,0 +1,231 @@
+//! Bulk loading for `tenantry seed`: many new tenants and their keys in one
+//! transaction, in as few statements as the backend allows. Records no
+//! events and sends no invalidations: it is for filling a fresh (benchmark,
+//! load-test) database, not a change path.
+//!
+//! SQLite (no row-level security): multi-row `INSERT`s of many tenants' keys.
+//! PostgreSQL: `COPY` when the login role may bypass row-level security
+//! (`COPY FROM` refuses tables under RLS otherwise); without that, one
+//! scoped multi-row `INSERT` per tenant, as any tenant write.
+
+use crate::Result;
+use crate::backend::Backend;
+use crate::scope::Conn;
+use crate::{Store, StoreError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::types::Json;
+use std::fmt::Write as _;
+use tenantry_core::keys::ApiKey;
+use tenantry_core::tenant::NewTenant;
+
+/// SQLite binds at most 32,766 parameters per statement; 15 per key.
+const SQLITE_KEYS_PER_STATEMENT: usize = 2_000;
+
+/// How [`Store::bulk_load`] wrote the rows (the seed tool reports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkPath {
+    SqliteMultiRow,
+    PostgresCopy,
+    PostgresScoped,
+}
+
+impl Store {
+    /// Inserts `tenants` (all active) and `keys` (of those tenants, grouped
+    /// by tenant) in one transaction.
+    pub async fn bulk_load(
+        &self,
+        tenants: &[NewTenant],
+        keys: &[ApiKey],
+        now: DateTime<Utc>,
+    ) -> Result<BulkPath> {
+        if let Backend::Postgres { .. } = &self.backend
+            && !self.login_role_bypasses_rls().await?
+        {
+            return self.bulk_load_scoped(tenants, keys, now).await;
+        }
+        let mut op = self.operator_write().await?;
+        op.insert_tenants_bulk(tenants, now).await?;
+        let path = match &mut op.conn {
+            Conn::Sqlite(tx) => {
+                for chunk in keys.chunks(SQLITE_KEYS_PER_STATEMENT) {
+                    insert_keys_sqlite(tx, chunk).await?;
+                }
+                BulkPath::SqliteMultiRow
+            }
+            Conn::Postgres(tx) => {
+                // Back to the login role (which bypasses RLS) for this
+                // transaction only.
+                sqlx::query("SET LOCAL ROLE NONE")
+                    .execute(&mut **tx)
+                    .await?;
+                let mut copy = tx
+                    .copy_in_raw(&format!(
+                        "COPY api_keys ({}) FROM STDIN",
+                        crate::keys::KEY_COLUMNS
+                    ))
+                    .await?;
+                let mut buf = String::with_capacity(64 * 1024);
+                for key in keys {
+                    copy_key_line(&mut buf, key);
+                    if buf.len() >= 60 * 1024 {
+                        copy.send(buf.as_bytes()).await?;
+                        buf.clear();
+                    }
+                }
+                if !buf.is_empty() {
+                    copy.send(buf.as_bytes()).await?;
+                }
+                copy.finish().await?;
+                BulkPath::PostgresCopy
+            }
+        };
+        op.commit().await?;
+        Ok(path)
+    }
+
+    async fn login_role_bypasses_rls(&self) -> Result<bool> {
+        let Backend::Postgres { pool, .. } = &self.backend else {
+            return Ok(true);
+        };
+        let (bypass,): (bool,) = sqlx::query_as(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(pool)
+        .await?;
+        Ok(bypass)
+    }
+
+    /// PostgreSQL under RLS: each tenant's keys are written in that tenant's
+    /// scope.
+    async fn bulk_load_scoped(
+        &self,
+        tenants: &[NewTenant],
+        keys: &[ApiKey],
+        now: DateTime<Utc>,
+    ) -> Result<BulkPath> {
+        let Some(first) = tenants.first() else {
+            return Ok(BulkPath::PostgresScoped);
+        };
+        let mut op = self.operator_write().await?;
+        op.insert_tenants_bulk(tenants, now).await?;
+        let mut tx = op.scope_to(&first.id).await?;
+        for group in keys.chunk_by(|a, b| a.tenant_id == b.tenant_id) {
+            if tx.tenant_id() != &group[0].tenant_id {
+                tx = tx.rescope(&group[0].tenant_id, self.request_role()).await?;
+            }
+            tx.insert_keys(group).await?;
+        }
+        tx.commit().await?;
+        Ok(BulkPath::PostgresScoped)
+    }
+}
+
+async fn insert_keys_sqlite(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    keys: &[ApiKey],
+) -> Result<()> {
+    let mut sql = format!(
+        "INSERT INTO api_keys ({}) VALUES ",
+        crate::keys::KEY_COLUMNS
+    );
+    for i in 0..keys.len() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for n in 1..=15 {
+            if n > 1 {
+                sql.push(',');
+            }
+            let _ = write!(sql, "${}", i * 15 + n);
+        }
+        sql.push(')');
+    }
+    let mut query = sqlx::query(&sql);
+    for key in keys {
+        query = query
+            .bind(key.tenant_id.as_str())
+            .bind(&key.id)
+            .bind(&key.key_hash[..])
+            .bind(&key.start)
+            .bind(&key.name)
+            .bind(Json(key.scopes.names()))
+            .bind(key.environment.as_str())
+            .bind(key.enabled)
+            .bind(key.expires_at)
+            .bind(key.revoked_at)
+            .bind(Json(key.metadata.as_map()))
+            .bind(key.last_used_at)
+            .bind(&key.rotated_from)
+            .bind(key.created_at)
+            .bind(key.updated_at);
+    }
+    let inserted = query.execute(&mut **tx).await?.rows_affected();
+    if inserted != keys.len() as u64 {
+        return Err(StoreError::Corrupt(format!(
+            "bulk load wrote {inserted} of {} keys",
+            keys.len()
+        )));
+    }
+    Ok(())
+}
+
+/// One row of `COPY … FROM STDIN` (text format), in `KEY_COLUMNS` order.
+fn copy_key_line(buf: &mut String, key: &ApiKey) {
+    let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let optional_time = |t: Option<DateTime<Utc>>| t.map(time);
+    let scopes = serde_json::to_string(&key.scopes.names()).unwrap_or_default();
+    let metadata = serde_json::to_string(key.metadata.as_map()).unwrap_or_default();
+    let fields: [Option<String>; 15] = [
+        Some(key.tenant_id.as_str().to_owned()),
+        Some(key.id.clone()),
+        Some(format!("\\x{}", hex::encode(key.key_hash))),
+        Some(key.start.clone()),
+        Some(key.name.clone()),
+        Some(scopes),
+        Some(key.environment.as_str().to_owned()),
+        Some(if key.enabled { "t" } else { "f" }.to_owned()),
+        optional_time(key.expires_at),
+        optional_time(key.revoked_at),
+        Some(metadata),
+        optional_time(key.last_used_at),
+        key.rotated_from.clone(),
+        Some(time(key.created_at)),
+        Some(time(key.updated_at)),
+    ];
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            buf.push('\t');
+        }
+        match field {
+            None => buf.push_str("\\N"),
+            Some(text) => copy_escape(buf, text),
+        }
+    }
+    buf.push('\n');
+}
+
+/// Escapes a value for COPY's text format.
+fn copy_escape(buf: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\\' => buf.push_str("\\\\"),
+            '\t' => buf.push_str("\\t"),
+            '\n' => buf.push_str("\\n"),
+            '\r' => buf.push_str("\\r"),
+            c => buf.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_escape;
+
+    #[test]
+    fn copy_text_escapes_separators_and_backslashes() {
+        let mut buf = String::new();
+        copy_escape(&mut buf, "a\tb\nc\\d\re");
+        assert_eq!(buf, "a\\tb\\nc\\\\d\\re");
+    }
+}
