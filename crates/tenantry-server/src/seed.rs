@@ -22,8 +22,6 @@ pub struct SeedPlan {
     pub prefix: String,
     /// How many valid and unknown keys to write to `out_dir`.
     pub sample: usize,
-    /// Tenants per transaction ([`DEFAULT_CHUNK`]).
-    pub chunk: usize,
 }
 
 /// Seeds and writes `valid-keys.txt`, `unknown-keys.txt` and
@@ -43,7 +41,7 @@ pub async fn seed(store: &Store, plan: &SeedPlan, out_dir: &Path) -> anyhow::Res
 
 /// Tenants per transaction: large enough that commits and statements are
 /// few, small enough that a chunk's keys (10 per tenant: ~10 MB) stay modest.
-pub const DEFAULT_CHUNK: usize = 10_000;
+const CHUNK: usize = 10_000;
 
 /// One chunk, made ready to write.
 struct Chunk {
@@ -54,7 +52,7 @@ struct Chunk {
 }
 
 /// [`seed`], calling `progress(tenants done, keys made)` after each
-/// transaction of up to [`SeedPlan::chunk`] tenants (the CLI draws a progress bar with
+/// transaction of up to [`CHUNK`] tenants (the CLI draws a progress bar with
 /// it). Keys are made (random, hashed as the server verifies them) on every
 /// core while the previous chunk is written.
 pub async fn seed_with_progress(
@@ -85,14 +83,13 @@ pub async fn seed_with_progress(
     };
     let started = std::time::Instant::now();
     let mut keys_made = 0usize;
-    let chunk_size = plan.chunk.max(1);
-    let mut next = (plan.tenants > 0).then(|| make(0..chunk_size.min(plan.tenants)));
+    let mut next = (plan.tenants > 0).then(|| make(0..CHUNK.min(plan.tenants)));
     let mut done = 0usize;
     while let Some(pending) = next.take() {
         let chunk = pending.await??;
         done += chunk.tenants.len();
         if done < plan.tenants {
-            next = Some(make(done..(done + chunk_size).min(plan.tenants)));
+            next = Some(make(done..(done + CHUNK).min(plan.tenants)));
         }
         store.bulk_load(&chunk.tenants, &chunk.keys, now).await?;
         for secret in &chunk.sampled {

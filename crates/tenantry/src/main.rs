@@ -55,9 +55,6 @@ enum Command {
         prefix: String,
         #[arg(long, default_value_t = 20000)]
         sample: usize,
-        /// Tenants (with their keys) per transaction.
-        #[arg(long, default_value_t = tenantry_server::seed::DEFAULT_CHUNK)]
-        chunk: usize,
         #[arg(long, default_value = "./seed-out")]
         out: std::path::PathBuf,
     },
@@ -260,7 +257,6 @@ fn main() -> ExitCode {
                 keys_per_tenant,
                 prefix,
                 sample,
-                chunk,
                 out,
             } => {
                 let store = tenantry_server::open_store(&config).await?;
@@ -269,7 +265,6 @@ fn main() -> ExitCode {
                     keys_per_tenant,
                     prefix,
                     sample,
-                    chunk,
                 };
                 let bar = cli::resources::progress_bar(tenants as u64, "seeding tenants");
                 tenantry_server::seed::seed_with_progress(&store, &plan, &out, &|done, _keys| {

@@ -10,7 +10,7 @@ mod common;
 use common::{Backend, TestDb, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 on_both_backends!(seeded_keys_verify_and_resolve_to_their_own_tenant);
 
@@ -25,19 +25,18 @@ fn lines(path: &std::path::Path) -> Vec<String> {
 async fn seeded_keys_verify_and_resolve_to_their_own_tenant(backend: Backend) {
     let db = TestDb::new(backend).await;
     let out = db.dir.path().join("seed-out");
-    // 23 tenants, 10 per transaction: three transactions, the last short.
+    // Past the 10,000 tenants of one transaction: two, the second short.
+    let tenants = 10_040;
     let (code, _, stderr) = db
         .run_command(
             &[
                 "seed",
                 "--tenants",
-                "23",
+                &tenants.to_string(),
                 "--keys-per-tenant",
-                "3",
+                "2",
                 "--sample",
-                "69",
-                "--chunk",
-                "10",
+                "40",
                 "--prefix",
                 "load",
                 "--out",
@@ -50,28 +49,26 @@ async fn seeded_keys_verify_and_resolve_to_their_own_tenant(backend: Backend) {
     let valid = lines(&out.join("valid-keys.txt"));
     let unknown = lines(&out.join("unknown-keys.txt"));
     let subdomains = lines(&out.join("subdomains.txt"));
-    assert_eq!((valid.len(), unknown.len()), (69, 69));
-    let expected: Vec<String> = (0..23).map(|n| format!("load-{n}")).collect();
+    assert_eq!((valid.len(), unknown.len()), (40, 40));
+    let expected: Vec<String> = (0..tenants).map(|n| format!("load-{n}")).collect();
     assert_eq!(subdomains, expected);
-    for tenant in ["load-0", "load-9", "load-10", "load-22"] {
-        assert_eq!(db.count_rows("api_keys", tenant).await, 3, "{tenant}");
+    for tenant in ["load-0", "load-9999", "load-10000", "load-10039"] {
+        assert_eq!(db.count_rows("api_keys", tenant).await, 2, "{tenant}");
     }
 
     let server = TestServer::start_with(&db, &[("TENANTRY_BASE_DOMAIN", "example.test")]).await;
-    // Every seeded key is valid, with the seeded scopes, and each tenant
-    // has exactly its three keys.
-    let mut per_tenant: BTreeMap<String, usize> = BTreeMap::new();
+    // Every sampled key is valid, with the seeded scopes; the sample is
+    // spread over the tenants (every 502nd key: one tenant in 251).
+    let mut owners = BTreeSet::new();
     for key in &valid {
         let reply = server.post("/v1/keys/verify", json!({"key": key})).await;
         assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
         assert_eq!(reply.body["code"], "VALID", "{reply:?}");
         assert_eq!(reply.body["scopes"], json!(["tenant:read", "usage:write"]));
-        let tenant = reply.body["tenant"]["id"].as_str().unwrap().to_owned();
-        *per_tenant.entry(tenant).or_default() += 1;
+        owners.insert(reply.body["tenant"]["id"].as_str().unwrap().to_owned());
     }
-    let expected_counts: BTreeMap<String, usize> =
-        expected.iter().map(|t| (t.clone(), 3)).collect();
-    assert_eq!(per_tenant, expected_counts);
+    let expected_owners: BTreeSet<String> = (0..40).map(|i| format!("load-{}", i * 251)).collect();
+    assert_eq!(owners, expected_owners);
     for key in unknown.iter().take(5) {
         let reply = server.post("/v1/keys/verify", json!({"key": key})).await;
         assert_eq!(reply.body["code"], "NOT_FOUND", "{reply:?}");
