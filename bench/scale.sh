@@ -34,6 +34,7 @@
 #   SCALE_PG_SHARED_BUFFERS [128MB]
 #   SCALE_WORK [/tmp]    where the databases go (a few GB for the large one)
 #   BENCH_BIN [target/release/tenantry]  (built with --release if missing)
+#   SCALE_SEED_BIN [BENCH_BIN]  the binary whose `tenantry seed` loads the data
 #   WRK2 [wrk2 in PATH, else built from github.com/giltene/wrk2 in target/wrk2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,6 +85,7 @@ if [ ! -x "$BIN" ]; then
   log "building the release binary"
   cargo build --release --locked -q -p tenantry
 fi
+SEED_BIN=${SCALE_SEED_BIN:-$BIN}
 COMMIT="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' + working tree')"
 
 find_pg_bin() {
@@ -178,7 +180,7 @@ seed_db() { # seed_db NAME TENANTS SAMPLE
   server_env "$name"
   log "$BACKEND/$name: seeding $tenants tenants x $KPT keys"
   t0=$(date +%s.%N)
-  (cd "$WORK/$BACKEND-$name" && env "${ENV[@]}" "$BIN" seed --tenants "$tenants" --keys-per-tenant "$KPT" \
+  (cd "$WORK/$BACKEND-$name" && env "${ENV[@]}" "$SEED_BIN" seed --tenants "$tenants" --keys-per-tenant "$KPT" \
     --sample "$sample" --out "$WORK/$BACKEND-$name-seed" >"$WORK/$BACKEND-$name-seed.log" 2>&1) \
     || { cat "$WORK/$BACKEND-$name-seed.log" >&2; die "seeding failed"; }
   t1=$(date +%s.%N)
@@ -285,7 +287,7 @@ report() {
   echo
   echo "### $BACKEND"
   echo
-  echo "Commit $COMMIT. Small: $SMALL tenants, $((SMALL * KPT)) keys, seeded in ${SEED_S[small]} s, database ${SIZE[small]}."
+  echo "Commit $COMMIT (server $BIN, seeding $SEED_BIN). Small: $SMALL tenants, $((SMALL * KPT)) keys, seeded in ${SEED_S[small]} s, database ${SIZE[small]}."
   echo "Large: $LARGE tenants, $((LARGE * KPT)) keys, seeded in ${SEED_S[large]} s, database ${SIZE[large]}."
   [ "$BACKEND" = postgres ] && echo "PostgreSQL cluster: $PG_SETTINGS."
   echo "Fixed rate $RATE req/s (wrk2 -R, -t$THREADS -c$CONNECTIONS, ${DURATION}s after a ${WARMUP}s checked warm-up); saturation: $SATURATION."

@@ -3,30 +3,24 @@
 //! events and sends no invalidations: it is for filling a fresh (benchmark,
 //! load-test) database, not a change path.
 //!
-//! SQLite (no row-level security): multi-row `INSERT`s of many tenants' keys.
 //! PostgreSQL: `COPY` when the login role may bypass row-level security
-//! (`COPY FROM` refuses tables under RLS otherwise); without that, one
-//! scoped multi-row `INSERT` per tenant, as any tenant write.
+//! (`COPY FROM` refuses tables under RLS otherwise). Otherwise, and on
+//! SQLite, one scoped multi-row `INSERT` per tenant, as any tenant write.
 
 use crate::Result;
 use crate::backend::Backend;
 use crate::scope::Conn;
 use crate::{Store, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::types::Json;
-use std::fmt::Write as _;
 use tenantry_core::keys::ApiKey;
 use tenantry_core::tenant::NewTenant;
-
-/// SQLite binds at most 32,766 parameters per statement; 15 per key.
-const SQLITE_KEYS_PER_STATEMENT: usize = 2_000;
 
 /// How [`Store::bulk_load`] wrote the rows (the seed tool reports it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BulkPath {
-    SqliteMultiRow,
+    /// One multi-row `INSERT` per tenant, in that tenant's scope.
+    Scoped,
     PostgresCopy,
-    PostgresScoped,
 }
 
 impl Store {
@@ -38,20 +32,17 @@ impl Store {
         keys: &[ApiKey],
         now: DateTime<Utc>,
     ) -> Result<BulkPath> {
-        if let Backend::Postgres { .. } = &self.backend
-            && !self.login_role_bypasses_rls().await?
-        {
+        let copy = match &self.backend {
+            Backend::Postgres { .. } => self.login_role_bypasses_rls().await?,
+            Backend::Sqlite { .. } => false,
+        };
+        if !copy {
             return self.bulk_load_scoped(tenants, keys, now).await;
         }
         let mut op = self.operator_write().await?;
         op.insert_tenants_bulk(tenants, now).await?;
         let path = match &mut op.conn {
-            Conn::Sqlite(tx) => {
-                for chunk in keys.chunks(SQLITE_KEYS_PER_STATEMENT) {
-                    insert_keys_sqlite(tx, chunk).await?;
-                }
-                BulkPath::SqliteMultiRow
-            }
+            Conn::Sqlite(_) => return Err(StoreError::Setup("SQLite loads scoped".into())),
             Conn::Postgres(tx) => {
                 // Back to the login role (which bypasses RLS) for this
                 // transaction only.
@@ -95,8 +86,8 @@ impl Store {
         Ok(bypass)
     }
 
-    /// PostgreSQL under RLS: each tenant's keys are written in that tenant's
-    /// scope.
+    /// SQLite, and PostgreSQL under RLS: each tenant's keys are written in
+    /// that tenant's scope (on SQLite a rescope costs nothing).
     async fn bulk_load_scoped(
         &self,
         tenants: &[NewTenant],
@@ -104,7 +95,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<BulkPath> {
         let Some(first) = tenants.first() else {
-            return Ok(BulkPath::PostgresScoped);
+            return Ok(BulkPath::Scoped);
         };
         let mut op = self.operator_write().await?;
         op.insert_tenants_bulk(tenants, now).await?;
@@ -116,58 +107,8 @@ impl Store {
             tx.insert_keys(group).await?;
         }
         tx.commit().await?;
-        Ok(BulkPath::PostgresScoped)
+        Ok(BulkPath::Scoped)
     }
-}
-
-async fn insert_keys_sqlite(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    keys: &[ApiKey],
-) -> Result<()> {
-    let mut sql = format!(
-        "INSERT INTO api_keys ({}) VALUES ",
-        crate::keys::KEY_COLUMNS
-    );
-    for i in 0..keys.len() {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for n in 1..=15 {
-            if n > 1 {
-                sql.push(',');
-            }
-            let _ = write!(sql, "${}", i * 15 + n);
-        }
-        sql.push(')');
-    }
-    let mut query = sqlx::query(&sql);
-    for key in keys {
-        query = query
-            .bind(key.tenant_id.as_str())
-            .bind(&key.id)
-            .bind(&key.key_hash[..])
-            .bind(&key.start)
-            .bind(&key.name)
-            .bind(Json(key.scopes.names()))
-            .bind(key.environment.as_str())
-            .bind(key.enabled)
-            .bind(key.expires_at)
-            .bind(key.revoked_at)
-            .bind(Json(key.metadata.as_map()))
-            .bind(key.last_used_at)
-            .bind(&key.rotated_from)
-            .bind(key.created_at)
-            .bind(key.updated_at);
-    }
-    let inserted = query.execute(&mut **tx).await?.rows_affected();
-    if inserted != keys.len() as u64 {
-        return Err(StoreError::Corrupt(format!(
-            "bulk load wrote {inserted} of {} keys",
-            keys.len()
-        )));
-    }
-    Ok(())
 }
 
 /// One row of `COPY … FROM STDIN` (text format), in `KEY_COLUMNS` order.
