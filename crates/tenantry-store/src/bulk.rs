@@ -7,6 +7,7 @@
 //! (`COPY FROM` refuses tables under RLS otherwise). Otherwise, and on
 //! SQLite, one scoped multi-row `INSERT` per tenant, as any tenant write.
 
+#![allow(clippy::disallowed_methods)] // Seeding (`tenantry seed`) records nothing by design: a development tool, not a change path.
 use crate::Result;
 use crate::backend::Backend;
 use crate::scope::Conn;
