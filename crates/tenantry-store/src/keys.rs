@@ -9,7 +9,7 @@ use tenantry_core::TenantId;
 use tenantry_core::keys::{ApiKey, ApiKeyPatch, Environment, OperatorKey, Scopes};
 use tenantry_core::values::Metadata;
 
-const KEY_COLUMNS: &str = "tenant_id, id, key_hash, start, name, scopes, environment, enabled, expires_at, \
+pub(crate) const KEY_COLUMNS: &str = "tenant_id, id, key_hash, start, name, scopes, environment, enabled, expires_at, \
                            revoked_at, metadata, last_used_at, rotated_from, created_at, updated_at";
 
 type KeyRow = (

@@ -17,6 +17,7 @@
 mod audit;
 mod audit_checkpoints;
 mod backend;
+mod bulk;
 pub mod citus;
 pub mod doctor;
 mod domains;
@@ -41,6 +42,7 @@ mod widgets;
 pub use audit::AuditHead;
 pub use audit_checkpoints::{AuditFilter, OperatorChain, StoredAuditKey, StoredCheckpoint};
 pub use backend::{DatabaseOptions, PoolStats, Store};
+pub use bulk::BulkPath;
 pub use error::{Conflict, StorageFault, StoreError};
 pub use events::EventPage;
 pub use files::{private_dir, tighten_file};

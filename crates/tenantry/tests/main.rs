@@ -73,6 +73,7 @@ mod redis_limits;
 mod resolution;
 mod resolve_hardening;
 mod review_h8;
+mod seed;
 mod tenants;
 mod vault;
 mod webhooks;
