@@ -63,10 +63,13 @@ pub enum Code {
     OriginNotAllowed,
     MessageExists,
     TooManyStreams,
+    WrongRegion,
+    TenantMoving,
+    MoveConflict,
 }
 
 impl Code {
-    pub const ALL: [Code; 59] = [
+    pub const ALL: [Code; 62] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -126,6 +129,9 @@ impl Code {
         Code::OriginNotAllowed,
         Code::MessageExists,
         Code::TooManyStreams,
+        Code::WrongRegion,
+        Code::TenantMoving,
+        Code::MoveConflict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -189,6 +195,9 @@ impl Code {
             Code::OriginNotAllowed => "origin_not_allowed",
             Code::MessageExists => "message_exists",
             Code::TooManyStreams => "too_many_streams",
+            Code::WrongRegion => "wrong_region",
+            Code::TenantMoving => "tenant_moving",
+            Code::MoveConflict => "move_conflict",
         }
     }
 }
