@@ -61,25 +61,34 @@ impl OperatorTx {
         Ok(rows.into_iter().map(from_row).collect())
     }
 
-    /// One tenant's entry, locked until the transaction ends (PostgreSQL).
+    /// One tenant's entry.
     pub async fn region_entry(&mut self, tenant: &TenantId) -> Result<Option<DirectoryEntry>> {
-        let row: Option<EntryRow> = match &mut self.conn {
-            Conn::Sqlite(c) => {
-                let sql = format!("SELECT {COLUMNS} FROM region_directory WHERE tenant = $1");
-                sqlx::query_as(sql.as_str())
-                    .bind(tenant.as_str())
-                    .fetch_optional(&mut **c)
-                    .await?
-            }
-            Conn::Postgres(c) => {
-                let sql =
-                    format!("SELECT {COLUMNS} FROM region_directory WHERE tenant = $1 FOR UPDATE");
-                sqlx::query_as(sql.as_str())
-                    .bind(tenant.as_str())
-                    .fetch_optional(&mut **c)
-                    .await?
-            }
+        self.select_entry(tenant, "").await
+    }
+
+    /// One tenant's entry, locked until the transaction ends (PostgreSQL;
+    /// SQLite has a single writer anyway).
+    pub async fn region_entry_for_update(
+        &mut self,
+        tenant: &TenantId,
+    ) -> Result<Option<DirectoryEntry>> {
+        let lock = match self.conn {
+            Conn::Postgres(_) => " FOR UPDATE",
+            Conn::Sqlite(_) => "",
         };
+        self.select_entry(tenant, lock).await
+    }
+
+    async fn select_entry(
+        &mut self,
+        tenant: &TenantId,
+        lock: &str,
+    ) -> Result<Option<DirectoryEntry>> {
+        let sql = format!("SELECT {COLUMNS} FROM region_directory WHERE tenant = $1{lock}");
+        let row: Option<EntryRow> = on_conn!(&mut self.conn, |c| sqlx::query_as(sql.as_str())
+            .bind(tenant.as_str())
+            .fetch_optional(&mut **c)
+            .await?);
         Ok(row.map(from_row))
     }
 
@@ -250,4 +259,38 @@ pub async fn copy_tenant(
 /// move), recording nothing: the caller audits.
 pub async fn delete_tenant_copy(store: &Store, tenant: &TenantId) -> Result<()> {
     store.tenant_write(tenant).await?.purge().await?.commit().await
+}
+
+/// Makes the checkpoint signatures of `source` verifiable in `target`: the
+/// public halves of every audit checkpoint key of `source`, added to
+/// `target` as retired keys without a seed (they verify, never sign).
+/// Returns how many were new there.
+pub async fn copy_checkpoint_verifiers(source: &Store, target: &Store) -> Result<u64> {
+    type KeyRow = (String, String, Vec<u8>, DateTime<Utc>, Option<DateTime<Utc>>);
+    let mut from = source.operator_read().await?;
+    let keys: Vec<KeyRow> = on_conn!(&mut from.conn, |c| sqlx::query_as(
+        "SELECT key_id, name, public_key, created_at, retired_at FROM audit_signing_keys"
+    )
+    .fetch_all(&mut **c)
+    .await?);
+    from.commit().await?;
+    let now = Utc::now();
+    let mut into = target.operator_write().await?;
+    let mut added = 0;
+    for (key_id, name, public_key, created_at, retired_at) in keys {
+        added += on_conn!(&mut into.conn, |c| sqlx::query(
+            "INSERT INTO audit_signing_keys (key_id, name, public_key, created_at, retired_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id) DO NOTHING"
+        )
+        .bind(&key_id)
+        .bind(&name)
+        .bind(&public_key)
+        .bind(created_at)
+        .bind(retired_at.unwrap_or(now).min(now))
+        .execute(&mut **c)
+        .await?
+        .rows_affected());
+    }
+    into.commit().await?;
+    Ok(added)
 }

@@ -39,6 +39,9 @@ pub struct Regions {
     peers: tokio::sync::Mutex<HashMap<String, AppState>>,
     /// Moves whose copy runs in this process.
     running: Mutex<HashSet<String>>,
+    /// Bumped by every entry this process writes, so that a reread that
+    /// began before the write does not undo it.
+    written: std::sync::atomic::AtomicU64,
 }
 
 impl Regions {
@@ -47,17 +50,28 @@ impl Regions {
         map.get(tenant).cloned()
     }
 
-    fn replace(&self, entries: &[DirectoryEntry], mine: &str) {
+    fn generation(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Replaces the map with a reread, unless this process wrote an entry
+    /// since the reread began (the next one picks it up).
+    fn replace(&self, entries: &[DirectoryEntry], mine: &str, began: u64) {
         let map = entries
             .iter()
             .filter_map(|e| placement_of(e, mine).map(|p| (e.tenant.clone(), p)))
             .collect();
-        *self.placements.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(map);
+        let mut guard = self.placements.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation() == began {
+            *guard = Arc::new(map);
+        }
     }
 
     /// Applies one entry this process just wrote, before the next reread.
     fn note(&self, entry: &DirectoryEntry, mine: &str) {
         let mut guard = self.placements.write().unwrap_or_else(|p| p.into_inner());
+        self.written
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut map = (**guard).clone();
         match placement_of(entry, mine) {
             Some(p) => map.insert(entry.tenant.clone(), p),
@@ -138,10 +152,13 @@ pub async fn gate(
 
 /// Rereads the directory of this region's database.
 pub async fn refresh(state: &AppState) -> Result<Vec<DirectoryEntry>, StoreError> {
+    let began = state.regions.generation();
     let mut op = directory_grant().read(state).await?;
     let entries = op.region_directory().await?;
     op.commit().await?;
-    state.regions.replace(&entries, state.config.region.as_str());
+    state
+        .regions
+        .replace(&entries, state.config.region.as_str(), began);
     Ok(entries)
 }
 
@@ -358,7 +375,7 @@ pub async fn start_move(
     // The target must be reachable before anything is frozen.
     peer(state, to).await?;
     let mut change = grant.change(state).await?;
-    let current = change.tx().region_entry(tenant).await?;
+    let current = change.tx().region_entry_for_update(tenant).await?;
     let Some(found) = change.tx().get_tenant(tenant).await? else {
         return Err(ApiError::tenant_not_found());
     };
@@ -467,6 +484,10 @@ async fn copy(state: &AppState, tenant: &TenantId, to: &str) -> Result<serde_jso
         .await
         .map_err(|e| format!("{e:?}"))?;
     let copied = tenantry_store::regions::copy_tenant(&state.store, &target.store, tenant)
+        .await
+        .map_err(|e| e.to_string())?;
+    // The tenant's checkpoints were signed here: the target must know the keys.
+    tenantry_store::regions::copy_checkpoint_verifiers(&state.store, &target.store)
         .await
         .map_err(|e| e.to_string())?;
     let (source_counts, target_counts) = counts(state, &target, tenant).await?;
