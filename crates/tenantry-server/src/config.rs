@@ -362,7 +362,7 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "region",
         false,
         "",
-        "this node's region (see docs/regions.md); empty: the value of default_region",
+        "this node's region, and that of tenants created here without one (see docs/regions.md); empty: the value of default_region",
     ),
     (
         "regions",
@@ -846,7 +846,7 @@ impl Config {
                     .map_err(|e| invalid("default_region", &e.message))?,
                 r => Region::parse("region", r).map_err(|e| invalid("region", &e.message))?,
             },
-            regions: parse_region_list(get("regions").0, |url| public_region_url(url))
+            regions: parse_region_list(get("regions").0, public_region_url)
                 .map_err(|why| invalid("regions", &why))?,
             region_databases: parse_region_list(get("region_databases").0, |url| {
                 if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -977,7 +977,10 @@ fn parse_region_list(
     let mut out: Vec<(Region, String)> = Vec::new();
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let Some((name, raw)) = entry.split_once('=') else {
-            return Err(format!("entry '{}' must be name=URL", entry.split(':').next().unwrap_or("")));
+            return Err(format!(
+                "entry '{}' must be name=URL",
+                entry.split(':').next().unwrap_or("")
+            ));
         };
         let name = name.trim();
         let region = Region::parse("region", name)

@@ -141,7 +141,10 @@ async fn tenants_live_in_their_home_region_only() {
     // Created in its home region, written only there.
     let created = create_in(&eu, "acme", "eu").await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
-    assert_eq!(create_in(&us, "bolt", "us").await.status, StatusCode::CREATED);
+    assert_eq!(
+        create_in(&us, "bolt", "us").await.status,
+        StatusCode::CREATED
+    );
     let (eu_pool, us_pool) = (pg(&eu_url).await, pg(&us_url).await);
     let tenants = "SELECT count(*) FROM tenants WHERE id = $1";
     assert_eq!(count(&eu_pool, tenants, "acme").await, 1);
@@ -188,7 +191,9 @@ async fn tenants_live_in_their_home_region_only() {
     // path is redirected, anything else is not authenticated.
     let acme_key = tenant_admin_key(&eu, "acme").await;
     assert_eq!(
-        call_key(&eu, &acme_key, Method::GET, "/v1/tenants/acme").await.status,
+        call_key(&eu, &acme_key, Method::GET, "/v1/tenants/acme")
+            .await
+            .status,
         StatusCode::OK
     );
     let at_us = call_key(&us, &acme_key, Method::GET, "/v1/tenants/acme").await;
@@ -211,15 +216,35 @@ async fn tenants_live_in_their_home_region_only() {
         let server = &eu;
         async move {
             server
-                .call_as(Some(&key), Method::POST, &path, Some(json!({ "region": "us" })))
+                .call_as(
+                    Some(&key),
+                    Method::POST,
+                    &path,
+                    Some(json!({ "region": "us" })),
+                )
                 .await
         }
     };
-    mv(&acme_key, "acme").await.assert_problem(403, "operator_required");
-    assert_eq!(create_in(&eu, "dune", "eu").await.status, StatusCode::CREATED);
-    mv(&acme_key, "dune").await.assert_problem(404, "tenant_not_found");
-    for path in ["/v1/tenants/dune/move", "/v1/tenants/dune/move/complete", "/v1/tenants/dune/move/abort"] {
-        let method = if path.ends_with("move") { Method::GET } else { Method::POST };
+    mv(&acme_key, "acme")
+        .await
+        .assert_problem(403, "operator_required");
+    assert_eq!(
+        create_in(&eu, "dune", "eu").await.status,
+        StatusCode::CREATED
+    );
+    mv(&acme_key, "dune")
+        .await
+        .assert_problem(404, "tenant_not_found");
+    for path in [
+        "/v1/tenants/dune/move",
+        "/v1/tenants/dune/move/complete",
+        "/v1/tenants/dune/move/abort",
+    ] {
+        let method = if path.ends_with("move") {
+            Method::GET
+        } else {
+            Method::POST
+        };
         call_key(&eu, &acme_key, method, path)
             .await
             .assert_problem(404, "tenant_not_found");
@@ -277,7 +302,9 @@ impl Cluster {
 
     fn start() -> Cluster {
         let bin = std::env::var("TEST_PG_BIN").ok().unwrap_or_else(|| {
-            let out = std::process::Command::new("pg_config").arg("--bindir").output();
+            let out = std::process::Command::new("pg_config")
+                .arg("--bindir")
+                .output();
             out.ok()
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
                 .filter(|b| !b.is_empty())
@@ -294,7 +321,11 @@ impl Cluster {
             .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
             .output()
             .expect("initdb");
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -311,7 +342,11 @@ impl Cluster {
             .args(["-w", "-t", "60", "-o", &options, "start"])
             .output()
             .expect("pg_ctl");
-        assert!(out.status.success(), "pg_ctl: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Cluster { dir, bin, port }
     }
 
@@ -349,7 +384,12 @@ impl Drop for Cluster {
 async fn wait_for_state(server: &TestServer, tenant: &str, want: &str) -> Value {
     for _ in 0..600 {
         let status = server.get(&format!("/v1/tenants/{tenant}/move")).await;
-        assert_eq!(status.status, StatusCode::OK, "{status:?}\n{}", server.logs());
+        assert_eq!(
+            status.status,
+            StatusCode::OK,
+            "{status:?}\n{}",
+            server.logs()
+        );
         if status.body["state"] == want {
             return status.body;
         }
@@ -374,9 +414,15 @@ async fn a_tenant_moves_to_another_region_across_clusters() {
     eu.expect_warning("503 Service Unavailable");
 
     // acme has rows in every tenant table; zeta stays in eu.
-    assert_eq!(create_in(&eu, "acme", "eu").await.status, StatusCode::CREATED);
+    assert_eq!(
+        create_in(&eu, "acme", "eu").await.status,
+        StatusCode::CREATED
+    );
     let acme_key = eu.seed_every_tenant_table("acme").await;
-    assert_eq!(create_in(&eu, "zeta", "eu").await.status, StatusCode::CREATED);
+    assert_eq!(
+        create_in(&eu, "zeta", "eu").await.status,
+        StatusCode::CREATED
+    );
     let zeta_key = tenant_admin_key(&eu, "zeta").await;
     let (eu_pool, us_pool) = (pg(&eu_url).await, pg(&us_url).await);
     let before = rows_per_table(&eu_pool, "acme").await;
@@ -385,7 +431,9 @@ async fn a_tenant_moves_to_another_region_across_clusters() {
     let filled = before.iter().filter(|(_, n)| *n > 0).count();
     assert!(filled + 3 >= before.len(), "{before:?}");
 
-    let started = eu.post("/v1/tenants/acme/move", json!({ "region": "us" })).await;
+    let started = eu
+        .post("/v1/tenants/acme/move", json!({ "region": "us" }))
+        .await;
     assert_eq!(started.status, StatusCode::ACCEPTED, "{started:?}");
     assert_eq!(started.body["moving_to"], "us");
     // Frozen: acme's traffic is 503 + Retry-After, zeta's goes on.
@@ -398,7 +446,9 @@ async fn a_tenant_moves_to_another_region_across_clusters() {
     frozen(&resolve_header(&eu, "acme").await);
     assert_eq!(eu.get("/v1/tenants/zeta").await.status, StatusCode::OK);
     assert_eq!(
-        call_key(&eu, &zeta_key, Method::GET, "/v1/tenants/zeta").await.status,
+        call_key(&eu, &zeta_key, Method::GET, "/v1/tenants/zeta")
+            .await
+            .status,
         StatusCode::OK
     );
 
@@ -423,7 +473,12 @@ async fn a_tenant_moves_to_another_region_across_clusters() {
         .as_array()
         .expect("tables")
         .iter()
-        .map(|t| (t["table"].as_str().expect("table").to_owned(), t["rows"].as_i64().expect("rows")))
+        .map(|t| {
+            (
+                t["table"].as_str().expect("table").to_owned(),
+                t["rows"].as_i64().expect("rows"),
+            )
+        })
         .collect();
     let mut sorted = reported.clone();
     sorted[1..].sort();
@@ -439,7 +494,12 @@ async fn a_tenant_moves_to_another_region_across_clusters() {
         .assert_problem(409, "move_conflict");
 
     // The old copy is purged; zeta is untouched.
-    assert!(rows_per_table(&eu_pool, "acme").await.iter().all(|(_, n)| *n == 0));
+    assert!(
+        rows_per_table(&eu_pool, "acme")
+            .await
+            .iter()
+            .all(|(_, n)| *n == 0)
+    );
     assert_eq!(rows_per_table(&us_pool, "acme").await, copy);
     assert_eq!(eu.get("/v1/tenants/zeta").await.status, StatusCode::OK);
 
@@ -474,12 +534,23 @@ async fn a_tenant_moves_to_another_region_across_clusters() {
         }
     };
     let eu_actions = actions(&eu_pool).await;
-    for action in ["tenant.move_started", "tenant.move_copied", "tenant.purged_after_move", "tenant.moved_out"] {
-        assert!(eu_actions.iter().any(|a| a == action), "{action} not in {eu_actions:?}");
+    for action in [
+        "tenant.move_started",
+        "tenant.move_copied",
+        "tenant.purged_after_move",
+        "tenant.moved_out",
+    ] {
+        assert!(
+            eu_actions.iter().any(|a| a == action),
+            "{action} not in {eu_actions:?}"
+        );
     }
     let us_actions = actions(&us_pool).await;
     for action in ["tenant.move_incoming", "tenant.moved_in"] {
-        assert!(us_actions.iter().any(|a| a == action), "{action} not in {us_actions:?}");
+        assert!(
+            us_actions.iter().any(|a| a == action),
+            "{action} not in {us_actions:?}"
+        );
     }
     for server in [&eu, &us] {
         let verified = server.get("/v1/operator/audit/verify").await;
@@ -498,12 +569,19 @@ async fn an_aborted_move_leaves_the_tenant_where_it_was() {
     let us_url = us_db.url.clone().expect("url");
     let eu = region_server(&eu_db, "eu", ("us", &us_url), &keyring, "0s").await;
     let us = region_server(&us_db, "us", ("eu", &eu_url), &keyring, "0s").await;
-    assert_eq!(create_in(&eu, "acme", "eu").await.status, StatusCode::CREATED);
+    assert_eq!(
+        create_in(&eu, "acme", "eu").await.status,
+        StatusCode::CREATED
+    );
     let key = tenant_admin_key(&eu, "acme").await;
-    let started = eu.post("/v1/tenants/acme/move", json!({ "region": "us" })).await;
+    let started = eu
+        .post("/v1/tenants/acme/move", json!({ "region": "us" }))
+        .await;
     assert_eq!(started.status, StatusCode::ACCEPTED, "{started:?}");
     // Asking again for the same move reports it; another direction is refused.
-    let again = eu.post("/v1/tenants/acme/move", json!({ "region": "us" })).await;
+    let again = eu
+        .post("/v1/tenants/acme/move", json!({ "region": "us" }))
+        .await;
     assert_eq!(again.status, StatusCode::ACCEPTED, "{again:?}");
     wait_for_state(&eu, "acme", "copied").await;
     let us_pool = pg(&us_url).await;
@@ -515,7 +593,9 @@ async fn an_aborted_move_leaves_the_tenant_where_it_was() {
     assert_eq!(aborted.body["state"], "aborted");
     assert_eq!(count(&us_pool, tenants, "acme").await, 0);
     assert_eq!(
-        call_key(&eu, &key, Method::GET, "/v1/tenants/acme").await.status,
+        call_key(&eu, &key, Method::GET, "/v1/tenants/acme")
+            .await
+            .status,
         StatusCode::OK
     );
     assert_wrong_region(&us.get("/v1/tenants/acme").await, "eu", EU_URL);
@@ -527,20 +607,44 @@ async fn an_aborted_move_leaves_the_tenant_where_it_was() {
 async fn bad_region_settings_refuse_to_start() {
     let db = TestDb::new(Backend::Sqlite).await;
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (&[("TENANTRY_REGIONS", "eu=ftp://eu.example.com")], "regions"),
-        (&[("TENANTRY_REGIONS", "eu=http://eu.example.com")], "regions"),
-        (&[("TENANTRY_REGIONS", "EU!=https://eu.example.com")], "regions"),
-        (&[("TENANTRY_REGIONS", "eu=https://a.example.com,eu=https://b.example.com")], "regions"),
+        (
+            &[("TENANTRY_REGIONS", "eu=ftp://eu.example.com")],
+            "regions",
+        ),
+        (
+            &[("TENANTRY_REGIONS", "eu=http://eu.example.com")],
+            "regions",
+        ),
+        (
+            &[("TENANTRY_REGIONS", "EU!=https://eu.example.com")],
+            "regions",
+        ),
+        (
+            &[(
+                "TENANTRY_REGIONS",
+                "eu=https://a.example.com,eu=https://b.example.com",
+            )],
+            "regions",
+        ),
         (&[("TENANTRY_REGIONS", "eu")], "regions"),
         (
-            &[("TENANTRY_REGIONS", "eu=https://eu.example.com"), ("TENANTRY_REGION", "us")],
+            &[
+                ("TENANTRY_REGIONS", "eu=https://eu.example.com"),
+                ("TENANTRY_REGION", "us"),
+            ],
             "region (from",
         ),
         (&[("TENANTRY_REGION", "Bad Region")], "region (from"),
-        (&[("TENANTRY_REGION_DATABASES", "us=postgres://x/y")], "region_databases"),
+        (
+            &[("TENANTRY_REGION_DATABASES", "us=postgres://x/y")],
+            "region_databases",
+        ),
         (
             &[
-                ("TENANTRY_REGIONS", "eu=https://eu.example.com,us=https://us.example.com"),
+                (
+                    "TENANTRY_REGIONS",
+                    "eu=https://eu.example.com,us=https://us.example.com",
+                ),
                 ("TENANTRY_REGION", "eu"),
                 ("TENANTRY_REGION_DATABASES", "us=mysql://x/y"),
             ],

@@ -53,7 +53,7 @@ pub async fn create(
     };
     let region = match &input.region {
         Some(r) => checks.check(Region::parse("region", r)),
-        None => Some(state.config.default_region.clone()),
+        None => Some(state.config.region.clone()),
     };
     let metadata = match input.metadata {
         Some(m) => checks.check(Metadata::parse("metadata", m)),

@@ -106,7 +106,11 @@ pub fn admit(state: &AppState, tenant: &str) -> Result<(), ApiError> {
 
 pub fn wrong_region(state: &AppState, region: &str) -> ApiError {
     ApiError::WrongRegion {
-        url: state.config.region_url(region).unwrap_or_default().to_owned(),
+        url: state
+            .config
+            .region_url(region)
+            .unwrap_or_default()
+            .to_owned(),
         region: region.to_owned(),
     }
 }
@@ -264,9 +268,7 @@ async fn put_entry(
     )));
     change.commit().await?;
     if let Some(local) = local {
-        local
-            .regions
-            .note(&entry, local.config.region.as_str());
+        local.regions.note(&entry, local.config.region.as_str());
     }
     Ok(())
 }
@@ -320,7 +322,8 @@ pub struct MoveStatus {
     /// `done` or `aborted`; absent when the tenant was never moved.
     pub state: Option<String>,
     /// Rows per table, the audit check, or the error, once known.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<serde_json::Value>,
 }
 
@@ -331,9 +334,7 @@ fn status_of(tenant: &TenantId, entry: Option<DirectoryEntry>, mine: &str) -> Mo
             region: e.region,
             moving_to: e.moving_to,
             state: e.move_state,
-            report: e
-                .move_report
-                .and_then(|r| serde_json::from_str(&r).ok()),
+            report: e.move_report.and_then(|r| serde_json::from_str(&r).ok()),
         },
         None => MoveStatus {
             tenant_id: tenant.to_string(),
@@ -384,7 +385,9 @@ pub async fn start_move(
         tenantry_core::tenant::TenantStatus::Provisioning
             | tenantry_core::tenant::TenantStatus::ProvisioningFailed
     ) {
-        return Err(conflict("the tenant is being provisioned; move it afterwards"));
+        return Err(conflict(
+            "the tenant is being provisioned; move it afterwards",
+        ));
     }
     if let Some(e) = &current
         && let Some(moving_to) = &e.moving_to
@@ -427,7 +430,11 @@ pub async fn start_move(
 
 fn spawn_copy(state: &AppState, tenant: TenantId, to: String) {
     {
-        let mut running = state.regions.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = state
+            .regions
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if !running.insert(tenant.to_string()) {
             return;
         }
@@ -444,7 +451,14 @@ fn spawn_copy(state: &AppState, tenant: TenantId, to: String) {
                 ("failed", json!({ "error": why }))
             }
         };
-        let e = entry(&state, &tenant, &mine, Some(&to), Some(move_state), Some(report));
+        let e = entry(
+            &state,
+            &tenant,
+            &mine,
+            Some(&to),
+            Some(move_state),
+            Some(report),
+        );
         let action = format!("tenant.move_{move_state}");
         if let Err(err) = put_entry(&state, e, &action, Some(&state)).await {
             tracing::warn!(tenant_id = %tenant, error = ?err, "could not record the move's outcome");
@@ -578,7 +592,14 @@ pub async fn complete_move(state: &AppState, tenant: &TenantId) -> Result<MoveSt
         change.purge().await?;
         state.forget(&[Invalidation::Host(subdomain_key(&sub))]);
     }
-    let left = entry(state, tenant, &to, None, Some("done"), status.report.clone());
+    let left = entry(
+        state,
+        tenant,
+        &to,
+        None,
+        Some("done"),
+        status.report.clone(),
+    );
     put_entry(state, left.clone(), "tenant.moved_out", Some(state)).await?;
     tracing::info!(tenant_id = %tenant, to = %to, "tenant moved");
     Ok(status_of(tenant, Some(left), &mine))
