@@ -3,6 +3,7 @@
 //! cluster, and, for the move, a second throw-away cluster), a tenant
 //! written only in its home region, `421 wrong_region` elsewhere, and the
 //! operator's move from one region to the other.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
