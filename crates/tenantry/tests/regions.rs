@@ -46,6 +46,15 @@ async fn region_server(
     .await
 }
 
+/// A region's database in the shared test cluster.
+async fn region_db() -> TestDb {
+    TestDb::as_superuser(Backend::Postgres).await
+}
+
+fn url_of(db: &TestDb) -> String {
+    db.url.clone().expect("url")
+}
+
 async fn pg(url: &str) -> sqlx::PgPool {
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
@@ -131,11 +140,9 @@ async fn tenant_admin_key(server: &TestServer, tenant: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_live_in_their_home_region_only() {
-    let eu_db = TestDb::as_superuser(Backend::Postgres).await;
-    let us_db = TestDb::as_superuser(Backend::Postgres).await;
+    let (eu_db, us_db) = (region_db().await, region_db().await);
+    let (eu_url, us_url) = (url_of(&eu_db), url_of(&us_db));
     let keyring = eu_db.keyring_path();
-    let eu_url = eu_db.url.clone().expect("url");
-    let us_url = us_db.url.clone().expect("url");
     let eu = region_server(&eu_db, "eu", ("us", &us_url), &keyring, "0s").await;
     let us = region_server(&us_db, "us", ("eu", &eu_url), &keyring, "0s").await;
 
@@ -563,11 +570,9 @@ async fn a_tenant_moves_to_another_region_across_clusters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aborted_move_leaves_the_tenant_where_it_was() {
-    let eu_db = TestDb::as_superuser(Backend::Postgres).await;
-    let us_db = TestDb::as_superuser(Backend::Postgres).await;
+    let (eu_db, us_db) = (region_db().await, region_db().await);
+    let (eu_url, us_url) = (url_of(&eu_db), url_of(&us_db));
     let keyring = eu_db.keyring_path();
-    let eu_url = eu_db.url.clone().expect("url");
-    let us_url = us_db.url.clone().expect("url");
     let eu = region_server(&eu_db, "eu", ("us", &us_url), &keyring, "0s").await;
     let us = region_server(&us_db, "us", ("eu", &eu_url), &keyring, "0s").await;
     assert_eq!(
