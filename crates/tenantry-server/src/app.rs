@@ -43,6 +43,8 @@ pub struct Inner {
     pub changes: Arc<crate::changes::ChangeHub>,
     /// Concurrent usage requests of one tenant, sharing transactions.
     pub usage_group_commit: crate::limits::group_commit::UsageGroupCommit,
+    /// Tenants of other regions, tenants being moved out, other regions' databases.
+    pub regions: crate::tenancy::regions::Regions,
 }
 
 impl AppState {
@@ -82,6 +84,7 @@ impl AppState {
             metrics,
             changes,
             usage_group_commit: Default::default(),
+            regions: Default::default(),
         })))
     }
 

@@ -358,6 +358,36 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "12h",
         "the longest a web console session lasts, however active",
     ),
+    (
+        "region",
+        false,
+        "",
+        "this node's region, and that of tenants created here without one (see docs/regions.md); empty: the value of default_region",
+    ),
+    (
+        "regions",
+        false,
+        "",
+        "the region directory, name=URL pairs separated by commas (eu=https://eu.example.com,us=https://us.example.com); empty: one region, nothing is redirected",
+    ),
+    (
+        "region_databases",
+        true,
+        "",
+        "postgres:// URLs of the other regions' databases, name=URL pairs separated by commas: tenant creation records new tenants in their directories, and tenant moves copy into them",
+    ),
+    (
+        "region_move_drain",
+        false,
+        "2s",
+        "how long a move waits between freezing a tenant and copying it, so every node of the region honours the freeze and requests under way finish",
+    ),
+    (
+        "region_directory_refresh",
+        false,
+        "500ms",
+        "how often each node rereads the region directory (moves and tenants of other regions)",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,6 +477,14 @@ pub struct Config {
     /// Web console sessions: idle and absolute expiry.
     pub console_session_idle: Duration,
     pub console_session_max: Duration,
+    /// This node's region, and the directory of every region's public URL
+    /// (empty: a single region).
+    pub region: Region,
+    pub regions: Vec<(Region, String)>,
+    /// The other regions' database URLs (for directory writes and moves).
+    pub region_databases: Vec<(Region, SecretString)>,
+    pub region_move_drain: Duration,
+    pub region_directory_refresh: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -628,7 +666,7 @@ impl Config {
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| invalid(name, "must be longer than 0"))
         };
-        Ok(Config {
+        Config {
             listen,
             data_dir: PathBuf::from(get("data_dir").0),
             database_url,
@@ -803,7 +841,73 @@ impl Config {
             metrics_tenant_labels: flag("metrics_tenant_labels")?,
             console_session_idle: positive("console_session_idle")?,
             console_session_max: positive("console_session_max")?,
-        })
+            region: match get("region").0 {
+                "" => Region::parse("default_region", get("default_region").0)
+                    .map_err(|e| invalid("default_region", &e.message))?,
+                r => Region::parse("region", r).map_err(|e| invalid("region", &e.message))?,
+            },
+            regions: parse_region_list(get("regions").0, public_region_url)
+                .map_err(|why| invalid("regions", &why))?,
+            region_databases: parse_region_list(get("region_databases").0, |url| {
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                    Ok(url.to_owned())
+                } else {
+                    Err("must be a postgres:// or postgresql:// URL".to_owned())
+                }
+            })
+            .map_err(|why| invalid("region_databases", &why))?
+            .into_iter()
+            .map(|(region, url)| (region, SecretString::new(url)))
+            .collect(),
+            region_move_drain: duration("region_move_drain")?,
+            region_directory_refresh: positive("region_directory_refresh")?
+                .max(Duration::from_millis(50)),
+        }
+        .check_regions()
+        .map_err(|(name, why)| invalid(name, &why))
+    }
+
+    /// The regions' settings must agree: this node's region in the
+    /// directory, databases only of other regions that are in it.
+    fn check_regions(self) -> Result<Config, (&'static str, String)> {
+        if self.regions.is_empty() {
+            if !self.region_databases.is_empty() {
+                return Err((
+                    "region_databases",
+                    "needs the region directory (regions) to be set".into(),
+                ));
+            }
+            return Ok(self);
+        }
+        if !self.regions.iter().any(|(r, _)| *r == self.region) {
+            return Err((
+                "region",
+                format!("'{}' is not in the region directory (regions)", self.region),
+            ));
+        }
+        for (region, _) in &self.region_databases {
+            if *region == self.region {
+                return Err((
+                    "region_databases",
+                    format!("'{region}' is this node's own region; its database is database_url"),
+                ));
+            }
+            if !self.regions.iter().any(|(r, _)| r == region) {
+                return Err((
+                    "region_databases",
+                    format!("'{region}' is not in the region directory (regions)"),
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The public URL of a region in the directory.
+    pub fn region_url(&self, region: &str) -> Option<&str> {
+        self.regions
+            .iter()
+            .find(|(r, _)| r.as_str() == region)
+            .map(|(_, url)| url.as_str())
     }
 
     /// Where the data lives: PostgreSQL when a URL is set, else SQLite in the
@@ -864,6 +968,54 @@ fn set(
 }
 
 /// `90`, `90s`, `15m`, `12h`, `30d`, `250ms`.
+/// `name=value` pairs separated by commas, each name a region name (at most
+/// once) and each value checked by `value`. Errors name the bad entry.
+fn parse_region_list(
+    text: &str,
+    value: impl Fn(&str) -> Result<String, String>,
+) -> Result<Vec<(Region, String)>, String> {
+    let mut out: Vec<(Region, String)> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((name, raw)) = entry.split_once('=') else {
+            return Err(format!(
+                "entry '{}' must be name=URL",
+                entry.split(':').next().unwrap_or("")
+            ));
+        };
+        let name = name.trim();
+        let region = Region::parse("region", name)
+            .map_err(|e| format!("region name '{name}': {}", e.message))?;
+        if out.iter().any(|(r, _)| *r == region) {
+            return Err(format!("region '{name}' is listed twice"));
+        }
+        let url = value(raw.trim()).map_err(|why| format!("region '{name}': {why}"))?;
+        out.push((region, url));
+    }
+    Ok(out)
+}
+
+/// A region's public URL: https, or http to a loopback address (tests, a
+/// local gateway); no query or fragment; without a trailing `/`.
+fn public_region_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|_| "must be an https:// URL".to_owned())?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => return Err("must be an https:// URL".into()),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Err("must be https:// (http:// only for loopback addresses)".into()),
+        _ => return Err("must be an https:// URL".into()),
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("must not carry credentials, a query or a fragment".into());
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text

@@ -83,6 +83,12 @@ pub async fn run(
         .await
         .context("cannot load token signing keys")?;
 
+    if !state.config.regions.is_empty() {
+        tenancy::regions::refresh(&state)
+            .await
+            .context("cannot read the region directory")?;
+    }
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = workers::spawn_all(&state, stop_rx.clone());
 

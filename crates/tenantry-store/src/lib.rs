@@ -12,7 +12,8 @@
 //! Adding a tenant-scoped table: create it in both `migrations/` folders with
 //! a `tenant_id` column leading its primary key (and, in PostgreSQL,
 //! `SELECT tenantry_isolate('table')`), then add its queries as methods on
-//! `TenantTx` in a module of its own. Purge and `tenantry doctor` discover it.
+//! `TenantTx` in a module of its own. Purge, `tenantry doctor` and the region
+//! move (`regions::copy_tenant`) discover it.
 
 mod audit;
 mod audit_checkpoints;
@@ -33,6 +34,7 @@ mod metrics;
 mod migrations;
 pub mod notify;
 mod provisioning;
+pub mod regions;
 mod scope;
 mod tenants;
 mod vault;

@@ -31,6 +31,7 @@ const SQLITE: Embedded = Embedded(&[
     (19, "widgets", include_str!("../migrations/sqlite/0019_widgets.sql")),
     (26, "message_routes", include_str!("../migrations/sqlite/0026_message_routes.sql")),
     (34, "citus_distributable", include_str!("../migrations/sqlite/0034_citus_distributable.sql")),
+    (35, "region_directory", include_str!("../migrations/sqlite/0035_region_directory.sql")),
 ]);
 
 #[rustfmt::skip]
@@ -54,6 +55,7 @@ const POSTGRES: Embedded = Embedded(&[
     (19, "widgets", include_str!("../migrations/postgres/0019_widgets.sql")),
     (26, "message_routes", include_str!("../migrations/postgres/0026_message_routes.sql")),
     (34, "citus_distributable", include_str!("../migrations/postgres/0034_citus_distributable.sql")),
+    (35, "region_directory", include_str!("../migrations/postgres/0035_region_directory.sql")),
 ]);
 
 impl<'s> MigrationSource<'s> for Embedded {

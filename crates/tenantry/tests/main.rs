@@ -70,6 +70,7 @@ mod provider_callbacks;
 mod provisioning;
 mod races;
 mod redis_limits;
+mod regions;
 mod resolution;
 mod resolve_hardening;
 mod review_h8;

@@ -21,6 +21,7 @@ pub mod plans;
 pub mod provisioning;
 pub mod quotas;
 pub mod ratelimit;
+pub mod regions;
 pub mod resolve;
 pub mod settings;
 pub mod tenants;

@@ -76,7 +76,7 @@ fn parse(state: &AppState, input: ProvisioningIn) -> Result<(Spec, Secrets, bool
     };
     let region = match &t.region {
         Some(r) => checks.check(Region::parse("tenant.region", r)),
-        None => Some(state.config.default_region.clone()),
+        None => Some(state.config.region.clone()),
     };
     let metadata = match t.metadata {
         Some(m) => checks.check(Metadata::parse("tenant.metadata", m)),
@@ -214,6 +214,13 @@ fn parse(state: &AppState, input: ProvisioningIn) -> Result<(Spec, Secrets, bool
     else {
         return Err(ApiError::Internal);
     };
+    if !state.config.regions.is_empty() && region != state.config.region {
+        // As for POST /v1/tenants: a tenant is created in its home region.
+        return Err(crate::tenancy::regions::wrong_region(
+            state,
+            region.as_str(),
+        ));
+    }
     let spec = Spec {
         tenant: TenantSpec {
             id: id.to_string(),

@@ -53,7 +53,7 @@ pub async fn create(
     };
     let region = match &input.region {
         Some(r) => checks.check(Region::parse("region", r)),
-        None => Some(state.config.default_region.clone()),
+        None => Some(state.config.region.clone()),
     };
     let metadata = match input.metadata {
         Some(m) => checks.check(Metadata::parse("metadata", m)),
@@ -73,6 +73,21 @@ pub async fn create(
         region,
         metadata,
     };
+    if !state.config.regions.is_empty() && new.region != state.config.region {
+        // A tenant's data is written only in its home region: create it there.
+        if state.config.region_url(new.region.as_str()).is_none() {
+            return Err(ValidationError::new(
+                "region",
+                "unknown_region",
+                "not a region of the region directory",
+            )
+            .into());
+        }
+        return Err(crate::tenancy::regions::wrong_region(
+            &state,
+            new.region.as_str(),
+        ));
+    }
     let tenant = crate::tenancy::create(&state, operator.grant(), &new).await?;
     Ok((StatusCode::CREATED, Json(TenantOut::from(tenant))).into_response())
 }

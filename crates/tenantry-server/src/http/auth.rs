@@ -201,6 +201,7 @@ pub async fn verify_credential_for(
         let tenant = keys::load_tenant(state, &verified.tenant_id)
             .await?
             .ok_or(ApiError::InvalidCredentials(VerifyCode::NotFound))?;
+        crate::tenancy::regions::admit(state, tenant.id.as_str())?;
         return match tenant.status {
             tenantry_core::tenant::TenantStatus::Active => Ok(Caller::Tenant {
                 tenant,
@@ -228,6 +229,9 @@ pub async fn verify_credential_for(
     let verification = keys::verify(state, credential, &Scopes::default()).await?;
     if let Some(key) = &verification.key {
         crate::change::note_credential(&key.tenant_id, crate::grant::Principal::api_key(&key.id));
+    }
+    if let (VerifyCode::Valid, Some(tenant)) = (verification.code, &verification.tenant) {
+        crate::tenancy::regions::admit(state, tenant.id.as_str())?;
     }
     match (verification.code, verification.key, verification.tenant) {
         (VerifyCode::Valid, Some(key), Some(tenant)) => Ok(Caller::Tenant {

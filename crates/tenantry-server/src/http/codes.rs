@@ -66,6 +66,10 @@ pub enum Code {
     StorageFull,
     StorageReadOnly,
     StorageIoError,
+
+    WrongRegion,
+    TenantMoving,
+    MoveConflict,
 }
 
 impl Code {
@@ -132,6 +136,10 @@ impl Code {
         Code::StorageFull,
         Code::StorageReadOnly,
         Code::StorageIoError,
+
+        Code::WrongRegion,
+        Code::TenantMoving,
+        Code::MoveConflict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -198,6 +206,10 @@ impl Code {
             Code::StorageFull => "storage_full",
             Code::StorageReadOnly => "storage_read_only",
             Code::StorageIoError => "storage_io_error",
+
+            Code::WrongRegion => "wrong_region",
+            Code::TenantMoving => "tenant_moving",
+            Code::MoveConflict => "move_conflict",
         }
     }
 }

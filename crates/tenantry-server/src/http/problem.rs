@@ -85,8 +85,20 @@ pub enum ApiError {
     /// Another request with the same `Idempotency-Key` is still running:
     /// `409 idempotency_key_in_progress` with `Retry-After`.
     IdempotencyKeyInProgress,
+    /// The tenant lives in another region: `421 wrong_region`, with the
+    /// region and its URL (body and headers). See docs/regions.md.
+    WrongRegion {
+        region: String,
+        url: String,
+    },
+    /// The tenant is being moved to another region: `503 tenant_moving`
+    /// with `Retry-After`.
+    TenantMoving,
     Internal,
 }
+
+/// Seconds a client should wait before retrying after `tenant_moving`.
+const MOVING_RETRY_AFTER_SECS: u64 = 5;
 
 /// Seconds a client should wait before retrying after `dns_unavailable`.
 const DNS_RETRY_AFTER_SECS: u64 = 5;
@@ -167,6 +179,18 @@ impl ApiError {
             ApiError::Forbidden { code, detail } => {
                 (StatusCode::FORBIDDEN, *code, "Forbidden", detail.to_string())
             }
+            ApiError::WrongRegion { region, .. } => (
+                StatusCode::MISDIRECTED_REQUEST,
+                Code::WrongRegion,
+                "Misdirected Request",
+                format!("the tenant lives in region '{region}'; send the request to that region's URL"),
+            ),
+            ApiError::TenantMoving => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::TenantMoving,
+                "Tenant Moving",
+                format!("the tenant is being moved to another region; retry in {MOVING_RETRY_AFTER_SECS} s"),
+            ),
             ApiError::TenantSuspended => (
                 StatusCode::FORBIDDEN,
                 Code::TenantSuspended,
@@ -360,7 +384,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, problem) = self.to_problem();
         let close = matches!(self, ApiError::RequestBodyTimeout);
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let body = match &self {
+            ApiError::WrongRegion { region, url } => {
+                let mut value = serde_json::to_value(&problem).unwrap_or_default();
+                if let Some(fields) = value.as_object_mut() {
+                    fields.insert("region".into(), region.as_str().into());
+                    fields.insert("url".into(), url.as_str().into());
+                }
+                serde_json::to_vec(&value).unwrap_or_default()
+            }
+            _ => serde_json::to_vec(&problem).unwrap_or_default(),
+        };
         let mut response = (status, body).into_response();
         response
             .headers_mut()
@@ -392,6 +426,21 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(STORAGE_RETRY_AFTER_SECS),
+            );
+        }
+        if let ApiError::WrongRegion { region, url } = &self {
+            for (name, value) in [("tenantry-region", region), ("tenantry-region-url", url)] {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    response
+                        .headers_mut()
+                        .insert(axum::http::HeaderName::from_static(name), value);
+                }
+            }
+        }
+        if let ApiError::TenantMoving = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(MOVING_RETRY_AFTER_SECS),
             );
         }
         if let ApiError::DnsUnavailable = &self {

@@ -141,8 +141,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/widgets/{wid}", axum::routing::patch(crate::api::widgets::update.layer(scope(Scope::TenantAdmin))))
         .route("/v1/tenants/{id}/widgets/{wid}/tokens", post(crate::api::widgets::issue.layer(scope(Scope::WidgetsIssue))))
         .route("/v1/widgets/verify", post(crate::api::widgets::verify).options(crate::api::widgets::preflight))
+        .route("/v1/tenants/{id}/move", post(crate::api::regions::start).get(crate::api::regions::status))
+        .route("/v1/tenants/{id}/move/complete", post(crate::api::regions::complete))
+        .route("/v1/tenants/{id}/move/abort", post(crate::api::regions::abort))
         // Idempotency-Key on the routes listed in http::idempotency::ROUTES.
         .route_layer(middleware::from_fn_with_state(state.clone(), super::idempotency::layer))
+        // Tenants of other regions (421) and tenants being moved (503), first.
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::tenancy::regions::gate))
         .nest("/console", crate::console::router(&state))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

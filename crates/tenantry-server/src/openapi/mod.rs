@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         health::healthz, health::readyz,
         tenants::create, tenants::list, tenants::get, tenants::update, tenants::delete,
         tenants::suspend, tenants::reactivate, events::list,
+        api::regions::start, api::regions::status, api::regions::complete, api::regions::abort,
         domains::add, domains::list, domains::remove, domains::verify,
         keys::create, keys::list, keys::get, keys::update, keys::revoke, keys::rotate, keys::verify,
         operator_keys::create, operator_keys::list, operator_keys::revoke,

@@ -153,6 +153,9 @@ pub async fn resolve(
     let found = |snapshot: Option<Arc<TenantSnapshot>>,
                  by: MatchedBy|
      -> Result<(Arc<TenantSnapshot>, MatchedBy), ApiError> {
+        if let Some(t) = &snapshot {
+            crate::tenancy::regions::admit(state, t.id.as_str())?;
+        }
         match snapshot {
             Some(t) if t.status == TenantStatus::Suspended => Err(ApiError::TenantSuspended),
             Some(t) if t.status == TenantStatus::Active => Ok((t, by)),

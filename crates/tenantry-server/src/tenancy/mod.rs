@@ -3,6 +3,7 @@
 //! the CLI alike; every operation is one change (see [`crate::change`]).
 
 pub mod domains;
+pub mod regions;
 
 use crate::app::AppState;
 use crate::change::TenantChange;
@@ -82,10 +83,23 @@ pub async fn create(
     let now = state.clock.now();
     let mut op = grant.change(state).await?;
     let tenant = op.tx().insert_tenant(new, now).await?;
+    if !state.config.regions.is_empty() {
+        // This region's directory says where the tenant lives from the start.
+        let home = tenantry_store::regions::DirectoryEntry {
+            tenant: tenant.id.to_string(),
+            region: tenant.region.to_string(),
+            moving_to: None,
+            move_state: None,
+            move_report: None,
+            updated_at: now,
+        };
+        op.tx().put_region_entry(&home).await?;
+    }
     let mut change = op.scope_to(&tenant.id).await?;
     record_created(&mut change, &tenant);
     change.commit().await?;
     tracing::info!(tenant_id = %tenant.id, "tenant created");
+    regions::record_created(state, &tenant.id).await;
     Ok(tenant)
 }
 
