@@ -85,12 +85,14 @@ impl TenantTx {
 
     /// The tenant's lease rows, newest period first.
     pub async fn quota_leases(&mut self) -> Result<Vec<QuotaLeaseRow>> {
-        Ok(on_conn!(&mut self.conn, |c| sqlx::query_as(
+        Ok(on_conn!(&mut self.conn, |c| {
+            sqlx::query_as(
             "SELECT meter, period_start, holder, node_id, granted, consumed, returned FROM quota_leases \
              WHERE tenant_id = $1 ORDER BY period_start DESC, meter, holder"
         )
         .bind(self.tenant.as_str())
         .fetch_all(&mut **c)
-        .await?))
+        .await?
+        }))
     }
 }

@@ -104,14 +104,14 @@ async fn hammer(server: &TestServer, tenant: &str, tasks: usize, n: usize) -> i6
     allowed
 }
 
-/// The month counter and the lease rows of `tenant` (granted, consumed,
-/// returned), read as the database's superuser.
+/// The month counter and the lease rows of `tenant` (holder, granted,
+/// consumed, returned), read below the API.
 async fn ledger(db: &TestDb, tenant: &str) -> (i64, Vec<(String, i64, i64, i64)>) {
-    let counter_sql = "SELECT COALESCE(SUM(value), 0) FROM usage_counters WHERE tenant_id = $1 AND meter = 'messages_outbound' AND granularity = 'month'";
+    let counter_sql = "SELECT CAST(COALESCE(SUM(value), 0) AS BIGINT) FROM usage_counters WHERE tenant_id = $1 AND meter = 'messages_outbound' AND granularity = 'month'";
     let leases_sql = "SELECT holder, granted, consumed, returned FROM quota_leases WHERE tenant_id = $1 AND meter = 'messages_outbound' ORDER BY holder";
-    match db.backend {
-        Backend::Sqlite => {
-            let pool = db.sqlite_reader().await;
+    macro_rules! read {
+        ($pool:expr) => {{
+            let pool = $pool;
             let (counter,): (i64,) = sqlx::query_as(counter_sql)
                 .bind(tenant)
                 .fetch_one(&pool)
@@ -124,22 +124,11 @@ async fn ledger(db: &TestDb, tenant: &str) -> (i64, Vec<(String, i64, i64, i64)>
                 .unwrap();
             pool.close().await;
             (counter, leases)
-        }
-        Backend::Postgres => {
-            let pool = db.pg_superuser().await;
-            let (counter,): (i64,) = sqlx::query_as(&counter_sql.replace("SUM(value)", "SUM(value)::bigint"))
-                .bind(tenant)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-            let leases = sqlx::query_as(leases_sql)
-                .bind(tenant)
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-            (counter, leases)
-        }
+        }};
+    }
+    match db.backend {
+        Backend::Sqlite => read!(db.sqlite_reader().await),
+        Backend::Postgres => read!(db.pg_superuser().await),
     }
 }
 
@@ -167,10 +156,20 @@ async fn concurrent_consumers_are_exact_and_used_is_truthful(backend: Backend) {
     // One unit then ten: `used` counts what was consumed, not what is leased.
     assert_eq!(consume(&server, "acme", 1).await["used"], 1);
     let ten = consume(&server, "acme", 10).await;
-    assert_eq!((ten["allowed"].clone(), ten["used"].clone(), ten["remaining"].clone()), (json!(true), json!(11), json!(289)));
+    assert_eq!(
+        (
+            ten["allowed"].clone(),
+            ten["used"].clone(),
+            ten["remaining"].clone()
+        ),
+        (json!(true), json!(11), json!(289))
+    );
     assert_eq!(used(&server, "acme").await, 11);
     let (counter, leases) = ledger(&db, "acme").await;
-    assert!(counter >= 11, "the counter bounds what was admitted: {counter}");
+    assert!(
+        counter >= 11,
+        "the counter bounds what was admitted: {counter}"
+    );
     assert_eq!(leases.len(), 1, "{leases:?}");
     assert!(leases[0].0.starts_with("node-a/"), "{leases:?}");
 
@@ -179,7 +178,14 @@ async fn concurrent_consumers_are_exact_and_used_is_truthful(backend: Backend) {
     assert_eq!(allowed, 289, "exactly the limit was admitted");
     assert_eq!(used(&server, "acme").await, 300);
     let over = consume(&server, "acme", 1).await;
-    assert_eq!((over["allowed"].clone(), over["used"].clone(), over["remaining"].clone()), (json!(false), json!(300), json!(0)));
+    assert_eq!(
+        (
+            over["allowed"].clone(),
+            over["used"].clone(),
+            over["remaining"].clone()
+        ),
+        (json!(false), json!(300), json!(0))
+    );
     let (counter, _) = ledger(&db, "acme").await;
     assert_eq!(counter, 300);
 
@@ -189,7 +195,10 @@ async fn concurrent_consumers_are_exact_and_used_is_truthful(backend: Backend) {
         let other = start(&db, "node-b").await;
         server.create_tenant("globex").await;
         set_limit(&server, "globex", 1000).await;
-        let (a, b) = tokio::join!(hammer(&server, "globex", 8, 560), hammer(&other, "globex", 8, 560));
+        let (a, b) = tokio::join!(
+            hammer(&server, "globex", 8, 560),
+            hammer(&other, "globex", 8, 560)
+        );
         assert!(a + b <= 1000, "{a} + {b} passed the limit");
         let (counter, leases) = ledger(&db, "globex").await;
         assert!(counter <= 1000, "{counter}");
@@ -251,13 +260,20 @@ async fn kill_9_loses_at_most_one_lease_and_never_over_admits(backend: Backend) 
         (0..=LEASE_MAX_UNITS).contains(&lost),
         "lost {lost} units: more than one lease ({leases:?})"
     );
-    assert!(unreturned >= lost, "the lease row shows the loss: {leases:?}");
+    assert!(
+        unreturned >= lost,
+        "the lease row shows the loss: {leases:?}"
+    );
 
     let server = start(&db, "node-a").await;
     let second = hammer(&server, "acme", 4, 240).await;
     let admitted = first + second;
     assert!(admitted <= 200, "over-admitted after a crash: {admitted}");
-    assert_eq!(admitted, 200 - lost, "short by exactly what the dead node held");
+    assert_eq!(
+        admitted,
+        200 - lost,
+        "short by exactly what the dead node held"
+    );
     assert_eq!(consume(&server, "acme", 1).await["allowed"], false);
 }
 
@@ -342,7 +358,11 @@ async fn another_tenant_cannot_consume_or_see_a_lease(backend: Backend) {
             Some(json!({"meter": "messages_outbound", "quantity": 100, "consume": true})),
         )
         .await;
-    assert_eq!((own.body["allowed"].clone(), own.body["used"].clone()), (json!(true), json!(100)), "{own:?}");
+    assert_eq!(
+        (own.body["allowed"].clone(), own.body["used"].clone()),
+        (json!(true), json!(100)),
+        "{own:?}"
+    );
     assert_eq!(used(&server, "acme").await, 3);
     let anonymous = server
         .call_as(
@@ -370,10 +390,11 @@ async fn another_tenant_cannot_consume_or_see_a_lease(backend: Backend) {
             .await
             .unwrap();
         assert!(visible.iter().all(|(t,)| t == "globex"), "{visible:?}");
-        let stolen = sqlx::query("UPDATE quota_leases SET returned = granted WHERE tenant_id = 'acme'")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let stolen =
+            sqlx::query("UPDATE quota_leases SET returned = granted WHERE tenant_id = 'acme'")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
         assert_eq!(stolen.rows_affected(), 0);
         let err = sqlx::query(
             "INSERT INTO quota_leases (tenant_id, meter, period_start, holder, node_id, granted, consumed, returned, created_at, updated_at) \
@@ -401,7 +422,10 @@ async fn the_direct_path_is_still_there(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start_with(
         &db,
-        &[("TENANTRY_ROOT_KEY", ROOT_KEY), ("TENANTRY_QUOTA_LEASE_MAX", "0")],
+        &[
+            ("TENANTRY_ROOT_KEY", ROOT_KEY),
+            ("TENANTRY_QUOTA_LEASE_MAX", "0"),
+        ],
     )
     .await;
     server.create_tenant("acme").await;

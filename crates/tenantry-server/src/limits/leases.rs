@@ -150,11 +150,7 @@ impl QuotaLeases {
     /// Units this process holds unconsumed for `meter` in `period`: what a
     /// read of the counter must not count as used.
     pub fn held(&self, tenant: &TenantId, meter: &str, period: DateTime<Utc>) -> i64 {
-        let slot = self
-            .slots()
-            .get(tenant)
-            .and_then(|m| m.get(meter))
-            .cloned();
+        let slot = self.slots().get(tenant).and_then(|m| m.get(meter)).cloned();
         slot.map_or(0, |s| {
             let local = s.lock();
             if local.period == Some(period) {
@@ -175,7 +171,11 @@ impl QuotaLeases {
             local.epoch += 1;
         };
         match change {
-            Invalidation::Tenant(id) => slots.get(id).into_iter().flatten().for_each(|(_, s)| mark(s)),
+            Invalidation::Tenant(id) => slots
+                .get(id)
+                .into_iter()
+                .flatten()
+                .for_each(|(_, s)| mark(s)),
             Invalidation::All => slots.values().flatten().for_each(|(_, s)| mark(s)),
             _ => {}
         }
@@ -357,9 +357,7 @@ fn take(
             meter.to_owned(),
         ));
     }
-    state
-        .metrics
-        .quota_decision(meter, true, tenant.as_str());
+    state.metrics.quota_decision(meter, true, tenant.as_str());
     Some(decision(meter, quota, true, used, now))
 }
 
@@ -410,8 +408,11 @@ async fn lease(
     let grant = TenantGrant::system(tenant.clone(), "quota-leases");
     let result: Result<_, StoreError> = async {
         let mut tx = grant.untracked_write(state).await?;
-        if tx.tenant().await?.status == TenantStatus::Deleted {
-            return Ok(None);
+        match tx.tenant().await {
+            Ok(t) if t.status != TenantStatus::Deleted => {}
+            // Deleted or purged: the caller's direct path answers.
+            Ok(_) | Err(StoreError::NotFound) => return Ok(None),
+            Err(err) => return Err(err),
         }
         let config = effective_config(state, &mut tx).await?;
         let quota = config.quota(meter);
@@ -430,7 +431,11 @@ async fn lease(
         let need = (quantity - keep).max(0);
         let counter = tx.counter(meter, "month", period).await?;
         let available = max - counter;
-        let held = if quantity == 0 { slot.lock().remaining } else { keep };
+        let held = if quantity == 0 {
+            slot.lock().remaining
+        } else {
+            keep
+        };
         let mut granted = None;
         if need <= available {
             let target = slot.lock().target(state.quota_leases.max);
@@ -615,7 +620,21 @@ async fn give_back(state: &AppState, tenant: &TenantId, meter: &str, slot: &Slot
     let grant = TenantGrant::system(tenant.clone(), "quota-leases");
     let result: Result<(), StoreError> = async {
         let mut tx = grant.untracked_write(state).await?;
-        report(state, &mut tx, meter, &out, out.remaining, state.clock.now()).await?;
+        match tx.tenant().await {
+            Ok(_) => {}
+            // Purged: its counters are gone, there is nothing to return to.
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(err) => return Err(err),
+        }
+        report(
+            state,
+            &mut tx,
+            meter,
+            &out,
+            out.remaining,
+            state.clock.now(),
+        )
+        .await?;
         tx.commit().await
     }
     .await;
