@@ -378,6 +378,13 @@ async fn another_tenant_cannot_consume_or_see_a_lease(backend: Backend) {
         // Row-level security as the role requests run as: globex's context
         // sees no lease of acme, and cannot write one.
         let admin = db.pg_superuser().await;
+        let (forced,): (bool,) = sqlx::query_as(
+            "SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE relname = 'quota_leases'",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        assert!(forced);
         let mut conn = admin.acquire().await.unwrap();
         let mut tx = conn.begin().await.unwrap();
         tx.execute("SET LOCAL ROLE tenantry_app").await.unwrap();
@@ -405,13 +412,7 @@ async fn another_tenant_cannot_consume_or_see_a_lease(backend: Backend) {
         .expect_err("RLS refuses another tenant's lease");
         assert!(err.to_string().contains("row-level security"), "{err}");
         tx.rollback().await.unwrap();
-        let (forced,): (bool,) = sqlx::query_as(
-            "SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE relname = 'quota_leases'",
-        )
-        .fetch_one(&admin)
-        .await
-        .unwrap();
-        assert!(forced);
+        drop(conn);
         admin.close().await;
     }
 }
