@@ -45,6 +45,9 @@ pub struct Inner {
     pub usage_group_commit: crate::limits::group_commit::UsageGroupCommit,
     /// Tenants of other regions, tenants being moved out, other regions' databases.
     pub regions: crate::tenancy::regions::Regions,
+
+    /// Blocks of tenants' quotas this process leased and consumes in memory.
+    pub quota_leases: crate::limits::leases::QuotaLeases,
 }
 
 impl AppState {
@@ -63,6 +66,10 @@ impl AppState {
         .map_err(anyhow::Error::msg)?;
         let metrics = crate::metrics::Metrics::new(config.metrics_tenant_labels);
         let changes = Arc::new(crate::changes::ChangeHub::default());
+        let quota_leases = crate::limits::leases::QuotaLeases::new(
+            config.node_id.as_deref(),
+            config.quota_lease_max,
+        );
         changes.set_remote(store.backend_name() == "postgres");
         Ok(Self(Arc::new(Inner {
             store,
@@ -85,6 +92,8 @@ impl AppState {
             changes,
             usage_group_commit: Default::default(),
             regions: Default::default(),
+
+            quota_leases,
         })))
     }
 
@@ -124,6 +133,7 @@ impl AppState {
         }
         self.inbound.apply(change);
         self.widgets.apply(change);
+        self.quota_leases.apply(change);
         if *change == Invalidation::All {
             // After a purge: a shredded data key must not live on in memory.
             self.vault.deks.invalidate_all();

@@ -347,6 +347,18 @@ pub const SETTINGS: &[(&str, bool, &str, &str)] = &[
         "true: key-verification and quota metrics carry a tenant label (one series per tenant: mind the cardinality)",
     ),
     (
+        "node_id",
+        false,
+        "",
+        "this server process's name in quota leases and logs (e.g. the host name); empty: a random node id per start",
+    ),
+    (
+        "quota_lease_max",
+        false,
+        "1000",
+        "most units of one tenant's quota one process leases from the database at a time and consumes in memory (a crash under-admits at most this much; 0: every consume is one database statement)",
+    ),
+    (
         "console_session_idle",
         false,
         "30m",
@@ -474,6 +486,10 @@ pub struct Config {
     pub metrics_public: bool,
     /// A `tenant` label on the per-tenant metrics.
     pub metrics_tenant_labels: bool,
+    /// This process's name (`TENANTRY_NODE_ID`); `None`: a random one.
+    pub node_id: Option<String>,
+    /// Most units of one quota leased at a time (0: no leases).
+    pub quota_lease_max: i64,
     /// Web console sessions: idle and absolute expiry.
     pub console_session_idle: Duration,
     pub console_session_max: Duration,
@@ -839,6 +855,26 @@ impl Config {
             },
             metrics_public: flag("metrics_public")?,
             metrics_tenant_labels: flag("metrics_tenant_labels")?,
+            node_id: match get("node_id").0.trim() {
+                "" => None,
+                id if id.len() <= 100
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
+                {
+                    Some(id.to_owned())
+                }
+                _ => {
+                    return Err(invalid(
+                        "node_id",
+                        "must be up to 100 letters, digits and - _ . :",
+                    ));
+                }
+            },
+            quota_lease_max: i64::try_from(number("quota_lease_max")?)
+                .ok()
+                .filter(|n| *n <= 1_000_000_000)
+                .ok_or_else(|| invalid("quota_lease_max", "must be between 0 and 1000000000"))?,
             console_session_idle: positive("console_session_idle")?,
             console_session_max: positive("console_session_max")?,
             region: match get("region").0 {

@@ -100,7 +100,7 @@ pub async fn run(
         write_timeout: state.config.write_timeout,
         max_connections: state.config.max_connections,
     };
-    let app = http::router::router(state);
+    let app = http::router::router(state.clone());
     let stop_signal = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -117,6 +117,9 @@ pub async fn run(
         } => tracing::warn!("shutdown timeout reached; dropping remaining connections"),
     }
     let _ = stop_tx.send(true);
+    // After the last request: leased quota units go back to the database.
+    limits::leases::return_all(&state).await;
+    drop(state);
     for worker in workers {
         let _ = worker.await;
     }

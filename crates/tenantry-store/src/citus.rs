@@ -70,6 +70,10 @@ pub const REFERENCE_TABLES: &[(&str, &str)] = &[
     ("signing_keys", "access-token signing keys"),
     ("audit_signing_keys", "audit checkpoint signing keys"),
     ("tenantry_secrets", "the invalidation secret (owner only)"),
+    (
+        "region_directory",
+        "which region each tenant lives in (no keys, hashes or subdomains)",
+    ),
 ];
 
 /// Tables that stay on the coordinator, outside Citus.

@@ -35,6 +35,8 @@ mod migrations;
 pub mod notify;
 mod provisioning;
 pub mod regions;
+
+mod quota_leases;
 mod scope;
 mod tenants;
 mod vault;
@@ -56,6 +58,7 @@ pub use limits::{ConfigVersionRow, CounterAdd, MeterRow, NewUsageEvent, PlanRow}
 pub use metrics::BackgroundCounts;
 pub use notify::{NoticeRejected, VerifiedNotice};
 pub use provisioning::{WorkflowPage, WorkflowRow};
+pub use quota_leases::{LeaseDelta, QuotaLeaseRow};
 pub use scope::{OperatorTx, TenantTx};
 pub use tenants::{TenantFilter, TenantPage};
 pub use vault::{StoredCredential, StoredDataKey};

@@ -30,6 +30,7 @@ const SQLITE: Embedded = Embedded(&[
     (17, "identity", include_str!("../migrations/sqlite/0017_identity.sql")),
     (19, "widgets", include_str!("../migrations/sqlite/0019_widgets.sql")),
     (26, "message_routes", include_str!("../migrations/sqlite/0026_message_routes.sql")),
+    (33, "quota_leases", include_str!("../migrations/sqlite/0033_quota_leases.sql")),
     (34, "citus_distributable", include_str!("../migrations/sqlite/0034_citus_distributable.sql")),
     (35, "region_directory", include_str!("../migrations/sqlite/0035_region_directory.sql")),
 ]);
@@ -54,6 +55,7 @@ const POSTGRES: Embedded = Embedded(&[
     (17, "identity", include_str!("../migrations/postgres/0017_identity.sql")),
     (19, "widgets", include_str!("../migrations/postgres/0019_widgets.sql")),
     (26, "message_routes", include_str!("../migrations/postgres/0026_message_routes.sql")),
+    (33, "quota_leases", include_str!("../migrations/postgres/0033_quota_leases.sql")),
     (34, "citus_distributable", include_str!("../migrations/postgres/0034_citus_distributable.sql")),
     (35, "region_directory", include_str!("../migrations/postgres/0035_region_directory.sql")),
 ]);

@@ -68,6 +68,7 @@ mod operations;
 mod outage;
 mod provider_callbacks;
 mod provisioning;
+mod quota_leases;
 mod races;
 mod redis_limits;
 mod regions;

@@ -73,7 +73,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 62] = [
+    pub const ALL: [Code; 65] = [
         Code::ApiKeyRequired,
         Code::CredentialNotFound,
         Code::DatabaseUnavailable,
@@ -136,7 +136,6 @@ impl Code {
         Code::StorageFull,
         Code::StorageReadOnly,
         Code::StorageIoError,
-
         Code::WrongRegion,
         Code::TenantMoving,
         Code::MoveConflict,

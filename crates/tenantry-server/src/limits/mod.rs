@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod group_commit;
+pub mod leases;
 pub mod meters;
 pub mod plans;
 pub mod quotas;

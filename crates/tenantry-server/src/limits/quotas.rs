@@ -20,6 +20,8 @@ use tenantry_store::{StoreError, TenantTx};
 /// Checks (and with `consume`, takes) `quantity` of `meter` for the current
 /// month. The consume is one conditional statement: concurrent consumers
 /// on any number of server processes never push usage past the ceiling.
+/// (With leases on, consumes of quotas with a ceiling go through
+/// [`super::leases`] instead, which keeps the same guarantee.)
 pub async fn check(
     state: &AppState,
     tx: &mut TenantTx,
@@ -32,10 +34,14 @@ pub async fn check(
     let period = period_start("month", now);
     let quota = config.quota(meter);
     let ceiling = quota.and_then(|q| q.ceiling());
+    // Units this process leased and has not consumed are in the counter
+    // but not used (other processes' leased units do count: see
+    // docs/quotas.md).
+    let held = state.quota_leases.held(tx.tenant_id(), meter, period);
     let (allowed, used) = match (consume, ceiling) {
-        (false, None) => (true, tx.counter(meter, "month", period).await?),
+        (false, None) => (true, tx.counter(meter, "month", period).await? - held),
         (false, Some(max)) => {
-            let used = tx.counter(meter, "month", period).await?;
+            let used = tx.counter(meter, "month", period).await? - held;
             (used.saturating_add(quantity) <= max, used)
         }
         (true, None) => (
@@ -101,6 +107,12 @@ pub async fn check_for(
         }
         None => return Err(ValidationError::new("meter", "unknown_meter", "no such meter").into()),
     }
+    if consume
+        && let Some(decision) =
+            super::leases::consume(state, grant.tenant(), meter, quantity).await?
+    {
+        return Ok(decision);
+    }
     let now = state.clock.now();
     let mut tx = if consume {
         #[allow(clippy::disallowed_methods)]
@@ -128,6 +140,9 @@ pub async fn consume_api_call(
     config: &EffectiveConfig,
     now: DateTime<Utc>,
 ) -> Result<QuotaDecision, StoreError> {
+    if let Some(decision) = super::leases::consume(state, grant.tenant(), "api_calls", 1).await? {
+        return Ok(decision);
+    }
     #[allow(clippy::disallowed_methods)]
     // quota consumption per call: metering, not a change anyone made
     let mut tx = grant.untracked_write(state).await?;

@@ -28,6 +28,7 @@ pub fn spawn_all(state: &AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandl
             stop.clone(),
         )),
         tokio::spawn(crate::tenancy::regions::run(state.clone(), stop.clone())),
+        tokio::spawn(crate::limits::leases::run(state.clone(), stop.clone())),
         tokio::spawn(invalidation::run(state.clone(), stop)),
     ]
 }
