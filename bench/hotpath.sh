@@ -65,7 +65,9 @@ else
 fi
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
   log "building release binaries (tenantry, bare_axum)"
-  cargo build --release --locked -q -p tenantry -p tenantry-server --example bare_axum
+  # (Two builds: naming an example restricts a build to its examples.)
+  cargo build --release --locked -q -p tenantry --bin tenantry
+  cargo build --release --locked -q -p tenantry-server --example bare_axum
 fi
 BIN=$REPO/target/release/tenantry BARE=$REPO/target/release/examples/bare_axum
 
