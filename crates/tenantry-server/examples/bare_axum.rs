@@ -36,8 +36,12 @@ async fn main() -> anyhow::Result<()> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, Router::new()
+    axum::serve(
+        listener,
+        Router::new()
             .route("/healthz", get(healthz))
-            .route("/echo", post(echo)),).await?;
+            .route("/echo", post(echo)),
+    )
+    .await?;
     Ok(())
 }

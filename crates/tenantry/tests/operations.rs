@@ -70,9 +70,16 @@ async fn generated_request_ids_are_unique(backend: Backend) {
             let parsed: Vec<&str> = id.split('-').collect();
             let lengths: Vec<usize> = parsed.iter().map(|p| p.len()).collect();
             assert_eq!(lengths, [8, 4, 4, 4, 12], "{id}");
-            assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{id}");
+            assert!(
+                id.chars()
+                    .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                "{id}"
+            );
             assert!(parsed[2].starts_with('4'), "version 4: {id}");
-            assert!(matches!(&parsed[3][..1], "8" | "9" | "a" | "b"), "RFC variant: {id}");
+            assert!(
+                matches!(&parsed[3][..1], "8" | "9" | "a" | "b"),
+                "RFC variant: {id}"
+            );
             assert!(seen.insert(id.clone()), "{id} given twice");
         }
     }

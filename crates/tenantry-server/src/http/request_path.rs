@@ -112,7 +112,8 @@ where
             // its decision here.
             let slot = super::auth::RateLimitSlot::default();
             req.extensions_mut().insert(slot.clone());
-            let handler = crate::change::REQUEST.sync_scope(context.clone(), || self.inner.call(req));
+            let handler =
+                crate::change::REQUEST.sync_scope(context.clone(), || self.inner.call(req));
             Some((handler, slot))
         };
         Box::pin(async move {

@@ -284,7 +284,6 @@ fn verify_label(code: tenantry_core::keys::VerifyCode) -> &'static str {
     }
 }
 
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
