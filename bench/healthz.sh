@@ -36,7 +36,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 command -v wrk >/dev/null || { log "wrk not found; install the wrk package"; exit 1; }
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
   log "building release binaries (tenantry, bare_axum)"
-  cargo build --release --locked -q -p tenantry -p tenantry-server --example bare_axum
+  # (Two builds: naming an example restricts a build to its examples.)
+  cargo build --release --locked -q -p tenantry --bin tenantry
+  cargo build --release --locked -q -p tenantry-server --example bare_axum
 fi
 TENANTRY=target/release/tenantry BARE=target/release/examples/bare_axum
 

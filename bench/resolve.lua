@@ -2,7 +2,10 @@
 --
 -- Configured through the environment (wrk passes it through unchanged):
 --   BENCH_MODE         healthz | verify | verify-unknown | verify-fresh |
---                      verify-badsum | resolve-host | resolve-key
+--                      verify-badsum | resolve-host | resolve-key |
+--                      resolve-key-header (GET with X-API-Key) |
+--                      echo (POST /echo of the verify bodies: the bare axum
+--                      baseline of bench/resolve.sh)
 --   BENCH_FILE         lines to pick from (keys or subdomains); for
 --                      verify-fresh it is only used to self-test the checksum
 --   BENCH_GENERATED    how many keys verify-fresh / verify-badsum generate
@@ -180,8 +183,10 @@ function init(args)
     expect = '"valid":false,"code":"NOT_FOUND"'
   elseif mode == "resolve-host" then
     expect = '"matched_by":"subdomain"'
-  elseif mode == "resolve-key" then
+  elseif mode == "resolve-key" or mode == "resolve-key-header" then
     expect = '"matched_by":"api_key"'
+  elseif mode == "echo" then
+    expect = '"key":"'
   else
     error("unknown BENCH_MODE " .. mode)
   end
@@ -221,6 +226,11 @@ function init(args)
     elseif mode == "resolve-key" then
       reqs[i] = wrk.format("POST", "/v1/resolve", { ["Content-Type"] = "application/json" },
         '{"api_key":"' .. line .. '"}')
+    elseif mode == "resolve-key-header" then
+      reqs[i] = wrk.format("GET", "/v1/resolve", { ["X-API-Key"] = line })
+    elseif mode == "echo" then
+      -- The same bytes as a verify request, to a server that only echoes.
+      reqs[i] = wrk.format("POST", "/echo", verify_headers, '{"key":"' .. line .. '"}')
     else -- verify, verify-unknown, verify-fresh, verify-badsum
       reqs[i] = wrk.format("POST", "/v1/keys/verify", verify_headers, '{"key":"' .. line .. '"}')
     end

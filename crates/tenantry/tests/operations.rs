@@ -11,6 +11,7 @@ use serde_json::Value;
 on_both_backends!(
     health_and_readiness,
     request_ids_and_json_logs,
+    generated_request_ids_are_unique,
     generated_root_key
 );
 
@@ -40,6 +41,61 @@ async fn health_and_readiness(backend: Backend) {
         doc.body, committed,
         "the served document is the committed one"
     );
+}
+
+/// Ids the server makes (from the thread's generator, issue 16) are random
+/// version 4 UUIDs, never the same twice, also from concurrent requests on
+/// both worker threads, and each answer carries the id its request had.
+async fn generated_request_ids_are_unique(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let client = server.client.clone();
+        let url = server.url("/healthz");
+        requests.spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..100 {
+                let reply = client.get(&url).send().await.unwrap();
+                assert_eq!(reply.status(), StatusCode::OK);
+                let id = reply.headers()["x-request-id"].to_str().unwrap().to_owned();
+                ids.push(id);
+            }
+            ids
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    while let Some(ids) = requests.join_next().await {
+        for id in ids.unwrap() {
+            let parsed: Vec<&str> = id.split('-').collect();
+            let lengths: Vec<usize> = parsed.iter().map(|p| p.len()).collect();
+            assert_eq!(lengths, [8, 4, 4, 4, 12], "{id}");
+            assert!(
+                id.chars()
+                    .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                "{id}"
+            );
+            assert!(parsed[2].starts_with('4'), "version 4: {id}");
+            assert!(
+                matches!(&parsed[3][..1], "8" | "9" | "a" | "b"),
+                "RFC variant: {id}"
+            );
+            assert!(seen.insert(id.clone()), "{id} given twice");
+        }
+    }
+    assert_eq!(seen.len(), 800);
+    // A caller's own id is echoed, on a change as on a read.
+    let reply = server
+        .client
+        .post(server.url("/v1/tenants"))
+        .bearer_auth(common::ROOT_KEY)
+        .header("x-request-id", "caller-id-7")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.headers()["x-request-id"], "caller-id-7");
+    assert_eq!(reply.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 async fn request_ids_and_json_logs(backend: Backend) {

@@ -31,12 +31,14 @@ use super::extract::{BodyLimit, TenantPathChecked};
 use super::problem::ApiError;
 use crate::app::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::{BoxFuture, Either};
 use sha2::{Digest, Sha256};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tenantry_core::TenantId;
 use tenantry_crypto::{Binding, CryptoError, DataKey, WrappedKey};
@@ -176,21 +178,76 @@ impl Tx {
     }
 }
 
-/// The middleware (see the module documentation). Requests without the
-/// header, and routes not in [`ROUTES`], pass through untouched.
-pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST || !req.headers().contains_key(HEADER) {
-        return next.run(req).await;
+/// The middleware (see the module documentation), applied to each route.
+/// Requests without the header, and routes not in [`ROUTES`], pass
+/// straight through to the route (no cloning, no boxing).
+#[derive(Clone)]
+pub struct IdempotencyLayer {
+    state: AppState,
+}
+
+impl IdempotencyLayer {
+    pub fn new(state: AppState) -> IdempotencyLayer {
+        IdempotencyLayer { state }
     }
-    let honoured = req
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|p| ROUTES.contains(&p.as_str()));
-    if !honoured {
-        return next.run(req).await;
+}
+
+impl<S> tower::Layer<S> for IdempotencyLayer {
+    type Service = Idempotency<S>;
+
+    fn layer(&self, inner: S) -> Idempotency<S> {
+        Idempotency {
+            state: self.state.clone(),
+            inner,
+        }
     }
-    match idempotent(state, req, next).await {
-        Ok(response) | Err(response) => response,
+}
+
+#[derive(Clone)]
+pub struct Idempotency<S> {
+    state: AppState,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Idempotency<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let honoured = req.method() == Method::POST
+            && req.headers().contains_key(HEADER)
+            && req
+                .extensions()
+                .get::<MatchedPath>()
+                .is_some_and(|p| ROUTES.contains(&p.as_str()));
+        if !honoured {
+            return Either::Left(self.inner.call(req));
+        }
+        // The handler runs later, once the key is claimed: on a clone of
+        // the route (ready, as routes always are).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Either::Right(Box::pin(async move {
+            let next = move |req: Request| async move {
+                match inner.call(req).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            };
+            Ok(match idempotent(state, req, next).await {
+                Ok(response) | Err(response) => response,
+            })
+        }))
     }
 }
 
@@ -201,7 +258,11 @@ struct Claimed {
     token: String,
 }
 
-async fn idempotent(state: AppState, req: Request, next: Next) -> Result<Response, Response> {
+async fn idempotent<F: Future<Output = Response>>(
+    state: AppState,
+    req: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Result<Response, Response> {
     let (mut parts, body) = req.into_parts();
     // Authentication first: a credential that fails gets its 401, never a
     // stored response. The Caller caches itself in the extensions, so the
@@ -246,9 +307,7 @@ async fn idempotent(state: AppState, req: Request, next: Next) -> Result<Respons
         state: state.clone(),
         claimed: Some(claimed),
     };
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let response = next(Request::from_parts(parts, Body::from(bytes))).await;
     drop(heartbeat);
     let Some(claimed) = guard.claimed.take() else {
         return Ok(response);

@@ -7,5 +7,6 @@ pub mod codes;
 pub mod extract;
 pub mod idempotency;
 pub mod problem;
+pub mod request_path;
 pub mod router;
 pub mod serve;

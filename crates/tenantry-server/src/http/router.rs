@@ -1,6 +1,6 @@
-use super::extract::BodyLimit;
 use super::extract::RequiredScope;
 use super::problem::ApiError;
+use super::request_path::{RandomRequestId, RequestPathLayer};
 use crate::api::{
     audit, credentials, domains, events, health, identity, keyring, keys, operator_keys, resolve,
     tenants, tokens,
@@ -11,12 +11,12 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::handler::Handler;
 use axum::http::{HeaderValue, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tenantry_core::keys::Scope;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -25,9 +25,6 @@ use tracing::Level;
 /// timeout, body limit and body timeout.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
-    let body_timeout = state.config.body_timeout;
-    let request_timeout = state.config.request_timeout;
-    let request_state = state.clone();
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -145,136 +142,40 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/move/complete", post(crate::api::regions::complete))
         .route("/v1/tenants/{id}/move/abort", post(crate::api::regions::abort))
         // Idempotency-Key on the routes listed in http::idempotency::ROUTES.
-        .route_layer(middleware::from_fn_with_state(state.clone(), super::idempotency::layer))
+        .route_layer(super::idempotency::IdempotencyLayer::new(state.clone()))
         // Tenants of other regions (421) and tenants being moved (503), first.
-        .route_layer(middleware::from_fn_with_state(state.clone(), crate::tenancy::regions::gate))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::tenancy::regions::gate))
         .nest("/console", crate::console::router(&state))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn(|mut req: Request, next: Next| async move {
-            // The API's own rate limiter (in the Caller extractor) leaves its
-            // decision here; it becomes RateLimit-* headers.
-            let slot = super::auth::RateLimitSlot::default();
-            req.extensions_mut().insert(slot.clone());
-            let mut response = next.run(req).await;
-            if let Some(decision) = slot.take() {
-                super::problem::add_rate_limit_headers(response.headers_mut(), &decision);
-            }
-            response
-        }))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(move |mut req: Request, next: Next| async move {
-            // Refuse a declared oversized body at once, without reading it.
-            let declared = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|len| len > body_limit as u64) {
-                return ApiError::PayloadTooLarge { limit: body_limit }.into_response();
-            }
-            req.extensions_mut().insert(BodyLimit(body_limit));
-            // The whole body must arrive within the body timeout, counted
-            // from now (not per chunk: a client sending a byte a second
-            // would pass that). It is still read only by the handler's
-            // extractor, after authentication.
-            let req = super::body::with_deadline(req, body_timeout);
-            next.run(req).await
-        }))
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            let state = request_state.clone();
-            async move {
-            // Every change the handler makes is recorded with this request.
-            let safe = req.method().is_safe();
-            let method = req.method().clone();
-            let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
-            let (info, req) = request_info(&state, req);
-            let context = std::sync::Arc::new(crate::change::RequestContext::new(info));
-            let next = crate::change::REQUEST.scope(context.clone(), next.run(req));
-            // Changes run to completion (see `run_to_completion`). Reads
-            // change nothing that a cancellation could leave half
-            // done: they skip the task (a spawn per request roughly doubled
-            // the cost of the cheapest requests).
-            let response = if safe {
-                match tokio::time::timeout(request_timeout, next).await {
-                    Ok(response) => response,
-                    Err(_) => {
-                        tracing::warn!("request timed out");
-                        ApiError::RequestTimeout.into_response()
-                    }
-                }
-            } else {
-                run_to_completion(next, request_timeout).await
-            };
-            crate::change::record_refusal(&state, &context, response.status(), &method, route.as_deref()).await;
-            response
-            }
-        }))
-
-        .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        // One `Router::layer` for the whole stack (each call wraps every
+        // route once more), outermost first.
         .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let request_id = req
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    // The path only: query strings are not logged.
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
-                })
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Micros)),
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+                    tracing::error!("request handler panicked");
+                    ApiError::Internal.into_response()
+                }))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request| {
+                            let request_id = req
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-");
+                            // The path only: query strings are not logged.
+                            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+                        })
+                        .on_request(())
+                        .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Micros)),
+                )
+                .layer(RequestPathLayer::new(state.clone()))
+                .layer(DefaultBodyLimit::max(body_limit)),
         )
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            tracing::error!("request handler panicked");
-            ApiError::Internal.into_response()
-        }))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
-}
-
-/// Runs a handler that may change something in a task of its own, never
-/// cancelled half-way: a change that commits still clears this process's
-/// caches after its commit. Past the timeout the caller gets 503 and the
-/// handler's eventual answer is dropped.
-async fn run_to_completion(
-    handler: impl std::future::Future<Output = Response> + Send + 'static,
-    timeout: std::time::Duration,
-) -> Response {
-    use tracing::Instrument;
-    let mut handler = tokio::spawn(handler.in_current_span());
-    match tokio::time::timeout(timeout, &mut handler).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(_)) => {
-            tracing::error!("request handler panicked");
-            ApiError::Internal.into_response()
-        }
-        Err(_) => {
-            tracing::warn!("request timed out; its handler finishes in the background");
-            ApiError::RequestTimeout.into_response()
-        }
-    }
-}
-
-/// Who sent a request, as the audit log records it: its id, the client
-/// address (behind a trusted proxy, the one it names) and user agent.
-fn request_info(state: &AppState, req: Request) -> (tenantry_core::audit::RequestInfo, Request) {
-    let (parts, body) = req.into_parts();
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(256).collect::<String>())
-    };
-    let info = tenantry_core::audit::RequestInfo {
-        id: header("x-request-id"),
-        ip: crate::api::resolve::source_addr(state, &parts).map(|ip| ip.to_string()),
-        user_agent: header("user-agent"),
-    };
-    (info, Request::from_parts(parts, body))
 }
 
 async fn openapi_json() -> Response {

@@ -284,36 +284,6 @@ fn verify_label(code: tenantry_core::keys::VerifyCode) -> &'static str {
     }
 }
 
-/// The middleware that counts every request by route template, method and
-/// status, with its latency; and problem responses by code.
-pub async fn track(
-    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let started = std::time::Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .cloned();
-    let response = next.run(req).await;
-    let route = route.as_ref().map_or(UNMATCHED, |r| r.as_str());
-    state.metrics.request(
-        route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    if let Some(code) = response
-        .extensions()
-        .get::<crate::http::problem::ProblemCode>()
-    {
-        state.metrics.problem(code.0);
-    }
-    response
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
