@@ -155,6 +155,9 @@ async fn tables_in_dependency_order(conn: &mut Conn) -> Result<Vec<String>> {
     Ok(ordered)
 }
 
+/// The global hash → key lookup (docs/citus.md): rebuilt, not copied.
+const KEY_LOOKUP: &str = "api_key_lookup";
+
 /// A table name from the catalog, quoted for SQL.
 fn quoted(table: &str) -> String {
     format!("\"{}\"", table.replace('"', ""))
@@ -228,6 +231,11 @@ pub async fn copy_tenant(
     let all = std::iter::once(("tenants".to_owned(), "id"))
         .chain(tables.into_iter().map(|t| (t, "tenant_id")));
     for (table, column) in all {
+        if table == KEY_LOOKUP {
+            // Rebuilt below, once the keys are there; counted in place.
+            copied.push(TableCount { table, rows: 0 });
+            continue;
+        }
         let read = format!(
             "SELECT count(*), coalesce(json_agg(t), '[]')::text FROM {} t WHERE {column} = $1",
             quoted(&table)
@@ -253,6 +261,30 @@ pub async fn copy_tenant(
             }
         }
         copied.push(TableCount { table, rows });
+    }
+    // The global key lookup: the server's role may not read its hashes
+    // (docs/citus.md), so the target's rows are rebuilt from the keys just
+    // copied, exactly as `insert_keys` writes them.
+    let (rows,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM api_key_lookup WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_one(&mut **src)
+            .await?;
+    let written = sqlx::query(
+        "INSERT INTO api_key_lookup (key_hash, tenant_id, key_id) \
+         SELECT key_hash, tenant_id, id FROM api_keys WHERE tenant_id = $1",
+    )
+    .bind(tenant.as_str())
+    .execute(&mut **dst)
+    .await?
+    .rows_affected();
+    if written != rows as u64 {
+        return Err(StoreError::Corrupt(format!(
+            "{KEY_LOOKUP}: {rows} rows in the source, {written} rebuilt"
+        )));
+    }
+    if let Some(lookup) = copied.iter_mut().find(|c| c.table == KEY_LOOKUP) {
+        lookup.rows = rows;
     }
     into.commit().await?;
     from.commit().await?;

@@ -511,7 +511,17 @@ async fn a_tenant_moves_to_another_region_across_clusters() {
     assert_eq!(rows_per_table(&us_pool, "acme").await, copy);
     assert_eq!(eu.get("/v1/tenants/zeta").await.status, StatusCode::OK);
 
-    // us serves acme, with its key; its audit chain verifies there.
+    // us serves acme, with its key, once its directory (reread every
+    // TENANTRY_REGION_DIRECTORY_REFRESH) has the switch; its audit chain
+    // verifies there.
+    within!(
+        Duration::from_secs(20),
+        "us serving acme after the switch",
+        call_key(&us, &acme_key, Method::GET, "/v1/tenants/acme")
+            .await
+            .status
+            == StatusCode::OK
+    );
     let served = call_key(&us, &acme_key, Method::GET, "/v1/tenants/acme").await;
     assert_eq!(served.status, StatusCode::OK, "{served:?}");
     assert_eq!(served.body["id"], "acme");
