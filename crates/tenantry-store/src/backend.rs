@@ -119,7 +119,14 @@ impl Store {
                     // backup) makes writes wait this long, then fail as
                     // unavailable (503) rather than hang the request.
                     .busy_timeout(*timeout)
-                    .log_statements(tracing::log::LevelFilter::Trace);
+                    .log_statements(tracing::log::LevelFilter::Trace)
+                    // sqlx warns of any statement over a second; on a busy
+                    // disk that includes the connection's own PRAGMAs, which
+                    // is load, not a fault: said at INFO.
+                    .log_slow_statements(
+                        tracing::log::LevelFilter::Info,
+                        std::time::Duration::from_secs(1),
+                    );
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
                     .after_release(|conn, _| {
@@ -163,7 +170,14 @@ impl Store {
                             "TENANTRY_DATABASE_URL is not a valid postgres:// URL".into(),
                         )
                     })?
-                    .log_statements(tracing::log::LevelFilter::Trace);
+                    .log_statements(tracing::log::LevelFilter::Trace)
+                    // sqlx warns of any statement over a second; on a busy
+                    // disk that includes the connection's own PRAGMAs, which
+                    // is load, not a fault: said at INFO.
+                    .log_slow_statements(
+                        tracing::log::LevelFilter::Info,
+                        std::time::Duration::from_secs(1),
+                    );
                 let pool = PgPoolOptions::new()
                     .max_connections((*max_connections).max(2))
                     // During an outage requests fail fast (503) instead of
