@@ -125,13 +125,7 @@ impl TenantTx {
     async fn insert_key_lookups(&mut self, keys: &[ApiKey]) -> Result<()> {
         let mut sql =
             String::from("INSERT INTO api_key_lookup (key_hash, tenant_id, key_id) VALUES ");
-        for i in 0..keys.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            let b = i * 3;
-            sql.push_str(&format!("(${}, ${}, ${})", b + 1, b + 2, b + 3));
-        }
+        crate::values::push_value_rows(&mut sql, keys.len(), 3, "", 1);
         on_conn!(&mut self.conn, |c| {
             let mut query = sqlx::query(sql.as_str());
             for key in keys {
@@ -151,14 +145,7 @@ impl TenantTx {
             return Ok(());
         }
         let mut sql = format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ");
-        for i in 0..keys.len() {
-            let b = i * 15;
-            if i > 0 {
-                sql.push(',');
-            }
-            let params: Vec<String> = (1..=15).map(|n| format!("${}", b + n)).collect();
-            sql.push_str(&format!("({})", params.join(", ")));
-        }
+        crate::values::push_value_rows(&mut sql, keys.len(), 15, "", 1);
         on_conn!(&mut self.conn, |c| {
             let mut query = sqlx::query(sql.as_str());
             for key in keys {

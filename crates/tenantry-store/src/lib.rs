@@ -39,6 +39,7 @@ pub mod regions;
 mod quota_leases;
 mod scope;
 mod tenants;
+mod values;
 mod vault;
 mod webhooks;
 mod widgets;

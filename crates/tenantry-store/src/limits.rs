@@ -204,22 +204,7 @@ impl TenantTx {
             let mut sql = String::from(
                 "INSERT INTO usage_events (tenant_id, id, meter, quantity, occurred_at, subject, properties, received_at) VALUES ",
             );
-            for i in 0..chunk.len() {
-                let b = i * 7;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8
-                ));
-            }
+            crate::values::push_value_rows(&mut sql, chunk.len(), 7, "$1, ", 2);
             sql.push_str(" ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id");
             let ids: Vec<(String,)> = on_conn!(&mut self.conn, |c| {
                 let mut query = sqlx::query_as(sql.as_str()).bind(self.tenant.as_str());
@@ -309,19 +294,7 @@ impl TenantTx {
             let mut sql = String::from(
                 "INSERT INTO usage_counters (tenant_id, meter, granularity, period_start, value) VALUES ",
             );
-            for i in 0..chunk.len() {
-                let b = i * 4;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "($1, ${}, ${}, ${}, ${})",
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5
-                ));
-            }
+            crate::values::push_value_rows(&mut sql, chunk.len(), 4, "$1, ", 2);
             sql.push_str(
                 " ON CONFLICT (tenant_id, meter, granularity, period_start) DO UPDATE SET value = usage_counters.value + excluded.value \
                  RETURNING meter, granularity, period_start, value",
