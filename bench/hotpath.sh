@@ -10,10 +10,12 @@
 # runs just before and after it.
 #
 # Then latency at a fixed rate: each Tenantry endpoint at BENCH_FIXED_SHARE
-# (70 %) of the rate wrk just saturated it at, with `oha` if installed
-# (`-q`: a fixed request rate) or else `hey` (`-q`: a rate per worker; the
-# Debian package is installed if missing). Both send one fixed key: neither
-# rotates request bodies or headers. p99 of that run is printed.
+# (70 %) of the rate wrk just saturated it at, with wrk2 if there is one
+# (`WRK2=/path/to/wrk` or `wrk2` in PATH: `-R`, a fixed rate with latency
+# corrected for coordinated omission, the same rotating keys through
+# bench/resolve.lua), else `oha` (`-q`, `--latency-correction`) or `hey`
+# (`-q`: a rate per worker; the Debian package is installed if missing);
+# oha and hey send one fixed key. p99 of that run is printed.
 #
 #   bench/hotpath.sh [sqlite|postgres|all]     (default: all)
 #
@@ -53,7 +55,10 @@ die() { log "error: $*"; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 command -v wrk >/dev/null || die "wrk not found; install the wrk package"
-if command -v oha >/dev/null; then
+WRK2=${WRK2:-$(command -v wrk2 || true)}
+if [ -n "$WRK2" ]; then
+  FIXED_TOOL=wrk2
+elif command -v oha >/dev/null; then
   FIXED_TOOL=oha
 else
   if ! command -v hey >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -107,9 +112,19 @@ wrk_run() {
     printf "%.0f %d %.1f\n", v["rps"], v["p99_us"], 1e6 * (c1 - c0) / v["requests"] }'
 }
 
-# fixed_run URL RATE KIND KEY → p99 in µs
+# fixed_run URL RATE KIND KEY KEYS_FILE → p99 in µs
 fixed_run() {
-  local url=$1 rate=$2 kind=$3 key=$4 args=() out
+  local url=$1 rate=$2 kind=$3 key=$4 file=$5 args=() out mode
+  if [ "$FIXED_TOOL" = wrk2 ]; then
+    mode=$kind; [ "$kind" = resolve ] && mode=resolve-key-header
+    out=$(env BENCH_MODE="$mode" BENCH_FILE="$file" BENCH_ROOT_KEY="$ROOT_KEY" BENCH_LABEL="fixed-$kind" \
+      "$WRK2" -t"$THREADS" -c"$CONNECTIONS" -d"${FIXED_SECONDS}s" -R"$rate" --latency -s "$REPO/bench/resolve.lua" "$url" \
+      | grep '^BENCHRESULT')
+    awk -v l="$out" 'BEGIN { n = split(l, f, " "); for (i = 1; i <= n; i++) { split(f[i], kv, "="); v[kv[1]] = kv[2] }
+      if (v["status_errors"] + v["socket_errors"] > 0) { print "errors in " l > "/dev/stderr" }
+      print v["p99_us"] }'
+    return
+  fi
   if [ "$kind" = verify ]; then
     args=(-m POST -H "Authorization: Bearer $ROOT_KEY" -H "Content-Type: application/json" -d "{\"key\":\"$key\"}")
     url=$url/v1/keys/verify
@@ -184,8 +199,8 @@ run_backend() {
   key=$(head -1 "$keys")
   vrate=$(awk -v m="$vmax" -v s="$FIXED_SHARE" 'BEGIN { printf "%d", m * s }')
   rrate=$(awk -v m="$rmax" -v s="$FIXED_SHARE" 'BEGIN { printf "%d", m * s }')
-  vp99=$(fixed_run "$url" "$vrate" verify "$key")
-  rp99=$(fixed_run "$url" "$rrate" resolve "$key")
+  vp99=$(fixed_run "$url" "$vrate" verify "$key" "$keys")
+  rp99=$(fixed_run "$url" "$rrate" resolve "$key" "$keys")
   echo "Fixed rate ($FIXED_TOOL, -c$CONNECTIONS, ${FIXED_SECONDS}s, ${FIXED_SHARE} × the best wrk rate above, load $(cut -d' ' -f1-3 /proc/loadavg)):"
   echo
   echo "| endpoint | rate (req/s) | p99 |"

@@ -35,7 +35,7 @@
 #   SCALE_WORK [/tmp]    where the databases go (a few GB for the large one)
 #   BENCH_BIN [target/release/tenantry]  (built with --release if missing)
 #   SCALE_SEED_BIN [BENCH_BIN]  the binary whose `tenantry seed` loads the data
-#   WRK2 [wrk2 in PATH, else built from github.com/giltene/wrk2 in target/wrk2]
+#   WRK2 [wrk2 in PATH]  a wrk2 binary (github.com/giltene/wrk2, built with make)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -71,15 +71,8 @@ free_port() {
 # --- Tools ---------------------------------------------------------------
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 WRK2=${WRK2:-$(command -v wrk2 || true)}
-if [ -z "$WRK2" ]; then
-  WRK2="$REPO/target/wrk2/wrk"
-  if [ ! -x "$WRK2" ]; then
-    log "building wrk2 (github.com/giltene/wrk2) in target/wrk2"
-    rm -rf "$REPO/target/wrk2"
-    git clone -q https://github.com/giltene/wrk2 "$REPO/target/wrk2"
-    make -C "$REPO/target/wrk2" -s >/dev/null 2>&1 || die "wrk2 build failed (needs libssl-dev, zlib1g-dev)"
-  fi
-fi
+[ -n "$WRK2" ] && [ -x "$WRK2" ] || die "wrk2 not found: build github.com/giltene/wrk2 (make; needs libssl-dev, zlib1g-dev) and set WRK2=/path/to/wrk2/wrk"
+
 BIN=${BENCH_BIN:-$REPO/target/release/tenantry}
 if [ ! -x "$BIN" ]; then
   log "building the release binary"
